@@ -1,0 +1,13 @@
+//! Everything that talks to the outside world: Postgres (pool, migrations), the Kafka log
+//! (producer, consumer, topic admin), the Avro codec through a Confluent-compatible schema
+//! registry, the platform's own registry endpoint, configuration and the broker launcher.
+//!
+//! Invariant: nothing here decides business outcomes; it moves bytes that `etr-domain`
+//! produced, and it never interprets money other than through `etr-domain` types.
+
+pub mod config;
+pub mod error;
+pub mod pg;
+pub mod registry;
+
+pub use error::Error;
