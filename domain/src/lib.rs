@@ -1,1 +1,27 @@
-//! placeholder
+//! The business core of ETR: aggregates, their commands and events, and money math.
+//!
+//! Every aggregate is a pair of pure functions: `decide(&state, &command, &context) ->
+//! Result<Vec<Event>, Error>` and `evolve(state, &event) -> state`. Nothing in this crate
+//! performs I/O, reads a clock or spawns tasks: business time arrives in [`Context`] (for
+//! commands) or in the event envelope (for replays), so replaying the log is deterministic.
+//!
+//! Aggregates: [`wallet`] (wallet accounts), [`payment`] (wallet operations with the
+//! 0–9 lifecycle), [`application`] (loan applications) and [`loan`] (issued loans).
+//! [`command`] is the single entry point the command handler uses.
+
+pub mod application;
+pub mod command;
+pub mod envelope;
+pub mod error;
+pub mod ids;
+pub mod loan;
+pub mod money;
+pub mod payment;
+pub mod ports;
+pub mod wallet;
+
+pub use command::{decide, evolve, AggregateKind, AggregateRef, Command, Context, Event, State};
+pub use envelope::{Actor, Envelope};
+pub use error::Error;
+pub use ids::ClientId;
+pub use money::{Currency, Money, MoneyError};

@@ -1,0 +1,90 @@
+//! Why a command is refused. Each variant has a stable machine-readable code.
+
+use rust_decimal::Decimal;
+
+use crate::money::{Currency, MoneyError};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error("wallet {0} does not exist")]
+    WalletNotFound(uuid::Uuid),
+    #[error("wallet {0} already exists")]
+    WalletAlreadyOpened(uuid::Uuid),
+    #[error("wallet {0} is closed")]
+    WalletClosed(uuid::Uuid),
+    #[error("wallet belongs to another client")]
+    WalletOfAnotherClient,
+    #[error("insufficient funds: available {available}, requested {requested}")]
+    InsufficientFunds {
+        available: Decimal,
+        requested: Decimal,
+    },
+    #[error("amount {amount} is below the minimum operation amount {min} {currency}")]
+    BelowMinimumOperation {
+        amount: Decimal,
+        min: Decimal,
+        currency: Currency,
+    },
+    #[error("amount {amount} is above the maximum operation amount {max} {currency}")]
+    AboveMaximumOperation {
+        amount: Decimal,
+        max: Decimal,
+        currency: Currency,
+    },
+    #[error("the balance would become {balance}, above the maximum {max} {currency}")]
+    MaxBalanceExceeded {
+        balance: Decimal,
+        max: Decimal,
+        currency: Currency,
+    },
+    #[error("cannot transfer a wallet to itself")]
+    TransferToSameWallet,
+    #[error("payment {0} does not exist")]
+    PaymentNotFound(uuid::Uuid),
+    #[error("payment {0} already exists")]
+    PaymentAlreadyExists(uuid::Uuid),
+    #[error("{aggregate} {id} cannot {action} in status {status}")]
+    InvalidTransition {
+        aggregate: &'static str,
+        id: uuid::Uuid,
+        action: &'static str,
+        status: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// Stable code for API responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Money(MoneyError::UnknownCurrency(_)) => "unknown_currency",
+            Error::Money(MoneyError::NotADecimal(_)) => "invalid_amount",
+            Error::Money(MoneyError::NotPositive(_)) => "amount_not_positive",
+            Error::Money(MoneyError::TooPrecise { .. }) => "amount_too_precise",
+            Error::Money(MoneyError::TooLarge(_)) => "amount_too_large",
+            Error::Money(MoneyError::CurrencyMismatch { .. }) => "currency_mismatch",
+            Error::WalletNotFound(_) => "wallet_not_found",
+            Error::WalletAlreadyOpened(_) => "wallet_already_exists",
+            Error::WalletClosed(_) => "wallet_closed",
+            Error::WalletOfAnotherClient => "wallet_of_another_client",
+            Error::InsufficientFunds { .. } => "insufficient_funds",
+            Error::BelowMinimumOperation { .. } => "below_min_operation_amount",
+            Error::AboveMaximumOperation { .. } => "above_max_operation_amount",
+            Error::MaxBalanceExceeded { .. } => "max_balance_exceeded",
+            Error::TransferToSameWallet => "transfer_to_same_wallet",
+            Error::PaymentNotFound(_) => "payment_not_found",
+            Error::PaymentAlreadyExists(_) => "payment_already_exists",
+            Error::InvalidTransition { .. } => "invalid_transition",
+            Error::Invalid(_) => "invalid_command",
+        }
+    }
+
+    /// Whether the refusal is because something does not exist (HTTP 404) rather than a
+    /// business rule (HTTP 422).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::WalletNotFound(_) | Error::PaymentNotFound(_))
+    }
+}

@@ -1,0 +1,201 @@
+//! Payments from a wallet (e-wallet spec §3.3): the operation lifecycle with statuses 0–9.
+//!
+//! ```text
+//! 0 fraud control ─▶ 1 lock ─▶ 2 balance check ─▶ 3 reserve ─▶ 4 execute ─┬▶ 5 post-process ─▶ 6 success
+//!   │                                                   │                  └▶ 7 release ─────▶ 8 error
+//!   └─ declined ─────────────────────────────▶ 9 cancelled ◀── cancel (≤ 3)
+//! ```
+//! Reservation holds the amount on the wallet (`FundsHeld`); success captures the hold,
+//! failure and cancellation release it. Statuses 6, 8 and 9 are final.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::ids::ClientId;
+use crate::money::Money;
+
+/// Lifecycle status; the numeric code is the spec's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum Status {
+    #[default]
+    New,
+    FraudControl,
+    Locked,
+    BalanceChecked,
+    Reserved,
+    Executing,
+    PostProcessingSuccess,
+    Succeeded,
+    PostProcessingFailure,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    /// The spec's numeric status (None before the payment exists).
+    pub fn code(self) -> Option<u8> {
+        Some(match self {
+            Status::New => return None,
+            Status::FraudControl => 0,
+            Status::Locked => 1,
+            Status::BalanceChecked => 2,
+            Status::Reserved => 3,
+            Status::Executing => 4,
+            Status::PostProcessingSuccess => 5,
+            Status::Succeeded => 6,
+            Status::PostProcessingFailure => 7,
+            Status::Failed => 8,
+            Status::Cancelled => 9,
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Failed | Status::Cancelled)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::FraudControl => "fraud_control",
+            Status::Locked => "locked",
+            Status::BalanceChecked => "balance_checked",
+            Status::Reserved => "reserved",
+            Status::Executing => "executing",
+            Status::PostProcessingSuccess => "post_processing_success",
+            Status::Succeeded => "succeeded",
+            Status::PostProcessingFailure => "post_processing_failure",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Outcome of fraud control for a new payment (from the fraud-monitoring port).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FraudVerdict {
+    Approved,
+    Declined { reason: String },
+}
+
+/// Outcome of the processing attempt (from the payment-provider port).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Execution {
+    Succeeded { provider_reference: String },
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Payment {
+    pub status: Status,
+    pub id: Uuid,
+    pub client_id: Option<ClientId>,
+    pub wallet_id: Uuid,
+    pub amount: Option<Money>,
+    pub service_id: String,
+    pub attributes: BTreeMap<String, String>,
+    pub provider_reference: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    PaymentInitiated {
+        payment_id: Uuid,
+        wallet_id: Uuid,
+        amount: Money,
+        service_id: String,
+        attributes: BTreeMap<String, String>,
+    },
+    PaymentLocked,
+    PaymentBalanceChecked,
+    PaymentReserved {
+        amount: Money,
+    },
+    PaymentExecutionStarted,
+    PaymentExecuted {
+        provider_reference: String,
+    },
+    PaymentSucceeded,
+    PaymentExecutionFailed {
+        reason: String,
+    },
+    PaymentFailed {
+        reason: String,
+    },
+    PaymentCancelled {
+        reason: String,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::PaymentInitiated { .. } => "PaymentInitiated",
+            Event::PaymentLocked => "PaymentLocked",
+            Event::PaymentBalanceChecked => "PaymentBalanceChecked",
+            Event::PaymentReserved { .. } => "PaymentReserved",
+            Event::PaymentExecutionStarted => "PaymentExecutionStarted",
+            Event::PaymentExecuted { .. } => "PaymentExecuted",
+            Event::PaymentSucceeded => "PaymentSucceeded",
+            Event::PaymentExecutionFailed { .. } => "PaymentExecutionFailed",
+            Event::PaymentFailed { .. } => "PaymentFailed",
+            Event::PaymentCancelled { .. } => "PaymentCancelled",
+        }
+    }
+}
+
+pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
+    match event {
+        Event::PaymentInitiated {
+            payment_id,
+            wallet_id,
+            amount,
+            service_id,
+            attributes,
+        } => {
+            state.id = *payment_id;
+            state.client_id = Some(client);
+            state.wallet_id = *wallet_id;
+            state.amount = Some(*amount);
+            state.service_id = service_id.clone();
+            state.attributes = attributes.clone();
+            state.status = Status::FraudControl;
+        }
+        Event::PaymentLocked => state.status = Status::Locked,
+        Event::PaymentBalanceChecked => state.status = Status::BalanceChecked,
+        Event::PaymentReserved { .. } => state.status = Status::Reserved,
+        Event::PaymentExecutionStarted => state.status = Status::Executing,
+        Event::PaymentExecuted { provider_reference } => {
+            state.provider_reference = Some(provider_reference.clone());
+            state.status = Status::PostProcessingSuccess;
+        }
+        Event::PaymentSucceeded => state.status = Status::Succeeded,
+        Event::PaymentExecutionFailed { reason } => {
+            state.failure_reason = Some(reason.clone());
+            state.status = Status::PostProcessingFailure;
+        }
+        Event::PaymentFailed { reason } => {
+            state.failure_reason = Some(reason.clone());
+            state.status = Status::Failed;
+        }
+        Event::PaymentCancelled { reason } => {
+            state.failure_reason = Some(reason.clone());
+            state.status = Status::Cancelled;
+        }
+    }
+    state
+}
+
+pub(crate) fn transition_error(state: &Payment, action: &'static str) -> Error {
+    if state.status == Status::New {
+        return Error::PaymentNotFound(state.id);
+    }
+    Error::InvalidTransition {
+        aggregate: "payment",
+        id: state.id,
+        action,
+        status: state.status.label().into(),
+    }
+}

@@ -1,0 +1,339 @@
+//! Wallet accounts (e-wallet spec §2): a balance in one currency, holds for payments in
+//! flight, and the limits of the client's group.
+//!
+//! Invariants kept by [`decide`]: `available = balance − Σ holds` is never negative, the
+//! balance never exceeds `limits.max_balance`, every operation amount lies within
+//! `[limits.min_operation, limits.max_operation]`, and every amount is in the wallet's currency.
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::ids::ClientId;
+use crate::money::{Currency, Money};
+
+/// Limits of a client group (spec §2, items 1–2), fixed on the wallet when it is opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub min_operation: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub max_operation: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub max_balance: Decimal,
+}
+
+impl Limits {
+    /// The default group of registered clients.
+    pub fn registered() -> Self {
+        Limits {
+            min_operation: dec!(1.00),
+            max_operation: dec!(100000.00),
+            max_balance: dec!(600000.00),
+        }
+    }
+
+    fn check_operation(&self, amount: Money) -> Result<(), Error> {
+        if amount.amount < self.min_operation {
+            return Err(Error::BelowMinimumOperation {
+                amount: amount.amount,
+                min: self.min_operation,
+                currency: amount.currency,
+            });
+        }
+        if amount.amount > self.max_operation {
+            return Err(Error::AboveMaximumOperation {
+                amount: amount.amount,
+                max: self.max_operation,
+                currency: amount.currency,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Status {
+    #[default]
+    NotOpened,
+    Open,
+    Closed,
+}
+
+/// The state of one wallet account.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Wallet {
+    pub status: Status,
+    pub id: Uuid,
+    pub client_id: Option<ClientId>,
+    pub currency: Option<Currency>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub balance: Decimal,
+    /// Open holds by payment id.
+    pub holds: BTreeMap<Uuid, Money>,
+    pub limits: Option<Limits>,
+}
+
+impl Wallet {
+    pub fn held(&self) -> Decimal {
+        self.holds.values().map(|m| m.amount).sum()
+    }
+
+    pub fn available(&self) -> Decimal {
+        self.balance - self.held()
+    }
+
+    fn open(&self) -> Result<(Currency, &Limits), Error> {
+        match (self.status, self.currency, &self.limits) {
+            (Status::Open, Some(c), Some(l)) => Ok((c, l)),
+            (Status::Closed, _, _) => Err(Error::WalletClosed(self.id)),
+            _ => Err(Error::WalletNotFound(self.id)),
+        }
+    }
+
+    fn owned_open(&self, client: ClientId) -> Result<(Currency, &Limits), Error> {
+        let open = self.open()?;
+        if self.client_id != Some(client) {
+            // Not revealing another client's wallet: it does not exist for this client.
+            return Err(Error::WalletNotFound(self.id));
+        }
+        Ok(open)
+    }
+
+    fn check_credit(&self, amount: Money, limits: &Limits) -> Result<(), Error> {
+        let balance = self.balance + amount.amount;
+        if balance > limits.max_balance {
+            return Err(Error::MaxBalanceExceeded {
+                balance,
+                max: limits.max_balance,
+                currency: amount.currency,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_debit(&self, amount: Money) -> Result<(), Error> {
+        if amount.amount > self.available() {
+            return Err(Error::InsufficientFunds {
+                available: self.available(),
+                requested: amount.amount,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Commands addressed to one wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    OpenWallet {
+        wallet_id: Uuid,
+        client_id: ClientId,
+        currency: Currency,
+        limits: Limits,
+    },
+    TopUp {
+        client_id: ClientId,
+        operation_id: Uuid,
+        amount: Money,
+        source: String,
+    },
+    CloseWallet {
+        client_id: ClientId,
+    },
+}
+
+/// Events of a wallet account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    WalletOpened {
+        wallet_id: Uuid,
+        client_id: ClientId,
+        currency: Currency,
+        limits: Limits,
+    },
+    WalletToppedUp {
+        operation_id: Uuid,
+        amount: Money,
+        source: String,
+    },
+    FundsHeld {
+        payment_id: Uuid,
+        amount: Money,
+    },
+    HoldCaptured {
+        payment_id: Uuid,
+        amount: Money,
+    },
+    HoldReleased {
+        payment_id: Uuid,
+        amount: Money,
+    },
+    TransferSent {
+        transfer_id: Uuid,
+        to_wallet_id: Uuid,
+        amount: Money,
+    },
+    TransferReceived {
+        transfer_id: Uuid,
+        from_wallet_id: Uuid,
+        amount: Money,
+    },
+    WalletClosed {
+        reason: String,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::WalletOpened { .. } => "WalletOpened",
+            Event::WalletToppedUp { .. } => "WalletToppedUp",
+            Event::FundsHeld { .. } => "FundsHeld",
+            Event::HoldCaptured { .. } => "HoldCaptured",
+            Event::HoldReleased { .. } => "HoldReleased",
+            Event::TransferSent { .. } => "TransferSent",
+            Event::TransferReceived { .. } => "TransferReceived",
+            Event::WalletClosed { .. } => "WalletClosed",
+        }
+    }
+}
+
+/// Decides a single-wallet command.
+pub fn decide(state: &Wallet, command: &Command) -> Result<Vec<Event>, Error> {
+    match command {
+        Command::OpenWallet {
+            wallet_id,
+            client_id,
+            currency,
+            limits,
+        } => {
+            if state.status != Status::NotOpened {
+                return Err(Error::WalletAlreadyOpened(*wallet_id));
+            }
+            if limits.min_operation <= Decimal::ZERO
+                || limits.min_operation > limits.max_operation
+                || limits.max_balance <= Decimal::ZERO
+            {
+                return Err(Error::Invalid("inconsistent wallet limits".into()));
+            }
+            Ok(vec![Event::WalletOpened {
+                wallet_id: *wallet_id,
+                client_id: *client_id,
+                currency: *currency,
+                limits: limits.clone(),
+            }])
+        }
+        Command::TopUp {
+            client_id,
+            operation_id,
+            amount,
+            source,
+        } => {
+            let (currency, limits) = state.owned_open(*client_id)?;
+            amount.ensure_currency(currency)?;
+            limits.check_operation(*amount)?;
+            state.check_credit(*amount, limits)?;
+            if source.trim().is_empty() {
+                return Err(Error::Invalid("top-up source must not be empty".into()));
+            }
+            Ok(vec![Event::WalletToppedUp {
+                operation_id: *operation_id,
+                amount: *amount,
+                source: source.clone(),
+            }])
+        }
+        Command::CloseWallet { client_id } => {
+            state.owned_open(*client_id)?;
+            if state.balance != Decimal::ZERO || !state.holds.is_empty() {
+                return Err(Error::Invalid(
+                    "a wallet with a balance or open holds cannot be closed".into(),
+                ));
+            }
+            Ok(vec![Event::WalletClosed {
+                reason: "closed by client".into(),
+            }])
+        }
+    }
+}
+
+/// Checks that `amount` may be held on `wallet` for a payment of `client`.
+pub fn check_hold(wallet: &Wallet, client: ClientId, amount: Money) -> Result<(), Error> {
+    let (currency, limits) = wallet.owned_open(client)?;
+    amount.ensure_currency(currency)?;
+    limits.check_operation(amount)?;
+    wallet.check_debit(amount)
+}
+
+/// Decides a transfer between two wallets of one client: both events, or a refusal.
+pub fn decide_transfer(
+    from: &Wallet,
+    to: &Wallet,
+    client: ClientId,
+    transfer_id: Uuid,
+    amount: Money,
+) -> Result<(Event, Event), Error> {
+    if from.id == to.id {
+        return Err(Error::TransferToSameWallet);
+    }
+    let (currency, limits) = from.owned_open(client)?;
+    let (to_currency, to_limits) = to.owned_open(client)?;
+    amount.ensure_currency(currency)?;
+    amount.ensure_currency(to_currency)?;
+    limits.check_operation(amount)?;
+    from.check_debit(amount)?;
+    to.check_credit(amount, to_limits)?;
+    Ok((
+        Event::TransferSent {
+            transfer_id,
+            to_wallet_id: to.id,
+            amount,
+        },
+        Event::TransferReceived {
+            transfer_id,
+            from_wallet_id: from.id,
+            amount,
+        },
+    ))
+}
+
+/// Applies one event. Total: an event that does not fit the state (which the log never
+/// contains) leaves the state unchanged rather than panicking.
+pub fn evolve(mut state: Wallet, event: &Event) -> Wallet {
+    match event {
+        Event::WalletOpened {
+            wallet_id,
+            client_id,
+            currency,
+            limits,
+        } => {
+            state.status = Status::Open;
+            state.id = *wallet_id;
+            state.client_id = Some(*client_id);
+            state.currency = Some(*currency);
+            state.balance = crate::money::round_minor(Decimal::ZERO, *currency);
+            state.limits = Some(limits.clone());
+        }
+        Event::WalletToppedUp { amount, .. } | Event::TransferReceived { amount, .. } => {
+            state.balance += amount.amount;
+        }
+        Event::FundsHeld { payment_id, amount } => {
+            state.holds.insert(*payment_id, *amount);
+        }
+        Event::HoldCaptured { payment_id, amount } => {
+            state.holds.remove(payment_id);
+            state.balance -= amount.amount;
+        }
+        Event::HoldReleased { payment_id, .. } => {
+            state.holds.remove(payment_id);
+        }
+        Event::TransferSent { amount, .. } => {
+            state.balance -= amount.amount;
+        }
+        Event::WalletClosed { .. } => state.status = Status::Closed,
+    }
+    state
+}
