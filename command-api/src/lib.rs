@@ -1,1 +1,14 @@
-//! placeholder
+//! The command side: the REST API for partners and clients ([`api`]), the command handler
+//! that commits each command in one Postgres transaction ([`handler`]), and the relay that
+//! publishes the outbox to the Kafka log in order ([`relay`]).
+//!
+//! Invariants: a command either commits all its events (with its command record, snapshots,
+//! hash-chain head and sequence numbers) or none; a refused command writes no event; the
+//! relay never publishes an event of a partition before an earlier one of that partition.
+
+pub mod api;
+pub mod error;
+pub mod handler;
+pub mod relay;
+
+pub use error::Error;

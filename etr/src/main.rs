@@ -1,1 +1,81 @@
-fn main() {}
+//! `etr`: every role of the platform in one binary. `etr up` runs them all on one machine;
+//! a cluster runs each role (`command-api`, `relay`, `registry`, …) separately.
+
+mod bench;
+mod demo;
+mod log;
+mod platform;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "etr", version, about = "ETR: event-sourced lending and e-wallet platform on a Kafka log")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything on one machine: registry, command API, relay; then a short demo.
+    Up {
+        /// Skip the demo scenario.
+        #[arg(long)]
+        no_demo: bool,
+        /// Run the demo and exit instead of serving.
+        #[arg(long)]
+        demo_only: bool,
+    },
+    /// The REST command API (optionally with the relay in the same process).
+    CommandApi {
+        #[arg(long)]
+        with_relay: bool,
+    },
+    /// The outbox relay alone.
+    Relay,
+    /// The Confluent-compatible schema registry endpoint alone.
+    Registry,
+    /// Print the events of the log as JSON, one per line, decoded through the registry.
+    Tail {
+        /// Keep waiting for new events instead of stopping at the end of the log.
+        #[arg(long)]
+        follow: bool,
+        /// Only this client's events.
+        #[arg(long)]
+        client: Option<uuid::Uuid>,
+    },
+    /// Rebuild the snapshot table from the log and compare it with the current one.
+    RebuildSnapshots {
+        /// Replace the snapshot table with the rebuilt one when they differ.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Benchmarks (figures printed next to baselines measured in the same run).
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let settings = etr_infra::config::Settings::from_env().context("configuration")?;
+    match cli.command {
+        Cmd::Up { no_demo, demo_only } => platform::up(settings, !no_demo, demo_only).await,
+        Cmd::CommandApi { with_relay } => platform::command_api(settings, with_relay).await,
+        Cmd::Relay => platform::relay_only(settings).await,
+        Cmd::Registry => platform::registry_only(settings).await,
+        Cmd::Tail { follow, client } => log::tail(&settings, follow, client).await,
+        Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,
+        Cmd::Bench { which } => bench::run(settings, which).await,
+    }
+}

@@ -5,8 +5,10 @@
 //! Invariant: nothing here decides business outcomes; it moves bytes that `etr-domain`
 //! produced, and it never interprets money other than through `etr-domain` types.
 
+pub mod avro;
 pub mod config;
 pub mod error;
+pub mod kafka;
 pub mod pg;
 pub mod registry;
 

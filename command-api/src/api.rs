@@ -1,0 +1,444 @@
+//! REST API for partners and clients (default `:8080`). Every POST takes an `Idempotency-Key`;
+//! amounts are decimal strings; every error is a JSON body `{"error": {"code", "message"}}`
+//! with a 4xx status, or a rejected outcome `{"status": "rejected", "code", ...}`.
+//! All error mapping happens in [`ApiError::into_response`] and [`outcome_response`].
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use etr_domain::payment::{Execution, FraudVerdict};
+use etr_domain::ports::{FraudControl, PaymentOrder, PaymentProvider};
+use etr_domain::wallet::Limits;
+use etr_domain::{payment, Actor, AggregateRef, ClientId, Command, Currency, Money, State};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::handler::{Handled, Handler, Meta, Outcome, Position, WrittenEvent};
+
+/// What the API needs: the command handler and the external systems it asks.
+pub struct App {
+    pub handler: Handler,
+    pub fraud: Arc<dyn FraudControl>,
+    pub provider: Arc<dyn PaymentProvider>,
+    /// Limits of the client group new wallets are opened in.
+    pub default_limits: Limits,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/clients/{client_id}/wallets", post(open_wallet))
+        .route("/v1/clients/{client_id}/wallets/{wallet_id}/top-ups", post(top_up))
+        .route("/v1/clients/{client_id}/wallets/{wallet_id}/payments", post(pay))
+        .route("/v1/clients/{client_id}/wallets/{wallet_id}/transfers", post(transfer))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .with_state(app)
+}
+
+// ---- request and response bodies --------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenWalletRequest {
+    /// ISO 4217 code: RUB, USD or EUR.
+    pub currency: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    /// Positive decimal string, at most 2 digits after the point, e.g. "100.50".
+    pub amount: String,
+    pub currency: String,
+    /// Where the money comes from (e.g. "card", "cash", "bank_transfer").
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    pub amount: String,
+    pub currency: String,
+    pub service_id: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub to_wallet_id: Uuid,
+    pub amount: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletView {
+    pub wallet_id: Uuid,
+    pub currency: Option<String>,
+    pub status: String,
+    /// Decimal strings.
+    pub balance: String,
+    pub held: String,
+    pub available: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    pub payment_id: Uuid,
+    pub wallet_id: Uuid,
+    /// Lifecycle status code 0–9 of the e-wallet spec.
+    pub status_code: Option<u8>,
+    pub status: String,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub provider_reference: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CommandResponse {
+    Accepted {
+        command_id: String,
+        events: Vec<WrittenEvent>,
+        /// Log position of the last event written; readers may wait for it.
+        position: Position,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        wallets: Vec<WalletView>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        payment: Option<PaymentView>,
+    },
+    Rejected {
+        command_id: String,
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+// ---- errors ------------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::IdempotencyKeyReused(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string())
+            }
+            crate::Error::Contention => ApiError::new(StatusCode::CONFLICT, "contention", e.to_string()),
+            other => {
+                tracing::error!(error = %other, "command failed");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the platform could not commit the command; retry with the same Idempotency-Key")
+            }
+        }
+    }
+}
+
+impl From<etr_domain::MoneyError> for ApiError {
+    fn from(e: etr_domain::MoneyError) -> Self {
+        let code = etr_domain::Error::Money(e.clone()).code();
+        ApiError::bad_request(code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Maps a command outcome (first or replayed) to the HTTP response.
+fn outcome_response(handled: Handled, created: bool) -> Response {
+    let Handled { outcome, states, replayed } = handled;
+    let (status, body) = match outcome {
+        Outcome::Accepted { command_id, events, position } => {
+            let wallets = states
+                .iter()
+                .filter_map(|(r, s)| match s {
+                    State::Wallet(w) => Some(wallet_view(r.id, w)),
+                    _ => None,
+                })
+                .collect();
+            let payment = states.iter().find_map(|(r, s)| match s {
+                State::Payment(p) => Some(payment_view(r.id, p)),
+                _ => None,
+            });
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, CommandResponse::Accepted { command_id, events, position, wallets, payment })
+        }
+        Outcome::Rejected { command_id, code, message } => {
+            let status = if code.ends_with("_not_found") { StatusCode::NOT_FOUND } else { StatusCode::UNPROCESSABLE_ENTITY };
+            (status, CommandResponse::Rejected { command_id, code, message })
+        }
+    };
+    let mut response = (status, Json(body)).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+fn wallet_view(id: Uuid, w: &etr_domain::wallet::Wallet) -> WalletView {
+    WalletView {
+        wallet_id: id,
+        currency: w.currency.map(|c| c.code().to_owned()),
+        status: format!("{:?}", w.status).to_lowercase(),
+        balance: w.balance.to_string(),
+        held: w.held().to_string(),
+        available: w.available().to_string(),
+    }
+}
+
+fn payment_view(id: Uuid, p: &payment::Payment) -> PaymentView {
+    PaymentView {
+        payment_id: id,
+        wallet_id: p.wallet_id,
+        status_code: p.status.code(),
+        status: p.status.label().to_owned(),
+        amount: p.amount.map(|m| m.amount.to_string()),
+        currency: p.amount.map(|m| m.currency.code().to_owned()),
+        provider_reference: p.provider_reference.clone(),
+        failure_reason: p.failure_reason.clone(),
+    }
+}
+
+// ---- extraction --------------------------------------------------------------------------
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
+}
+
+fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(p)| p).map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+}
+
+/// Builds the command metadata from the headers; the command id is scoped to the client.
+fn meta(headers: &HeaderMap, client: ClientId, route: &str, body: &Bytes) -> Result<Meta, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::bad_request("missing_idempotency_key", "the Idempotency-Key header is required"))?
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be visible ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > 200 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1–200 visible ASCII characters"));
+    }
+    let correlation_id = headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map_or_else(|| key.to_owned(), str::to_owned);
+    let actor = match headers.get("x-partner-id").and_then(|v| v.to_str().ok()) {
+        Some(p) if !p.is_empty() && p.len() <= 100 => Actor { kind: "partner".into(), id: p.to_owned() },
+        _ => Actor::client(client),
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(route.as_bytes());
+    hasher.update(body);
+    Ok(Meta {
+        command_id: format!("{client}/{key}"),
+        correlation_id,
+        actor,
+        request_hash: hex::encode(hasher.finalize()),
+    })
+}
+
+/// A deterministic id minted for a command (a retried command mints the same one).
+fn minted_id(meta: &Meta, label: &str) -> Uuid {
+    etr_domain::ids::derived_id(Uuid::new_v5(&Uuid::NAMESPACE_OID, meta.command_id.as_bytes()), label)
+}
+
+// ---- handlers ----------------------------------------------------------------------------
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[utoipa::path(post, path = "/v1/clients/{client_id}/wallets", request_body = OpenWalletRequest,
+    params(("client_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 422, body = CommandResponse)))]
+async fn open_wallet(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<Uuid>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let client = ClientId(path_ids(path)?);
+    let meta = meta(&headers, client, "open_wallet", &body)?;
+    let req: OpenWalletRequest = parse_body(&body)?;
+    let currency = Currency::from_str(req.currency.trim())?;
+    let command = Command::OpenWallet {
+        client_id: client,
+        wallet_id: minted_id(&meta, "wallet"),
+        currency,
+        limits: app.default_limits.clone(),
+    };
+    Ok(outcome_response(app.handler.handle(&meta, &command).await?, true))
+}
+
+#[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups", request_body = TopUpRequest,
+    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+async fn top_up(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (client, wallet_id) = path_ids(path)?;
+    let client = ClientId(client);
+    let meta = meta(&headers, client, "top_up", &body)?;
+    let req: TopUpRequest = parse_body(&body)?;
+    let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
+    let command = Command::TopUpWallet {
+        client_id: client,
+        wallet_id,
+        operation_id: minted_id(&meta, "top-up"),
+        amount,
+        source: req.source,
+    };
+    Ok(outcome_response(app.handler.handle(&meta, &command).await?, false))
+}
+
+/// Starts a payment (fraud control, lock, balance check, reserve), then has the payment
+/// provider execute it and records the result (capture or release). A repeated request with
+/// the same key resumes where the first one stopped.
+#[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/payments", request_body = PaymentRequest,
+    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+async fn pay(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (client, wallet_id) = path_ids(path)?;
+    let client = ClientId(client);
+    let meta = meta(&headers, client, "pay", &body)?;
+    let req: PaymentRequest = parse_body(&body)?;
+    let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
+    if req.service_id.trim().is_empty() || req.service_id.len() > 100 {
+        return Err(ApiError::bad_request("invalid_service_id", "service_id must be 1–100 characters"));
+    }
+    if req.attributes.len() > 50 || req.attributes.iter().any(|(k, v)| k.len() > 100 || v.len() > 1000) {
+        return Err(ApiError::bad_request("invalid_attributes", "at most 50 attributes, keys ≤ 100 and values ≤ 1000 characters"));
+    }
+    let order = PaymentOrder {
+        client_id: client,
+        wallet_id,
+        payment_id: minted_id(&meta, "payment"),
+        amount,
+        service_id: req.service_id.clone(),
+    };
+    let fraud: FraudVerdict = app.fraud.assess(&order).await;
+    let start = Command::StartPayment {
+        client_id: client,
+        wallet_id,
+        payment_id: order.payment_id,
+        amount,
+        service_id: req.service_id,
+        attributes: req.attributes,
+        fraud,
+    };
+    let started = app.handler.handle(&meta, &start).await?;
+    let reserved = matches!(started.outcome, Outcome::Accepted { .. })
+        && matches!(
+            started.states.get(&AggregateRef::payment(order.payment_id)),
+            Some(State::Payment(p)) if p.status == payment::Status::Reserved
+        );
+    if !reserved {
+        return Ok(outcome_response(started, true));
+    }
+    let outcome: Execution = app.provider.execute(&order).await;
+    let exec_meta = Meta {
+        command_id: format!("{}/execute", meta.command_id),
+        correlation_id: meta.correlation_id.clone(),
+        actor: Actor::system("payment-processing"),
+        request_hash: meta.request_hash.clone(),
+    };
+    let execute = Command::ExecutePayment { client_id: client, wallet_id, payment_id: order.payment_id, outcome };
+    let mut executed = app.handler.handle(&exec_meta, &execute).await?;
+    // Report the whole command: the events of both steps, the final position.
+    if let (Outcome::Accepted { events: first, .. }, Outcome::Accepted { command_id: _, events, position }) =
+        (&started.outcome, &executed.outcome)
+    {
+        let mut all = first.clone();
+        all.extend(events.iter().cloned());
+        executed.outcome = Outcome::Accepted { command_id: meta.command_id.clone(), events: all, position: *position };
+    }
+    executed.replayed = started.replayed && executed.replayed;
+    Ok(outcome_response(executed, true))
+}
+
+#[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/transfers", request_body = TransferRequest,
+    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+async fn transfer(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (client, wallet_id) = path_ids(path)?;
+    let client = ClientId(client);
+    let meta = meta(&headers, client, "transfer", &body)?;
+    let req: TransferRequest = parse_body(&body)?;
+    let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
+    let command = Command::TransferBetweenWallets {
+        client_id: client,
+        from_wallet_id: wallet_id,
+        to_wallet_id: req.to_wallet_id,
+        transfer_id: minted_id(&meta, "transfer"),
+        amount,
+    };
+    Ok(outcome_response(app.handler.handle(&meta, &command).await?, false))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ETR command API", description = "Commands of partners and clients: wallets, top-ups, payments, transfers. Every POST takes an Idempotency-Key; amounts are decimal strings."),
+    paths(open_wallet, top_up, pay, transfer),
+    components(schemas(OpenWalletRequest, TopUpRequest, PaymentRequest, TransferRequest, CommandResponse, WalletView, PaymentView, WrittenEvent, Position, ErrorBody, ErrorDetail))
+)]
+pub struct ApiDoc;

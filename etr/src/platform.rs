@@ -1,0 +1,127 @@
+//! Wiring: connects to Postgres and Kafka, starts the roles this process runs.
+
+use anyhow::Context as _;
+use etr_command_api::api::{self, App};
+use etr_command_api::handler::{Handler, SystemClock};
+use etr_command_api::relay::Relay;
+use etr_domain::wallet::Limits;
+use etr_infra::avro::EventCodec;
+use etr_infra::config::Settings;
+use etr_infra::{kafka, pg};
+use etr_sagas::simulators::{FraudSimulator, PaymentProviderSimulator};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Whether this process should serve the schema registry: when `SCHEMA_REGISTRY_URL` names
+/// the platform's own registry address (the default), the platform is the registry.
+fn own_registry(settings: &Settings) -> bool {
+    let url = settings.schema_registry_url.trim_end_matches('/');
+    url == format!("http://{}", settings.registry_addr)
+        || (settings.registry_addr.starts_with("127.0.0.1:")
+            && url == format!("http://localhost:{}", &settings.registry_addr["127.0.0.1:".len()..]))
+}
+
+pub async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
+    pg::connect_and_migrate(&settings.database_url, 32)
+        .await
+        .with_context(|| format!("Postgres at {} (is it running?)", settings.database_url))
+}
+
+pub async fn broker(settings: &Settings) -> anyhow::Result<()> {
+    kafka::wait_until_ready(&settings.kafka_bootstrap, Duration::from_secs(30))
+        .await
+        .context("the Kafka broker does not answer; `scripts/up` starts the local one")?;
+    kafka::ensure_topic(&settings.kafka_bootstrap, &settings.topic, settings.partitions).await?;
+    Ok(())
+}
+
+async fn start_registry(settings: &Settings, pool: PgPool) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&settings.registry_addr)
+        .await
+        .with_context(|| format!("binding the schema registry on {}", settings.registry_addr))?;
+    tracing::info!(addr = %settings.registry_addr, "schema registry listening");
+    tokio::spawn(async move {
+        if let Err(e) = etr_infra::registry::serve(pool, listener).await {
+            tracing::error!(error = %e, "schema registry stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Starts what `up` and `command-api` share; returns when the API stops.
+async fn serve(settings: Settings, with_registry: bool, with_relay: bool, demo: Option<bool>) -> anyhow::Result<()> {
+    let pool = database(&settings).await?;
+    broker(&settings).await?;
+    if with_registry {
+        start_registry(&settings, pool.clone()).await?;
+    }
+    let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
+    let committed = Arc::new(Notify::new());
+    if with_relay {
+        codec.register_all().await.context("registering the event schemas")?;
+        let producer = kafka::producer(&settings.kafka_bootstrap)?;
+        let relay = Relay::new(pool.clone(), producer, codec.clone(), settings.topic.clone(), committed.clone());
+        tokio::spawn(async move {
+            if let Err(e) = relay.run().await {
+                tracing::error!(error = %e, "relay stopped");
+                std::process::exit(3);
+            }
+        });
+    }
+    let handler = Handler::new(pool.clone(), settings.partitions, Arc::new(SystemClock), committed);
+    handler.prepare().await?;
+    let app = Arc::new(App {
+        handler,
+        fraud: Arc::new(FraudSimulator::default()),
+        provider: Arc::new(PaymentProviderSimulator::default()),
+        default_limits: Limits::registered(),
+    });
+    let listener = TcpListener::bind(&settings.command_api_addr)
+        .await
+        .with_context(|| format!("binding the command API on {}", settings.command_api_addr))?;
+    tracing::info!(addr = %settings.command_api_addr, "command API listening");
+    let server = tokio::spawn(async move { axum::serve(listener, api::router(app)).await });
+    if let Some(exit_after) = demo {
+        crate::demo::run(&settings, &codec).await?;
+        if exit_after {
+            return Ok(());
+        }
+    }
+    println!("ETR is up: command API http://{}  (OpenAPI /openapi.json), registry {}, topic {} — Ctrl-C stops it",
+        settings.command_api_addr, settings.schema_registry_url, settings.topic);
+    tokio::select! {
+        r = server => { r??; }
+        _ = tokio::signal::ctrl_c() => { tracing::info!("stopping"); }
+    }
+    Ok(())
+}
+
+pub async fn up(settings: Settings, demo: bool, demo_only: bool) -> anyhow::Result<()> {
+    let demo = if demo || demo_only { Some(demo_only) } else { None };
+    let registry = own_registry(&settings);
+    serve(settings, registry, true, demo).await
+}
+
+pub async fn command_api(settings: Settings, with_relay: bool) -> anyhow::Result<()> {
+    serve(settings, false, with_relay, None).await
+}
+
+pub async fn relay_only(settings: Settings) -> anyhow::Result<()> {
+    let pool = database(&settings).await?;
+    broker(&settings).await?;
+    let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
+    codec.register_all().await.context("registering the event schemas")?;
+    let producer = kafka::producer(&settings.kafka_bootstrap)?;
+    Relay::new(pool, producer, codec, settings.topic.clone(), Arc::new(Notify::new())).run().await?;
+    Ok(())
+}
+
+pub async fn registry_only(settings: Settings) -> anyhow::Result<()> {
+    let pool = database(&settings).await?;
+    start_registry(&settings, pool).await?;
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! Test support: runs the real `etr` binary against the real broker and a fresh database.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Env {
+    pub database_url: String,
+    pub topic: String,
+    pub api_addr: String,
+    pub registry_addr: String,
+    pub partitions: u32,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Env {
+    pub async fn new(name: &str) -> Env {
+        let (pool, database_url) = etr_infra::pg::fresh_database(&format!("etr_test_{name}"))
+            .await
+            .expect("Postgres must be running (scripts/test starts it)");
+        pool.close().await;
+        Env {
+            database_url,
+            topic: format!("etr.events.test-{name}-{}", uuid::Uuid::new_v4().simple()),
+            api_addr: format!("127.0.0.1:{}", free_port()),
+            registry_addr: format!("127.0.0.1:{}", free_port()),
+            partitions: 4,
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+    }
+
+    pub fn registry_url(&self) -> String {
+        format!("http://{}", self.registry_addr)
+    }
+
+    pub fn api(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_etr"));
+        c.args(args)
+            .env("DATABASE_URL", &self.database_url)
+            .env("ETR_TOPIC", &self.topic)
+            .env("ETR_PARTITIONS", self.partitions.to_string())
+            .env("ETR_COMMAND_API_ADDR", &self.api_addr)
+            .env("ETR_REGISTRY_ADDR", &self.registry_addr)
+            .env("SCHEMA_REGISTRY_URL", self.registry_url())
+            .env("KAFKA_BOOTSTRAP_SERVERS", self.bootstrap())
+            .env("RUST_LOG", "warn");
+        c
+    }
+
+    /// Starts `etr <args>` and waits until the command API answers.
+    pub async fn start(&self, args: &[&str]) -> Running {
+        let child = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn etr");
+        let running = Running { child };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("{}/health", self.api())).send().await {
+                if r.status().is_success() {
+                    return running;
+                }
+            }
+            assert!(Instant::now() < deadline, "etr {args:?} did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn codec(&self) -> etr_infra::avro::EventCodec {
+        etr_infra::avro::EventCodec::new(&self.registry_url(), &self.topic).expect("codec")
+    }
+}
+
+/// A running `etr` process; killed with SIGKILL when dropped or on request.
+pub struct Running {
+    child: Child,
+}
+
+impl Running {
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Api {
+    pub fn new(env: &Env) -> Api {
+        Api { http: reqwest::Client::new(), base: env.api() }
+    }
+
+    /// POSTs JSON text with an Idempotency-Key; returns status, replay flag and body.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &str) -> reqwest::Result<(u16, bool, Value)> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let replayed = resp.headers().get("idempotent-replayed").is_some();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, replayed, body))
+    }
+}
+
+/// Event ids of an accepted command response.
+pub fn event_ids(body: &Value) -> Vec<String> {
+    body["events"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["event_id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// A record of the log, raw and decoded.
+pub struct Record {
+    pub partition: i32,
+    pub raw: Vec<u8>,
+    pub envelope: etr_domain::Envelope,
+    pub event: etr_domain::Event,
+}
+
+/// Reads every record of the test topic with a plain librdkafka consumer (no group).
+pub async fn read_topic(env: &Env) -> Vec<Record> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::Message;
+    let (consumer, highs) =
+        etr_infra::kafka::reader_from_beginning(&env.bootstrap(), &env.topic, env.partitions).expect("reader");
+    let codec = env.codec();
+    let mut remaining: i64 = highs.iter().sum();
+    let mut out = Vec::new();
+    while remaining > 0 {
+        let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("log read timed out")
+            .expect("record");
+        remaining -= 1;
+        let raw = msg.payload().expect("payload").to_vec();
+        let (envelope, event) = codec.decode(&raw).await.expect("decodes through the registry");
+        out.push(Record { partition: msg.partition(), raw, envelope, event });
+    }
+    consumer.unassign().ok();
+    out
+}
+
+/// Waits until the outbox of the test database has no unpublished event.
+pub async fn wait_published(env: &Env) {
+    let pool = sqlx::PgPool::connect(&env.database_url).await.expect("db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} events still unpublished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.close().await;
+}

@@ -1,0 +1,84 @@
+//! Events on the wire: Confluent framing (magic byte 0, 4-byte schema id, Avro body), subject
+//! strategy TopicRecordName, schemas registered on first use through the registry.
+
+use etr_domain::{Envelope, Event};
+use etr_schemas::Catalog;
+use schema_registry_converter::async_impl::easy_avro::{EasyAvroDecoder, EasyAvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// Encodes and decodes enveloped events through a Confluent-compatible schema registry.
+#[derive(Clone)]
+pub struct EventCodec {
+    topic: String,
+    registry_url: String,
+    catalog: Arc<Catalog>,
+    encoder: EasyAvroEncoder,
+    decoder: EasyAvroDecoder,
+}
+
+impl EventCodec {
+    pub fn new(registry_url: &str, topic: &str) -> Result<EventCodec> {
+        let catalog = Catalog::load().map_err(|e| Error::Avro(e.to_string()))?;
+        let registry_url = registry_url.trim_end_matches('/').to_owned();
+        Ok(EventCodec {
+            topic: topic.to_owned(),
+            registry_url: registry_url.clone(),
+            catalog: Arc::new(catalog),
+            encoder: EasyAvroEncoder::new(SrSettings::new(registry_url.clone())),
+            decoder: EasyAvroDecoder::new(SrSettings::new(registry_url.clone())),
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The subject an event type is registered under (`<topic>-<record full name>`).
+    pub fn subject(&self, event_type: &str) -> Result<String> {
+        let schema = self.catalog.get(event_type).map_err(|e| Error::Avro(e.to_string()))?;
+        Ok(format!("{}-{}", self.topic, schema.full_name))
+    }
+
+    pub async fn encode(&self, envelope: &Envelope, event: &Event) -> Result<Vec<u8>> {
+        let (schema, value) = self
+            .catalog
+            .to_avro(envelope, event)
+            .map_err(|e| Error::Avro(e.to_string()))?;
+        let supplied = SuppliedSchema::new(Some(schema.full_name.clone()), SchemaType::Avro, schema.text.to_owned());
+        let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(self.topic.clone(), supplied);
+        self.encoder
+            .encode_value(value, &strategy)
+            .await
+            .map_err(|e| Error::SchemaRegistry(e.to_string()))
+    }
+
+    pub async fn decode(&self, bytes: &[u8]) -> Result<(Envelope, Event)> {
+        let decoded = self
+            .decoder
+            .decode(Some(bytes))
+            .await
+            .map_err(|e| Error::SchemaRegistry(e.to_string()))?;
+        self.catalog.from_avro(&decoded.value).map_err(|e| Error::Avro(e.to_string()))
+    }
+
+    /// Registers every event schema under its subject (so readers can resolve any id).
+    pub async fn register_all(&self) -> Result<()> {
+        let settings = SrSettings::new(self.registry_url.clone());
+        for schema in self.catalog.all() {
+            let supplied = SuppliedSchema::new(
+                Some(schema.full_name.clone()),
+                SchemaType::Avro,
+                schema.text.to_owned(),
+            );
+            let subject = format!("{}-{}", self.topic, schema.full_name);
+            schema_registry_converter::async_impl::schema_registry::post_schema(&settings, subject, supplied)
+                .await
+                .map_err(|e| Error::SchemaRegistry(e.to_string()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Deterministic simulators of external business systems, used by the default run and the
+//! tests. Every answer is a function of the input (plus configured latency), so a replayed
+//! scenario gets the same answers. A real adapter implements the same port trait.
+
+use etr_domain::payment::{Execution, FraudVerdict};
+use etr_domain::ports::{BoxFuture, FraudControl, PaymentOrder, PaymentProvider};
+use rust_decimal::Decimal;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A stable number in 0..100 derived from an id, for configured failure rates.
+fn bucket(id: Uuid) -> u8 {
+    let sum = id.as_bytes().iter().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(*b)));
+    u8::try_from(sum % 100).unwrap_or(0)
+}
+
+/// Fraud monitoring simulator. Declines when the amount is above `decline_above`, when the
+/// service id starts with `blocked`, or for `decline_percent` % of payment ids.
+#[derive(Debug, Clone)]
+pub struct FraudSimulator {
+    pub decline_above: Decimal,
+    pub decline_percent: u8,
+    pub latency: Duration,
+}
+
+impl Default for FraudSimulator {
+    fn default() -> Self {
+        FraudSimulator { decline_above: Decimal::from(50_000), decline_percent: 0, latency: Duration::ZERO }
+    }
+}
+
+impl FraudControl for FraudSimulator {
+    fn assess<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, FraudVerdict> {
+        Box::pin(async move {
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
+            if order.amount.amount > self.decline_above {
+                return FraudVerdict::Declined { reason: format!("amount above {}", self.decline_above) };
+            }
+            if order.service_id.starts_with("blocked") {
+                return FraudVerdict::Declined { reason: "service is on the stop list".into() };
+            }
+            if bucket(order.payment_id) < self.decline_percent {
+                return FraudVerdict::Declined { reason: "risk score too high".into() };
+            }
+            FraudVerdict::Approved
+        })
+    }
+}
+
+/// Payment processing simulator (SBC / Tinkoff / Elecsnet stand-in). Fails when the service
+/// id contains `fail`, or for `failure_percent` % of payment ids; otherwise returns a
+/// reference derived from the payment id.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentProviderSimulator {
+    pub failure_percent: u8,
+    pub latency: Duration,
+}
+
+impl PaymentProvider for PaymentProviderSimulator {
+    fn execute<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, Execution> {
+        Box::pin(async move {
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
+            if order.service_id.contains("fail") || bucket(order.payment_id) < self.failure_percent {
+                return Execution::Failed { reason: "provider declined the operation".into() };
+            }
+            let id = order.payment_id.simple().to_string();
+            Execution::Succeeded { provider_reference: format!("SIM-{}", &id[..12]) }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etr_domain::{ClientId, Currency, Money};
+
+    fn order(amount: i64, service: &str, id: u128) -> PaymentOrder {
+        PaymentOrder {
+            client_id: ClientId(Uuid::from_u128(1)),
+            wallet_id: Uuid::from_u128(2),
+            payment_id: Uuid::from_u128(id),
+            amount: Money::new(Decimal::from(amount), Currency::Rub),
+            service_id: service.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_deterministic_by_input() {
+        let fraud = FraudSimulator::default();
+        assert_eq!(fraud.assess(&order(100, "mobile", 3)).await, FraudVerdict::Approved);
+        assert!(matches!(fraud.assess(&order(60_000, "mobile", 3)).await, FraudVerdict::Declined { .. }));
+        assert!(matches!(fraud.assess(&order(1, "blocked-casino", 3)).await, FraudVerdict::Declined { .. }));
+        let provider = PaymentProviderSimulator::default();
+        let a = provider.execute(&order(100, "mobile", 3)).await;
+        assert_eq!(a, provider.execute(&order(100, "mobile", 3)).await);
+        assert!(matches!(a, Execution::Succeeded { .. }));
+        assert!(matches!(provider.execute(&order(100, "svc-fail", 3)).await, Execution::Failed { .. }));
+        let flaky = PaymentProviderSimulator { failure_percent: 50, latency: Duration::ZERO };
+        let mut failed = 0;
+        for i in 0..200 {
+            if matches!(flaky.execute(&order(1, "m", i * 7_919)).await, Execution::Failed { .. }) {
+                failed += 1;
+            }
+        }
+        assert!((60..=140).contains(&failed), "about half should fail, got {failed}");
+    }
+}
