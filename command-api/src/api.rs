@@ -38,10 +38,21 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/v1/clients/{client_id}/wallets", post(open_wallet))
-        .route("/v1/clients/{client_id}/wallets/{wallet_id}/top-ups", post(top_up))
-        .route("/v1/clients/{client_id}/wallets/{wallet_id}/payments", post(pay))
-        .route("/v1/clients/{client_id}/wallets/{wallet_id}/transfers", post(transfer))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .route(
+            "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups",
+            post(top_up),
+        )
+        .route(
+            "/v1/clients/{client_id}/wallets/{wallet_id}/payments",
+            post(pay),
+        )
+        .route(
+            "/v1/clients/{client_id}/wallets/{wallet_id}/transfers",
+            post(transfer),
+        )
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
         .with_state(app)
 }
 
@@ -148,7 +159,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -158,10 +173,14 @@ impl ApiError {
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         match e {
-            crate::Error::IdempotencyKeyReused(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string())
+            crate::Error::IdempotencyKeyReused(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
+            crate::Error::Contention => {
+                ApiError::new(StatusCode::CONFLICT, "contention", e.to_string())
             }
-            crate::Error::Contention => ApiError::new(StatusCode::CONFLICT, "contention", e.to_string()),
             other => {
                 tracing::error!(error = %other, "command failed");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the platform could not commit the command; retry with the same Idempotency-Key")
@@ -179,16 +198,29 @@ impl From<etr_domain::MoneyError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
 
 /// Maps a command outcome (first or replayed) to the HTTP response.
 fn outcome_response(handled: Handled, created: bool) -> Response {
-    let Handled { outcome, states, replayed } = handled;
+    let Handled {
+        outcome,
+        states,
+        replayed,
+    } = handled;
     let (status, body) = match outcome {
-        Outcome::Accepted { command_id, events, position } => {
+        Outcome::Accepted {
+            command_id,
+            events,
+            position,
+        } => {
             let wallets = states
                 .iter()
                 .filter_map(|(r, s)| match s {
@@ -200,17 +232,47 @@ fn outcome_response(handled: Handled, created: bool) -> Response {
                 State::Payment(p) => Some(payment_view(r.id, p)),
                 _ => None,
             });
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            (status, CommandResponse::Accepted { command_id, events, position, wallets, payment })
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                status,
+                CommandResponse::Accepted {
+                    command_id,
+                    events,
+                    position,
+                    wallets,
+                    payment,
+                },
+            )
         }
-        Outcome::Rejected { command_id, code, message } => {
-            let status = if code.ends_with("_not_found") { StatusCode::NOT_FOUND } else { StatusCode::UNPROCESSABLE_ENTITY };
-            (status, CommandResponse::Rejected { command_id, code, message })
+        Outcome::Rejected {
+            command_id,
+            code,
+            message,
+        } => {
+            let status = if code.ends_with("_not_found") {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            (
+                status,
+                CommandResponse::Rejected {
+                    command_id,
+                    code,
+                    message,
+                },
+            )
         }
     };
     let mut response = (status, Json(body)).into_response();
     if replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
 }
@@ -246,19 +308,38 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
 }
 
 fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    path.map(|Path(p)| p).map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    path.map(|Path(p)| p)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
 }
 
 /// Builds the command metadata from the headers; the command id is scoped to the client.
-fn meta(headers: &HeaderMap, client: ClientId, route: &str, body: &Bytes) -> Result<Meta, ApiError> {
+fn meta(
+    headers: &HeaderMap,
+    client: ClientId,
+    route: &str,
+    body: &Bytes,
+) -> Result<Meta, ApiError> {
     let key = headers
         .get("idempotency-key")
-        .ok_or_else(|| ApiError::bad_request("missing_idempotency_key", "the Idempotency-Key header is required"))?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_idempotency_key",
+                "the Idempotency-Key header is required",
+            )
+        })?
         .to_str()
-        .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be visible ASCII"))?
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be visible ASCII",
+            )
+        })?
         .trim();
     if key.is_empty() || key.len() > 200 || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1–200 visible ASCII characters"));
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1–200 visible ASCII characters",
+        ));
     }
     let correlation_id = headers
         .get("x-correlation-id")
@@ -266,7 +347,10 @@ fn meta(headers: &HeaderMap, client: ClientId, route: &str, body: &Bytes) -> Res
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(|| key.to_owned(), str::to_owned);
     let actor = match headers.get("x-partner-id").and_then(|v| v.to_str().ok()) {
-        Some(p) if !p.is_empty() && p.len() <= 100 => Actor { kind: "partner".into(), id: p.to_owned() },
+        Some(p) if !p.is_empty() && p.len() <= 100 => Actor {
+            kind: "partner".into(),
+            id: p.to_owned(),
+        },
         _ => Actor::client(client),
     };
     let mut hasher = Sha256::new();
@@ -282,7 +366,10 @@ fn meta(headers: &HeaderMap, client: ClientId, route: &str, body: &Bytes) -> Res
 
 /// A deterministic id minted for a command (a retried command mints the same one).
 fn minted_id(meta: &Meta, label: &str) -> Uuid {
-    etr_domain::ids::derived_id(Uuid::new_v5(&Uuid::NAMESPACE_OID, meta.command_id.as_bytes()), label)
+    etr_domain::ids::derived_id(
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, meta.command_id.as_bytes()),
+        label,
+    )
 }
 
 // ---- handlers ----------------------------------------------------------------------------
@@ -314,7 +401,10 @@ async fn open_wallet(
         currency,
         limits: app.default_limits.clone(),
     };
-    Ok(outcome_response(app.handler.handle(&meta, &command).await?, true))
+    Ok(outcome_response(
+        app.handler.handle(&meta, &command).await?,
+        true,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups", request_body = TopUpRequest,
@@ -338,7 +428,10 @@ async fn top_up(
         amount,
         source: req.source,
     };
-    Ok(outcome_response(app.handler.handle(&meta, &command).await?, false))
+    Ok(outcome_response(
+        app.handler.handle(&meta, &command).await?,
+        false,
+    ))
 }
 
 /// Starts a payment (fraud control, lock, balance check, reserve), then has the payment
@@ -359,10 +452,21 @@ async fn pay(
     let req: PaymentRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
     if req.service_id.trim().is_empty() || req.service_id.len() > 100 {
-        return Err(ApiError::bad_request("invalid_service_id", "service_id must be 1–100 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_service_id",
+            "service_id must be 1–100 characters",
+        ));
     }
-    if req.attributes.len() > 50 || req.attributes.iter().any(|(k, v)| k.len() > 100 || v.len() > 1000) {
-        return Err(ApiError::bad_request("invalid_attributes", "at most 50 attributes, keys ≤ 100 and values ≤ 1000 characters"));
+    if req.attributes.len() > 50
+        || req
+            .attributes
+            .iter()
+            .any(|(k, v)| k.len() > 100 || v.len() > 1000)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_attributes",
+            "at most 50 attributes, keys ≤ 100 and values ≤ 1000 characters",
+        ));
     }
     let order = PaymentOrder {
         client_id: client,
@@ -397,15 +501,30 @@ async fn pay(
         actor: Actor::system("payment-processing"),
         request_hash: meta.request_hash.clone(),
     };
-    let execute = Command::ExecutePayment { client_id: client, wallet_id, payment_id: order.payment_id, outcome };
+    let execute = Command::ExecutePayment {
+        client_id: client,
+        wallet_id,
+        payment_id: order.payment_id,
+        outcome,
+    };
     let mut executed = app.handler.handle(&exec_meta, &execute).await?;
     // Report the whole command: the events of both steps, the final position.
-    if let (Outcome::Accepted { events: first, .. }, Outcome::Accepted { command_id: _, events, position }) =
-        (&started.outcome, &executed.outcome)
+    if let (
+        Outcome::Accepted { events: first, .. },
+        Outcome::Accepted {
+            command_id: _,
+            events,
+            position,
+        },
+    ) = (&started.outcome, &executed.outcome)
     {
         let mut all = first.clone();
         all.extend(events.iter().cloned());
-        executed.outcome = Outcome::Accepted { command_id: meta.command_id.clone(), events: all, position: *position };
+        executed.outcome = Outcome::Accepted {
+            command_id: meta.command_id.clone(),
+            events: all,
+            position: *position,
+        };
     }
     executed.replayed = started.replayed && executed.replayed;
     Ok(outcome_response(executed, true))
@@ -432,13 +551,31 @@ async fn transfer(
         transfer_id: minted_id(&meta, "transfer"),
         amount,
     };
-    Ok(outcome_response(app.handler.handle(&meta, &command).await?, false))
+    Ok(outcome_response(
+        app.handler.handle(&meta, &command).await?,
+        false,
+    ))
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ETR command API", description = "Commands of partners and clients: wallets, top-ups, payments, transfers. Every POST takes an Idempotency-Key; amounts are decimal strings."),
+    info(
+        title = "ETR command API",
+        description = "Commands of partners and clients: wallets, top-ups, payments, transfers. Every POST takes an Idempotency-Key; amounts are decimal strings."
+    ),
     paths(open_wallet, top_up, pay, transfer),
-    components(schemas(OpenWalletRequest, TopUpRequest, PaymentRequest, TransferRequest, CommandResponse, WalletView, PaymentView, WrittenEvent, Position, ErrorBody, ErrorDetail))
+    components(schemas(
+        OpenWalletRequest,
+        TopUpRequest,
+        PaymentRequest,
+        TransferRequest,
+        CommandResponse,
+        WalletView,
+        PaymentView,
+        WrittenEvent,
+        Position,
+        ErrorBody,
+        ErrorDetail
+    ))
 )]
 pub struct ApiDoc;

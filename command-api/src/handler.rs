@@ -100,7 +100,12 @@ pub struct Handler {
 const MAX_ATTEMPTS: usize = 8;
 
 impl Handler {
-    pub fn new(pool: PgPool, partitions: u32, clock: Arc<dyn Clock>, committed: Arc<Notify>) -> Handler {
+    pub fn new(
+        pool: PgPool,
+        partitions: u32,
+        clock: Arc<dyn Clock>,
+        committed: Arc<Notify>,
+    ) -> Handler {
         Handler {
             pool,
             partitions,
@@ -145,33 +150,52 @@ impl Handler {
         Ok(snap)
     }
 
-    async fn stored_outcome(&self, command_id: &str, request_hash: &str) -> Result<Option<Outcome>, Error> {
-        let row: Option<(String, serde_json::Value)> =
-            sqlx::query_as("SELECT request_hash, outcome FROM command_records WHERE command_id = $1")
-                .bind(command_id)
-                .fetch_optional(&self.pool)
-                .await?;
+    async fn stored_outcome(
+        &self,
+        command_id: &str,
+        request_hash: &str,
+    ) -> Result<Option<Outcome>, Error> {
+        let row: Option<(String, serde_json::Value)> = sqlx::query_as(
+            "SELECT request_hash, outcome FROM command_records WHERE command_id = $1",
+        )
+        .bind(command_id)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             None => Ok(None),
-            Some((hash, _)) if hash != request_hash => Err(Error::IdempotencyKeyReused(command_id.to_owned())),
+            Some((hash, _)) if hash != request_hash => {
+                Err(Error::IdempotencyKeyReused(command_id.to_owned()))
+            }
             Some((_, outcome)) => Ok(Some(serde_json::from_value(outcome)?)),
         }
     }
 
     pub async fn handle(&self, meta: &Meta, command: &Command) -> Result<Handled, Error> {
         let targets = command.targets();
-        if let Some(outcome) = self.stored_outcome(&meta.command_id, &meta.request_hash).await? {
+        if let Some(outcome) = self
+            .stored_outcome(&meta.command_id, &meta.request_hash)
+            .await?
+        {
             let mut states = BTreeMap::new();
             for t in &targets {
                 states.insert(*t, self.load(*t).await?.1);
             }
-            return Ok(Handled { outcome, states, replayed: true });
+            return Ok(Handled {
+                outcome,
+                states,
+                replayed: true,
+            });
         }
         // Microsecond precision: what the log (Avro timestamp-micros) and Postgres keep, so
         // hashes recomputed from the log match.
         let now = self.clock.now();
-        let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
-        let context = Context { now, actor: meta.actor.clone() };
+        let now = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now);
+        let context = Context {
+            now,
+            actor: meta.actor.clone(),
+        };
         for _attempt in 0..MAX_ATTEMPTS {
             let mut loaded: BTreeMap<AggregateRef, (u64, State)> = BTreeMap::new();
             for t in &targets {
@@ -187,11 +211,18 @@ impl Handler {
                     };
                     return self.record_rejection(meta, command, outcome, states).await;
                 }
-                Ok(events) => match self.commit(meta, command, &context, &loaded, events).await? {
+                Ok(events) => match self
+                    .commit(meta, command, &context, &loaded, events)
+                    .await?
+                {
                     Commit::Done(outcome, states) => {
                         self.committed.notify_waiters();
                         self.committed.notify_one();
-                        return Ok(Handled { outcome, states, replayed: false });
+                        return Ok(Handled {
+                            outcome,
+                            states,
+                            replayed: false,
+                        });
                     }
                     Commit::Conflict => {
                         for t in &targets {
@@ -203,7 +234,11 @@ impl Handler {
                             .stored_outcome(&meta.command_id, &meta.request_hash)
                             .await?
                             .ok_or_else(|| Error::Internal("command record vanished".into()))?;
-                        return Ok(Handled { outcome, states, replayed: true });
+                        return Ok(Handled {
+                            outcome,
+                            states,
+                            replayed: true,
+                        });
                     }
                 },
             }
@@ -211,7 +246,13 @@ impl Handler {
         Err(Error::Contention)
     }
 
-    async fn record_rejection(&self, meta: &Meta, command: &Command, outcome: Outcome, states: States) -> Result<Handled, Error> {
+    async fn record_rejection(
+        &self,
+        meta: &Meta,
+        command: &Command,
+        outcome: Outcome,
+        states: States,
+    ) -> Result<Handled, Error> {
         let inserted = sqlx::query(
             "INSERT INTO command_records (command_id, client_id, command_type, request_hash, accepted, outcome) VALUES ($1, $2, $3, $4, false, $5) ON CONFLICT DO NOTHING",
         )
@@ -228,9 +269,17 @@ impl Handler {
                 .stored_outcome(&meta.command_id, &meta.request_hash)
                 .await?
                 .ok_or_else(|| Error::Internal("command record vanished".into()))?;
-            return Ok(Handled { outcome: stored, states, replayed: true });
+            return Ok(Handled {
+                outcome: stored,
+                states,
+                replayed: true,
+            });
         }
-        Ok(Handled { outcome, states, replayed: false })
+        Ok(Handled {
+            outcome,
+            states,
+            replayed: false,
+        })
     }
 
     async fn commit(
@@ -336,8 +385,15 @@ impl Handler {
 
         // 5. Envelopes, hashes, outbox rows.
         let mut written = Vec::with_capacity(events.len());
-        let (mut partitions, mut sequences, mut ids, mut clients, mut types, mut envelopes, mut payloads) =
-            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (
+            mut partitions,
+            mut sequences,
+            mut ids,
+            mut clients,
+            mut types,
+            mut envelopes,
+            mut payloads,
+        ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
         for (i, ((target, event), version)) in events.iter().zip(&versions).enumerate() {
             let sequence = first_seq + i as u64;
             let event_id = etr_domain::ids::derived_id(
@@ -404,7 +460,10 @@ impl Handler {
         let outcome = Outcome::Accepted {
             command_id: meta.command_id.clone(),
             events: written,
-            position: Position { partition, sequence: u64::try_from(last_seq).unwrap_or(0) },
+            position: Position {
+                partition,
+                sequence: u64::try_from(last_seq).unwrap_or(0),
+            },
         };
         sqlx::query("UPDATE command_records SET outcome = $2 WHERE command_id = $1")
             .bind(&meta.command_id)

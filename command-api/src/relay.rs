@@ -39,8 +39,20 @@ pub struct Pass {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, producer: FutureProducer, codec: EventCodec, topic: String, wake: Arc<Notify>) -> Relay {
-        Relay { pool, producer, codec, topic, wake }
+    pub fn new(
+        pool: PgPool,
+        producer: FutureProducer,
+        codec: EventCodec,
+        topic: String,
+        wake: Arc<Notify>,
+    ) -> Relay {
+        Relay {
+            pool,
+            producer,
+            codec,
+            topic,
+            wake,
+        }
     }
 
     /// Runs forever: waits to be elected, then publishes whatever is pending whenever woken.
@@ -96,7 +108,10 @@ impl Relay {
         let mut start = 0;
         while start < rows.len() {
             let partition = rows[start].0;
-            let end = rows[start..].iter().position(|r| r.0 != partition).map_or(rows.len(), |i| start + i);
+            let end = rows[start..]
+                .iter()
+                .position(|r| r.0 != partition)
+                .map_or(rows.len(), |i| start + i);
             let slice = &rows[start..end];
             start = end;
 
@@ -109,7 +124,10 @@ impl Relay {
             }
             let sends = payloads.iter().map(|(key, bytes)| {
                 self.producer.send(
-                    FutureRecord::to(&self.topic).partition(partition).key(key).payload(bytes),
+                    FutureRecord::to(&self.topic)
+                        .partition(partition)
+                        .key(key)
+                        .payload(bytes),
                     Duration::from_secs(30),
                 )
             });

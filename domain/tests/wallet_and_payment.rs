@@ -365,11 +365,11 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0..3usize, 1..50_000_00i64).prop_map(|(w, c)| Op::TopUp(w, c)),
-        (0..3usize, 1..50_000_00i64, any::<bool>(), any::<bool>())
+        (0..3usize, 1..5_000_000_i64).prop_map(|(w, c)| Op::TopUp(w, c)),
+        (0..3usize, 1..5_000_000_i64, any::<bool>(), any::<bool>())
             .prop_map(|(w, c, ok, done)| Op::Pay(w, c, ok, done)),
         (0..8usize).prop_map(Op::Cancel),
-        (0..3usize, 0..3usize, 1..50_000_00i64).prop_map(|(a, b, c)| Op::Transfer(a, b, c)),
+        (0..3usize, 0..3usize, 1..5_000_000_i64).prop_map(|(a, b, c)| Op::Transfer(a, b, c)),
     ]
 }
 

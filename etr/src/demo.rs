@@ -36,10 +36,17 @@ impl Client {
 fn summary(v: &Value) -> String {
     match v["status"].as_str() {
         Some("accepted") => {
-            let events: Vec<&str> = v["events"].as_array().map(|a| a.iter().filter_map(|e| e["event_type"].as_str()).collect()).unwrap_or_default();
+            let events: Vec<&str> = v["events"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|e| e["event_type"].as_str()).collect())
+                .unwrap_or_default();
             format!("accepted → {}", events.join(", "))
         }
-        Some("rejected") => format!("rejected: {} ({})", v["code"].as_str().unwrap_or("?"), v["message"].as_str().unwrap_or("")),
+        Some("rejected") => format!(
+            "rejected: {} ({})",
+            v["code"].as_str().unwrap_or("?"),
+            v["message"].as_str().unwrap_or("")
+        ),
         _ => v.to_string(),
     }
 }
@@ -59,24 +66,61 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
     };
     let (s, w1) = c.post("/wallets", json!({"currency": "RUB"})).await?;
     step("open wallet A (RUB)", s, &w1);
-    let a = w1["wallets"][0]["wallet_id"].as_str().context("wallet id")?.to_owned();
+    let a = w1["wallets"][0]["wallet_id"]
+        .as_str()
+        .context("wallet id")?
+        .to_owned();
     let (s, w2) = c.post("/wallets", json!({"currency": "RUB"})).await?;
     step("open wallet B (RUB)", s, &w2);
-    let b = w2["wallets"][0]["wallet_id"].as_str().context("wallet id")?.to_owned();
-    let (s, v) = c.post(&format!("/wallets/{a}/top-ups"), json!({"amount": "1000.00", "currency": "RUB", "source": "card"})).await?;
+    let b = w2["wallets"][0]["wallet_id"]
+        .as_str()
+        .context("wallet id")?
+        .to_owned();
+    let (s, v) = c
+        .post(
+            &format!("/wallets/{a}/top-ups"),
+            json!({"amount": "1000.00", "currency": "RUB", "source": "card"}),
+        )
+        .await?;
     step("top up A with 1000.00", s, &v);
     let (s, v) = c.post(&format!("/wallets/{a}/payments"), json!({"amount": "250.00", "currency": "RUB", "service_id": "mobile-mts", "attributes": {"phone": "+79001234567"}})).await?;
     step("pay 250.00 for mobile (succeeds, status 6)", s, &v);
-    let (s, v) = c.post(&format!("/wallets/{a}/payments"), json!({"amount": "100.00", "currency": "RUB", "service_id": "utility-fail"})).await?;
+    let (s, v) = c
+        .post(
+            &format!("/wallets/{a}/payments"),
+            json!({"amount": "100.00", "currency": "RUB", "service_id": "utility-fail"}),
+        )
+        .await?;
     step("pay 100.00, provider fails (released, 8)", s, &v);
-    let (s, v) = c.post(&format!("/wallets/{a}/transfers"), json!({"to_wallet_id": b, "amount": "300.00", "currency": "RUB"})).await?;
+    let (s, v) = c
+        .post(
+            &format!("/wallets/{a}/transfers"),
+            json!({"to_wallet_id": b, "amount": "300.00", "currency": "RUB"}),
+        )
+        .await?;
     step("transfer 300.00 from A to B", s, &v);
-    let (s, v) = c.post(&format!("/wallets/{a}/payments"), json!({"amount": "999.00", "currency": "RUB", "service_id": "mobile-mts"})).await?;
+    let (s, v) = c
+        .post(
+            &format!("/wallets/{a}/payments"),
+            json!({"amount": "999.00", "currency": "RUB", "service_id": "mobile-mts"}),
+        )
+        .await?;
     step("pay 999.00 (more than available)", s, &v);
-    let (s, v) = c.post(&format!("/wallets/{a}/top-ups"), json!({"amount": "1.001", "currency": "RUB", "source": "card"})).await?;
-    println!("  {:<44} HTTP {s}  {}", "top up 1.001 (too precise)", v["error"]["code"]);
+    let (s, v) = c
+        .post(
+            &format!("/wallets/{a}/top-ups"),
+            json!({"amount": "1.001", "currency": "RUB", "source": "card"}),
+        )
+        .await?;
+    println!(
+        "  {:<44} HTTP {s}  {}",
+        "top up 1.001 (too precise)", v["error"]["code"]
+    );
 
-    println!("── the log ({} events expected for this client on {}):", expected, settings.topic);
+    println!(
+        "── the log ({} events expected for this client on {}):",
+        expected, settings.topic
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut lines = Vec::new();
@@ -84,7 +128,11 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
             if env.client_id.0 == c.client_id {
                 lines.push(format!(
                     "  p{partition}/seq {:>4} (offset {offset:>4})  {:<16} {:<24} v{}  hash {}…",
-                    env.sequence, env.aggregate_type.as_str(), event.name(), env.aggregate_version, &env.hash[..12]
+                    env.sequence,
+                    env.aggregate_type.as_str(),
+                    event.name(),
+                    env.aggregate_version,
+                    &env.hash[..12]
                 ));
             }
             Ok(())
@@ -94,7 +142,12 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
             for l in &lines {
                 println!("{l}");
             }
-            println!("── {} of {} events read back from Kafka (Avro, schema ids resolved at {})", lines.len(), expected, settings.schema_registry_url);
+            println!(
+                "── {} of {} events read back from Kafka (Avro, schema ids resolved at {})",
+                lines.len(),
+                expected,
+                settings.schema_registry_url
+            );
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

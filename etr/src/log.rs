@@ -20,7 +20,11 @@ pub async fn read_log(
     follow: bool,
     mut f: impl FnMut(i32, i64, Envelope, Event) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let (consumer, highs) = kafka::reader_from_beginning(&settings.kafka_bootstrap, &settings.topic, settings.partitions)?;
+    let (consumer, highs) = kafka::reader_from_beginning(
+        &settings.kafka_bootstrap,
+        &settings.topic,
+        settings.partitions,
+    )?;
     let mut positions: Vec<i64> = vec![0; highs.len()];
     let mut last_seq: Vec<Option<u64>> = vec![None; highs.len()];
     let done = |positions: &[i64]| positions.iter().zip(&highs).all(|(p, h)| p >= h);
@@ -28,10 +32,17 @@ pub async fn read_log(
         return Ok(());
     }
     loop {
-        let msg = match tokio::time::timeout(Duration::from_secs(if follow { 3600 } else { 30 }), consumer.recv()).await {
+        let msg = match tokio::time::timeout(
+            Duration::from_secs(if follow { 3600 } else { 30 }),
+            consumer.recv(),
+        )
+        .await
+        {
             Ok(m) => m?,
             Err(_) if follow => continue,
-            Err(_) => anyhow::bail!("timed out reading the log (positions {positions:?}, ends {highs:?})"),
+            Err(_) => {
+                anyhow::bail!("timed out reading the log (positions {positions:?}, ends {highs:?})")
+            }
         };
         let partition = msg.partition();
         let offset = msg.offset();
@@ -41,7 +52,9 @@ pub async fn read_log(
         if let Some(slot) = positions.get_mut(idx) {
             *slot = offset + 1;
         }
-        let seen = last_seq.get_mut(idx).context("partition beyond the configured count")?;
+        let seen = last_seq
+            .get_mut(idx)
+            .context("partition beyond the configured count")?;
         if seen.is_none_or(|s| envelope.sequence > s) {
             *seen = Some(envelope.sequence);
             f(partition, offset, envelope, event)?;
@@ -53,21 +66,30 @@ pub async fn read_log(
     }
 }
 
-pub async fn tail(settings: &Settings, follow: bool, client: Option<uuid::Uuid>) -> anyhow::Result<()> {
+pub async fn tail(
+    settings: &Settings,
+    follow: bool,
+    client: Option<uuid::Uuid>,
+) -> anyhow::Result<()> {
     let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
-    read_log(settings, &codec, follow, |partition, offset, envelope, event| {
-        if client.is_some_and(|c| c != envelope.client_id.0) {
-            return Ok(());
-        }
-        let line = serde_json::json!({
-            "partition": partition,
-            "offset": offset,
-            "envelope": envelope,
-            "event": event,
-        });
-        println!("{line}");
-        Ok(())
-    })
+    read_log(
+        settings,
+        &codec,
+        follow,
+        |partition, offset, envelope, event| {
+            if client.is_some_and(|c| c != envelope.client_id.0) {
+                return Ok(());
+            }
+            let line = serde_json::json!({
+                "partition": partition,
+                "offset": offset,
+                "envelope": envelope,
+                "event": event,
+            });
+            println!("{line}");
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -83,7 +105,10 @@ async fn fold_log(settings: &Settings) -> anyhow::Result<BTreeMap<AggregateRef, 
     let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
     let mut states: BTreeMap<AggregateRef, Rebuilt> = BTreeMap::new();
     read_log(settings, &codec, false, |_, _, envelope, event| {
-        let target = AggregateRef { kind: envelope.aggregate_type, id: envelope.aggregate_id };
+        let target = AggregateRef {
+            kind: envelope.aggregate_type,
+            id: envelope.aggregate_id,
+        };
         let entry = states.entry(target).or_insert_with(|| Rebuilt {
             client: envelope.client_id.0,
             version: 0,
@@ -93,7 +118,10 @@ async fn fold_log(settings: &Settings) -> anyhow::Result<BTreeMap<AggregateRef, 
         anyhow::ensure!(
             envelope.aggregate_version == entry.version + 1,
             "{} {} jumps from version {} to {}",
-            target.kind, target.id, entry.version, envelope.aggregate_version
+            target.kind,
+            target.id,
+            entry.version,
+            envelope.aggregate_version
         );
         let state = std::mem::replace(&mut entry.state, State::initial(target));
         entry.state = evolve(state, envelope.client_id, &event);
@@ -117,8 +145,12 @@ pub async fn rebuild_snapshots(settings: &Settings, replace: bool) -> anyhow::Re
     }
     let states = fold_log(settings).await?;
     let mut tx = pool.begin().await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS snapshots_rebuilt (LIKE snapshots INCLUDING ALL)").execute(&mut *tx).await?;
-    sqlx::query("TRUNCATE snapshots_rebuilt").execute(&mut *tx).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS snapshots_rebuilt (LIKE snapshots INCLUDING ALL)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("TRUNCATE snapshots_rebuilt")
+        .execute(&mut *tx)
+        .await?;
     for (target, r) in &states {
         sqlx::query(
             "INSERT INTO snapshots_rebuilt (aggregate_type, aggregate_id, client_id, version, state, last_event_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -138,8 +170,12 @@ pub async fn rebuild_snapshots(settings: &Settings, replace: bool) -> anyhow::Re
     .fetch_one(&mut *tx)
     .await?;
     if differing > 0 && replace {
-        sqlx::query("DELETE FROM snapshots").execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO snapshots SELECT * FROM snapshots_rebuilt").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM snapshots")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO snapshots SELECT * FROM snapshots_rebuilt")
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     println!(

@@ -10,7 +10,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "etr", version, about = "ETR: event-sourced lending and e-wallet platform on a Kafka log")]
+#[command(
+    name = "etr",
+    version,
+    about = "ETR: event-sourced lending and e-wallet platform on a Kafka log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

@@ -21,7 +21,11 @@ fn own_registry(settings: &Settings) -> bool {
     let url = settings.schema_registry_url.trim_end_matches('/');
     url == format!("http://{}", settings.registry_addr)
         || (settings.registry_addr.starts_with("127.0.0.1:")
-            && url == format!("http://localhost:{}", &settings.registry_addr["127.0.0.1:".len()..]))
+            && url
+                == format!(
+                    "http://localhost:{}",
+                    &settings.registry_addr["127.0.0.1:".len()..]
+                ))
 }
 
 pub async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -34,7 +38,12 @@ pub async fn broker(settings: &Settings) -> anyhow::Result<()> {
     kafka::wait_until_ready(&settings.kafka_bootstrap, Duration::from_secs(30))
         .await
         .context("the Kafka broker does not answer; `scripts/up` starts the local one")?;
-    kafka::ensure_topic(&settings.kafka_bootstrap, &settings.topic, settings.partitions).await?;
+    kafka::ensure_topic(
+        &settings.kafka_bootstrap,
+        &settings.topic,
+        settings.partitions,
+    )
+    .await?;
     Ok(())
 }
 
@@ -52,7 +61,12 @@ async fn start_registry(settings: &Settings, pool: PgPool) -> anyhow::Result<()>
 }
 
 /// Starts what `up` and `command-api` share; returns when the API stops.
-async fn serve(settings: Settings, with_registry: bool, with_relay: bool, demo: Option<bool>) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    with_registry: bool,
+    with_relay: bool,
+    demo: Option<bool>,
+) -> anyhow::Result<()> {
     let pool = database(&settings).await?;
     broker(&settings).await?;
     if with_registry {
@@ -61,9 +75,18 @@ async fn serve(settings: Settings, with_registry: bool, with_relay: bool, demo: 
     let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
     let committed = Arc::new(Notify::new());
     if with_relay {
-        codec.register_all().await.context("registering the event schemas")?;
+        codec
+            .register_all()
+            .await
+            .context("registering the event schemas")?;
         let producer = kafka::producer(&settings.kafka_bootstrap)?;
-        let relay = Relay::new(pool.clone(), producer, codec.clone(), settings.topic.clone(), committed.clone());
+        let relay = Relay::new(
+            pool.clone(),
+            producer,
+            codec.clone(),
+            settings.topic.clone(),
+            committed.clone(),
+        );
         tokio::spawn(async move {
             if let Err(e) = relay.run().await {
                 tracing::error!(error = %e, "relay stopped");
@@ -71,7 +94,12 @@ async fn serve(settings: Settings, with_registry: bool, with_relay: bool, demo: 
             }
         });
     }
-    let handler = Handler::new(pool.clone(), settings.partitions, Arc::new(SystemClock), committed);
+    let handler = Handler::new(
+        pool.clone(),
+        settings.partitions,
+        Arc::new(SystemClock),
+        committed,
+    );
     handler.prepare().await?;
     let app = Arc::new(App {
         handler,
@@ -100,7 +128,11 @@ async fn serve(settings: Settings, with_registry: bool, with_relay: bool, demo: 
 }
 
 pub async fn up(settings: Settings, demo: bool, demo_only: bool) -> anyhow::Result<()> {
-    let demo = if demo || demo_only { Some(demo_only) } else { None };
+    let demo = if demo || demo_only {
+        Some(demo_only)
+    } else {
+        None
+    };
     let registry = own_registry(&settings);
     serve(settings, registry, true, demo).await
 }
@@ -113,9 +145,20 @@ pub async fn relay_only(settings: Settings) -> anyhow::Result<()> {
     let pool = database(&settings).await?;
     broker(&settings).await?;
     let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
-    codec.register_all().await.context("registering the event schemas")?;
+    codec
+        .register_all()
+        .await
+        .context("registering the event schemas")?;
     let producer = kafka::producer(&settings.kafka_bootstrap)?;
-    Relay::new(pool, producer, codec, settings.topic.clone(), Arc::new(Notify::new())).run().await?;
+    Relay::new(
+        pool,
+        producer,
+        codec,
+        settings.topic.clone(),
+        Arc::new(Notify::new()),
+    )
+    .run()
+    .await?;
     Ok(())
 }
 

@@ -5,7 +5,9 @@ use etr_domain::{Envelope, Event};
 use etr_schemas::Catalog;
 use schema_registry_converter::async_impl::easy_avro::{EasyAvroDecoder, EasyAvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
-use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -39,7 +41,10 @@ impl EventCodec {
 
     /// The subject an event type is registered under (`<topic>-<record full name>`).
     pub fn subject(&self, event_type: &str) -> Result<String> {
-        let schema = self.catalog.get(event_type).map_err(|e| Error::Avro(e.to_string()))?;
+        let schema = self
+            .catalog
+            .get(event_type)
+            .map_err(|e| Error::Avro(e.to_string()))?;
         Ok(format!("{}-{}", self.topic, schema.full_name))
     }
 
@@ -48,8 +53,13 @@ impl EventCodec {
             .catalog
             .to_avro(envelope, event)
             .map_err(|e| Error::Avro(e.to_string()))?;
-        let supplied = SuppliedSchema::new(Some(schema.full_name.clone()), SchemaType::Avro, schema.text.to_owned());
-        let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(self.topic.clone(), supplied);
+        let supplied = SuppliedSchema::new(
+            Some(schema.full_name.clone()),
+            SchemaType::Avro,
+            schema.text.to_owned(),
+        );
+        let strategy =
+            SubjectNameStrategy::TopicRecordNameStrategyWithSchema(self.topic.clone(), supplied);
         self.encoder
             .encode_value(value, &strategy)
             .await
@@ -62,7 +72,9 @@ impl EventCodec {
             .decode(Some(bytes))
             .await
             .map_err(|e| Error::SchemaRegistry(e.to_string()))?;
-        self.catalog.from_avro(&decoded.value).map_err(|e| Error::Avro(e.to_string()))
+        self.catalog
+            .from_avro(&decoded.value)
+            .map_err(|e| Error::Avro(e.to_string()))
     }
 
     /// Registers every event schema under its subject (so readers can resolve any id).
@@ -75,9 +87,11 @@ impl EventCodec {
                 schema.text.to_owned(),
             );
             let subject = format!("{}-{}", self.topic, schema.full_name);
-            schema_registry_converter::async_impl::schema_registry::post_schema(&settings, subject, supplied)
-                .await
-                .map_err(|e| Error::SchemaRegistry(e.to_string()))?;
+            schema_registry_converter::async_impl::schema_registry::post_schema(
+                &settings, subject, supplied,
+            )
+            .await
+            .map_err(|e| Error::SchemaRegistry(e.to_string()))?;
         }
         Ok(())
     }

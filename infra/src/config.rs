@@ -35,7 +35,9 @@ impl Settings {
             .ok()
             .filter(|p| (1..=1024).contains(p))
             .ok_or_else(|| {
-                crate::Error::Config(format!("ETR_PARTITIONS must be 1..=1024, got `{partitions}`"))
+                crate::Error::Config(format!(
+                    "ETR_PARTITIONS must be 1..=1024, got `{partitions}`"
+                ))
             })?;
         Ok(Settings {
             kafka_bootstrap: var("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),

@@ -30,12 +30,16 @@ pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: u32) -> Resu
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let count = i32::try_from(partitions).map_err(|_| Error::Config("too many partitions".into()))?;
+    let count =
+        i32::try_from(partitions).map_err(|_| Error::Config("too many partitions".into()))?;
     let new = NewTopic::new(topic, count, TopicReplication::Fixed(1))
         .set("retention.ms", "-1")
         .set("retention.bytes", "-1");
     let results = admin
-        .create_topics([&new], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+        .create_topics(
+            [&new],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
         .await?;
     for r in results {
         match r {
@@ -58,7 +62,9 @@ pub async fn partition_count(bootstrap: &str, topic: &str) -> Result<u32> {
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()?;
         let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
         Ok(md
             .topics()
@@ -76,8 +82,10 @@ pub async fn wait_until_ready(bootstrap: &str, timeout: Duration) -> Result<()> 
     loop {
         let b = bootstrap.to_owned();
         let ok = tokio::task::spawn_blocking(move || {
-            let c: std::result::Result<BaseConsumer, _> = ClientConfig::new().set("bootstrap.servers", &b).create();
-            c.map(|c| c.fetch_metadata(None, Duration::from_secs(2)).is_ok()).unwrap_or(false)
+            let c: std::result::Result<BaseConsumer, _> =
+                ClientConfig::new().set("bootstrap.servers", &b).create();
+            c.map(|c| c.fetch_metadata(None, Duration::from_secs(2)).is_ok())
+                .unwrap_or(false)
         })
         .await
         .unwrap_or(false);
@@ -85,7 +93,9 @@ pub async fn wait_until_ready(bootstrap: &str, timeout: Duration) -> Result<()> 
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Config(format!("Kafka at {bootstrap} did not answer within {timeout:?}")));
+            return Err(Error::Config(format!(
+                "Kafka at {bootstrap} did not answer within {timeout:?}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -93,7 +103,11 @@ pub async fn wait_until_ready(bootstrap: &str, timeout: Duration) -> Result<()> 
 
 /// A consumer assigned to every partition of `topic` from the beginning, without a group
 /// (nothing is committed). Returns it with the high watermark of each partition at start.
-pub fn reader_from_beginning(bootstrap: &str, topic: &str, partitions: u32) -> Result<(StreamConsumer, Vec<i64>)> {
+pub fn reader_from_beginning(
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+) -> Result<(StreamConsumer, Vec<i64>)> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("etr-reader-{}", uuid::Uuid::new_v4()))

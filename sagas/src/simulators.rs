@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 /// A stable number in 0..100 derived from an id, for configured failure rates.
 fn bucket(id: Uuid) -> u8 {
-    let sum = id.as_bytes().iter().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(*b)));
+    let sum = id.as_bytes().iter().fold(0u32, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u32::from(*b))
+    });
     u8::try_from(sum % 100).unwrap_or(0)
 }
 
@@ -25,7 +27,11 @@ pub struct FraudSimulator {
 
 impl Default for FraudSimulator {
     fn default() -> Self {
-        FraudSimulator { decline_above: Decimal::from(50_000), decline_percent: 0, latency: Duration::ZERO }
+        FraudSimulator {
+            decline_above: Decimal::from(50_000),
+            decline_percent: 0,
+            latency: Duration::ZERO,
+        }
     }
 }
 
@@ -36,13 +42,19 @@ impl FraudControl for FraudSimulator {
                 tokio::time::sleep(self.latency).await;
             }
             if order.amount.amount > self.decline_above {
-                return FraudVerdict::Declined { reason: format!("amount above {}", self.decline_above) };
+                return FraudVerdict::Declined {
+                    reason: format!("amount above {}", self.decline_above),
+                };
             }
             if order.service_id.starts_with("blocked") {
-                return FraudVerdict::Declined { reason: "service is on the stop list".into() };
+                return FraudVerdict::Declined {
+                    reason: "service is on the stop list".into(),
+                };
             }
             if bucket(order.payment_id) < self.decline_percent {
-                return FraudVerdict::Declined { reason: "risk score too high".into() };
+                return FraudVerdict::Declined {
+                    reason: "risk score too high".into(),
+                };
             }
             FraudVerdict::Approved
         })
@@ -64,11 +76,16 @@ impl PaymentProvider for PaymentProviderSimulator {
             if !self.latency.is_zero() {
                 tokio::time::sleep(self.latency).await;
             }
-            if order.service_id.contains("fail") || bucket(order.payment_id) < self.failure_percent {
-                return Execution::Failed { reason: "provider declined the operation".into() };
+            if order.service_id.contains("fail") || bucket(order.payment_id) < self.failure_percent
+            {
+                return Execution::Failed {
+                    reason: "provider declined the operation".into(),
+                };
             }
             let id = order.payment_id.simple().to_string();
-            Execution::Succeeded { provider_reference: format!("SIM-{}", &id[..12]) }
+            Execution::Succeeded {
+                provider_reference: format!("SIM-{}", &id[..12]),
+            }
         })
     }
 }
@@ -91,21 +108,42 @@ mod tests {
     #[tokio::test]
     async fn answers_are_deterministic_by_input() {
         let fraud = FraudSimulator::default();
-        assert_eq!(fraud.assess(&order(100, "mobile", 3)).await, FraudVerdict::Approved);
-        assert!(matches!(fraud.assess(&order(60_000, "mobile", 3)).await, FraudVerdict::Declined { .. }));
-        assert!(matches!(fraud.assess(&order(1, "blocked-casino", 3)).await, FraudVerdict::Declined { .. }));
+        assert_eq!(
+            fraud.assess(&order(100, "mobile", 3)).await,
+            FraudVerdict::Approved
+        );
+        assert!(matches!(
+            fraud.assess(&order(60_000, "mobile", 3)).await,
+            FraudVerdict::Declined { .. }
+        ));
+        assert!(matches!(
+            fraud.assess(&order(1, "blocked-casino", 3)).await,
+            FraudVerdict::Declined { .. }
+        ));
         let provider = PaymentProviderSimulator::default();
         let a = provider.execute(&order(100, "mobile", 3)).await;
         assert_eq!(a, provider.execute(&order(100, "mobile", 3)).await);
         assert!(matches!(a, Execution::Succeeded { .. }));
-        assert!(matches!(provider.execute(&order(100, "svc-fail", 3)).await, Execution::Failed { .. }));
-        let flaky = PaymentProviderSimulator { failure_percent: 50, latency: Duration::ZERO };
+        assert!(matches!(
+            provider.execute(&order(100, "svc-fail", 3)).await,
+            Execution::Failed { .. }
+        ));
+        let flaky = PaymentProviderSimulator {
+            failure_percent: 50,
+            latency: Duration::ZERO,
+        };
         let mut failed = 0;
         for i in 0..200 {
-            if matches!(flaky.execute(&order(1, "m", i * 7_919)).await, Execution::Failed { .. }) {
+            if matches!(
+                flaky.execute(&order(1, "m", i * 7_919)).await,
+                Execution::Failed { .. }
+            ) {
                 failed += 1;
             }
         }
-        assert!((60..=140).contains(&failed), "about half should fail, got {failed}");
+        assert!(
+            (60..=140).contains(&failed),
+            "about half should fail, got {failed}"
+        );
     }
 }

@@ -115,11 +115,19 @@ pub struct Api {
 
 impl Api {
     pub fn new(env: &Env) -> Api {
-        Api { http: reqwest::Client::new(), base: env.api() }
+        Api {
+            http: reqwest::Client::new(),
+            base: env.api(),
+        }
     }
 
     /// POSTs JSON text with an Idempotency-Key; returns status, replay flag and body.
-    pub async fn post(&self, path: &str, key: Option<&str>, body: &str) -> reqwest::Result<(u16, bool, Value)> {
+    pub async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> reqwest::Result<(u16, bool, Value)> {
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
@@ -140,7 +148,11 @@ impl Api {
 pub fn event_ids(body: &Value) -> Vec<String> {
     body["events"]
         .as_array()
-        .map(|a| a.iter().filter_map(|e| e["event_id"].as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -157,7 +169,8 @@ pub async fn read_topic(env: &Env) -> Vec<Record> {
     use rdkafka::consumer::Consumer;
     use rdkafka::Message;
     let (consumer, highs) =
-        etr_infra::kafka::reader_from_beginning(&env.bootstrap(), &env.topic, env.partitions).expect("reader");
+        etr_infra::kafka::reader_from_beginning(&env.bootstrap(), &env.topic, env.partitions)
+            .expect("reader");
     let codec = env.codec();
     let mut remaining: i64 = highs.iter().sum();
     let mut out = Vec::new();
@@ -168,8 +181,16 @@ pub async fn read_topic(env: &Env) -> Vec<Record> {
             .expect("record");
         remaining -= 1;
         let raw = msg.payload().expect("payload").to_vec();
-        let (envelope, event) = codec.decode(&raw).await.expect("decodes through the registry");
-        out.push(Record { partition: msg.partition(), raw, envelope, event });
+        let (envelope, event) = codec
+            .decode(&raw)
+            .await
+            .expect("decodes through the registry");
+        out.push(Record {
+            partition: msg.partition(),
+            raw,
+            envelope,
+            event,
+        });
     }
     consumer.unassign().ok();
     out
@@ -180,14 +201,18 @@ pub async fn wait_published(env: &Env) {
     let pool = sqlx::PgPool::connect(&env.database_url).await.expect("db");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&pool)
-            .await
-            .expect("count");
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
         if pending == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{pending} events still unpublished");
+        assert!(
+            Instant::now() < deadline,
+            "{pending} events still unpublished"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     pool.close().await;

@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::compat::CompatibilityLevel;
 use super::error::RegistryError;
-use super::store::{
-    Registry, SchemaReference, SchemaSubmission, SubjectVersion, VersionSelector,
-};
+use super::store::{Registry, SchemaReference, SchemaSubmission, SubjectVersion, VersionSelector};
 
 /// The media type Confluent's registry answers with.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -259,7 +257,9 @@ async fn subjects_by_id(
     SrPath(id): SrPath<String>,
     flags: Flags,
 ) -> Result<Response> {
-    Ok(ok(&r.subjects_for_id(parse_id(&id)?, flags.deleted).await?))
+    Ok(ok(&r
+        .subjects_for_id(parse_id(&id)?, flags.deleted)
+        .await?))
 }
 
 async fn versions_by_id(
@@ -323,9 +323,7 @@ async fn get_version(
     SrPath((subject, version)): SrPath<(String, String)>,
     flags: Flags,
 ) -> Result<Response> {
-    let found = r
-        .version(&subject, version.parse()?, flags.deleted)
-        .await?;
+    let found = r.version(&subject, version.parse()?, flags.deleted).await?;
     Ok(ok(&VersionResponse::from(&found)))
 }
 
@@ -345,9 +343,7 @@ async fn raw_version_schema(
     SrPath((subject, version)): SrPath<(String, String)>,
     flags: Flags,
 ) -> Result<Response> {
-    let found = r
-        .version(&subject, version.parse()?, flags.deleted)
-        .await?;
+    let found = r.version(&subject, version.parse()?, flags.deleted).await?;
     Ok(raw(StatusCode::OK, found.schema))
 }
 
@@ -432,7 +428,9 @@ async fn delete_subject_config(
     State(r): State<Registry>,
     SrPath(subject): SrPath<String>,
 ) -> Result<Response> {
-    Ok(level_response(r.delete_subject_compatibility(&subject).await?))
+    Ok(level_response(
+        r.delete_subject_compatibility(&subject).await?,
+    ))
 }
 
 async fn no_such_endpoint() -> RegistryError {

@@ -31,10 +31,14 @@ pub(crate) fn schema_type(requested: Option<&str>) -> Result<&'static str, Regis
     match requested.map(str::trim) {
         None | Some("") => Ok(AVRO),
         Some(t) if t.eq_ignore_ascii_case(AVRO) => Ok(AVRO),
-        Some(t) if t.eq_ignore_ascii_case("JSON") || t.eq_ignore_ascii_case("PROTOBUF") => Err(
-            RegistryError::InvalidSchema(format!("schema type {t} is not supported by this registry, only AVRO")),
-        ),
-        Some(t) => Err(RegistryError::InvalidSchema(format!("unknown schema type {t}"))),
+        Some(t) if t.eq_ignore_ascii_case("JSON") || t.eq_ignore_ascii_case("PROTOBUF") => {
+            Err(RegistryError::InvalidSchema(format!(
+                "schema type {t} is not supported by this registry, only AVRO"
+            )))
+        }
+        Some(t) => Err(RegistryError::InvalidSchema(format!(
+            "unknown schema type {t}"
+        ))),
     }
 }
 
@@ -133,7 +137,11 @@ mod tests {
             &refs,
         )
         .expect("with reference");
-        assert!(parsed.canonical.contains("\"minor\""), "{}", parsed.canonical);
+        assert!(
+            parsed.canonical.contains("\"minor\""),
+            "{}",
+            parsed.canonical
+        );
         let without = parse(
             r#"{"type":"record","name":"Paid","namespace":"etr","fields":[{"name":"amount","type":"etr.Money"}]}"#,
             &[],
@@ -144,11 +152,22 @@ mod tests {
 
     #[test]
     fn garbage_is_invalid_not_a_panic() {
-        for text in ["", "   ", "{", "{\"type\":\"record\"}", "\"nope\"", "{\"type\":\"fixed\",\"name\":\"F\",\"size\":-1}", "a\0b"] {
+        for text in [
+            "",
+            "   ",
+            "{",
+            "{\"type\":\"record\"}",
+            "\"nope\"",
+            "{\"type\":\"fixed\",\"name\":\"F\",\"size\":-1}",
+            "a\0b",
+        ] {
             let got = parse(text, &[], &[]);
             assert_eq!(got.err().map(|e| e.error_code()), Some(42201), "{text:?}");
         }
-        assert_eq!(schema_type(Some("PROTOBUF")).err().map(|e| e.error_code()), Some(42201));
+        assert_eq!(
+            schema_type(Some("PROTOBUF")).err().map(|e| e.error_code()),
+            Some(42201)
+        );
         assert_eq!(schema_type(Some("avro")).ok(), Some(AVRO));
     }
 }

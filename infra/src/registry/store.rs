@@ -803,7 +803,8 @@ async fn schema_id_for(
     parsed: &ParsedSchema,
     references: &[SchemaReference],
 ) -> Result<i32, RegistryError> {
-    let select = "SELECT id FROM schema_registry_schemas WHERE schema_type = $1 AND fingerprint = $2";
+    let select =
+        "SELECT id FROM schema_registry_schemas WHERE schema_type = $1 AND fingerprint = $2";
     let existing: Option<i32> = sqlx::query_scalar(select)
         .bind(schema_type)
         .bind(&parsed.fingerprint)
@@ -833,7 +834,9 @@ async fn schema_id_for(
         .bind(&parsed.fingerprint)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| RegistryError::Internal("schema row vanished during registration".to_owned()))
+        .ok_or_else(|| {
+            RegistryError::Internal("schema row vanished during registration".to_owned())
+        })
 }
 
 async fn configured(
