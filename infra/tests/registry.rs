@@ -145,10 +145,9 @@ async fn register_lookup_get_by_id_list_versions_latest() {
 
     // The same schema again (reformatted, keys reordered) is the same version, not a new one;
     // `application/json` is accepted as well.
-    let reformatted = serde_json::to_string_pretty(
-        &serde_json::from_str::<Value>(OPENED_V1).expect("json"),
-    )
-    .expect("pretty");
+    let reformatted =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(OPENED_V1).expect("json"))
+            .expect("pretty");
     let resp = sr
         .http
         .post(format!("{}/subjects/{SUBJECT}/versions", sr.base))
@@ -167,7 +166,10 @@ async fn register_lookup_get_by_id_list_versions_latest() {
 
     // Lookup: which version of the subject is this schema.
     let (status, found) = sr
-        .post(&format!("/subjects/{SUBJECT}"), json!({ "schema": OPENED_V1 }))
+        .post(
+            &format!("/subjects/{SUBJECT}"),
+            json!({ "schema": OPENED_V1 }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(found["subject"], SUBJECT);
@@ -245,7 +247,10 @@ async fn register_lookup_get_by_id_list_versions_latest() {
     );
 
     assert_eq!(sr.get("/").await, (StatusCode::OK, json!({})));
-    assert_eq!(sr.get("/schemas/types").await, (StatusCode::OK, json!(["AVRO"])));
+    assert_eq!(
+        sr.get("/schemas/types").await,
+        (StatusCode::OK, json!(["AVRO"]))
+    );
 }
 
 #[tokio::test]
@@ -259,7 +264,12 @@ async fn backward_compatibility_is_enforced_and_configurable() {
 
     // Adding a field without a default: consumers on the new schema could not read old events.
     let refused = sr.register(SUBJECT, OPENED_V2_NO_DEFAULT).await;
-    assert_eq!(refused.1["message"].as_str().map(|m| m.contains("owner")), Some(true), "{}", refused.1);
+    assert_eq!(
+        refused.1["message"].as_str().map(|m| m.contains("owner")),
+        Some(true),
+        "{}",
+        refused.1
+    );
     assert_error(refused, StatusCode::CONFLICT, 409);
     assert_eq!(
         sr.get(&format!("/subjects/{SUBJECT}/versions")).await,
@@ -272,7 +282,9 @@ async fn backward_compatibility_is_enforced_and_configurable() {
         format!("/compatibility/subjects/{SUBJECT}/versions/1"),
         format!("/compatibility/subjects/{SUBJECT}/versions"),
     ] {
-        let (status, body) = sr.post(&path, json!({ "schema": OPENED_V2_NO_DEFAULT })).await;
+        let (status, body) = sr
+            .post(&path, json!({ "schema": OPENED_V2_NO_DEFAULT }))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["is_compatible"], false, "{path}: {body}");
         assert!(
@@ -305,8 +317,11 @@ async fn backward_compatibility_is_enforced_and_configurable() {
         (StatusCode::OK, json!({"compatibilityLevel": "BACKWARD"}))
     );
     assert_eq!(
-        sr.put(&format!("/config/{SUBJECT}"), json!({"compatibility": "NONE"}))
-            .await,
+        sr.put(
+            &format!("/config/{SUBJECT}"),
+            json!({"compatibility": "NONE"})
+        )
+        .await,
         (StatusCode::OK, json!({"compatibility": "NONE"}))
     );
     assert_eq!(
@@ -330,7 +345,9 @@ async fn backward_compatibility_is_enforced_and_configurable() {
     // Transitive levels check every version, not only the latest: v3 {a, b} reads v2
     // {a, b = 0} but not v1 {a}.
     let record = |fields: &str| {
-        format!(r#"{{"type":"record","name":"LoanIssued","namespace":"etr.loan","fields":[{fields}]}}"#)
+        format!(
+            r#"{{"type":"record","name":"LoanIssued","namespace":"etr.loan","fields":[{fields}]}}"#
+        )
     };
     let loan = "etr.events-etr.loan.LoanIssued";
     sr.register_ok(loan, &record(r#"{"name":"a","type":"long"}"#))
@@ -344,11 +361,15 @@ async fn backward_compatibility_is_enforced_and_configurable() {
     assert_eq!(
         sr.put("/config", json!({"compatibility": "backward_transitive"}))
             .await,
-        (StatusCode::OK, json!({"compatibility": "BACKWARD_TRANSITIVE"}))
+        (
+            StatusCode::OK,
+            json!({"compatibility": "BACKWARD_TRANSITIVE"})
+        )
     );
     assert_error(sr.register(loan, &v3).await, StatusCode::CONFLICT, 409);
     assert_eq!(
-        sr.put("/config", json!({"compatibility": "BACKWARD"})).await,
+        sr.put("/config", json!({"compatibility": "BACKWARD"}))
+            .await,
         (StatusCode::OK, json!({"compatibility": "BACKWARD"}))
     );
     sr.register_ok(loan, &v3).await;
@@ -358,8 +379,11 @@ async fn backward_compatibility_is_enforced_and_configurable() {
     );
 
     // FORWARD: old consumers must read new data, so removing a field without default fails.
-    sr.put(&format!("/config/{loan}"), json!({"compatibility": "FORWARD"}))
-        .await;
+    sr.put(
+        &format!("/config/{loan}"),
+        json!({"compatibility": "FORWARD"}),
+    )
+    .await;
     let dropped_b = record(r#"{"name":"a","type":"long"}"#);
     let (status, body) = sr
         .post(
@@ -420,7 +444,10 @@ async fn schema_registry_converter_round_trip() {
     assert_eq!(status, StatusCode::OK, "{latest}");
     assert_eq!(latest["id"].as_u64(), Some(u64::from(id)));
     assert_eq!(latest["version"], 1);
-    assert_eq!(sr.get("/subjects").await, (StatusCode::OK, json!([SUBJECT])));
+    assert_eq!(
+        sr.get("/subjects").await,
+        (StatusCode::OK, json!([SUBJECT]))
+    );
 
     let decoded = decoder.decode(Some(&bytes)).await.expect("decode v1");
     assert_eq!(
@@ -442,7 +469,10 @@ async fn schema_registry_converter_round_trip() {
             vec![
                 ("wallet_id", Avro::String(wallet.to_owned())),
                 ("currency", Avro::String("KZT".to_owned())),
-                ("label", Avro::Union(1, Box::new(Avro::String("main".to_owned())))),
+                (
+                    "label",
+                    Avro::Union(1, Box::new(Avro::String("main".to_owned()))),
+                ),
             ],
             strategy(OPENED_V2_DEFAULT),
         )
@@ -452,8 +482,14 @@ async fn schema_registry_converter_round_trip() {
     let id2 = u32::from_be_bytes([bytes_v2[1], bytes_v2[2], bytes_v2[3], bytes_v2[4]]);
     assert_ne!(id2, id);
     let fresh_decoder = EasyAvroDecoder::new(sr.settings());
-    let old = fresh_decoder.decode(Some(&bytes)).await.expect("decode old");
-    let new = fresh_decoder.decode(Some(&bytes_v2)).await.expect("decode new");
+    let old = fresh_decoder
+        .decode(Some(&bytes))
+        .await
+        .expect("decode old");
+    let new = fresh_decoder
+        .decode(Some(&bytes_v2))
+        .await
+        .expect("decode new");
     assert!(matches!(&old.value, Avro::Record(fields) if fields.len() == 2));
     match &new.value {
         Avro::Record(fields) => assert_eq!(
@@ -540,7 +576,8 @@ async fn bad_requests_get_confluent_error_codes() {
     assert_error(sr.get("/subjects/nope/versions/1").await, nf, 40401);
     assert_error(sr.get("/subjects/nope/versions/latest").await, nf, 40401);
     assert_error(
-        sr.post("/subjects/nope", json!({ "schema": OPENED_V1 })).await,
+        sr.post("/subjects/nope", json!({ "schema": OPENED_V1 }))
+            .await,
         nf,
         40401,
     );
@@ -557,14 +594,25 @@ async fn bad_requests_get_confluent_error_codes() {
 
     let id = sr.register_ok(SUBJECT, OPENED_V1).await;
     // 40402 version not found
-    assert_error(sr.get(&format!("/subjects/{SUBJECT}/versions/7")).await, nf, 40402);
+    assert_error(
+        sr.get(&format!("/subjects/{SUBJECT}/versions/7")).await,
+        nf,
+        40402,
+    );
     // 40403 schema not found
-    assert_error(sr.get(&format!("/schemas/ids/{}", id + 1000)).await, nf, 40403);
+    assert_error(
+        sr.get(&format!("/schemas/ids/{}", id + 1000)).await,
+        nf,
+        40403,
+    );
     assert_error(sr.get("/schemas/ids/not-a-number").await, nf, 40403);
     assert_error(sr.get("/schemas/ids/99999/subjects").await, nf, 40403);
     assert_error(
-        sr.post(&format!("/subjects/{SUBJECT}"), json!({ "schema": OPENED_V2_DEFAULT }))
-            .await,
+        sr.post(
+            &format!("/subjects/{SUBJECT}"),
+            json!({ "schema": OPENED_V2_DEFAULT }),
+        )
+        .await,
         nf,
         40403,
     );
@@ -602,7 +650,8 @@ async fn bad_requests_get_confluent_error_codes() {
 
     // 42203 invalid compatibility level
     assert_error(
-        sr.put("/config", json!({"compatibility": "SIDEWAYS"})).await,
+        sr.put("/config", json!({"compatibility": "SIDEWAYS"}))
+            .await,
         unprocessable,
         42203,
     );
@@ -620,8 +669,11 @@ async fn bad_requests_get_confluent_error_codes() {
 
     // 42208 invalid subject (control character)
     assert_error(
-        sr.post("/subjects/bad%01subject/versions", json!({ "schema": OPENED_V1 }))
-            .await,
+        sr.post(
+            "/subjects/bad%01subject/versions",
+            json!({ "schema": OPENED_V1 }),
+        )
+        .await,
         unprocessable,
         42208,
     );
@@ -638,7 +690,8 @@ async fn bad_requests_get_confluent_error_codes() {
     assert_error(malformed, StatusCode::BAD_REQUEST, 400);
     assert_error(sr.get("/no/such/endpoint").await, nf, 404);
     assert_error(
-        sr.put(&format!("/subjects/{SUBJECT}/versions"), json!({})).await,
+        sr.put(&format!("/subjects/{SUBJECT}/versions"), json!({}))
+            .await,
         StatusCode::METHOD_NOT_ALLOWED,
         405,
     );
@@ -673,7 +726,10 @@ async fn soft_and_permanent_deletes() {
     let (status, by_id) = sr.get(&format!("/schemas/ids/{id1}?deleted=true")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(by_id["schema"], OPENED_V1);
-    assert_eq!(sr.get(&format!("/schemas/ids/{id2}")).await.0, StatusCode::OK);
+    assert_eq!(
+        sr.get(&format!("/schemas/ids/{id2}")).await.0,
+        StatusCode::OK
+    );
     assert_error(
         sr.delete(&format!("/subjects/{SUBJECT}")).await,
         StatusCode::NOT_FOUND,
