@@ -71,7 +71,8 @@ pub async fn tail(
     follow: bool,
     client: Option<uuid::Uuid>,
 ) -> anyhow::Result<()> {
-    let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
+    let registry = crate::platform::reader_registry(settings).await?;
+    let codec = EventCodec::new(&registry, &settings.topic)?;
     read_log(
         settings,
         &codec,
@@ -102,7 +103,8 @@ struct Rebuilt {
 
 /// Folds the log into aggregate states exactly as the command handler would.
 async fn fold_log(settings: &Settings) -> anyhow::Result<BTreeMap<AggregateRef, Rebuilt>> {
-    let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
+    let registry = crate::platform::reader_registry(settings).await?;
+    let codec = EventCodec::new(&registry, &settings.topic)?;
     let mut states: BTreeMap<AggregateRef, Rebuilt> = BTreeMap::new();
     read_log(settings, &codec, false, |_, _, envelope, event| {
         let target = AggregateRef {

@@ -28,6 +28,27 @@ fn own_registry(settings: &Settings) -> bool {
                 ))
 }
 
+/// The registry URL a log reader should use. When the platform's own registry is configured
+/// but not running (the platform is stopped), serves it in-process from the same database on
+/// an ephemeral port, so `etr tail` and rebuilds work on their own.
+pub async fn reader_registry(settings: &Settings) -> anyhow::Result<String> {
+    let url = settings.schema_registry_url.clone();
+    let answers = reqwest::Client::new()
+        .get(format!("{}/subjects", url.trim_end_matches('/')))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok();
+    if answers || !own_registry(settings) {
+        return Ok(url);
+    }
+    let pool = database(settings).await?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let local = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(etr_infra::registry::serve(pool, listener));
+    Ok(local)
+}
+
 pub async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
     pg::connect_and_migrate(&settings.database_url, 32)
         .await

@@ -115,6 +115,18 @@ pub fn reader_from_beginning(
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
         .create()?;
+    // Loads the topic's metadata first; watermarks of an unknown partition fail otherwise.
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let known = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    if known != usize::try_from(partitions).unwrap_or(usize::MAX) {
+        return Err(Error::Config(format!(
+            "topic {topic} has {known} partitions, expected {partitions} (ETR_PARTITIONS)"
+        )));
+    }
     let mut tpl = TopicPartitionList::new();
     let mut highs = Vec::new();
     for p in 0..partitions {
