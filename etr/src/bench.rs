@@ -19,8 +19,6 @@ use etr_infra::config::Settings;
 use etr_infra::{kafka, pg};
 use etr_sagas::simulators::{FraudSimulator, PaymentProviderSimulator};
 use futures::stream::{FuturesUnordered, StreamExt as _};
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -36,6 +34,7 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Barrier, Notify};
 use tokio::task::JoinHandle;
@@ -48,9 +47,13 @@ pub enum Which {
         /// Concurrent HTTP clients, each with its own client id and wallet.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
-        /// Length of the measured run, and of each baseline, in seconds.
+        /// Length of the measured run and of the Postgres baseline, in seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Records written by the raw Kafka baseline (stops earlier after `--seconds`). They
+        /// stay on the broker: nothing here deletes topics.
+        #[arg(long, default_value_t = 100_000)]
+        kafka_records: u64,
     },
 }
 
@@ -59,7 +62,8 @@ pub async fn run(settings: Settings, which: Which) -> anyhow::Result<()> {
         Which::Commands {
             concurrency,
             seconds,
-        } => commands(settings, concurrency, seconds).await,
+            kafka_records,
+        } => commands(settings, concurrency, seconds, kafka_records).await,
     }
 }
 
@@ -72,15 +76,18 @@ const FUNDING_BODY: &str = r#"{"amount":"100000.00","currency":"RUB","source":"b
 const TOP_UP_BODY: &str = r#"{"amount":"1.00","currency":"RUB","source":"card"}"#;
 const PAYMENT_BODY: &str = r#"{"amount":"1.00","currency":"RUB","service_id":"mobile"}"#;
 
-async fn commands(mut settings: Settings, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+async fn commands(
+    mut settings: Settings,
+    concurrency: usize,
+    seconds: u64,
+    kafka_records: u64,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=1024).contains(&concurrency),
         "--concurrency must be 1..=1024"
     );
-    anyhow::ensure!(
-        (1..=3600).contains(&seconds),
-        "--seconds must be 1..=3600"
-    );
+    anyhow::ensure!((1..=3600).contains(&seconds), "--seconds must be 1..=3600");
+    anyhow::ensure!(kafka_records >= 1, "--kafka-records must be at least 1");
     let duration = Duration::from_secs(seconds);
     let (pool, url) = pg::fresh_database("etr_bench")
         .await
@@ -91,11 +98,18 @@ async fn commands(mut settings: Settings, concurrency: usize, seconds: u64) -> a
     settings.topic = format!("etr.bench-{run_id}");
     let raw_topic = format!("etr.bench-raw-{run_id}");
 
-    let result = measure(&mut settings, &raw_topic, concurrency, duration).await;
+    let result = measure(
+        &mut settings,
+        &raw_topic,
+        concurrency,
+        duration,
+        kafka_records,
+    )
+    .await;
     if let Ok(report) = &result {
         report.print();
     }
-    cleanup(&settings, &raw_topic).await;
+    cleanup(&settings).await;
     result.map(|_| ())
 }
 
@@ -114,8 +128,13 @@ impl Platform {
         self.relay.as_ref().is_some_and(JoinHandle::is_finished)
     }
 
+    /// Stops every role and waits until they are gone, then closes the pool.
     async fn stop(mut self) {
         self.abort();
+        let tasks: Vec<_> = self.tasks.drain(..).chain(self.relay.take()).collect();
+        for t in tasks {
+            let _ = t.await;
+        }
         self.pool.close().await;
     }
 
@@ -182,8 +201,15 @@ async fn start_platform(settings: &mut Settings) -> anyhow::Result<Platform> {
     handler.prepare().await?;
     let app = Arc::new(App {
         handler,
-        fraud: Arc::new(FraudSimulator::default()),
-        provider: Arc::new(PaymentProviderSimulator::default()),
+        // The simulators answer at once: the run measures the platform, not its partners.
+        fraud: Arc::new(FraudSimulator {
+            latency: Duration::ZERO,
+            ..FraudSimulator::default()
+        }),
+        provider: Arc::new(PaymentProviderSimulator {
+            latency: Duration::ZERO,
+            ..PaymentProviderSimulator::default()
+        }),
         default_limits: Limits::registered(),
     });
     platform.tasks.push(tokio::spawn(async move {
@@ -316,9 +342,8 @@ impl Worker {
             .await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        let reply: Reply = serde_json::from_slice(&bytes).with_context(|| {
-            format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes))
-        })?;
+        let reply: Reply = serde_json::from_slice(&bytes)
+            .with_context(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)))?;
         Ok((status, reply))
     }
 }
@@ -497,6 +522,7 @@ struct Report {
     rest: Latency,
     visible: Latency,
     end_to_end: Latency,
+    relay: Latency,
     seen_before_reply: usize,
     event_bytes: usize,
     kafka: KafkaFigures,
@@ -508,19 +534,19 @@ async fn measure(
     raw_topic: &str,
     concurrency: usize,
     duration: Duration,
+    kafka_records: u64,
 ) -> anyhow::Result<Report> {
-    let platform = start_platform(settings).await?;
+    let mut platform = start_platform(settings).await?;
     let (watcher, mut arrivals_rx) = watch_topic(settings)?;
+    platform.tasks.push(watcher);
     let api_base = format!("http://{}", settings.command_api_addr);
     eprintln!(
         "[bench] platform up (API {}, topic {}); opening {concurrency} wallets",
         settings.command_api_addr, settings.topic
     );
 
-    let setups = futures::future::join_all(
-        (0..concurrency).map(|_| set_up_worker(api_base.clone())),
-    )
-    .await;
+    let setups =
+        futures::future::join_all((0..concurrency).map(|_| set_up_worker(api_base.clone()))).await;
     let workers = setups.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
 
     eprintln!(
@@ -528,6 +554,7 @@ async fn measure(
         duration.as_secs()
     );
     let start = Instant::now();
+    let wall_start = OffsetDateTime::now_utc();
     let deadline = start + duration;
     let handles: Vec<_> = workers
         .into_iter()
@@ -604,15 +631,19 @@ async fn measure(
             }
         }
     }
-    watcher.abort();
+    let published = published_at(&platform.pool, start, wall_start).await?;
     platform.stop().await;
 
     let mut rest = Vec::with_capacity(all.samples.len());
     let mut visible = Vec::with_capacity(all.samples.len());
     let mut end_to_end = Vec::with_capacity(all.samples.len());
+    let mut relay = Vec::with_capacity(all.samples.len());
     let mut seen_before_reply = 0;
     let mut events = 0u64;
     for s in &all.samples {
+        if let Some(at) = published.get(&s.position) {
+            relay.push(at.saturating_duration_since(s.done));
+        }
         let at = seen
             .get(&s.position)
             .copied()
@@ -627,11 +658,8 @@ async fn measure(
     }
     let event_bytes = bytes.checked_div(records).unwrap_or(0).max(1);
 
-    eprintln!(
-        "[bench] baseline: raw Kafka produce of {event_bytes}-byte records for {} s",
-        duration.as_secs()
-    );
-    let kafka = kafka_baseline(settings, raw_topic, event_bytes, duration).await?;
+    eprintln!("[bench] baseline: raw Kafka produce of {kafka_records} {event_bytes}-byte records");
+    let kafka = kafka_baseline(settings, raw_topic, event_bytes, kafka_records, duration).await?;
     eprintln!(
         "[bench] baseline: raw Postgres single-row INSERTs for {} s",
         duration.as_secs()
@@ -654,11 +682,55 @@ async fn measure(
         rest: Latency::of(rest),
         visible: Latency::of(visible),
         end_to_end: Latency::of(end_to_end),
+        relay: Latency::of(relay),
         seen_before_reply,
         event_bytes,
         kafka,
         postgres,
     })
+}
+
+/// When the relay marked each event published (after the broker's acks), as `Instant`s of this
+/// process: `outbox.published_at` is `clock_timestamp()` of the Postgres server on this machine,
+/// placed on the monotonic clock through the pair (`start`, `wall_start`) read together.
+async fn published_at(
+    pool: &PgPool,
+    start: Instant,
+    wall_start: OffsetDateTime,
+) -> anyhow::Result<HashMap<(u32, u64), Instant>> {
+    // The relay marks a batch after the consumer may already have seen it.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(pool)
+                .await?;
+        if pending == 0 || Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows: Vec<(i32, i64, OffsetDateTime)> = sqlx::query_as(
+        "SELECT partition, sequence, published_at FROM outbox WHERE published_at IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for (partition, sequence, at) in rows {
+        let offset = at - wall_start;
+        let instant = if offset.is_negative() {
+            start.checked_sub(Duration::try_from(-offset)?)
+        } else {
+            start.checked_add(Duration::try_from(offset)?)
+        };
+        if let Some(instant) = instant {
+            out.insert(
+                (u32::try_from(partition)?, u64::try_from(sequence)?),
+                instant,
+            );
+        }
+    }
+    Ok(out)
 }
 
 // ---- baselines ---------------------------------------------------------------------------
@@ -668,12 +740,14 @@ struct KafkaFigures {
     elapsed: Duration,
 }
 
-/// An idempotent acks=all producer (the relay's settings) writing `size`-byte records to a
-/// topic of the same partition count, round-robin over partitions, `KAFKA_WINDOW` in flight.
+/// An idempotent acks=all producer (the relay's settings) writing `count` records of `size`
+/// bytes (or as many as fit in `duration`) to a topic of the same partition count,
+/// round-robin over partitions, `KAFKA_WINDOW` in flight.
 async fn kafka_baseline(
     settings: &Settings,
     topic: &str,
     size: usize,
+    count: u64,
     duration: Duration,
 ) -> anyhow::Result<KafkaFigures> {
     kafka::ensure_topic(&settings.kafka_bootstrap, topic, settings.partitions).await?;
@@ -714,16 +788,16 @@ async fn kafka_baseline(
     };
     let start = Instant::now();
     let deadline = start + duration;
-    let mut sent: usize = 0;
+    let mut sent: u64 = 0;
     let mut partition: i32 = 0;
-    while Instant::now() < deadline {
+    while sent < count && Instant::now() < deadline {
         if in_flight.len() >= KAFKA_WINDOW {
             settle(in_flight.next().await, &mut acked)?;
             continue;
         }
         let record = FutureRecord::to(topic)
             .partition(partition)
-            .key(&keys[sent % keys.len()])
+            .key(&keys[usize::try_from(sent)? % keys.len()])
             .payload(&payload);
         match producer.send_result(record) {
             Ok(f) => {
@@ -791,12 +865,14 @@ async fn postgres_baseline(
             let deadline = Instant::now() + duration;
             let mut commits: u64 = 0;
             while Instant::now() < deadline {
-                sqlx::query("INSERT INTO bench_baseline (id, client_id, payload) VALUES ($1, $2, $3)")
-                    .bind(Uuid::new_v4())
-                    .bind(client)
-                    .bind(payload.as_ref())
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO bench_baseline (id, client_id, payload) VALUES ($1, $2, $3)",
+                )
+                .bind(Uuid::new_v4())
+                .bind(client)
+                .bind(payload.as_ref())
+                .execute(&mut *conn)
+                .await?;
                 commits += 1;
             }
             Ok::<u64, sqlx::Error>(commits)
@@ -856,6 +932,11 @@ impl Report {
             self.seen_before_reply
         );
         println!(
+            "    of which accepted → relay acked p50 {:.1} ms  p99 {:.1} ms  (outbox.published_at)",
+            ms(self.relay.p50),
+            ms(self.relay.p99)
+        );
+        println!(
             "  sent → on etr topic              p50 {:.1} ms  p99 {:.1} ms",
             ms(self.end_to_end.p50),
             ms(self.end_to_end.p99)
@@ -897,6 +978,7 @@ impl Report {
             "event_bytes": self.event_bytes,
             "accepted_to_topic": self.visible.json(),
             "sent_to_topic": self.end_to_end.json(),
+            "accepted_to_relay_acked": self.relay.json(),
             "seen_before_reply": self.seen_before_reply,
             "raw_kafka_records_per_s": round1(kafka_per_s),
             "raw_kafka_records": self.kafka.records,
@@ -910,35 +992,12 @@ impl Report {
     }
 }
 
-/// Deletes the bench topics and drops the bench database; failures are only logged.
-async fn cleanup(settings: &Settings, raw_topic: &str) {
-    let admin: Result<AdminClient<DefaultClientContext>, _> = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka_bootstrap)
-        .create();
-    match admin {
-        Ok(admin) => {
-            let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-            let topics = [settings.topic.as_str(), raw_topic];
-            match tokio::time::timeout(
-                Duration::from_secs(15),
-                admin.delete_topics(&topics, &options),
-            )
-            .await
-            {
-                Ok(Ok(results)) => {
-                    for r in results {
-                        if let Err((topic, code)) = r {
-                            tracing::warn!(%topic, %code, "could not delete a bench topic");
-                        }
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not delete the bench topics"),
-                Err(_) => tracing::warn!("deleting the bench topics timed out"),
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not delete the bench topics"),
-    }
-
+/// Drops the bench database; failures are only logged.
+///
+/// The bench topics are left on the broker: Tansu 0.6 (libsql) deletes every topic of the
+/// cluster on a DeleteTopics request for one of them (`topic_delete_by.sql` filters on the
+/// cluster only), so this never asks the broker to delete anything.
+async fn cleanup(settings: &Settings) {
     let url = &settings.database_url;
     let name = PgConnectOptions::from_str(url)
         .ok()
