@@ -470,10 +470,6 @@ impl Handler {
             .bind(serde_json::to_value(&outcome)?)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("SELECT pg_notify('etr_outbox', $1)")
-            .bind(partition.to_string())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
 
         let mut states = BTreeMap::new();

@@ -2,8 +2,9 @@
 //! partition and marks them published once the broker has acknowledged them.
 //!
 //! One relay publishes at a time (a Postgres advisory lock elects it). It is woken by the
-//! command handler (in-process) or by `NOTIFY etr_outbox` (another process), and also polls,
-//! so nothing stays unpublished after a crash. A crash between the broker's ack and the
+//! command handler of its own process and otherwise polls the outbox every 100 ms (commits do
+//! not `NOTIFY`: Postgres serialises every committing transaction that notifies), so nothing
+//! stays unpublished after a crash or when the command API runs in another process. A crash between the broker's ack and the
 //! `published_at` update publishes those events again with the same sequence numbers;
 //! consumers skip anything at or below the last sequence they applied per partition.
 
@@ -11,7 +12,6 @@ use etr_domain::{Envelope, Event};
 use etr_infra::avro::EventCodec;
 use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,8 +69,6 @@ impl Relay {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tracing::info!(topic = %self.topic, "relay elected, publishing the outbox");
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen("etr_outbox").await?;
         loop {
             let pass = match self.publish_pending().await {
                 Ok(p) => p,
@@ -89,14 +87,14 @@ impl Relay {
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
-                n = listener.try_recv() => { let _ = n?; }
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
     }
 
-    /// Publishes up to one batch of unpublished events, partition by partition in sequence
-    /// order, stopping a partition at its first failure so order is kept.
+    /// Publishes up to one batch of unpublished events: every partition's records are sent
+    /// at once (in sequence order within the partition, which the idempotent producer keeps),
+    /// then each partition is marked published up to its first failure, so order is kept.
     pub async fn publish_pending(&self) -> Result<Pass, Error> {
         let rows: Vec<(i32, i64, serde_json::Value, serde_json::Value)> = sqlx::query_as(
             "SELECT partition, sequence, envelope, event FROM outbox WHERE published_at IS NULL ORDER BY partition, sequence LIMIT $1",
@@ -104,6 +102,27 @@ impl Relay {
         .bind(BATCH)
         .fetch_all(&self.pool)
         .await?;
+        let mut payloads = Vec::with_capacity(rows.len());
+        for (_, _, envelope, event) in &rows {
+            let envelope: Envelope = serde_json::from_value(envelope.clone())?;
+            let event: Event = serde_json::from_value(event.clone())?;
+            let bytes = self.codec.encode(&envelope, &event).await?;
+            payloads.push((envelope.client_id.to_string(), bytes));
+        }
+        let sends = rows
+            .iter()
+            .zip(&payloads)
+            .map(|((partition, ..), (key, bytes))| {
+                self.producer.send(
+                    FutureRecord::to(&self.topic)
+                        .partition(*partition)
+                        .key(key)
+                        .payload(bytes),
+                    Duration::from_secs(30),
+                )
+            });
+        let results = join_all(sends).await;
+
         let mut pass = Pass::default();
         let mut start = 0;
         while start < rows.len() {
@@ -112,33 +131,13 @@ impl Relay {
                 .iter()
                 .position(|r| r.0 != partition)
                 .map_or(rows.len(), |i| start + i);
-            let slice = &rows[start..end];
-            start = end;
-
-            let mut payloads = Vec::with_capacity(slice.len());
-            for (_, _, envelope, event) in slice {
-                let envelope: Envelope = serde_json::from_value(envelope.clone())?;
-                let event: Event = serde_json::from_value(event.clone())?;
-                let bytes = self.codec.encode(&envelope, &event).await?;
-                payloads.push((envelope.client_id.to_string(), bytes));
-            }
-            let sends = payloads.iter().map(|(key, bytes)| {
-                self.producer.send(
-                    FutureRecord::to(&self.topic)
-                        .partition(partition)
-                        .key(key)
-                        .payload(bytes),
-                    Duration::from_secs(30),
-                )
-            });
-            let results = join_all(sends).await;
-            let acked = results.iter().take_while(|r| r.is_ok()).count();
-            if let Some(Err((e, _))) = results.get(acked) {
+            let acked = results[start..end].iter().take_while(|r| r.is_ok()).count();
+            if let Some(Err((e, _))) = results[start..end].get(acked) {
                 tracing::warn!(partition, error = %e, "publish failed; will retry");
-                pass.failed += slice.len() - acked;
+                pass.failed += end - start - acked;
             }
             if acked > 0 {
-                let last = slice[acked - 1].1;
+                let last = rows[start + acked - 1].1;
                 sqlx::query(
                     "UPDATE outbox SET published_at = clock_timestamp() WHERE partition = $1 AND sequence <= $2 AND published_at IS NULL",
                 )
@@ -148,6 +147,7 @@ impl Relay {
                 .await?;
                 pass.published += acked;
             }
+            start = end;
         }
         Ok(pass)
     }
