@@ -10,14 +10,11 @@
 #![allow(clippy::float_arithmetic)]
 
 use anyhow::Context as _;
-use etr_command_api::api::{self, App};
-use etr_command_api::handler::{Handler, Position, SystemClock};
-use etr_command_api::relay::Relay;
-use etr_domain::wallet::Limits;
+use etr_command_api::api;
+use etr_command_api::handler::Position;
 use etr_infra::avro::EventCodec;
 use etr_infra::config::Settings;
 use etr_infra::{kafka, pg};
-use etr_sagas::simulators::{FraudSimulator, PaymentProviderSimulator};
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
@@ -175,43 +172,15 @@ async fn start_platform(settings: &mut Settings) -> anyhow::Result<Platform> {
             tracing::error!(error = %e, "schema registry stopped");
         }
     }));
-    codec
-        .register_all()
-        .await
-        .context("registering the event schemas")?;
     let committed = Arc::new(Notify::new());
-    let relay = Relay::new(
-        pool.clone(),
-        kafka::producer(&settings.kafka_bootstrap)?,
-        codec,
-        settings.topic.clone(),
-        committed.clone(),
-    );
+    let relay = crate::platform::relay(settings, &pool, &codec, committed.clone()).await?;
     platform.relay = Some(tokio::spawn(async move {
         if let Err(e) = relay.run().await {
             tracing::error!(error = %e, "relay stopped");
         }
     }));
-    let handler = Handler::new(
-        pool.clone(),
-        settings.partitions,
-        Arc::new(SystemClock),
-        committed,
-    );
-    handler.prepare().await?;
-    let app = Arc::new(App {
-        handler,
-        // The simulators answer at once: the run measures the platform, not its partners.
-        fraud: Arc::new(FraudSimulator {
-            latency: Duration::ZERO,
-            ..FraudSimulator::default()
-        }),
-        provider: Arc::new(PaymentProviderSimulator {
-            latency: Duration::ZERO,
-            ..PaymentProviderSimulator::default()
-        }),
-        default_limits: Limits::registered(),
-    });
+    // The default simulators answer at once: the run measures the platform, not its partners.
+    let app = crate::platform::command_app(settings, &pool, committed).await?;
     platform.tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(api_listener, api::router(app)).await {
             tracing::error!(error = %e, "command API stopped");

@@ -81,6 +81,49 @@ async fn start_registry(settings: &Settings, pool: PgPool) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Registers the event schemas and builds the relay that publishes the outbox, woken by
+/// `committed` when the command API runs in the same process.
+pub async fn relay(
+    settings: &Settings,
+    pool: &PgPool,
+    codec: &EventCodec,
+    committed: Arc<Notify>,
+) -> anyhow::Result<Relay> {
+    codec
+        .register_all()
+        .await
+        .context("registering the event schemas")?;
+    Ok(Relay::new(
+        pool.clone(),
+        kafka::producer(&settings.kafka_bootstrap)?,
+        codec.clone(),
+        settings.topic.clone(),
+        committed,
+    ))
+}
+
+/// The command API's application: the command handler (partition heads prepared) and the
+/// simulators of the external systems it asks.
+pub async fn command_app(
+    settings: &Settings,
+    pool: &PgPool,
+    committed: Arc<Notify>,
+) -> anyhow::Result<Arc<App>> {
+    let handler = Handler::new(
+        pool.clone(),
+        settings.partitions,
+        Arc::new(SystemClock),
+        committed,
+    );
+    handler.prepare().await?;
+    Ok(Arc::new(App {
+        handler,
+        fraud: Arc::new(FraudSimulator::default()),
+        provider: Arc::new(PaymentProviderSimulator::default()),
+        default_limits: Limits::registered(),
+    }))
+}
+
 /// Starts what `up` and `command-api` share; returns when the API stops.
 async fn serve(
     settings: Settings,
@@ -96,18 +139,7 @@ async fn serve(
     let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
     let committed = Arc::new(Notify::new());
     if with_relay {
-        codec
-            .register_all()
-            .await
-            .context("registering the event schemas")?;
-        let producer = kafka::producer(&settings.kafka_bootstrap)?;
-        let relay = Relay::new(
-            pool.clone(),
-            producer,
-            codec.clone(),
-            settings.topic.clone(),
-            committed.clone(),
-        );
+        let relay = relay(&settings, &pool, &codec, committed.clone()).await?;
         tokio::spawn(async move {
             if let Err(e) = relay.run().await {
                 tracing::error!(error = %e, "relay stopped");
@@ -115,19 +147,7 @@ async fn serve(
             }
         });
     }
-    let handler = Handler::new(
-        pool.clone(),
-        settings.partitions,
-        Arc::new(SystemClock),
-        committed,
-    );
-    handler.prepare().await?;
-    let app = Arc::new(App {
-        handler,
-        fraud: Arc::new(FraudSimulator::default()),
-        provider: Arc::new(PaymentProviderSimulator::default()),
-        default_limits: Limits::registered(),
-    });
+    let app = command_app(&settings, &pool, committed).await?;
     let listener = TcpListener::bind(&settings.command_api_addr)
         .await
         .with_context(|| format!("binding the command API on {}", settings.command_api_addr))?;
@@ -166,20 +186,10 @@ pub async fn relay_only(settings: Settings) -> anyhow::Result<()> {
     let pool = database(&settings).await?;
     broker(&settings).await?;
     let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
-    codec
-        .register_all()
-        .await
-        .context("registering the event schemas")?;
-    let producer = kafka::producer(&settings.kafka_bootstrap)?;
-    Relay::new(
-        pool,
-        producer,
-        codec,
-        settings.topic.clone(),
-        Arc::new(Notify::new()),
-    )
-    .run()
-    .await?;
+    relay(&settings, &pool, &codec, Arc::new(Notify::new()))
+        .await?
+        .run()
+        .await?;
     Ok(())
 }
 
