@@ -89,6 +89,28 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// Drops the test database unless the test failed (then it is kept for inspection).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("keeping {} for inspection", self.database_url);
+            return;
+        }
+        let Some((server, name)) = self.database_url.rsplit_once('/') else {
+            return;
+        };
+        let _ = Command::new("psql")
+            .arg(format!("{server}/postgres"))
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// A running `etr` process; killed with SIGKILL when dropped or on request.
 pub struct Running {
     child: Child,
