@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Everything on one machine: registry, command API, relay; then a short demo.
+    /// Everything on one machine: registry, command API, relay, projections; then a short demo.
     Up {
         /// Skip the demo scenario.
         #[arg(long)]
@@ -38,6 +38,8 @@ enum Cmd {
     },
     /// The outbox relay alone.
     Relay,
+    /// The projections (read models) alone.
+    Projector,
     /// The Confluent-compatible schema registry endpoint alone.
     Registry,
     /// Print the events of the log as JSON, one per line, decoded through the registry.
@@ -77,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Up { no_demo, demo_only } => platform::up(settings, !no_demo, demo_only).await,
         Cmd::CommandApi { with_relay } => platform::command_api(settings, with_relay).await,
         Cmd::Relay => platform::relay_only(settings).await,
+        Cmd::Projector => platform::projector_only(settings).await,
         Cmd::Registry => platform::registry_only(settings).await,
         Cmd::Tail { follow, client } => log::tail(&settings, follow, client).await,
         Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,

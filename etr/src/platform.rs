@@ -8,6 +8,8 @@ use etr_domain::wallet::Limits;
 use etr_infra::avro::EventCodec;
 use etr_infra::config::Settings;
 use etr_infra::{kafka, pg};
+use etr_projections::runtime::Projector;
+use etr_projections::wallets::Wallets;
 use etr_sagas::simulators::{FraudSimulator, PaymentProviderSimulator};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -147,6 +149,16 @@ async fn serve(
             }
         });
     }
+    if with_relay {
+        // The same process that publishes also projects (one machine runs everything).
+        let projector = projector(&settings, &pool)?;
+        tokio::spawn(async move {
+            if let Err(e) = projector.run().await {
+                tracing::error!(error = %e, "projector stopped");
+                std::process::exit(4);
+            }
+        });
+    }
     let app = command_app(&settings, &pool, committed).await?;
     let listener = TcpListener::bind(&settings.command_api_addr)
         .await
@@ -190,6 +202,25 @@ pub async fn relay_only(settings: Settings) -> anyhow::Result<()> {
         .await?
         .run()
         .await?;
+    Ok(())
+}
+
+/// The wallet read models' projector, in its own consumer group.
+pub fn projector(settings: &Settings, pool: &PgPool) -> anyhow::Result<Projector<Wallets>> {
+    let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
+    Ok(Projector::new(
+        pool.clone(),
+        codec,
+        &settings.kafka_bootstrap,
+        &settings.topic,
+        Wallets,
+    )?)
+}
+
+pub async fn projector_only(settings: Settings) -> anyhow::Result<()> {
+    let pool = database(&settings).await?;
+    broker(&settings).await?;
+    projector(&settings, &pool)?.run().await?;
     Ok(())
 }
 

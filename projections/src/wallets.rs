@@ -1,0 +1,139 @@
+//! The wallet read models: clients, wallet accounts and payments with their status history.
+//! States are folded with the domain's own `evolve`, so the read model cannot disagree with
+//! the write side about money; the columns are derived from the folded state.
+
+use etr_domain::{payment, wallet, AggregateKind, Envelope, Event};
+use sqlx::PgConnection;
+
+use crate::error::Error;
+use crate::runtime::Projection;
+
+/// Clients, wallets, payments and payment history.
+pub struct Wallets;
+
+impl Projection for Wallets {
+    fn name(&self) -> &'static str {
+        "wallets"
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope,
+        event: &Event,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO rm_clients (client_id, events, first_event_at, last_event_at) VALUES ($1, 1, $2, $2) \
+             ON CONFLICT (client_id) DO UPDATE SET events = rm_clients.events + 1, last_event_at = EXCLUDED.last_event_at",
+        )
+        .bind(envelope.client_id.0)
+        .bind(envelope.occurred_at)
+        .execute(&mut *tx)
+        .await?;
+        match event {
+            Event::Wallet(e) => apply_wallet(tx, envelope, e).await,
+            Event::Payment(e) => apply_payment(tx, envelope, e).await,
+            Event::Application(_) | Event::Loan(_) => Ok(()),
+        }
+    }
+}
+
+async fn apply_wallet(
+    tx: &mut PgConnection,
+    env: &Envelope,
+    event: &wallet::Event,
+) -> Result<(), Error> {
+    debug_assert_eq!(env.aggregate_type, AggregateKind::WalletAccount);
+    let current: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT state FROM rm_wallets WHERE wallet_id = $1")
+            .bind(env.aggregate_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let state = match current {
+        Some(json) => serde_json::from_value(json)?,
+        None => wallet::Wallet {
+            id: env.aggregate_id,
+            ..Default::default()
+        },
+    };
+    let w = wallet::evolve(state, event);
+    let status = match w.status {
+        wallet::Status::NotOpened => "not_opened",
+        wallet::Status::Open => "open",
+        wallet::Status::Closed => "closed",
+    };
+    sqlx::query(
+        "INSERT INTO rm_wallets (wallet_id, client_id, currency, status, balance, held, available, version, state, opened_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+         ON CONFLICT (wallet_id) DO UPDATE SET currency = EXCLUDED.currency, status = EXCLUDED.status, balance = EXCLUDED.balance, \
+         held = EXCLUDED.held, available = EXCLUDED.available, version = EXCLUDED.version, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(env.aggregate_id)
+    .bind(env.client_id.0)
+    .bind(w.currency.map(|c| c.code()))
+    .bind(status)
+    .bind(w.balance)
+    .bind(w.held())
+    .bind(w.available())
+    .bind(i64::try_from(env.aggregate_version).unwrap_or(i64::MAX))
+    .bind(serde_json::to_value(&w)?)
+    .bind(env.occurred_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn apply_payment(
+    tx: &mut PgConnection,
+    env: &Envelope,
+    event: &payment::Event,
+) -> Result<(), Error> {
+    let current: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT state FROM rm_payments WHERE payment_id = $1")
+            .bind(env.aggregate_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let state = match current {
+        Some(json) => serde_json::from_value(json)?,
+        None => payment::Payment {
+            id: env.aggregate_id,
+            ..Default::default()
+        },
+    };
+    let p = payment::evolve(state, env.client_id, event);
+    let code = p.status.code().map(i16::from);
+    sqlx::query(
+        "INSERT INTO rm_payments (payment_id, client_id, wallet_id, amount, currency, service_id, status_code, status, provider_reference, failure_reason, version, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+         ON CONFLICT (payment_id) DO UPDATE SET status_code = EXCLUDED.status_code, status = EXCLUDED.status, provider_reference = EXCLUDED.provider_reference, \
+         failure_reason = EXCLUDED.failure_reason, version = EXCLUDED.version, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(env.aggregate_id)
+    .bind(env.client_id.0)
+    .bind(p.wallet_id)
+    .bind(p.amount.map(|m| m.amount))
+    .bind(p.amount.map(|m| m.currency.code()))
+    .bind(&p.service_id)
+    .bind(code)
+    .bind(p.status.label())
+    .bind(&p.provider_reference)
+    .bind(&p.failure_reason)
+    .bind(i64::try_from(env.aggregate_version).unwrap_or(i64::MAX))
+    .bind(serde_json::to_value(&p)?)
+    .bind(env.occurred_at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO rm_payment_history (payment_id, sequence, partition, event_type, status_code, status, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(env.aggregate_id)
+    .bind(i64::try_from(env.sequence).unwrap_or(i64::MAX))
+    .bind(i32::try_from(env.partition).unwrap_or(i32::MAX))
+    .bind(&env.event_type)
+    .bind(code)
+    .bind(p.status.label())
+    .bind(env.occurred_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
