@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Everything on one machine: registry, command API, relay, projections; then a short demo.
+    /// Everything on one machine: registry, command API, relay, projections, GraphQL; then a short demo.
     Up {
         /// Skip the demo scenario.
         #[arg(long)]
@@ -40,6 +40,8 @@ enum Cmd {
     Relay,
     /// The projections (read models) alone.
     Projector,
+    /// The GraphQL query API alone.
+    QueryApi,
     /// The Confluent-compatible schema registry endpoint alone.
     Registry,
     /// Print the events of the log as JSON, one per line, decoded through the registry.
@@ -80,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::CommandApi { with_relay } => platform::command_api(settings, with_relay).await,
         Cmd::Relay => platform::relay_only(settings).await,
         Cmd::Projector => platform::projector_only(settings).await,
+        Cmd::QueryApi => platform::query_api_only(settings).await,
         Cmd::Registry => platform::registry_only(settings).await,
         Cmd::Tail { follow, client } => log::tail(&settings, follow, client).await,
         Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,

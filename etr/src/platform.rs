@@ -150,7 +150,9 @@ async fn serve(
         });
     }
     if with_relay {
-        // The same process that publishes also projects (one machine runs everything).
+        // The same process that publishes also projects and answers queries (one machine
+        // runs everything).
+        start_query_api(&settings, pool.clone()).await?;
         let projector = projector(&settings, &pool)?;
         tokio::spawn(async move {
             if let Err(e) = projector.run().await {
@@ -171,8 +173,8 @@ async fn serve(
             return Ok(());
         }
     }
-    println!("ETR is up: command API http://{}  (OpenAPI /openapi.json), registry {}, topic {} — Ctrl-C stops it",
-        settings.command_api_addr, settings.schema_registry_url, settings.topic);
+    println!("ETR is up: command API http://{} (OpenAPI /openapi.json), GraphQL http://{}/graphql, registry {}, topic {} — Ctrl-C stops it",
+        settings.command_api_addr, settings.query_api_addr, settings.schema_registry_url, settings.topic);
     tokio::select! {
         r = server => { r??; }
         _ = tokio::signal::ctrl_c() => { tracing::info!("stopping"); }
@@ -221,6 +223,26 @@ pub async fn projector_only(settings: Settings) -> anyhow::Result<()> {
     let pool = database(&settings).await?;
     broker(&settings).await?;
     projector(&settings, &pool)?.run().await?;
+    Ok(())
+}
+
+async fn start_query_api(settings: &Settings, pool: PgPool) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&settings.query_api_addr)
+        .await
+        .with_context(|| format!("binding the query API on {}", settings.query_api_addr))?;
+    tracing::info!(addr = %settings.query_api_addr, "GraphQL query API listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, etr_query_api::router(pool)).await {
+            tracing::error!(error = %e, "query API stopped");
+        }
+    });
+    Ok(())
+}
+
+pub async fn query_api_only(settings: Settings) -> anyhow::Result<()> {
+    let pool = database(&settings).await?;
+    start_query_api(&settings, pool).await?;
+    tokio::signal::ctrl_c().await?;
     Ok(())
 }
 

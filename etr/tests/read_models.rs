@@ -83,6 +83,40 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
         .unwrap();
     assert_eq!(s, 201, "{paid}");
     let pos = &paid["position"];
+    // Read-your-writes through GraphQL: minPosition waits for the projection.
+    let q = "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance available currency status } \
+             operations(walletId: $w, first: 1, minPosition: $p) { edges { cursor node { statusCode amount history { statusCode } } } pageInfo { hasNextPage } } }";
+    let v = env
+        .graphql(q, serde_json::json!({"w": wallet, "p": {"partition": pos["partition"], "sequence": pos["sequence"]}}))
+        .await;
+    assert!(v["errors"].is_null(), "{v}");
+    assert_eq!(v["data"]["wallet"]["balance"], "749.75", "{v}");
+    assert_eq!(v["data"]["wallet"]["available"], "749.75");
+    let op = &v["data"]["operations"]["edges"][0]["node"];
+    assert_eq!(op["statusCode"], 6, "{v}");
+    assert_eq!(op["amount"], "250.25");
+    assert_eq!(op["history"].as_array().unwrap().len(), 7);
+    assert_eq!(v["data"]["operations"]["pageInfo"]["hasNextPage"], false);
+    // A position the log never reaches: a typed error, not a hang.
+    let v = env
+        .graphql(q, serde_json::json!({"w": wallet, "p": {"partition": pos["partition"], "sequence": 1_000_000}}))
+        .await;
+    assert_eq!(
+        v["errors"][0]["extensions"]["code"], "POSITION_NOT_REACHED",
+        "{v}"
+    );
+    let v = env
+        .graphql(
+            "{ projectionStatus { partition sequence head lag } }",
+            serde_json::Value::Null,
+        )
+        .await;
+    assert!(
+        v["data"]["projectionStatus"]
+            .as_array()
+            .is_some_and(|a| a.len() == env.partitions as usize),
+        "{v}"
+    );
     wait_projected(
         &pool,
         pos["partition"].as_i64().unwrap(),

@@ -16,6 +16,8 @@ pub struct Settings {
     pub partitions: u32,
     /// `ETR_COMMAND_API_ADDR`, default `127.0.0.1:8080`.
     pub command_api_addr: String,
+    /// `ETR_QUERY_API_ADDR`, default `127.0.0.1:8090`.
+    pub query_api_addr: String,
     /// `ETR_REGISTRY_ADDR`, default `127.0.0.1:8081`: where the built-in registry listens.
     pub registry_addr: String,
 }
@@ -46,6 +48,7 @@ impl Settings {
             topic: var("ETR_TOPIC", "etr.events"),
             partitions,
             command_api_addr: var("ETR_COMMAND_API_ADDR", "127.0.0.1:8080"),
+            query_api_addr: var("ETR_QUERY_API_ADDR", "127.0.0.1:8090"),
             registry_addr: var("ETR_REGISTRY_ADDR", "127.0.0.1:8081"),
         })
     }

@@ -10,6 +10,7 @@ pub struct Env {
     pub database_url: String,
     pub topic: String,
     pub api_addr: String,
+    pub query_addr: String,
     pub registry_addr: String,
     pub partitions: u32,
 }
@@ -31,6 +32,7 @@ impl Env {
             database_url,
             topic: format!("etr.events.test-{name}-{}", uuid::Uuid::new_v4().simple()),
             api_addr: format!("127.0.0.1:{}", free_port()),
+            query_addr: format!("127.0.0.1:{}", free_port()),
             registry_addr: format!("127.0.0.1:{}", free_port()),
             partitions: 4,
         }
@@ -55,6 +57,7 @@ impl Env {
             .env("ETR_TOPIC", &self.topic)
             .env("ETR_PARTITIONS", self.partitions.to_string())
             .env("ETR_COMMAND_API_ADDR", &self.api_addr)
+            .env("ETR_QUERY_API_ADDR", &self.query_addr)
             .env("ETR_REGISTRY_ADDR", &self.registry_addr)
             .env("SCHEMA_REGISTRY_URL", self.registry_url())
             .env("KAFKA_BOOTSTRAP_SERVERS", self.bootstrap())
@@ -82,6 +85,19 @@ impl Env {
             assert!(Instant::now() < deadline, "etr {args:?} did not come up");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Runs a GraphQL query against the query API; returns the whole response body.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        reqwest::Client::new()
+            .post(format!("http://{}/graphql", self.query_addr))
+            .json(&serde_json::json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .expect("query API answers")
+            .json()
+            .await
+            .expect("JSON response")
     }
 
     pub fn codec(&self) -> etr_infra::avro::EventCodec {
