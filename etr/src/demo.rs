@@ -99,6 +99,7 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
         )
         .await?;
     step("transfer 300.00 from A to B", s, &v);
+    let last_position = v["position"].clone();
     let (s, v) = c
         .post(
             &format!("/wallets/{a}/payments"),
@@ -148,8 +149,37 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
                 expected,
                 settings.schema_registry_url
             );
-            return Ok(());
+            return show_read_model(settings, &a, last_position).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Reads wallet A back through GraphQL, waiting for the projection to pass the last write.
+async fn show_read_model(settings: &Settings, wallet: &str, position: Value) -> anyhow::Result<()> {
+    let query = "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance held available } \
+                 operations(walletId: $w, first: 5, minPosition: $p) { edges { node { serviceId amount statusCode status } } } }";
+    let v: Value = reqwest::Client::new()
+        .post(format!("http://{}/graphql", settings.query_api_addr))
+        .json(&json!({"query": query, "variables": {"w": wallet, "p": position}}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "── GraphQL http://{}/graphql, wallet A after the last write (minPosition {}):",
+        settings.query_api_addr, position
+    );
+    println!("  {}", v["data"]["wallet"]);
+    for edge in v["data"]["operations"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!("  operation {}", edge["node"]);
+    }
+    if !v["errors"].is_null() {
+        println!("  errors: {}", v["errors"]);
+    }
+    Ok(())
 }
