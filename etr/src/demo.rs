@@ -149,18 +149,29 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
                 expected,
                 settings.schema_registry_url
             );
-            return show_read_model(settings, &a, last_position).await;
+            return show_read_model(settings, c.client_id, &a, last_position).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// Reads wallet A back through GraphQL, waiting for the projection to pass the last write.
-async fn show_read_model(settings: &Settings, wallet: &str, position: Value) -> anyhow::Result<()> {
+async fn show_read_model(
+    settings: &Settings,
+    client: uuid::Uuid,
+    wallet: &str,
+    position: Value,
+) -> anyhow::Result<()> {
+    let token = crate::platform::dev_token(
+        settings,
+        &client.to_string(),
+        etr_query_api::auth::Role::Client,
+    )?;
     let query = "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance held available } \
                  operations(walletId: $w, first: 5, minPosition: $p) { edges { node { serviceId amount statusCode status } } } }";
     let v: Value = reqwest::Client::new()
         .post(format!("http://{}/graphql", settings.query_api_addr))
+        .bearer_auth(&token)
         .json(&json!({"query": query, "variables": {"w": wallet, "p": position}}))
         .send()
         .await?

@@ -44,6 +44,15 @@ enum Cmd {
     QueryApi,
     /// The Confluent-compatible schema registry endpoint alone.
     Registry,
+    /// Mint a bearer token for the query API (signed with ETR_JWT_SECRET, valid 24 h).
+    Token {
+        /// client | partner | operator | auditor
+        #[arg(long)]
+        role: String,
+        /// The client id for a client; any id for the other roles.
+        #[arg(long)]
+        sub: String,
+    },
     /// Print the events of the log as JSON, one per line, decoded through the registry.
     Tail {
         /// Keep waiting for new events instead of stopping at the end of the log.
@@ -84,6 +93,23 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Projector => platform::projector_only(settings).await,
         Cmd::QueryApi => platform::query_api_only(settings).await,
         Cmd::Registry => platform::registry_only(settings).await,
+        Cmd::Token { role, sub } => {
+            let role = match role.as_str() {
+                "client" => etr_query_api::auth::Role::Client,
+                "partner" => etr_query_api::auth::Role::Partner,
+                "operator" => etr_query_api::auth::Role::Operator,
+                "auditor" => etr_query_api::auth::Role::Auditor,
+                other => {
+                    anyhow::bail!("unknown role `{other}` (client, partner, operator, auditor)")
+                }
+            };
+            if role == etr_query_api::auth::Role::Client {
+                uuid::Uuid::parse_str(&sub)
+                    .context("a client token's --sub must be the client id")?;
+            }
+            println!("{}", platform::dev_token(&settings, &sub, role)?);
+            Ok(())
+        }
         Cmd::Tail { follow, client } => log::tail(&settings, follow, client).await,
         Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,
         Cmd::Bench { which } => bench::run(settings, which).await,

@@ -10,6 +10,7 @@ use etr_infra::config::Settings;
 use etr_infra::{kafka, pg};
 use etr_projections::runtime::Projector;
 use etr_projections::wallets::Wallets;
+use etr_query_api::auth::{Keys, Role};
 use etr_sagas::simulators::{FraudSimulator, PaymentProviderSimulator};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -175,6 +176,21 @@ async fn serve(
     }
     println!("ETR is up: command API http://{} (OpenAPI /openapi.json), GraphQL http://{}/graphql, registry {}, topic {} — Ctrl-C stops it",
         settings.command_api_addr, settings.query_api_addr, settings.schema_registry_url, settings.topic);
+    if settings.jwt_secret == etr_infra::config::DEV_JWT_SECRET {
+        println!("Development tokens (ETR_JWT_SECRET is the built-in development secret):");
+        for (role, sub) in [
+            (Role::Operator, "dev-operator"),
+            (Role::Auditor, "dev-auditor"),
+            (Role::Partner, "dev-partner"),
+        ] {
+            println!(
+                "  {:<9} Bearer {}",
+                format!("{role:?}"),
+                dev_token(&settings, sub, role)?
+            );
+        }
+        println!("  a client: etr token --role client --sub <client id>");
+    }
     tokio::select! {
         r = server => { r??; }
         _ = tokio::signal::ctrl_c() => { tracing::info!("stopping"); }
@@ -227,12 +243,13 @@ pub async fn projector_only(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn start_query_api(settings: &Settings, pool: PgPool) -> anyhow::Result<()> {
+    let keys = etr_query_api::auth::Keys::from_secret(settings.jwt_secret.as_bytes());
     let listener = TcpListener::bind(&settings.query_api_addr)
         .await
         .with_context(|| format!("binding the query API on {}", settings.query_api_addr))?;
     tracing::info!(addr = %settings.query_api_addr, "GraphQL query API listening");
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, etr_query_api::router(pool)).await {
+        if let Err(e) = axum::serve(listener, etr_query_api::router(pool, keys)).await {
             tracing::error!(error = %e, "query API stopped");
         }
     });
@@ -251,4 +268,10 @@ pub async fn registry_only(settings: Settings) -> anyhow::Result<()> {
     start_registry(&settings, pool).await?;
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+/// A token signed with the configured secret, valid for 24 hours.
+pub fn dev_token(settings: &Settings, sub: &str, role: Role) -> anyhow::Result<String> {
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
+    Ok(Keys::from_secret(settings.jwt_secret.as_bytes()).issue(sub, role, exp)?)
 }

@@ -84,10 +84,16 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
     assert_eq!(s, 201, "{paid}");
     let pos = &paid["position"];
     // Read-your-writes through GraphQL: minPosition waits for the projection.
+    let mine = support::token(&client.to_string(), etr_query_api::auth::Role::Client);
+    let theirs = support::token(
+        &uuid::Uuid::new_v4().to_string(),
+        etr_query_api::auth::Role::Client,
+    );
+    let auditor = support::token("auditor-1", etr_query_api::auth::Role::Auditor);
     let q = "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance available currency status } \
              operations(walletId: $w, first: 1, minPosition: $p) { edges { cursor node { statusCode amount history { statusCode } } } pageInfo { hasNextPage } } }";
     let v = env
-        .graphql(q, serde_json::json!({"w": wallet, "p": {"partition": pos["partition"], "sequence": pos["sequence"]}}))
+        .graphql(Some(&mine), q, serde_json::json!({"w": wallet, "p": {"partition": pos["partition"], "sequence": pos["sequence"]}}))
         .await;
     assert!(v["errors"].is_null(), "{v}");
     assert_eq!(v["data"]["wallet"]["balance"], "749.75", "{v}");
@@ -99,7 +105,7 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
     assert_eq!(v["data"]["operations"]["pageInfo"]["hasNextPage"], false);
     // A position the log never reaches: a typed error, not a hang.
     let v = env
-        .graphql(q, serde_json::json!({"w": wallet, "p": {"partition": pos["partition"], "sequence": 1_000_000}}))
+        .graphql(Some(&mine), q, serde_json::json!({"w": wallet, "p": {"partition": pos["partition"], "sequence": 1_000_000}}))
         .await;
     assert_eq!(
         v["errors"][0]["extensions"]["code"], "POSITION_NOT_REACHED",
@@ -107,6 +113,7 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
     );
     let v = env
         .graphql(
+            Some(&auditor),
             "{ projectionStatus { partition sequence head lag } }",
             serde_json::Value::Null,
         )
@@ -117,6 +124,30 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
             .is_some_and(|a| a.len() == env.partitions as usize),
         "{v}"
     );
+    // Another client's token never gets this client's data; no token gets nothing.
+    let w = serde_json::json!({"w": wallet});
+    let q_wallet = "query($w: UUID!) { wallet(id: $w) { balance } }";
+    let v = env.graphql(Some(&theirs), q_wallet, w.clone()).await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "FORBIDDEN", "{v}");
+    assert!(v["data"].is_null() || v["data"]["wallet"].is_null(), "{v}");
+    let q_ops = "query($w: UUID!) { operations(walletId: $w) { edges { node { amount } } } }";
+    let v = env.graphql(Some(&theirs), q_ops, w.clone()).await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "FORBIDDEN", "{v}");
+    let v = env.graphql(None, q_wallet, w.clone()).await;
+    assert_eq!(
+        v["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{v}"
+    );
+    let v = env
+        .graphql(Some("Bearer nonsense"), q_wallet, w.clone())
+        .await;
+    assert_eq!(
+        v["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{v}"
+    );
+    // The auditor may read any client.
+    let v = env.graphql(Some(&auditor), q_wallet, w).await;
+    assert_eq!(v["data"]["wallet"]["balance"], "749.75", "{v}");
     wait_projected(
         &pool,
         pos["partition"].as_i64().unwrap(),

@@ -18,9 +18,15 @@ pub struct Settings {
     pub command_api_addr: String,
     /// `ETR_QUERY_API_ADDR`, default `127.0.0.1:8090`.
     pub query_api_addr: String,
+    /// `ETR_JWT_SECRET`: the HS256 secret of bearer tokens. The default is a development
+    /// secret, announced at start; set your own anywhere else.
+    pub jwt_secret: String,
     /// `ETR_REGISTRY_ADDR`, default `127.0.0.1:8081`: where the built-in registry listens.
     pub registry_addr: String,
 }
+
+/// The development token secret used when `ETR_JWT_SECRET` is not set.
+pub const DEV_JWT_SECRET: &str = "etr-development-secret-do-not-use-in-production";
 
 fn var(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -48,6 +54,7 @@ impl Settings {
             topic: var("ETR_TOPIC", "etr.events"),
             partitions,
             command_api_addr: var("ETR_COMMAND_API_ADDR", "127.0.0.1:8080"),
+            jwt_secret: var("ETR_JWT_SECRET", DEV_JWT_SECRET),
             query_api_addr: var("ETR_QUERY_API_ADDR", "127.0.0.1:8090"),
             registry_addr: var("ETR_REGISTRY_ADDR", "127.0.0.1:8081"),
         })

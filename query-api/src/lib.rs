@@ -6,16 +6,21 @@
 //! `{partition, sequence}` the command API returned — and waits, up to a timeout, until the
 //! projection has applied it; a timeout is a GraphQL error with code `POSITION_NOT_REACHED`.
 //!
-//! Still to come with the read side: authorisation (JWT roles), applications and loans,
-//! the client timeline, subscriptions, DataLoaders.
+//! Authorisation: a bearer JWT in `Authorization` ([`auth`]); clients read only their own data.
+//!
+//! Still to come with the read side: applications and loans, the client timeline,
+//! subscriptions, DataLoaders.
+
+pub mod auth;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, ErrorExtensions, InputObject, Object, Schema,
-    SimpleObject,
+    Context, EmptyMutation, EmptySubscription, InputObject, Object, Schema, SimpleObject,
 };
-use async_graphql_axum::GraphQL;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
@@ -23,6 +28,8 @@ use sqlx::PgPool;
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use auth::{error, may_read, viewer, Access, Keys};
 
 pub type QuerySchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
@@ -38,19 +45,39 @@ pub fn schema(pool: PgPool) -> QuerySchema {
         .finish()
 }
 
-pub fn router(pool: PgPool) -> Router {
+pub fn router(pool: PgPool, keys: Keys) -> Router {
     let schema = schema(pool);
     Router::new()
         .route("/", get(graphiql))
-        .route_service("/graphql", GraphQL::new(schema))
+        .route("/graphql", get(graphiql).post(graphql))
+        .with_state((schema, keys))
+}
+
+/// Executes a request with the caller's access (from the bearer token) in its context.
+async fn graphql(
+    State((schema, keys)): State<(QuerySchema, Keys)>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let access = match headers.get("authorization").map(|v| v.to_str()) {
+        None => Access::Denied("a bearer token is required".into()),
+        Some(Err(_)) => Access::Denied("the Authorization header is not text".into()),
+        Some(Ok(value)) => match value.strip_prefix("Bearer ") {
+            None => Access::Denied("expected `Authorization: Bearer <token>`".into()),
+            Some(token) => match keys.verify(token.trim()) {
+                Ok(viewer) => Access::Granted(viewer),
+                Err(e) => Access::Denied(e.to_string()),
+            },
+        },
+    };
+    schema
+        .execute(request.into_inner().data(access))
+        .await
+        .into()
 }
 
 async fn graphiql() -> impl IntoResponse {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
-}
-
-fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
-    async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code))
 }
 
 fn store(e: sqlx::Error) -> async_graphql::Error {
@@ -212,13 +239,19 @@ impl Query {
         id: Uuid,
         min_position: Option<PositionInput>,
     ) -> async_graphql::Result<Option<Wallet>> {
+        viewer(ctx)?;
         let pool = pool(ctx)?;
         reach(pool, min_position).await?;
-        sqlx::query_as(&format!("{WALLET_SELECT} WHERE wallet_id = $1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(store)
+        let wallet: Option<Wallet> =
+            sqlx::query_as(&format!("{WALLET_SELECT} WHERE wallet_id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(store)?;
+        if let Some(w) = &wallet {
+            may_read(ctx, w.client_id)?;
+        }
+        Ok(wallet)
     }
 
     async fn client(
@@ -227,6 +260,7 @@ impl Query {
         id: Uuid,
         min_position: Option<PositionInput>,
     ) -> async_graphql::Result<Option<Client>> {
+        may_read(ctx, id)?;
         let pool = pool(ctx)?;
         reach(pool, min_position).await?;
         sqlx::query_as("SELECT client_id, events, first_event_at, last_event_at FROM rm_clients WHERE client_id = $1")
@@ -242,13 +276,19 @@ impl Query {
         id: Uuid,
         min_position: Option<PositionInput>,
     ) -> async_graphql::Result<Option<Operation>> {
+        viewer(ctx)?;
         let pool = pool(ctx)?;
         reach(pool, min_position).await?;
-        sqlx::query_as(&format!("{OPERATION_SELECT} WHERE payment_id = $1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(store)
+        let op: Option<Operation> =
+            sqlx::query_as(&format!("{OPERATION_SELECT} WHERE payment_id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(store)?;
+        if let Some(o) = &op {
+            may_read(ctx, o.client_id)?;
+        }
+        Ok(op)
     }
 
     /// A wallet's operations, newest first, with Relay cursor pagination (`first` ≤ 100).
@@ -261,8 +301,18 @@ impl Query {
         after: Option<String>,
         min_position: Option<PositionInput>,
     ) -> async_graphql::Result<Connection<String, Operation, EmptyFields, EmptyFields>> {
+        viewer(ctx)?;
         let pool = pool(ctx)?;
         reach(pool, min_position).await?;
+        let owner: Option<Uuid> =
+            sqlx::query_scalar("SELECT client_id FROM rm_wallets WHERE wallet_id = $1")
+                .bind(wallet_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(store)?;
+        if let Some(owner) = owner {
+            may_read(ctx, owner)?;
+        }
         let first = first.unwrap_or(20);
         if !(1..=100).contains(&first) {
             return Err(error("BAD_USER_INPUT", "first must be between 1 and 100"));
@@ -310,6 +360,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<ProjectionPartition>> {
+        viewer(ctx)?;
         sqlx::query_as(
             "SELECT $1::text AS projection, h.partition, COALESCE(c.sequence, 0) AS sequence, h.sequence AS head, \
              h.sequence - COALESCE(c.sequence, 0) AS lag \

@@ -6,6 +6,16 @@ use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The token secret the test platforms run with.
+pub const JWT_SECRET: &str = "etr-test-secret";
+
+/// A bearer token for the query API.
+pub fn token(sub: &str, role: etr_query_api::auth::Role) -> String {
+    etr_query_api::auth::Keys::from_secret(JWT_SECRET.as_bytes())
+        .issue(sub, role, 4_000_000_000)
+        .expect("token")
+}
+
 pub struct Env {
     pub database_url: String,
     pub topic: String,
@@ -61,6 +71,7 @@ impl Env {
             .env("ETR_REGISTRY_ADDR", &self.registry_addr)
             .env("SCHEMA_REGISTRY_URL", self.registry_url())
             .env("KAFKA_BOOTSTRAP_SERVERS", self.bootstrap())
+            .env("ETR_JWT_SECRET", JWT_SECRET)
             .env("RUST_LOG", "warn");
         c
     }
@@ -88,9 +99,13 @@ impl Env {
     }
 
     /// Runs a GraphQL query against the query API; returns the whole response body.
-    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        reqwest::Client::new()
-            .post(format!("http://{}/graphql", self.query_addr))
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request =
+            reqwest::Client::new().post(format!("http://{}/graphql", self.query_addr));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request
             .json(&serde_json::json!({"query": query, "variables": variables}))
             .send()
             .await
