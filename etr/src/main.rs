@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod log;
 mod platform;
+mod timeline;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -52,6 +53,16 @@ enum Cmd {
         /// The client id for a client; any id for the other roles.
         #[arg(long)]
         sub: String,
+    },
+    /// A client's timeline from the log, in order; `--verify` checks its hash chain,
+    /// `--as-of` prints the aggregates' states at a time.
+    Timeline {
+        client: uuid::Uuid,
+        #[arg(long)]
+        verify: bool,
+        /// RFC 3339 time, e.g. 2026-11-24T12:00:00Z.
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// Print the events of the log as JSON, one per line, decoded through the registry.
     Tail {
@@ -110,6 +121,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", platform::dev_token(&settings, &sub, role)?);
             Ok(())
         }
+        Cmd::Timeline {
+            client,
+            verify,
+            as_of,
+        } => timeline::run(&settings, client, verify, as_of).await,
         Cmd::Tail { follow, client } => log::tail(&settings, follow, client).await,
         Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,
         Cmd::Bench { which } => bench::run(settings, which).await,
