@@ -189,3 +189,58 @@ pub async fn rebuild_snapshots(settings: &Settings, replace: bool) -> anyhow::Re
     }
     Ok(())
 }
+
+fn parse_time(flag: &str, value: Option<String>) -> anyhow::Result<Option<OffsetDateTime>> {
+    value
+        .map(|v| {
+            OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339).with_context(
+                || format!("{flag} must be an RFC 3339 time, e.g. 2026-11-24T00:00:00Z"),
+            )
+        })
+        .transpose()
+}
+
+/// Replays the log (optionally a time window of it) into the data platform, in batches.
+pub async fn replay(
+    settings: &Settings,
+    into: &str,
+    from: Option<String>,
+    to: Option<String>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        into == "data-platform",
+        "unknown replay target `{into}` (known: data-platform)"
+    );
+    let (from, to) = (parse_time("--from", from)?, parse_time("--to", to)?);
+    let pool = crate::platform::database(settings).await?;
+    let registry = crate::platform::reader_registry(settings).await?;
+    let codec = EventCodec::new(&registry, &settings.topic)?;
+    let started = std::time::Instant::now();
+    let mut batch = Vec::new();
+    let mut loaded = 0usize;
+    let mut pending = Vec::new();
+    read_log(settings, &codec, false, |_, _, envelope, event| {
+        let inside = from.is_none_or(|f| envelope.occurred_at >= f)
+            && to.is_none_or(|t| envelope.occurred_at < t);
+        if inside {
+            batch.push((envelope, event));
+        }
+        if batch.len() >= 1_000 {
+            pending.push(std::mem::take(&mut batch));
+        }
+        Ok(())
+    })
+    .await?;
+    pending.push(batch);
+    for chunk in pending {
+        etr_projections::data_platform::load(&pool, &chunk).await?;
+        loaded += chunk.len();
+    }
+    let millis = started.elapsed().as_millis().max(1);
+    let per_second = u128::try_from(loaded).unwrap_or(0) * 1_000 / millis;
+    println!(
+        "{}",
+        serde_json::json!({"into": "data-platform", "events": loaded, "millis": millis, "events_per_second": per_second})
+    );
+    Ok(())
+}

@@ -73,6 +73,18 @@ enum Cmd {
         #[arg(long)]
         client: Option<uuid::Uuid>,
     },
+    /// Replay the log into a target: `--into data-platform` fills the analysts' `dp` schema.
+    Replay {
+        /// Only `data-platform` today.
+        #[arg(long)]
+        into: String,
+        /// Only events that occurred at or after this RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Only events that occurred before this RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Rebuild the snapshot table from the log and compare it with the current one.
     RebuildSnapshots {
         /// Replace the snapshot table with the rebuilt one when they differ.
@@ -127,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
             as_of,
         } => timeline::run(&settings, client, verify, as_of).await,
         Cmd::Tail { follow, client } => log::tail(&settings, follow, client).await,
+        Cmd::Replay { into, from, to } => log::replay(&settings, &into, from, to).await,
         Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,
         Cmd::Bench { which } => bench::run(settings, which).await,
     }

@@ -10,6 +10,7 @@
 //! loans, the GraphQL API over them, blue/green rebuilds, the data platform, BKI files and
 //! the auditor timeline.
 
+pub mod data_platform;
 pub mod error;
 pub mod runtime;
 pub mod wallets;
