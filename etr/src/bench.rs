@@ -39,6 +39,13 @@ use uuid::Uuid;
 
 #[derive(clap::Subcommand)]
 pub enum Which {
+    /// Replay into the data platform against a raw Postgres COPY of the same rows, and
+    /// timeline read latency for one client with many events.
+    Replay {
+        /// Events to write for the one client before measuring.
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+    },
     /// Sustained command rate and latency against the raw broker and Postgres rates.
     Commands {
         /// Concurrent HTTP clients, each with its own client id and wallet.
@@ -56,6 +63,7 @@ pub enum Which {
 
 pub async fn run(settings: Settings, which: Which) -> anyhow::Result<()> {
     match which {
+        Which::Replay { events } => crate::bench_replay::run(settings, events).await,
         Which::Commands {
             concurrency,
             seconds,
@@ -113,7 +121,7 @@ async fn commands(
 // ---- the platform in this process -------------------------------------------------------
 
 /// The roles started for the run; dropping it stops them.
-struct Platform {
+pub(crate) struct Platform {
     pool: PgPool,
     codec: EventCodec,
     relay: Option<JoinHandle<()>>,
@@ -126,7 +134,7 @@ impl Platform {
     }
 
     /// Stops every role and waits until they are gone, then closes the pool.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.abort();
         let tasks: Vec<_> = self.tasks.drain(..).chain(self.relay.take()).collect();
         for t in tasks {
@@ -149,7 +157,7 @@ impl Drop for Platform {
 }
 
 /// Registry, relay and command API wired as `platform::serve` wires them, on free ports.
-async fn start_platform(settings: &mut Settings) -> anyhow::Result<Platform> {
+pub(crate) async fn start_platform(settings: &mut Settings) -> anyhow::Result<Platform> {
     let registry_listener = TcpListener::bind("127.0.0.1:0").await?;
     let registry_addr = registry_listener.local_addr()?;
     let api_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -437,7 +445,7 @@ impl Latency {
 }
 
 /// Nearest-rank percentile of sorted values, `permille` in 0..=1000.
-fn percentile(sorted: &[Duration], permille: usize) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], permille: usize) -> Duration {
     let rank = (permille * sorted.len()).div_ceil(1000).max(1);
     sorted
         .get(rank.min(sorted.len()).saturating_sub(1))
@@ -966,7 +974,7 @@ impl Report {
 /// The bench topics are left on the broker: Tansu 0.6 (libsql) deletes every topic of the
 /// cluster on a DeleteTopics request for one of them (`topic_delete_by.sql` filters on the
 /// cluster only), so this never asks the broker to delete anything.
-async fn cleanup(settings: &Settings) {
+pub(crate) async fn cleanup(settings: &Settings) {
     let url = &settings.database_url;
     let name = PgConnectOptions::from_str(url)
         .ok()

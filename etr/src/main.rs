@@ -2,6 +2,7 @@
 //! a cluster runs each role (`command-api`, `relay`, `registry`, …) separately.
 
 mod bench;
+mod bench_replay;
 mod demo;
 mod log;
 mod platform;

@@ -1,0 +1,198 @@
+//! `etr bench replay`: the data-platform replay next to a raw Postgres COPY of the same rows,
+//! and the auditor timeline's read latency for one client with many events, in one run.
+
+#![allow(clippy::float_arithmetic)] // rates and latencies are statistics, not money
+
+use anyhow::Context as _;
+use etr_domain::{Envelope, Event};
+use etr_infra::config::Settings;
+use etr_infra::pg;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use crate::bench::{cleanup, percentile, start_platform};
+
+pub async fn run(mut settings: Settings, target: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (100..=1_000_000).contains(&target),
+        "--events must be 100..=1000000"
+    );
+    let (pool, url) = pg::fresh_database("etr_bench")
+        .await
+        .context("creating the bench database")?;
+    pool.close().await;
+    settings.database_url = url;
+    settings.topic = format!("etr.bench-replay-{}", Uuid::new_v4().simple());
+    let result = measure(&mut settings, target).await;
+    cleanup(&settings).await;
+    result
+}
+
+async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
+    let platform = start_platform(settings).await?;
+    let http = reqwest::Client::new();
+    let base = format!(
+        "http://{}/v1/clients/{}",
+        settings.command_api_addr,
+        Uuid::new_v4()
+    );
+    // Eight wallets of the one client, topped up concurrently (one writer per wallet).
+    let mut wallets = Vec::new();
+    for i in 0..8 {
+        let v: serde_json::Value = http
+            .post(format!("{base}/wallets"))
+            .header("Idempotency-Key", format!("w{i}"))
+            .json(&json!({"currency": "RUB"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        wallets.push(
+            v["wallets"][0]["wallet_id"]
+                .as_str()
+                .context("wallet id")?
+                .to_owned(),
+        );
+    }
+    eprintln!("[bench] writing {target} events for one client");
+    let per_wallet = target.div_ceil(wallets.len());
+    let mut workers = tokio::task::JoinSet::new();
+    for (w, wallet) in wallets.iter().enumerate() {
+        let (http, url) = (http.clone(), format!("{base}/wallets/{wallet}/top-ups"));
+        workers.spawn(async move {
+            for i in 0..per_wallet {
+                let r = http
+                    .post(&url)
+                    .header("Idempotency-Key", format!("t{w}-{i}"))
+                    .json(&json!({"amount": "1.00", "currency": "RUB", "source": "card"}))
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success(), "top-up refused: {}", r.status());
+            }
+            Ok(())
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r??;
+    }
+    let db = sqlx::PgPool::connect(&settings.database_url).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&db)
+                .await?;
+        if pending == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{pending} events not published in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 1. Replay end to end: read + decode from Kafka, load into dp.
+    let registry = crate::platform::reader_registry(settings).await?;
+    let codec = etr_infra::avro::EventCodec::new(&registry, &settings.topic)?;
+    let t = Instant::now();
+    let mut events: Vec<(Envelope, Event)> = Vec::new();
+    crate::log::read_log(settings, &codec, false, |_, _, e, ev| {
+        events.push((e, ev));
+        Ok(())
+    })
+    .await?;
+    let read = t.elapsed();
+    let t = Instant::now();
+    for chunk in events.chunks(1_000) {
+        etr_projections::data_platform::load(&db, chunk).await?;
+    }
+    let load = t.elapsed();
+    let n = events.len();
+
+    // 2. Baseline: COPY the same rows (the fact_events columns) into a plain table.
+    sqlx::query("CREATE TABLE bench_copy (LIKE dp.fact_events)")
+        .execute(&db)
+        .await?;
+    let mut csv = String::with_capacity(n * 300);
+    for (e, _) in &events {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            e.event_id,
+            e.client_id,
+            e.aggregate_type.as_str(),
+            e.aggregate_id,
+            e.aggregate_version,
+            e.event_type,
+            e.partition,
+            e.sequence,
+            e.occurred_at,
+            e.actor.kind,
+            e.actor.id,
+            e.command_id,
+            e.correlation_id
+        ));
+    }
+    let mut conn = db.acquire().await?;
+    let t = Instant::now();
+    let mut copy = conn
+        .copy_in_raw("COPY bench_copy FROM STDIN (FORMAT csv)")
+        .await?;
+    copy.send(csv.as_bytes()).await?;
+    copy.finish().await?;
+    let copied = t.elapsed();
+    drop(conn);
+
+    // 3. Timeline reads of the one client (the whole log, as `etr timeline` does).
+    let mut latencies = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let mut count = 0usize;
+        crate::log::read_log(settings, &codec, false, |_, _, _, _| {
+            count += 1;
+            Ok(())
+        })
+        .await?;
+        anyhow::ensure!(count == n, "timeline read {count} of {n} events");
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    platform.stop().await;
+    db.close().await;
+
+    let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+    let ms = |d: Duration| d.as_secs_f64() * 1_000.0;
+    println!("ETR replay benchmark ({n} events of one client)");
+    println!(
+        "  replay into dp, load only     {:>9.0} events/s",
+        rate(load)
+    );
+    println!(
+        "  replay into dp, read + load   {:>9.0} events/s",
+        rate(read + load)
+    );
+    println!("baseline (same run)");
+    println!(
+        "  raw Postgres COPY, same rows  {:>9.0} rows/s",
+        rate(copied)
+    );
+    println!("ratios");
+    println!("  load ÷ COPY        = {:.3}", rate(load) / rate(copied));
+    println!(
+        "  read+load ÷ COPY   = {:.3}",
+        rate(read + load) / rate(copied)
+    );
+    println!(
+        "timeline of the client ({n} events, read from the log): p50 {:.1} ms  p99 {:.1} ms",
+        ms(percentile(&latencies, 500)),
+        ms(percentile(&latencies, 990))
+    );
+    println!(
+        "{}",
+        json!({"bench": "replay", "events": n, "load_events_per_s": rate(load).round(), "read_load_events_per_s": rate(read + load).round(),
+               "copy_rows_per_s": rate(copied).round(), "load_vs_copy": rate(load) / rate(copied), "read_load_vs_copy": rate(read + load) / rate(copied),
+               "timeline_p50_ms": ms(percentile(&latencies, 500)), "timeline_p99_ms": ms(percentile(&latencies, 990))})
+    );
+    Ok(())
+}
