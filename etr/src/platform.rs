@@ -8,7 +8,9 @@ use etr_domain::wallet::Limits;
 use etr_infra::avro::EventCodec;
 use etr_infra::config::Settings;
 use etr_infra::{kafka, pg};
-use etr_projections::runtime::Projector;
+use etr_projections::lending::Lending;
+use etr_projections::runtime::{Projection, Projector};
+use etr_projections::timeline::Timeline;
 use etr_projections::wallets::Wallets;
 use etr_query_api::auth::{Keys, Role};
 use etr_sagas::simulators::{FraudSimulator, PaymentProviderSimulator};
@@ -154,9 +156,9 @@ async fn serve(
         // The same process that publishes also projects and answers queries (one machine
         // runs everything).
         start_query_api(&settings, pool.clone()).await?;
-        let projector = projector(&settings, &pool)?;
+        let projectors = projectors(&settings, &pool)?;
         tokio::spawn(async move {
-            if let Err(e) = projector.run().await {
+            if let Err(e) = projectors.await {
                 tracing::error!(error = %e, "projector stopped");
                 std::process::exit(4);
             }
@@ -223,23 +225,41 @@ pub async fn relay_only(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The wallet read models' projector, in its own consumer group.
-pub fn projector(settings: &Settings, pool: &PgPool) -> anyhow::Result<Projector<Wallets>> {
+/// One projection's projector, in its own consumer group.
+fn projector<P: Projection>(
+    settings: &Settings,
+    pool: &PgPool,
+    projection: P,
+) -> anyhow::Result<Projector<P>> {
     let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
     Ok(Projector::new(
         pool.clone(),
         codec,
         &settings.kafka_bootstrap,
         &settings.topic,
-        Wallets,
+        projection,
     )?)
+}
+
+/// Every projection (wallets, lending, timeline), each in its own consumer group; the
+/// future ends when one of them fails.
+pub fn projectors(
+    settings: &Settings,
+    pool: &PgPool,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static> {
+    let wallets = projector(settings, pool, Wallets { announce: true })?;
+    let lending = projector(settings, pool, Lending)?;
+    let timeline = projector(settings, pool, Timeline)?;
+    Ok(async move {
+        tokio::try_join!(wallets.run(), lending.run(), timeline.run())?;
+        Ok(())
+    })
 }
 
 pub async fn projector_only(settings: Settings) -> anyhow::Result<()> {
     let pool = database(&settings).await?;
     broker(&settings).await?;
-    projector(&settings, &pool)?.run().await?;
-    Ok(())
+    projectors(&settings, &pool)?.await
 }
 
 async fn start_query_api(settings: &Settings, pool: PgPool) -> anyhow::Result<()> {

@@ -6,14 +6,15 @@ mod support;
 use std::time::{Duration, Instant};
 use support::{read_topic, wait_published, Api, Env};
 
-/// Waits until the `wallets` projection has applied `sequence` of `partition`.
-async fn wait_projected(pool: &sqlx::PgPool, partition: i64, sequence: i64) {
+/// Waits until `projection` has applied `sequence` of `partition`.
+async fn wait_projected(pool: &sqlx::PgPool, projection: &str, partition: i64, sequence: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let at: Option<i64> = sqlx::query_scalar(
-            "SELECT sequence FROM projection_checkpoints WHERE projection = 'wallets' AND partition = $1",
+            "SELECT sequence FROM projection_checkpoints WHERE projection = $2 AND partition = $1",
         )
         .bind(partition as i32)
+        .bind(projection)
         .fetch_optional(pool)
         .await
         .unwrap();
@@ -36,6 +37,7 @@ async fn dump(pool: &sqlx::PgPool) -> Vec<String> {
         "SELECT concat_ws('|', payment_id, wallet_id, amount, currency, service_id, status_code, status, provider_reference, failure_reason, version, state::text, created_at, updated_at) FROM rm_payments ORDER BY payment_id",
         "SELECT concat_ws('|', payment_id, partition, sequence, event_type, status_code, status, occurred_at) FROM rm_payment_history ORDER BY payment_id, partition, sequence",
         "SELECT concat_ws('|', client_id, events, first_event_at, last_event_at) FROM rm_clients ORDER BY client_id",
+        "SELECT concat_ws('|', client_id, partition, sequence, event_id, event_type, aggregate_id, aggregate_version, actor_kind, actor_id, command_id, occurred_at, prev_hash, hash, event::text) FROM rm_timeline ORDER BY client_id, partition, sequence",
     ] {
         let part: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await.unwrap();
         rows.extend(part);
@@ -114,14 +116,16 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
     let v = env
         .graphql(
             Some(&auditor),
-            "{ projectionStatus { partition sequence head lag } }",
+            "{ projectionStatus { projection partition sequence head lag } }",
             serde_json::Value::Null,
         )
         .await;
     assert!(
-        v["data"]["projectionStatus"]
-            .as_array()
-            .is_some_and(|a| a.len() == env.partitions as usize),
+        v["data"]["projectionStatus"].as_array().is_some_and(|a| a
+            .iter()
+            .filter(|r| r["projection"] == "wallets")
+            .count()
+            == env.partitions as usize),
         "{v}"
     );
     // Another client's token never gets this client's data; no token gets nothing.
@@ -150,6 +154,7 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
     assert_eq!(v["data"]["wallet"]["balance"], "749.75", "{v}");
     wait_projected(
         &pool,
+        "wallets",
         pos["partition"].as_i64().unwrap(),
         pos["sequence"].as_i64().unwrap(),
     )
@@ -203,7 +208,9 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
         .map(|r| (r.envelope.partition, r.envelope.sequence))
         .max()
         .unwrap();
-    wait_projected(&pool, i64::from(last.0), last.1 as i64).await;
+    for projection in ["wallets", "timeline"] {
+        wait_projected(&pool, projection, i64::from(last.0), last.1 as i64).await;
+    }
 
     // A fresh rebuild of the same log into another database must be identical.
     let (fresh, _) = etr_infra::pg::fresh_database("etr_test_rm_rebuild")
@@ -213,16 +220,30 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
         .iter()
         .map(|r| (r.envelope.clone(), r.event.clone()))
         .collect();
-    let applied =
-        etr_projections::runtime::apply_batch(&fresh, &etr_projections::wallets::Wallets, &events)
-            .await
-            .unwrap();
+    let applied = etr_projections::runtime::apply_batch(
+        &fresh,
+        &etr_projections::wallets::Wallets { announce: false },
+        &events,
+    )
+    .await
+    .unwrap();
     assert!(applied > 0);
+    let timeline = etr_projections::runtime::apply_batch(
+        &fresh,
+        &etr_projections::timeline::Timeline,
+        &events,
+    )
+    .await
+    .unwrap();
+    assert_eq!(timeline, applied);
     // Applying the log again changes nothing (checkpoints skip it).
-    let again =
-        etr_projections::runtime::apply_batch(&fresh, &etr_projections::wallets::Wallets, &events)
-            .await
-            .unwrap();
+    let again = etr_projections::runtime::apply_batch(
+        &fresh,
+        &etr_projections::wallets::Wallets { announce: false },
+        &events,
+    )
+    .await
+    .unwrap();
     assert_eq!(again, 0);
     let live = dump(&pool).await;
     let rebuilt = dump(&fresh).await;

@@ -5,14 +5,16 @@
 //! sequence applied) and skips anything at or below the checkpoint, so re-delivered and
 //! re-published events change nothing: effectively exactly once ([`runtime`]).
 //!
-//! Read models today: clients, wallet accounts (balance, holds, available) and payments with
-//! their status history ([`wallets`]). Still to come with the read side: applications and
-//! loans, the GraphQL API over them, blue/green rebuilds, the data platform, BKI files and
-//! the auditor timeline.
+//! Read models: clients, wallet accounts (balance, holds, available) and payments with their
+//! status history ([`wallets`]); applications, loans and loan movements ([`lending`]); every
+//! client's events with their envelopes ([`timeline`]). The data platform ([`data_platform`])
+//! is the log replayed into analytics tables.
 
 pub mod data_platform;
 pub mod error;
+pub mod lending;
 pub mod runtime;
+pub mod timeline;
 pub mod wallets;
 
 pub use error::Error;

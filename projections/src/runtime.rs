@@ -25,6 +25,20 @@ pub trait Projection: Send + Sync {
     ) -> impl Future<Output = Result<(), Error>> + Send + 'a;
 }
 
+/// Loads a read model's folded state (a JSONB `state` column) by id; `None` before its
+/// first event.
+pub async fn load_state<T: serde::de::DeserializeOwned>(
+    tx: &mut PgConnection,
+    sql: &str,
+    id: uuid::Uuid,
+) -> Result<Option<T>, Error> {
+    let json: Option<serde_json::Value> = sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(json.map(serde_json::from_value).transpose()?)
+}
+
 /// Applies `events` (each partition's events in log order) in one transaction together with
 /// the checkpoints; returns how many were applied (the rest were at or below a checkpoint).
 pub async fn apply_batch<P: Projection>(

@@ -6,10 +6,20 @@ use etr_domain::{payment, wallet, AggregateKind, Envelope, Event};
 use sqlx::PgConnection;
 
 use crate::error::Error;
-use crate::runtime::Projection;
+use crate::runtime::{load_state, Projection};
 
-/// Clients, wallets, payments and payment history.
-pub struct Wallets;
+/// The Postgres channel a payment's status change is announced on (after the batch commits),
+/// with a JSON payload (payment_id, wallet_id, client_id, event_type, status_code, status,
+/// partition, sequence, occurred_at); the GraphQL subscription `operationStatusChanged`
+/// listens on it.
+pub const OPERATION_STATUS_CHANNEL: &str = "etr_operation_status";
+
+/// Clients, wallets, payments and payment history. `announce` sends status changes on
+/// [`OPERATION_STATUS_CHANNEL`]; a rebuild into a new table version leaves it off so
+/// subscribers do not hear history again.
+pub struct Wallets {
+    pub announce: bool,
+}
 
 impl Projection for Wallets {
     fn name(&self) -> &'static str {
@@ -32,7 +42,7 @@ impl Projection for Wallets {
         .await?;
         match event {
             Event::Wallet(e) => apply_wallet(tx, envelope, e).await,
-            Event::Payment(e) => apply_payment(tx, envelope, e).await,
+            Event::Payment(e) => apply_payment(tx, envelope, e, self.announce).await,
             Event::Application(_) | Event::Loan(_) => Ok(()),
         }
     }
@@ -44,18 +54,16 @@ async fn apply_wallet(
     event: &wallet::Event,
 ) -> Result<(), Error> {
     debug_assert_eq!(env.aggregate_type, AggregateKind::WalletAccount);
-    let current: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT state FROM rm_wallets WHERE wallet_id = $1")
-            .bind(env.aggregate_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let state = match current {
-        Some(json) => serde_json::from_value(json)?,
-        None => wallet::Wallet {
-            id: env.aggregate_id,
-            ..Default::default()
-        },
-    };
+    let state = load_state(
+        tx,
+        "SELECT state FROM rm_wallets WHERE wallet_id = $1",
+        env.aggregate_id,
+    )
+    .await?
+    .unwrap_or_else(|| wallet::Wallet {
+        id: env.aggregate_id,
+        ..Default::default()
+    });
     let w = wallet::evolve(state, event);
     let status = match w.status {
         wallet::Status::NotOpened => "not_opened",
@@ -87,19 +95,18 @@ async fn apply_payment(
     tx: &mut PgConnection,
     env: &Envelope,
     event: &payment::Event,
+    announce: bool,
 ) -> Result<(), Error> {
-    let current: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT state FROM rm_payments WHERE payment_id = $1")
-            .bind(env.aggregate_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let state = match current {
-        Some(json) => serde_json::from_value(json)?,
-        None => payment::Payment {
-            id: env.aggregate_id,
-            ..Default::default()
-        },
-    };
+    let state = load_state(
+        tx,
+        "SELECT state FROM rm_payments WHERE payment_id = $1",
+        env.aggregate_id,
+    )
+    .await?
+    .unwrap_or_else(|| payment::Payment {
+        id: env.aggregate_id,
+        ..Default::default()
+    });
     let p = payment::evolve(state, env.client_id, event);
     let code = p.status.code().map(i16::from);
     sqlx::query(
@@ -135,5 +142,23 @@ async fn apply_payment(
     .bind(env.occurred_at)
     .execute(&mut *tx)
     .await?;
+    if announce {
+        sqlx::query(
+            "SELECT pg_notify($1, json_build_object('payment_id', $2::uuid, 'wallet_id', $3::uuid, 'client_id', $4::uuid, 'event_type', $5::text, \
+             'status_code', $6::smallint, 'status', $7::text, 'partition', $8::int, 'sequence', $9::bigint, 'occurred_at', $10::timestamptz)::text)",
+        )
+        .bind(OPERATION_STATUS_CHANNEL)
+        .bind(env.aggregate_id)
+        .bind(p.wallet_id)
+        .bind(env.client_id.0)
+        .bind(&env.event_type)
+        .bind(code)
+        .bind(p.status.label())
+        .bind(i32::try_from(env.partition).unwrap_or(i32::MAX))
+        .bind(i64::try_from(env.sequence).unwrap_or(i64::MAX))
+        .bind(env.occurred_at)
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }

@@ -118,3 +118,19 @@ pub fn may_read(ctx: &Context<'_>, client: Uuid) -> async_graphql::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// May the viewer read `client`'s timeline (the audit trail)? The client itself, operators
+/// and auditors; partners never.
+pub fn may_read_timeline(ctx: &Context<'_>, client: Uuid) -> async_graphql::Result<()> {
+    let v = viewer(ctx)?;
+    match v.role {
+        Role::Partner => Err(error(
+            "FORBIDDEN",
+            "a client's timeline is for the client, operators and auditors",
+        )),
+        Role::Client if v.client != Some(client) => {
+            Err(error("FORBIDDEN", "a client may read only its own data"))
+        }
+        _ => Ok(()),
+    }
+}

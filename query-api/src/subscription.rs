@@ -1,0 +1,129 @@
+//! `operationStatusChanged(walletId)`: every status change of the wallet's operations, as
+//! the `wallets` projection commits it (it announces each one on a Postgres channel; one
+//! listener per query-API process fans them out to the websocket subscribers).
+
+use async_graphql::{Context, SimpleObject, Subscription};
+use futures::Stream;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::auth::{error, may_read, viewer};
+use crate::{pool, store};
+
+/// The Postgres channel the `wallets` projection announces on.
+pub const CHANNEL: &str = "etr_operation_status";
+
+/// One status change of an operation, exactly as it was applied (not the operation's
+/// latest state: a fast lifecycle yields every step).
+#[derive(SimpleObject, serde::Deserialize, Clone, Debug)]
+pub struct OperationStatusChange {
+    pub payment_id: Uuid,
+    pub wallet_id: Uuid,
+    #[graphql(skip)]
+    pub client_id: Uuid,
+    pub event_type: String,
+    /// Lifecycle status code 0–9.
+    pub status_code: Option<i16>,
+    pub status: String,
+    pub partition: i32,
+    pub sequence: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+}
+
+/// The fan-out of announced status changes to this process's subscribers.
+#[derive(Clone)]
+pub struct Announcements(broadcast::Sender<OperationStatusChange>);
+
+impl Announcements {
+    /// Starts listening on [`CHANNEL`] (reconnecting after a lost connection).
+    pub fn listen(pool: PgPool) -> Announcements {
+        let (sender, _) = broadcast::channel(4_096);
+        let out = sender.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = relay(&pool, &out).await {
+                    tracing::warn!(error = %e, "status-change listener lost its connection; reconnecting");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        Announcements(sender)
+    }
+}
+
+async fn relay(
+    pool: &PgPool,
+    out: &broadcast::Sender<OperationStatusChange>,
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    loop {
+        let n = listener.recv().await?;
+        match serde_json::from_str::<OperationStatusChange>(n.payload()) {
+            // No subscriber at the moment is not an error.
+            Ok(change) => drop(out.send(change)),
+            Err(e) => tracing::warn!(error = %e, payload = n.payload(), "unreadable status change"),
+        }
+    }
+}
+
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Every status change of the wallet's operations from now on, in commit order. A
+    /// subscriber too slow to keep up gets an error with code `LAGGED` (then re-reads
+    /// `operations`).
+    async fn operation_status_changed(
+        &self,
+        ctx: &Context<'_>,
+        wallet_id: Uuid,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<OperationStatusChange>>>
+    {
+        viewer(ctx)?;
+        let owner: Option<Uuid> =
+            sqlx::query_scalar("SELECT client_id FROM rm_wallets WHERE wallet_id = $1")
+                .bind(wallet_id)
+                .fetch_optional(pool(ctx)?)
+                .await
+                .map_err(store)?;
+        let Some(owner) = owner else {
+            return Err(error(
+                "NOT_FOUND",
+                format!("wallet {wallet_id} does not exist"),
+            ));
+        };
+        may_read(ctx, owner)?;
+        let receiver = ctx.data::<Announcements>()?.0.subscribe();
+        Ok(futures::stream::unfold(
+            receiver,
+            move |mut receiver| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(change) if change.wallet_id == wallet_id => {
+                            return Some((Ok(change), receiver))
+                        }
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            return Some((
+                                Err(error(
+                                    "LAGGED",
+                                    format!(
+                                        "{missed} status changes were missed; re-read `operations`"
+                                    ),
+                                )),
+                                receiver,
+                            ))
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
+    }
+}

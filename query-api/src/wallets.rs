@@ -1,0 +1,232 @@
+//! Clients, wallets and operations (payments) with their status history: the `wallets`
+//! projection's tables.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::{error, may_read, viewer};
+use crate::lending::{Application, Loan};
+use crate::loaders::children;
+use crate::{pool, reach, store, PositionInput, WALLETS};
+
+#[derive(SimpleObject, sqlx::FromRow, Clone)]
+pub struct Wallet {
+    pub wallet_id: Uuid,
+    pub client_id: Uuid,
+    pub currency: Option<String>,
+    pub status: String,
+    /// Decimal strings, exact.
+    pub balance: String,
+    pub held: String,
+    pub available: String,
+    pub version: i64,
+    pub opened_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(SimpleObject, sqlx::FromRow, Clone)]
+pub struct StatusChange {
+    pub event_type: String,
+    /// Lifecycle status code 0–9.
+    pub status_code: Option<i16>,
+    pub status: String,
+    pub partition: i32,
+    pub sequence: i64,
+    pub occurred_at: OffsetDateTime,
+}
+
+#[derive(SimpleObject, sqlx::FromRow, Clone)]
+#[graphql(complex)]
+pub struct Operation {
+    pub payment_id: Uuid,
+    pub wallet_id: Uuid,
+    pub client_id: Uuid,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub service_id: String,
+    pub status_code: Option<i16>,
+    pub status: String,
+    pub provider_reference: Option<String>,
+    pub failure_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[ComplexObject]
+impl Operation {
+    /// Every status the operation went through, in log order.
+    async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StatusChange>> {
+        children(ctx, self.payment_id).await
+    }
+}
+
+#[derive(SimpleObject, sqlx::FromRow, Clone)]
+#[graphql(complex)]
+pub struct Client {
+    pub client_id: Uuid,
+    pub events: i64,
+    pub first_event_at: OffsetDateTime,
+    pub last_event_at: OffsetDateTime,
+}
+
+#[ComplexObject]
+impl Client {
+    async fn wallets(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Wallet>> {
+        children(ctx, self.client_id).await
+    }
+
+    /// The client's loan applications, newest first.
+    async fn applications(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Application>> {
+        children(ctx, self.client_id).await
+    }
+
+    /// The client's loans, newest first.
+    async fn loans(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Loan>> {
+        children(ctx, self.client_id).await
+    }
+}
+
+const WALLET_SELECT: &str = "SELECT wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at FROM rm_wallets";
+pub(crate) const OPERATION_SELECT: &str = "SELECT payment_id, wallet_id, client_id, amount::text AS amount, currency, service_id, status_code, status, provider_reference, failure_reason, created_at, updated_at FROM rm_payments";
+
+/// Loader queries (see [`crate::loaders::Children`]).
+pub(crate) const WALLETS_OF_CLIENTS: &str = "SELECT client_id AS group_key, wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at \
+     FROM rm_wallets WHERE client_id = ANY($1) ORDER BY opened_at, wallet_id";
+pub(crate) const HISTORY_OF_PAYMENTS: &str = "SELECT payment_id AS group_key, event_type, status_code, status, partition, sequence, occurred_at \
+     FROM rm_payment_history WHERE payment_id = ANY($1) ORDER BY partition, sequence";
+
+/// Filter of `operations`.
+#[derive(InputObject, Default)]
+pub struct OperationFilter {
+    /// Only operations with this lifecycle status code (0–9).
+    pub status_code: Option<i16>,
+    pub service_id: Option<String>,
+}
+
+#[derive(Default)]
+pub struct WalletQuery;
+
+#[Object]
+impl WalletQuery {
+    async fn wallet(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        min_position: Option<PositionInput>,
+    ) -> async_graphql::Result<Option<Wallet>> {
+        viewer(ctx)?;
+        let pool = pool(ctx)?;
+        reach(pool, WALLETS, min_position).await?;
+        let wallet: Option<Wallet> =
+            sqlx::query_as(&format!("{WALLET_SELECT} WHERE wallet_id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(store)?;
+        if let Some(w) = &wallet {
+            may_read(ctx, w.client_id)?;
+        }
+        Ok(wallet)
+    }
+
+    async fn client(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        min_position: Option<PositionInput>,
+    ) -> async_graphql::Result<Option<Client>> {
+        may_read(ctx, id)?;
+        let pool = pool(ctx)?;
+        reach(pool, WALLETS, min_position).await?;
+        reach(pool, crate::LENDING, min_position).await?;
+        sqlx::query_as("SELECT client_id, events, first_event_at, last_event_at FROM rm_clients WHERE client_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(store)
+    }
+
+    async fn operation(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        min_position: Option<PositionInput>,
+    ) -> async_graphql::Result<Option<Operation>> {
+        viewer(ctx)?;
+        let pool = pool(ctx)?;
+        reach(pool, WALLETS, min_position).await?;
+        let op: Option<Operation> =
+            sqlx::query_as(&format!("{OPERATION_SELECT} WHERE payment_id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(store)?;
+        if let Some(o) = &op {
+            may_read(ctx, o.client_id)?;
+        }
+        Ok(op)
+    }
+
+    /// A wallet's operations, newest first, with Relay cursor pagination (`first` ≤ 100).
+    async fn operations(
+        &self,
+        ctx: &Context<'_>,
+        wallet_id: Uuid,
+        filter: Option<OperationFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        min_position: Option<PositionInput>,
+    ) -> async_graphql::Result<Connection<String, Operation, EmptyFields, EmptyFields>> {
+        viewer(ctx)?;
+        let pool = pool(ctx)?;
+        reach(pool, WALLETS, min_position).await?;
+        let owner: Option<Uuid> =
+            sqlx::query_scalar("SELECT client_id FROM rm_wallets WHERE wallet_id = $1")
+                .bind(wallet_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(store)?;
+        if let Some(owner) = owner {
+            may_read(ctx, owner)?;
+        }
+        let first = crate::page_size(first)?;
+        // Cursor: "<created_at unix nanos>:<payment id>" of the last edge seen.
+        let after = match after {
+            None => None,
+            Some(c) => {
+                let (nanos, id) = c
+                    .split_once(':')
+                    .and_then(|(n, i)| Some((n.parse::<i128>().ok()?, Uuid::parse_str(i).ok()?)))
+                    .ok_or_else(|| error("BAD_USER_INPUT", "malformed cursor"))?;
+                let at = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                    .map_err(|_| error("BAD_USER_INPUT", "malformed cursor"))?;
+                Some((at, id))
+            }
+        };
+        let filter = filter.unwrap_or_default();
+        let rows: Vec<Operation> = sqlx::query_as(&format!(
+            "{OPERATION_SELECT} WHERE wallet_id = $1 \
+             AND ($2::timestamptz IS NULL OR (created_at, payment_id) < ($2, $3)) \
+             AND ($4::smallint IS NULL OR status_code = $4) AND ($5::text IS NULL OR service_id = $5) \
+             ORDER BY created_at DESC, payment_id DESC LIMIT $6"
+        ))
+        .bind(wallet_id)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(filter.status_code)
+        .bind(filter.service_id)
+        .bind(i64::try_from(first).unwrap_or(100) + 1)
+        .fetch_all(pool)
+        .await
+        .map_err(store)?;
+        let has_next = rows.len() > first;
+        let mut connection = Connection::new(after.is_some(), has_next);
+        for op in rows.into_iter().take(first) {
+            let cursor = format!("{}:{}", op.created_at.unix_timestamp_nanos(), op.payment_id);
+            connection.edges.push(Edge::new(cursor, op));
+        }
+        Ok(connection)
+    }
+}
