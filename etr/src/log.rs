@@ -1,4 +1,4 @@
-//! Reading the log: `etr tail` and `etr rebuild-snapshots`.
+//! Reading the log: `etr tail`, `etr rebuild-snapshots` and `etr replay`.
 
 use anyhow::Context as _;
 use etr_domain::{evolve, AggregateRef, Envelope, Event, State};
@@ -200,47 +200,335 @@ fn parse_time(flag: &str, value: Option<String>) -> anyhow::Result<Option<Offset
         .transpose()
 }
 
-/// Replays the log (optionally a time window of it) into the data platform, in batches.
+/// A time window of the log read partition by partition: each partition from the first record
+/// whose broker timestamp is at or after `from − slack` (found with `offsets_for_times`), up
+/// to its high watermark at the start, or until an event occurred at or after `to + slack`.
+/// Records carry the time the relay published them, which is after the event occurred, so
+/// the seek never skips an event of the window; the slack covers clock differences between
+/// hosts and events committed in another order than they occurred. Events are then filtered
+/// exactly by `occurred_at` (at or after `from`, before `to`), each handed out once: a record
+/// whose sequence is at or below the last one seen in its partition (a relay re-publish) is
+/// skipped.
+pub struct WindowReader {
+    consumer: rdkafka::consumer::StreamConsumer,
+    topic: String,
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
+    stop_at: Option<OffsetDateTime>,
+    ends: Vec<i64>,
+    open: Vec<bool>,
+    last_seq: Vec<Option<u64>>,
+    /// Records read from the broker so far (inside the window or not).
+    pub records: u64,
+}
+
+impl WindowReader {
+    pub async fn open(
+        settings: &Settings,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+        slack: Duration,
+    ) -> anyhow::Result<WindowReader> {
+        use rdkafka::config::ClientConfig;
+        use rdkafka::{Offset, TopicPartitionList};
+        let topic = settings.topic.clone();
+        let consumer: rdkafka::consumer::StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.kafka_bootstrap)
+            .set("group.id", format!("etr-reader-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()?;
+        let timeout = Duration::from_secs(10);
+        let md = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let known = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        anyhow::ensure!(
+            known == usize::try_from(settings.partitions)?,
+            "topic {topic} has {known} partitions, expected {} (ETR_PARTITIONS)",
+            settings.partitions
+        );
+        let slack = time::Duration::try_from(slack)?;
+        let partitions = i32::try_from(settings.partitions)?;
+        let (mut lows, mut ends) = (Vec::new(), Vec::new());
+        for p in 0..partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+            lows.push(low);
+            ends.push(high);
+        }
+        let mut starts = lows.clone();
+        if let Some(from) = from {
+            let millis = i64::try_from((from - slack).unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(0)
+                .max(0);
+            let mut wanted = TopicPartitionList::new();
+            for p in 0..partitions {
+                wanted.add_partition_offset(&topic, p, Offset::Offset(millis))?;
+            }
+            let found = consumer.offsets_for_times(wanted, timeout)?;
+            for element in found.elements() {
+                let idx = usize::try_from(element.partition())?;
+                let (Some(start), Some(&end)) = (starts.get_mut(idx), ends.get(idx)) else {
+                    continue;
+                };
+                match (element.error(), element.offset()) {
+                    (Ok(()), Offset::Offset(o)) => *start = o.max(*start),
+                    // No record at or after the time: nothing of the window in this partition.
+                    (Ok(()), Offset::End) => *start = end,
+                    // Without a usable answer the partition is read whole and filtered.
+                    _ => {}
+                }
+            }
+            // Some brokers (Tansu 0.6) answer the first offset, not "none", when every record
+            // is older than the time. When the answer is the start of a partition, its last
+            // record tells which it is.
+            let from_start: Vec<(i32, i64)> = (0..partitions)
+                .zip(&lows)
+                .zip(starts.iter().zip(&ends))
+                .filter(|((_, low), (start, end))| start <= low && start < end)
+                .map(|((p, _), (_, end))| (p, end - 1))
+                .collect();
+            for (p, stamp) in timestamps_at(settings, &from_start).await? {
+                if stamp < millis {
+                    let idx = usize::try_from(p)?;
+                    if let (Some(start), Some(&end)) = (starts.get_mut(idx), ends.get(idx)) {
+                        *start = end;
+                    }
+                }
+            }
+        }
+        let mut assignment = TopicPartitionList::new();
+        let mut open = Vec::new();
+        for ((p, start), end) in (0..partitions).zip(&starts).zip(&ends) {
+            open.push(start < end);
+            if start < end {
+                assignment.add_partition_offset(&topic, p, Offset::Offset(*start))?;
+            }
+        }
+        if assignment.count() > 0 {
+            consumer.assign(&assignment)?;
+        }
+        Ok(WindowReader {
+            consumer,
+            topic,
+            from,
+            to,
+            stop_at: to.map(|t| t + slack),
+            last_seq: vec![None; ends.len()],
+            ends,
+            open,
+            records: 0,
+        })
+    }
+
+    /// Stops reading partition `idx`.
+    fn close(&mut self, idx: usize) {
+        if let Some(open) = self.open.get_mut(idx) {
+            *open = false;
+        }
+        let mut one = rdkafka::TopicPartitionList::new();
+        if let Ok(p) = i32::try_from(idx) {
+            // Pausing only saves fetching; records of a closed partition are ignored anyway.
+            if one
+                .add_partition_offset(&self.topic, p, rdkafka::Offset::Invalid)
+                .is_ok()
+            {
+                let _ = self.consumer.pause(&one);
+            }
+        }
+    }
+
+    /// The next events of the window in log order per partition, up to `max`; empty when the
+    /// window is exhausted.
+    pub async fn next_batch(
+        &mut self,
+        codec: &EventCodec,
+        max: usize,
+    ) -> anyhow::Result<Vec<(Envelope, Event)>> {
+        let mut batch = Vec::new();
+        while batch.len() < max && self.open.iter().any(|o| *o) {
+            let msg = tokio::time::timeout(Duration::from_secs(30), self.consumer.recv())
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("timed out reading the log (ends {:?})", self.ends)
+                })??;
+            let idx = usize::try_from(msg.partition()).context("negative partition")?;
+            let offset = msg.offset();
+            let end = *self
+                .ends
+                .get(idx)
+                .context("partition beyond the configured count")?;
+            if !self.open.get(idx).copied().unwrap_or(false) {
+                continue;
+            }
+            if offset >= end {
+                // Appended after the replay started.
+                self.close(idx);
+                continue;
+            }
+            self.records += 1;
+            let payload = msg.payload().context("record without payload")?;
+            let (envelope, event) = codec.decode(payload).await?;
+            drop(msg);
+            if offset + 1 >= end {
+                self.close(idx);
+            }
+            if self.stop_at.is_some_and(|s| envelope.occurred_at >= s) {
+                self.close(idx);
+                continue;
+            }
+            let seen = self
+                .last_seq
+                .get_mut(idx)
+                .context("partition beyond the configured count")?;
+            if seen.is_some_and(|s| envelope.sequence <= s) {
+                continue;
+            }
+            *seen = Some(envelope.sequence);
+            let inside = self.from.is_none_or(|f| envelope.occurred_at >= f)
+                && self.to.is_none_or(|t| envelope.occurred_at < t);
+            if inside {
+                batch.push((envelope, event));
+            }
+        }
+        if !self.open.iter().any(|o| *o) {
+            let _ = self.consumer.unassign();
+        }
+        Ok(batch)
+    }
+}
+
+/// The broker timestamps (milliseconds) of the records at the given (partition, offset)s.
+async fn timestamps_at(
+    settings: &Settings,
+    records: &[(i32, i64)],
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::{Offset, TopicPartitionList};
+    let mut found = BTreeMap::new();
+    if records.is_empty() {
+        return Ok(found);
+    }
+    let consumer: rdkafka::consumer::StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka_bootstrap)
+        .set("group.id", format!("etr-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for (p, offset) in records {
+        assignment.add_partition_offset(&settings.topic, *p, Offset::Offset(*offset))?;
+    }
+    consumer.assign(&assignment)?;
+    while found.len() < records.len() {
+        let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .context("timed out reading the last records of the log")??;
+        let wanted = records.contains(&(msg.partition(), msg.offset()));
+        if let (true, Some(stamp)) = (wanted, msg.timestamp().to_millis()) {
+            found.insert(msg.partition(), stamp);
+        } else if wanted {
+            // A record without a timestamp cannot rule the partition out.
+            found.insert(msg.partition(), i64::MAX);
+        }
+    }
+    let _ = consumer.unassign();
+    Ok(found)
+}
+
+/// What a replay into the data platform did.
+pub struct Replayed {
+    /// Events of the window loaded into `dp`.
+    pub events: usize,
+    /// Records read from the broker (the window, plus what the seek could not skip).
+    pub records: u64,
+}
+
+/// Streams a time window of the log into `dp`: the reader seeks each partition to the window
+/// and hands batches to a loader task while it reads on, so memory stays bounded by a few
+/// batches.
+pub async fn replay_into_data_platform(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    codec: &EventCodec,
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
+    clock_slack: Duration,
+) -> anyhow::Result<Replayed> {
+    use etr_projections::data_platform;
+    let mut reader = WindowReader::open(settings, from, to, clock_slack).await?;
+    let (batches, mut incoming) = tokio::sync::mpsc::channel::<Vec<(Envelope, Event)>>(2);
+    let loader = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let mut loaded = 0usize;
+            while let Some(batch) = incoming.recv().await {
+                data_platform::load(&pool, &batch).await?;
+                loaded += batch.len();
+            }
+            Ok::<usize, etr_projections::Error>(loaded)
+        }
+    });
+    let read: anyhow::Result<()> = async {
+        loop {
+            let batch = reader.next_batch(codec, data_platform::BATCH).await?;
+            // A closed channel means the loader failed; its error is reported below.
+            if batch.is_empty() || batches.send(batch).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    drop(batches);
+    let events = loader.await.context("the loader task")??;
+    read?;
+    Ok(Replayed {
+        events,
+        records: reader.records,
+    })
+}
+
+/// `etr replay --into data-platform`: the log (optionally a time window of it) into `dp`;
+/// with `parquet`, the fact tables are then written to that directory as Parquet files.
 pub async fn replay(
     settings: &Settings,
     into: &str,
     from: Option<String>,
     to: Option<String>,
+    parquet: Option<std::path::PathBuf>,
+    clock_slack: Duration,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         into == "data-platform",
         "unknown replay target `{into}` (known: data-platform)"
     );
     let (from, to) = (parse_time("--from", from)?, parse_time("--to", to)?);
+    if let (Some(f), Some(t)) = (from, to) {
+        anyhow::ensure!(f < t, "--from must be before --to");
+    }
     let pool = crate::platform::database(settings).await?;
     let registry = crate::platform::reader_registry(settings).await?;
     let codec = EventCodec::new(&registry, &settings.topic)?;
     let started = std::time::Instant::now();
-    let mut batch = Vec::new();
-    let mut loaded = 0usize;
-    let mut pending = Vec::new();
-    read_log(settings, &codec, false, |_, _, envelope, event| {
-        let inside = from.is_none_or(|f| envelope.occurred_at >= f)
-            && to.is_none_or(|t| envelope.occurred_at < t);
-        if inside {
-            batch.push((envelope, event));
-        }
-        if batch.len() >= 1_000 {
-            pending.push(std::mem::take(&mut batch));
-        }
-        Ok(())
-    })
-    .await?;
-    pending.push(batch);
-    for chunk in pending {
-        etr_projections::data_platform::load(&pool, &chunk).await?;
-        loaded += chunk.len();
-    }
+    let replayed =
+        replay_into_data_platform(settings, &pool, &codec, from, to, clock_slack).await?;
     let millis = started.elapsed().as_millis().max(1);
-    let per_second = u128::try_from(loaded).unwrap_or(0) * 1_000 / millis;
+    let per_second = u128::try_from(replayed.events).unwrap_or(0) * 1_000 / millis;
+    let files = match parquet {
+        Some(dir) => etr_projections::data_platform::write_parquet(&pool, &dir)
+            .await?
+            .into_iter()
+            .map(|f| serde_json::json!({"table": f.table, "file": f.path, "rows": f.rows}))
+            .collect(),
+        None => Vec::new(),
+    };
     println!(
         "{}",
-        serde_json::json!({"into": "data-platform", "events": loaded, "millis": millis, "events_per_second": per_second})
+        serde_json::json!({"into": "data-platform", "events": replayed.events, "records_read": replayed.records,
+                           "millis": millis, "events_per_second": per_second, "parquet": files})
     );
     Ok(())
 }

@@ -6,6 +6,7 @@ mod bench_replay;
 mod demo;
 mod log;
 mod platform;
+mod rebuild;
 mod timeline;
 
 use anyhow::Context as _;
@@ -74,17 +75,34 @@ enum Cmd {
         #[arg(long)]
         client: Option<uuid::Uuid>,
     },
-    /// Replay the log into a target: `--into data-platform` fills the analysts' `dp` schema.
+    /// Replay the log: `--into data-platform` fills the analysts' `dp` schema;
+    /// `--projection NAME` rebuilds a read model blue/green (the old tables serve until the
+    /// new ones have caught up, then one transaction switches).
     Replay {
-        /// Only `data-platform` today.
+        /// `data-platform`.
+        #[arg(
+            long,
+            conflicts_with = "projection",
+            required_unless_present = "projection"
+        )]
+        into: Option<String>,
+        /// wallets | lending | timeline
         #[arg(long)]
-        into: String,
+        projection: Option<String>,
         /// Only events that occurred at or after this RFC 3339 time.
         #[arg(long)]
         from: Option<String>,
         /// Only events that occurred before this RFC 3339 time.
         #[arg(long)]
         to: Option<String>,
+        /// Also write the fact tables as Parquet files into DIR (`DIR/<table>.parquet`).
+        #[arg(long, value_name = "DIR", conflicts_with = "projection")]
+        parquet: Option<std::path::PathBuf>,
+        /// How far before `--from` the reader seeks and past `--to` it reads, in seconds
+        /// (clock differences between hosts, commit order); events are still selected exactly
+        /// by their occurred-at time.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        clock_slack: u64,
     },
     /// Rebuild the snapshot table from the log and compare it with the current one.
     RebuildSnapshots {
@@ -140,7 +158,22 @@ async fn main() -> anyhow::Result<()> {
             as_of,
         } => timeline::run(&settings, client, verify, as_of).await,
         Cmd::Tail { follow, client } => log::tail(&settings, follow, client).await,
-        Cmd::Replay { into, from, to } => log::replay(&settings, &into, from, to).await,
+        Cmd::Replay {
+            projection: Some(name),
+            ..
+        } => rebuild::run(&settings, &name).await,
+        Cmd::Replay {
+            into,
+            from,
+            to,
+            parquet,
+            clock_slack,
+            ..
+        } => {
+            let into = into.as_deref().unwrap_or_default();
+            let slack = std::time::Duration::from_secs(clock_slack);
+            log::replay(&settings, into, from, to, parquet, slack).await
+        }
         Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,
         Cmd::Bench { which } => bench::run(settings, which).await,
     }

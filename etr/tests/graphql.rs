@@ -139,11 +139,16 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     let v = env
         .graphql(
             Some(&mine),
-            "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance } }",
+            "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance limits { minOperation maxOperation maxBalance balanceHeadroom maxPaymentNow } } }",
             json!({"w": wallet, "p": top["position"]}),
         )
         .await;
     assert_eq!(v["data"]["wallet"]["balance"], "1000.00", "{v}");
+    let limits = &v["data"]["wallet"]["limits"];
+    assert_eq!(limits["minOperation"], "1.00", "{v}");
+    assert_eq!(limits["maxBalance"], "600000.00");
+    assert_eq!(limits["balanceHeadroom"], "599000.00");
+    assert_eq!(limits["maxPaymentNow"], "1000.00");
     let subscription = "subscription($w: UUID!) { operationStatusChanged(walletId: $w) { paymentId walletId statusCode status eventType sequence } }";
     let mut ws = subscribe(&env, Some(&mine), subscription, json!({"w": wallet})).await;
     let mut stranger = subscribe(&env, Some(&theirs), subscription, json!({"w": wallet})).await;

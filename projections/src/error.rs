@@ -8,4 +8,6 @@ pub enum Error {
     Infra(#[from] etr_infra::Error),
     #[error("read model state: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("rebuild: {0}")]
+    Rebuild(String),
 }

@@ -16,6 +16,10 @@ impl Projection for Lending {
         "lending"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_applications", "rm_loans", "rm_loan_movements"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -13,6 +13,7 @@
 pub mod data_platform;
 pub mod error;
 pub mod lending;
+pub mod rebuild;
 pub mod runtime;
 pub mod timeline;
 pub mod wallets;

@@ -17,6 +17,8 @@ use crate::error::Error;
 /// events past the projection's checkpoint, in partition order.
 pub trait Projection: Send + Sync {
     fn name(&self) -> &'static str;
+    /// The tables the projection writes (besides its checkpoints), for rebuilds.
+    fn tables(&self) -> &'static [&'static str];
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,
@@ -47,6 +49,11 @@ pub async fn apply_batch<P: Projection>(
     events: &[(Envelope, Event)],
 ) -> Result<usize, Error> {
     let mut tx = pool.begin().await?;
+    // One batch at a time per projection and schema (a blue/green switch takes it too).
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/' || $1))")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
     let rows: Vec<(i32, i64)> = sqlx::query_as(
         "SELECT partition, sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
     )

@@ -16,6 +16,10 @@ impl Projection for Timeline {
         "timeline"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_timeline"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -26,6 +26,15 @@ impl Projection for Wallets {
         "wallets"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "rm_clients",
+            "rm_wallets",
+            "rm_payments",
+            "rm_payment_history",
+        ]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -12,6 +12,7 @@ use crate::loaders::children;
 use crate::{pool, reach, store, PositionInput, WALLETS};
 
 #[derive(SimpleObject, sqlx::FromRow, Clone)]
+#[graphql(complex)]
 pub struct Wallet {
     pub wallet_id: Uuid,
     pub client_id: Uuid,
@@ -24,6 +25,59 @@ pub struct Wallet {
     pub version: i64,
     pub opened_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    #[graphql(skip)]
+    pub min_operation: Option<String>,
+    #[graphql(skip)]
+    pub max_operation: Option<String>,
+    #[graphql(skip)]
+    pub max_balance: Option<String>,
+}
+
+/// A wallet's limits and how much of them is used.
+#[derive(SimpleObject)]
+pub struct WalletLimits {
+    /// Decimal strings, exact.
+    pub min_operation: String,
+    pub max_operation: String,
+    pub max_balance: String,
+    /// How much more the balance may grow: max balance − balance.
+    pub balance_headroom: String,
+    /// The largest single operation possible now: the lesser of max operation and available.
+    pub max_payment_now: String,
+}
+
+#[ComplexObject]
+impl Wallet {
+    /// The wallet's limits (none before it is opened).
+    async fn limits(&self) -> async_graphql::Result<Option<WalletLimits>> {
+        let (Some(min), Some(max_op), Some(max_balance)) =
+            (&self.min_operation, &self.max_operation, &self.max_balance)
+        else {
+            return Ok(None);
+        };
+        let number = |s: &str| {
+            rust_decimal::Decimal::from_str_exact(s)
+                .map_err(|e| error("UNAVAILABLE", format!("unreadable amount {s}: {e}")))
+        };
+        let balance = number(&self.balance)?;
+        let available = number(&self.available)?;
+        let max_operation = number(max_op)?;
+        Ok(Some(WalletLimits {
+            min_operation: min.clone(),
+            max_operation: max_op.clone(),
+            max_balance: max_balance.clone(),
+            balance_headroom: format!(
+                "{:.2}",
+                (number(max_balance)? - balance).max(rust_decimal::Decimal::ZERO)
+            ),
+            max_payment_now: format!(
+                "{:.2}",
+                max_operation
+                    .min(available)
+                    .max(rust_decimal::Decimal::ZERO)
+            ),
+        }))
+    }
 }
 
 #[derive(SimpleObject, sqlx::FromRow, Clone)]
@@ -88,12 +142,13 @@ impl Client {
     }
 }
 
-const WALLET_SELECT: &str = "SELECT wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at FROM rm_wallets";
+const WALLET_SELECT: &str = "SELECT wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \
+     state->'limits'->>'min_operation' AS min_operation, state->'limits'->>'max_operation' AS max_operation, state->'limits'->>'max_balance' AS max_balance FROM rm_wallets";
 pub(crate) const OPERATION_SELECT: &str = "SELECT payment_id, wallet_id, client_id, amount::text AS amount, currency, service_id, status_code, status, provider_reference, failure_reason, created_at, updated_at FROM rm_payments";
 
 /// Loader queries (see [`crate::loaders::Children`]).
-pub(crate) const WALLETS_OF_CLIENTS: &str = "SELECT client_id AS group_key, wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at \
-     FROM rm_wallets WHERE client_id = ANY($1) ORDER BY opened_at, wallet_id";
+pub(crate) const WALLETS_OF_CLIENTS: &str = "SELECT client_id AS group_key, wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \
+     state->'limits'->>'min_operation' AS min_operation, state->'limits'->>'max_operation' AS max_operation, state->'limits'->>'max_balance' AS max_balance FROM rm_wallets WHERE client_id = ANY($1) ORDER BY opened_at, wallet_id";
 pub(crate) const HISTORY_OF_PAYMENTS: &str = "SELECT payment_id AS group_key, event_type, status_code, status, partition, sequence, occurred_at \
      FROM rm_payment_history WHERE payment_id = ANY($1) ORDER BY partition, sequence";
 

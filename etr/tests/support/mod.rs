@@ -270,3 +270,42 @@ pub async fn wait_published(env: &Env) {
     }
     pool.close().await;
 }
+
+/// Waits until `projection` has applied `sequence` of `partition`.
+pub async fn wait_projected(pool: &sqlx::PgPool, projection: &str, partition: i64, sequence: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT sequence FROM projection_checkpoints WHERE projection = $2 AND partition = $1",
+        )
+        .bind(partition as i32)
+        .bind(projection)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if at.is_some_and(|s| s >= sequence) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "projection stuck at {at:?}, waiting for {sequence}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every read-model row as text, in a stable order, for comparisons.
+pub async fn dump_read_models(pool: &sqlx::PgPool) -> Vec<String> {
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT concat_ws('|', wallet_id, client_id, currency, status, balance, held, available, version, state::text, opened_at, updated_at) FROM rm_wallets ORDER BY wallet_id",
+        "SELECT concat_ws('|', payment_id, wallet_id, amount, currency, service_id, status_code, status, provider_reference, failure_reason, version, state::text, created_at, updated_at) FROM rm_payments ORDER BY payment_id",
+        "SELECT concat_ws('|', payment_id, partition, sequence, event_type, status_code, status, occurred_at) FROM rm_payment_history ORDER BY payment_id, partition, sequence",
+        "SELECT concat_ws('|', client_id, events, first_event_at, last_event_at) FROM rm_clients ORDER BY client_id",
+        "SELECT concat_ws('|', client_id, partition, sequence, event_id, event_type, aggregate_id, aggregate_version, actor_kind, actor_id, command_id, occurred_at, prev_hash, hash, event::text) FROM rm_timeline ORDER BY client_id, partition, sequence",
+    ] {
+        let part: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await.unwrap();
+        rows.extend(part);
+    }
+    rows
+}
