@@ -9,6 +9,7 @@ use etr_infra::config::Settings;
 use etr_infra::pg;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::bench::{cleanup, percentile, start_platform};
@@ -32,11 +33,8 @@ pub async fn run(mut settings: Settings, target: usize) -> anyhow::Result<()> {
 async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     let platform = start_platform(settings).await?;
     let http = reqwest::Client::new();
-    let base = format!(
-        "http://{}/v1/clients/{}",
-        settings.command_api_addr,
-        Uuid::new_v4()
-    );
+    let client = Uuid::new_v4();
+    let base = format!("http://{}/v1/clients/{client}", settings.command_api_addr);
     // Eight wallets of the one client, topped up concurrently (one writer per wallet).
     let mut wallets = Vec::new();
     for i in 0..8 {
@@ -189,6 +187,15 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
         latencies.push(t.elapsed());
     }
     latencies.sort();
+
+    // 4. The timeline as a read model: project it, then query it through GraphQL.
+    let t = Instant::now();
+    for chunk in events.chunks(500) {
+        etr_projections::runtime::apply_batch(&db, &etr_projections::timeline::Timeline, chunk)
+            .await?;
+    }
+    let projected = t.elapsed();
+    let graphql = timeline_queries(settings, &db, client, n).await?;
     platform.stop().await;
     db.close().await;
 
@@ -229,10 +236,170 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
         ms(percentile(&latencies, 990))
     );
     println!(
+        "timeline projection: {:.0} events/s into rm_timeline",
+        rate(projected)
+    );
+    println!(
+        "clientTimeline (GraphQL, first 100 of {n}): p50 {:.1} ms  p99 {:.1} ms; same rows by raw SQL p50 {:.2} ms (ratio SQL ÷ GraphQL {:.3})",
+        ms(graphql.page_p50), ms(graphql.page_p99), ms(graphql.sql_p50), graphql.sql_p50.as_secs_f64() / graphql.page_p50.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "clientTimeline, all {n} events in pages of 100: p50 {:.1} ms  p99 {:.1} ms",
+        ms(graphql.all_p50),
+        ms(graphql.all_p99)
+    );
+    println!(
+        "clientStateAsOf (folds {n} events): p50 {:.1} ms  p99 {:.1} ms",
+        ms(graphql.as_of_p50),
+        ms(graphql.as_of_p99)
+    );
+    println!(
+        "{}",
+        json!({"bench": "replay_timeline_read_model", "timeline_projection_events_per_s": rate(projected).round(),
+               "graphql_page_p50_ms": ms(graphql.page_p50), "graphql_page_p99_ms": ms(graphql.page_p99), "raw_sql_page_p50_ms": ms(graphql.sql_p50),
+               "graphql_all_pages_p50_ms": ms(graphql.all_p50), "graphql_all_pages_p99_ms": ms(graphql.all_p99),
+               "state_as_of_p50_ms": ms(graphql.as_of_p50), "state_as_of_p99_ms": ms(graphql.as_of_p99)})
+    );
+    println!(
         "{}",
         json!({"bench": "replay", "events": n, "load_events_per_s": rate(load).round(), "read_load_events_per_s": rate(read + load).round(), "streamed_events_per_s": rate(stream).round(), "reload_events_per_s": rate(reload).round(), "batch": batch,
                "copy_rows_per_s": rate(copied).round(), "load_vs_copy": rate(load) / rate(copied), "read_load_vs_copy": rate(read + load) / rate(copied), "streamed_vs_copy": rate(stream) / rate(copied),
                "timeline_p50_ms": ms(percentile(&latencies, 500)), "timeline_p99_ms": ms(percentile(&latencies, 990))})
     );
     Ok(())
+}
+
+/// The columns the GraphQL page asks for, read by raw SQL.
+type TimelineRow = (
+    i32,
+    i64,
+    String,
+    String,
+    String,
+    OffsetDateTime,
+    String,
+    serde_json::Value,
+);
+
+struct TimelineFigures {
+    page_p50: Duration,
+    page_p99: Duration,
+    sql_p50: Duration,
+    all_p50: Duration,
+    all_p99: Duration,
+    as_of_p50: Duration,
+    as_of_p99: Duration,
+}
+
+/// Serves the GraphQL API in-process and measures the timeline queries of `client` as an
+/// auditor, next to the same first page read by raw SQL.
+async fn timeline_queries(
+    settings: &Settings,
+    db: &sqlx::PgPool,
+    client: Uuid,
+    n: usize,
+) -> anyhow::Result<TimelineFigures> {
+    let keys = etr_query_api::auth::Keys::from_secret(settings.jwt_secret.as_bytes());
+    let token = keys.issue(
+        "bench-auditor",
+        etr_query_api::auth::Role::Auditor,
+        i64::MAX / 2,
+    )?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/graphql", listener.local_addr()?);
+    let server = tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
+        listener,
+        etr_query_api::router(db.clone(), keys),
+    )));
+    let http = reqwest::Client::new();
+    let query = |q: &'static str, vars: serde_json::Value| {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        async move {
+            let v: serde_json::Value = http
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"query": q, "variables": vars}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::ensure!(v["errors"].is_null(), "GraphQL error: {v}");
+            Ok::<_, anyhow::Error>(v)
+        }
+    };
+    const PAGE: &str = "query($c: UUID!, $after: String) { clientTimeline(clientId: $c, first: 100, after: $after) { edges { cursor node { sequence eventType actorKind commandId occurredAt hash event } } pageInfo { hasNextPage } } }";
+    let timed = |mut samples: Vec<Duration>| {
+        samples.sort();
+        (percentile(&samples, 500), percentile(&samples, 990))
+    };
+    // Alternating, so both see the same machine conditions.
+    let (mut page, mut sql) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let t = Instant::now();
+        let v = query(PAGE, json!({"c": client})).await?;
+        page.push(t.elapsed());
+        let edges = v["data"]["clientTimeline"]["edges"]
+            .as_array()
+            .map_or(0, Vec::len);
+        anyhow::ensure!(edges == 100.min(n), "a page of {edges} events");
+        let t = Instant::now();
+        let rows: Vec<TimelineRow> = sqlx::query_as(
+            "SELECT partition, sequence, event_type, actor_kind, command_id, occurred_at, hash, event FROM rm_timeline WHERE client_id = $1 ORDER BY partition, sequence LIMIT 101",
+        )
+        .bind(client)
+        .fetch_all(db)
+        .await?;
+        anyhow::ensure!(rows.len() == 101.min(n), "raw page of {} rows", rows.len());
+        sql.push(t.elapsed());
+    }
+    sql.sort();
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (mut after, mut seen) = (serde_json::Value::Null, 0usize);
+        loop {
+            let v = query(PAGE, json!({"c": client, "after": after})).await?;
+            let edges = v["data"]["clientTimeline"]["edges"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            seen += edges.len();
+            if v["data"]["clientTimeline"]["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = edges
+                .last()
+                .map(|e| e["cursor"].clone())
+                .unwrap_or_default();
+        }
+        anyhow::ensure!(seen == n, "paged through {seen} of {n} events");
+        all.push(t.elapsed());
+    }
+    let mut as_of = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let v = query(
+            "query($c: UUID!) { clientStateAsOf(clientId: $c, at: \"2999-01-01T00:00:00Z\") { events wallets { balance } } }",
+            json!({"c": client}),
+        )
+        .await?;
+        anyhow::ensure!(
+            v["data"]["clientStateAsOf"]["events"] == json!(n),
+            "as-of folded {v}"
+        );
+        as_of.push(t.elapsed());
+    }
+    server.abort();
+    let (page_p50, page_p99) = timed(page);
+    let (all_p50, all_p99) = timed(all);
+    let (as_of_p50, as_of_p99) = timed(as_of);
+    Ok(TimelineFigures {
+        page_p50,
+        page_p99,
+        sql_p50: percentile(&sql, 500),
+        all_p50,
+        all_p99,
+        as_of_p50,
+        as_of_p99,
+    })
 }
