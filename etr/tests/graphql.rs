@@ -455,6 +455,54 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     assert_eq!(v["errors"][0]["extensions"]["code"], "FORBIDDEN", "{v}");
     assert!(v["data"].is_null() || v["data"]["loan"].is_null());
 
+    // An open hold: a payment reserved (status 3) and not yet executed, then cancelled.
+    let wallet_id = Uuid::parse_str(&wallet).unwrap();
+    let payment_id = Uuid::new_v4();
+    let reserved = handle(
+        &handler,
+        client,
+        "reserve",
+        Command::StartPayment {
+            client_id: ClientId(client),
+            wallet_id,
+            payment_id,
+            amount: rub("100.00"),
+            service_id: "internet".into(),
+            attributes: Default::default(),
+            fraud: etr_domain::payment::FraudVerdict::Approved,
+        },
+    )
+    .await;
+    let q = "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance held available holds { paymentId amount currency } limits { maxPaymentNow } } }";
+    let v = env
+        .graphql(Some(&mine), q, json!({"w": wallet, "p": reserved}))
+        .await;
+    let w = &v["data"]["wallet"];
+    assert_eq!(w["held"], "100.00", "{v}");
+    assert_eq!(w["available"], "649.75");
+    assert_eq!(
+        w["holds"],
+        json!([{"paymentId": payment_id, "amount": "100.00", "currency": "RUB"}])
+    );
+    assert_eq!(w["limits"]["maxPaymentNow"], "649.75");
+    let cancelled = handle(
+        &handler,
+        client,
+        "cancel",
+        Command::CancelPayment {
+            client_id: ClientId(client),
+            wallet_id,
+            payment_id,
+            reason: "changed my mind".into(),
+        },
+    )
+    .await;
+    let v = env
+        .graphql(Some(&mine), q, json!({"w": wallet, "p": cancelled}))
+        .await;
+    assert_eq!(v["data"]["wallet"]["holds"], json!([]), "{v}");
+    assert_eq!(v["data"]["wallet"]["available"], "749.75");
+
     // Lag, per projection, as Prometheus gauges and in projectionStatus.
     let metrics = reqwest::get(format!("http://{}/metrics", env.query_addr))
         .await

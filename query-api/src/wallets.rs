@@ -3,6 +3,7 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -31,6 +32,23 @@ pub struct Wallet {
     pub max_operation: Option<String>,
     #[graphql(skip)]
     pub max_balance: Option<String>,
+    #[graphql(skip)]
+    pub holds: Option<sqlx::types::Json<BTreeMap<Uuid, HoldAmount>>>,
+}
+
+/// One open hold on a wallet: funds reserved for a payment until it is captured or released.
+#[derive(SimpleObject, serde::Deserialize, Clone)]
+pub struct Hold {
+    pub payment_id: Uuid,
+    /// Decimal string, exact.
+    pub amount: String,
+    pub currency: String,
+}
+
+#[derive(serde::Deserialize, Clone)]
+pub struct HoldAmount {
+    amount: String,
+    currency: String,
 }
 
 /// A wallet's limits and how much of them is used.
@@ -48,6 +66,19 @@ pub struct WalletLimits {
 
 #[ComplexObject]
 impl Wallet {
+    /// The open holds, by payment.
+    async fn holds(&self) -> Vec<Hold> {
+        self.holds
+            .iter()
+            .flat_map(|h| h.0.iter())
+            .map(|(payment_id, m)| Hold {
+                payment_id: *payment_id,
+                amount: m.amount.clone(),
+                currency: m.currency.clone(),
+            })
+            .collect()
+    }
+
     /// The wallet's limits (none before it is opened).
     async fn limits(&self) -> async_graphql::Result<Option<WalletLimits>> {
         let (Some(min), Some(max_op), Some(max_balance)) =
@@ -143,12 +174,12 @@ impl Client {
 }
 
 const WALLET_SELECT: &str = "SELECT wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \
-     state->'limits'->>'min_operation' AS min_operation, state->'limits'->>'max_operation' AS max_operation, state->'limits'->>'max_balance' AS max_balance FROM rm_wallets";
+     state->'limits'->>'min_operation' AS min_operation, state->'limits'->>'max_operation' AS max_operation, state->'limits'->>'max_balance' AS max_balance, state->'holds' AS holds FROM rm_wallets";
 pub(crate) const OPERATION_SELECT: &str = "SELECT payment_id, wallet_id, client_id, amount::text AS amount, currency, service_id, status_code, status, provider_reference, failure_reason, created_at, updated_at FROM rm_payments";
 
 /// Loader queries (see [`crate::loaders::Children`]).
 pub(crate) const WALLETS_OF_CLIENTS: &str = "SELECT client_id AS group_key, wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \
-     state->'limits'->>'min_operation' AS min_operation, state->'limits'->>'max_operation' AS max_operation, state->'limits'->>'max_balance' AS max_balance FROM rm_wallets WHERE client_id = ANY($1) ORDER BY opened_at, wallet_id";
+     state->'limits'->>'min_operation' AS min_operation, state->'limits'->>'max_operation' AS max_operation, state->'limits'->>'max_balance' AS max_balance, state->'holds' AS holds FROM rm_wallets WHERE client_id = ANY($1) ORDER BY opened_at, wallet_id";
 pub(crate) const HISTORY_OF_PAYMENTS: &str = "SELECT payment_id AS group_key, event_type, status_code, status, partition, sequence, occurred_at \
      FROM rm_payment_history WHERE payment_id = ANY($1) ORDER BY partition, sequence";
 
