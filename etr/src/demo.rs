@@ -192,5 +192,45 @@ async fn show_read_model(
     if !v["errors"].is_null() {
         println!("  errors: {}", v["errors"]);
     }
+    // The auditor's view of the same client: the timeline read model and its state folded
+    // as of the first event's time.
+    let auditor =
+        crate::platform::dev_token(settings, "demo-auditor", etr_query_api::auth::Role::Auditor)?;
+    let query = "query($c: UUID!, $p: PositionInput) { clientTimeline(clientId: $c, first: 3, minPosition: $p) { \
+                 edges { node { sequence eventType actorKind commandId occurredAt } } pageInfo { hasNextPage } } }";
+    let v: Value = reqwest::Client::new()
+        .post(format!("http://{}/graphql", settings.query_api_addr))
+        .bearer_auth(&auditor)
+        .json(&json!({"query": query, "variables": {"c": client, "p": position}}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!("── GraphQL clientTimeline as an auditor (first 3 events):");
+    let edges = v["data"]["clientTimeline"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for edge in &edges {
+        println!("  {}", edge["node"]);
+    }
+    if let Some(first_at) = edges.first().map(|e| e["node"]["occurredAt"].clone()) {
+        let query = "query($c: UUID!, $at: DateTime!) { clientStateAsOf(clientId: $c, at: $at) { events wallets { walletId balance } } }";
+        let v: Value = reqwest::Client::new()
+            .post(format!("http://{}/graphql", settings.query_api_addr))
+            .bearer_auth(&auditor)
+            .json(&json!({"query": query, "variables": {"c": client, "at": first_at}}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        println!(
+            "── clientStateAsOf at the first event ({first_at}): {}",
+            v["data"]["clientStateAsOf"]
+        );
+    }
+    if !v["errors"].is_null() {
+        println!("  errors: {}", v["errors"]);
+    }
     Ok(())
 }
