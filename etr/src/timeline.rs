@@ -56,7 +56,9 @@ pub async fn run(
 
     if let Some(at) = as_of {
         let mut states: BTreeMap<AggregateRef, (u64, State)> = BTreeMap::new();
-        for (env, event) in events.iter().filter(|(e, _)| e.occurred_at <= at) {
+        // A prefix of the log: occurred-at is not strictly ordered with the sequence (the
+        // time is taken before a commit that may retry), so stop at the first later event.
+        for (env, event) in events.iter().take_while(|(e, _)| e.occurred_at <= at) {
             let target = AggregateRef {
                 kind: env.aggregate_type,
                 id: env.aggregate_id,

@@ -8,76 +8,13 @@ mod support;
 use etr_command_api::handler::{Handler, Meta, Outcome, SystemClock};
 use etr_domain::{application, loan, Actor, ClientId, Command, Currency, Money};
 use etr_query_api::auth::Role;
-use futures::{SinkExt, StreamExt};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{token, Api, Env};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
+use support::{next, subscribe, token, Api, Env};
 use uuid::Uuid;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Opens a graphql-transport-ws connection with `token` in the `connection_init` payload.
-async fn subscribe(env: &Env, token: Option<&str>, query: &str, variables: Value) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", env.query_addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let payload = match token {
-        Some(t) => json!({"Authorization": format!("Bearer {t}")}),
-        None => json!({}),
-    };
-    send(
-        &mut ws,
-        json!({"type": "connection_init", "payload": payload}),
-    )
-    .await;
-    assert_eq!(next(&mut ws).await["type"], "connection_ack");
-    send(
-        &mut ws,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}),
-    )
-    .await;
-    ws
-}
-
-async fn send(ws: &mut Socket, message: Value) {
-    ws.send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-}
-
-/// The next protocol message (pings answered), within 20 s.
-async fn next(ws: &mut Socket) -> Value {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
-            .await
-            .expect("a websocket message within 20 s")
-            .expect("the socket is open")
-            .unwrap();
-        match m {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "ping" {
-                    send(ws, json!({"type": "pong"})).await;
-                    continue;
-                }
-                return v;
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected websocket message {other:?}"),
-        }
-    }
-}
 
 fn rub(amount: &str) -> Money {
     Money {

@@ -9,7 +9,9 @@ use etr_query_api::auth::Role;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use support::{dump_read_models, read_topic, token, wait_projected, wait_published, Api, Env};
+use support::{
+    dump_read_models, next, read_topic, subscribe, token, wait_projected, wait_published, Api, Env,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_switches_to_tables_equal_to_the_log_while_serving() {
@@ -79,23 +81,76 @@ async fn rebuild_switches_to_tables_equal_to_the_log_while_serving() {
         .await
         .unwrap();
 
+    // A second rebuild of the same projection is refused while one runs (here: while its
+    // lock is held).
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtext('rebuild/wallets'))")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let mut second = env.command(&["replay", "--projection", "wallets"]);
+    let refused = tokio::task::spawn_blocking(move || second.output().unwrap())
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("another rebuild of `wallets` is running"),
+        "{stderr}"
+    );
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('rebuild/wallets'))")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    drop(holder);
+
+    // A subscriber hears every status of every payment made during the rebuild, across the
+    // switch.
+    let mine = token(&client.to_string(), Role::Client);
+    let mut ws = subscribe(
+        &env,
+        Some(&mine),
+        "subscription($w: UUID!) { operationStatusChanged(walletId: $w) { paymentId statusCode sequence } }",
+        json!({"w": wallet}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
     // Commands and queries keep flowing while the rebuild runs.
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
         let top_up = top_up.clone();
+        let base = env.api();
+        let pay_path = format!("/v1/clients/{client}/wallets/{wallet}/payments");
         tokio::spawn(async move {
-            let mut written = 0;
-            // At least 20, at most 2,000 (the wallet's balance limit), about 100 per second.
+            let api = Api {
+                http: reqwest::Client::new(),
+                base,
+            };
+            let (mut written, mut paid) = (0, 0);
+            // At least 20, at most 2,000 (the wallet's balance limit), about 100 per second;
+            // every fourth request a payment of 1.00.
             while (!stop.load(Ordering::Relaxed) || written < 20) && written < 2_000 {
+                if written % 4 == 3 {
+                    let (s, _, body) = api
+                        .post(
+                            &pay_path,
+                            Some(&format!("pay-during-{paid}")),
+                            r#"{"amount":"1.00","currency":"RUB","service_id":"mobile"}"#,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(s, 201, "{body}");
+                    paid += 1;
+                }
                 top_up(format!("during-{written}")).await;
                 written += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            written
+            (written, paid)
         })
     };
-    let mine = token(&client.to_string(), Role::Client);
     let reader = {
         let stop = stop.clone();
         let query_addr = env.query_addr.clone();
@@ -135,18 +190,50 @@ async fn rebuild_switches_to_tables_equal_to_the_log_while_serving() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["projection"], "wallets", "{summary}");
+    // At least everything written before it started: an opening, 30 top-ups and a payment
+    // of 11 events.
     assert!(
-        summary["events_applied"].as_u64().unwrap() > 100,
+        summary["events_applied"].as_u64().unwrap() >= 42,
         "{summary}"
     );
-    let written = writer.await.unwrap();
+    let (written, paid) = writer.await.unwrap();
     let answered = reader.await.unwrap();
-    eprintln!("rebuild {summary}; {written} top-ups and {answered} queries during it");
+    eprintln!(
+        "rebuild {summary}; {written} top-ups, {paid} payments and {answered} queries during it"
+    );
     assert!(answered > 0);
+    let mut statuses: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    let mut last_sequence = 0;
+    for _ in 0..7 * paid {
+        let m = next(&mut ws).await;
+        assert_eq!(m["type"], "next", "{m}");
+        let change = &m["payload"]["data"]["operationStatusChanged"];
+        let sequence = change["sequence"].as_i64().unwrap();
+        assert!(
+            sequence > last_sequence,
+            "in log order, once each: {change}"
+        );
+        last_sequence = sequence;
+        statuses
+            .entry(change["paymentId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(change["statusCode"].as_i64().unwrap());
+    }
+    assert_eq!(statuses.len(), paid);
+    assert!(
+        statuses
+            .values()
+            .all(|codes| codes == &[0, 1, 2, 3, 4, 5, 6]),
+        "{statuses:?}"
+    );
 
     // The old tables are kept aside, damage included; the new ones carry the migration's
     // index names.
-    let history = |schema: &str| format!("SELECT count(*) FROM {schema}.rm_payment_history");
+    // (the payment of 25.50, made before the damage; payments during the rebuild were
+    // recorded in both)
+    let history = |schema: &str| {
+        format!("SELECT count(*) FROM {schema}.rm_payment_history h JOIN {schema}.rm_payments p USING (payment_id) WHERE p.amount = 25.50")
+    };
     let retired: i64 = sqlx::query_scalar(&history("retired_wallets"))
         .fetch_one(&pool)
         .await
@@ -196,7 +283,8 @@ async fn rebuild_switches_to_tables_equal_to_the_log_while_serving() {
         dump_read_models(&fresh).await
     );
     let expected = rust_decimal::Decimal::new(10_00, 2) * rust_decimal::Decimal::from(30 + written)
-        - rust_decimal::Decimal::new(25_50, 2);
+        - rust_decimal::Decimal::new(25_50, 2)
+        - rust_decimal::Decimal::from(paid);
     let v = env
         .graphql(
             Some(&token(&client.to_string(), Role::Client)),

@@ -155,6 +155,55 @@ pub async fn blue_green<P: Projection>(
     progress: impl FnMut(Progress),
 ) -> Result<Summary, Error> {
     let name = projection.name();
+    // One rebuild of a projection at a time: a second one would drop the first one's copy
+    // under it. The session lock ends with the connection, so a crash releases it.
+    let mut guard = pool.acquire().await?;
+    let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('rebuild/' || $1))")
+        .bind(name)
+        .fetch_one(&mut *guard)
+        .await?;
+    if !free {
+        return Err(Error::Rebuild(format!(
+            "another rebuild of `{name}` is running"
+        )));
+    }
+    let result = rebuild(
+        pool,
+        database_url,
+        codec,
+        bootstrap,
+        topic,
+        partitions,
+        projection,
+        progress,
+    )
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('rebuild/' || $1))")
+        .bind(name)
+        .execute(&mut *guard)
+        .await?;
+    result
+}
+
+/// How many events the copy may be behind the live projection when the switch starts (the
+/// live projector waits while they are applied).
+const SWITCH_GAP: i64 = 1_000;
+/// The longest the live projector may be held at the switch; past it the rebuild aborts and
+/// the live tables stay as they are.
+const SWITCH_HOLD: Duration = Duration::from_secs(15);
+
+#[allow(clippy::too_many_arguments)]
+async fn rebuild<P: Projection>(
+    pool: &PgPool,
+    database_url: &str,
+    codec: &EventCodec,
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+    projection: &P,
+    progress: impl FnMut(Progress),
+) -> Result<Summary, Error> {
+    let name = projection.name();
     let staging = format!("rebuild_{name}");
     let retired = format!("retired_{name}");
     prepare_copy(pool, &staging, projection.tables()).await?;
@@ -183,22 +232,57 @@ pub async fn blue_green<P: Projection>(
     (copy.report)(copy.progress);
     // 1. The log as it was at the start, while the live tables serve.
     copy.catch_up(&highs, &BTreeMap::new()).await?;
-    // 2. Close in on the live projection, which kept going meanwhile.
-    for _ in 0..3 {
+    // 2. Close in on the live projection, which kept going meanwhile, until the copy is
+    //    within SWITCH_GAP events of it.
+    let mut rounds = 0;
+    loop {
         let mut conn = pool.acquire().await?;
         let live = live_checkpoints(&mut conn, name).await?;
         drop(conn);
+        let gap: i64 = live
+            .iter()
+            .map(|(p, s)| (s - copy.applied.get(p).copied().unwrap_or(0)).max(0))
+            .sum();
+        if gap <= SWITCH_GAP {
+            break;
+        }
+        rounds += 1;
+        if rounds > 100 {
+            return Err(Error::Rebuild(format!(
+                "the copy does not close in on the live projection ({gap} events behind after {rounds} rounds)"
+            )));
+        }
         copy.catch_up(&[], &live).await?;
     }
-    // 3. With the live projection's batch lock held (it cannot move), apply the last few
-    //    events it is ahead by, then switch in the same transaction.
+    for table in projection.tables() {
+        sqlx::query(&format!("ANALYZE {staging}.{table}"))
+            .execute(pool)
+            .await?;
+    }
+    // 3. With the live projection's batch lock held (it cannot move), apply the few events
+    //    it is ahead by, announce what the live projector will now skip, and switch, all in
+    //    one transaction.
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('public/' || $1))")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext(('public.projection_checkpoints'::regclass)::oid::text || '/' || $1))",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
     let live = live_checkpoints(&mut tx, name).await?;
-    copy.catch_up(&[], &live).await?;
+    if tokio::time::timeout(SWITCH_HOLD, copy.catch_up(&[], &live))
+        .await
+        .is_err()
+    {
+        tx.rollback().await?;
+        return Err(Error::Rebuild(format!(
+            "the last events before the switch took over {SWITCH_HOLD:?}; the live tables are unchanged, run the rebuild again"
+        )));
+    }
+    let copied = copy_checkpoints(&mut tx, &staging, name).await?;
+    projection
+        .announce_skipped(&mut tx, &staging, &live, &copied)
+        .await?;
     switch(&mut tx, name, &staging, &retired, projection.tables()).await?;
     tx.commit().await?;
     copy.pool.close().await;
@@ -208,6 +292,21 @@ pub async fn blue_green<P: Projection>(
         events_applied: copy.progress.applied,
         retired_schema: retired,
     })
+}
+
+/// The copy's checkpoints.
+async fn copy_checkpoints(
+    conn: &mut PgConnection,
+    staging: &str,
+    name: &str,
+) -> Result<BTreeMap<i32, i64>, Error> {
+    let rows: Vec<(i32, i64)> = sqlx::query_as(&format!(
+        "SELECT partition, sequence FROM {staging}.projection_checkpoints WHERE projection = $1"
+    ))
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// A fresh, empty copy of the projection's tables and of the checkpoint table.

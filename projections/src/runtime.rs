@@ -19,6 +19,18 @@ pub trait Projection: Send + Sync {
     fn name(&self) -> &'static str;
     /// The tables the projection writes (besides its checkpoints), for rebuilds.
     fn tables(&self) -> &'static [&'static str];
+    /// In a blue/green switch, before the copy in schema `staging` replaces the live tables:
+    /// announce what the copy applied beyond the live checkpoints (`live`, up to `copied`),
+    /// which the live projector will skip from now on. Nothing by default.
+    fn announce_skipped<'a>(
+        &'a self,
+        _tx: &'a mut PgConnection,
+        _staging: &'a str,
+        _live: &'a BTreeMap<i32, i64>,
+        _copied: &'a BTreeMap<i32, i64>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        async { Ok(()) }
+    }
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,
@@ -49,8 +61,11 @@ pub async fn apply_batch<P: Projection>(
     events: &[(Envelope, Event)],
 ) -> Result<usize, Error> {
     let mut tx = pool.begin().await?;
-    // One batch at a time per projection and schema (a blue/green switch takes it too).
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/' || $1))")
+    // One batch at a time per projection and checkpoint table (the live one, or a rebuild's
+    // copy); a blue/green switch takes the live one too.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext(('projection_checkpoints'::regclass)::oid::text || '/' || $1))",
+    )
         .bind(projection.name())
         .execute(&mut *tx)
         .await?;

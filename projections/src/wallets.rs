@@ -4,6 +4,7 @@
 
 use etr_domain::{payment, wallet, AggregateKind, Envelope, Event};
 use sqlx::PgConnection;
+use std::collections::BTreeMap;
 
 use crate::error::Error;
 use crate::runtime::{load_state, Projection};
@@ -33,6 +34,34 @@ impl Projection for Wallets {
             "rm_payments",
             "rm_payment_history",
         ]
+    }
+
+    /// Announces the status changes the copy applied beyond the live checkpoints, in log
+    /// order, so subscribers hear every step across a switch (the copy itself announces
+    /// nothing while it replays history).
+    async fn announce_skipped(
+        &self,
+        tx: &mut PgConnection,
+        staging: &str,
+        live: &BTreeMap<i32, i64>,
+        copied: &BTreeMap<i32, i64>,
+    ) -> Result<(), Error> {
+        for (partition, until) in copied {
+            sqlx::query(&format!(
+                "SELECT pg_notify($1, json_build_object('payment_id', h.payment_id, 'wallet_id', p.wallet_id, 'client_id', p.client_id, \
+                 'event_type', h.event_type, 'status_code', h.status_code, 'status', h.status, 'partition', h.partition, \
+                 'sequence', h.sequence, 'occurred_at', h.occurred_at)::text) \
+                 FROM (SELECT * FROM {staging}.rm_payment_history WHERE partition = $2 AND sequence > $3 AND sequence <= $4 ORDER BY sequence) h \
+                 JOIN {staging}.rm_payments p USING (payment_id) ORDER BY h.sequence"
+            ))
+            .bind(OPERATION_STATUS_CHANNEL)
+            .bind(partition)
+            .bind(live.get(partition).copied().unwrap_or(0))
+            .bind(until)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
     }
 
     async fn apply(

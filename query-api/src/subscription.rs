@@ -35,9 +35,17 @@ pub struct OperationStatusChange {
     pub occurred_at: OffsetDateTime,
 }
 
+/// What the listener fans out: a status change, or word that some may have been missed
+/// (the listener's connection was lost and re-established).
+#[derive(Clone, Debug)]
+enum Announcement {
+    Change(OperationStatusChange),
+    Gap,
+}
+
 /// The fan-out of announced status changes to this process's subscribers.
 #[derive(Clone)]
-pub struct Announcements(broadcast::Sender<OperationStatusChange>);
+pub struct Announcements(broadcast::Sender<Announcement>);
 
 impl Announcements {
     /// Starts listening on [`CHANNEL`] (reconnecting after a lost connection).
@@ -47,8 +55,10 @@ impl Announcements {
         tokio::spawn(async move {
             loop {
                 if let Err(e) = relay(&pool, &out).await {
-                    tracing::warn!(error = %e, "status-change listener lost its connection; reconnecting");
+                    tracing::warn!(error = %e, "status-change listener failed; reconnecting");
                 }
+                // Whatever was announced meanwhile is lost to the current subscribers.
+                drop(out.send(Announcement::Gap));
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
@@ -56,29 +66,31 @@ impl Announcements {
     }
 }
 
-async fn relay(
-    pool: &PgPool,
-    out: &broadcast::Sender<OperationStatusChange>,
-) -> Result<(), sqlx::Error> {
+/// Forwards notifications until the connection is lost (`try_recv` reports a lost
+/// connection as `None`, where `recv` would reconnect silently).
+async fn relay(pool: &PgPool, out: &broadcast::Sender<Announcement>) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
-    loop {
-        let n = listener.recv().await?;
+    while let Some(n) = listener.try_recv().await? {
         match serde_json::from_str::<OperationStatusChange>(n.payload()) {
             // No subscriber at the moment is not an error.
-            Ok(change) => drop(out.send(change)),
-            Err(e) => tracing::warn!(error = %e, payload = n.payload(), "unreadable status change"),
+            Ok(change) => drop(out.send(Announcement::Change(change))),
+            Err(e) => {
+                tracing::warn!(error = %e, payload = n.payload(), "unreadable status change")
+            }
         }
     }
+    Ok(())
 }
 
 pub struct Subscription;
 
 #[Subscription]
 impl Subscription {
-    /// Every status change of the wallet's operations from now on, in commit order. A
-    /// subscriber too slow to keep up gets an error with code `LAGGED` (then re-reads
-    /// `operations`).
+    /// Every status change of the wallet's operations from now on, in commit order. When
+    /// changes may have been missed (a subscriber too slow to keep up, or the feed's database
+    /// connection lost) the subscriber gets an error with code `LAGGED` and should re-read
+    /// `operations`; the subscription goes on.
     async fn operation_status_changed(
         &self,
         ctx: &Context<'_>,
@@ -105,10 +117,19 @@ impl Subscription {
             move |mut receiver| async move {
                 loop {
                     match receiver.recv().await {
-                        Ok(change) if change.wallet_id == wallet_id => {
+                        Ok(Announcement::Change(change)) if change.wallet_id == wallet_id => {
                             return Some((Ok(change), receiver))
                         }
-                        Ok(_) => continue,
+                        Ok(Announcement::Change(_)) => continue,
+                        Ok(Announcement::Gap) => {
+                            return Some((
+                                Err(error(
+                                    "LAGGED",
+                                    "the status feed was interrupted; some changes may be missing, re-read `operations`",
+                                )),
+                                receiver,
+                            ))
+                        }
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
                             return Some((
                                 Err(error(

@@ -63,7 +63,8 @@ pub struct AggregateAsOf {
 pub struct ClientStateAsOf {
     pub client_id: Uuid,
     pub at: OffsetDateTime,
-    /// How many of the client's events occurred at or before `at`.
+    /// How many of the client's events were folded (the log prefix before the first event
+    /// after `at`).
     pub events: i64,
     pub wallets: Vec<WalletAsOf>,
     pub aggregates: Vec<AggregateAsOf>,
@@ -138,7 +139,8 @@ impl TimelineQuery {
         Ok(connection)
     }
 
-    /// The client's aggregates as they were at `at`: its events up to then, folded.
+    /// The client's aggregates as they were at `at`: its events in log order up to the first
+    /// one that occurred after `at`, folded (a prefix of the log, so a state that existed).
     async fn client_state_as_of(
         &self,
         ctx: &Context<'_>,
@@ -151,7 +153,9 @@ impl TimelineQuery {
         reach(pool, TIMELINE, min_position).await?;
         let rows: Vec<(String, Uuid, i64, serde_json::Value)> = sqlx::query_as(
             "SELECT aggregate_type, aggregate_id, aggregate_version, event FROM rm_timeline \
-             WHERE client_id = $1 AND occurred_at <= $2 ORDER BY partition, sequence",
+             WHERE client_id = $1 AND sequence < COALESCE( \
+               (SELECT min(sequence) FROM rm_timeline WHERE client_id = $1 AND occurred_at > $2), 9223372036854775807) \
+             ORDER BY partition, sequence",
         )
         .bind(client_id)
         .bind(at)

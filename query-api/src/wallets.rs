@@ -274,9 +274,11 @@ impl WalletQuery {
                 .fetch_optional(pool)
                 .await
                 .map_err(store)?;
-        if let Some(owner) = owner {
-            may_read(ctx, owner)?;
-        }
+        let Some(owner) = owner else {
+            // No such wallet (yet): no operations, and nothing said about other clients'.
+            return Ok(Connection::new(false, false));
+        };
+        may_read(ctx, owner)?;
         let first = crate::page_size(first)?;
         // Cursor: "<created_at unix nanos>:<payment id>" of the last edge seen.
         let after = match after {

@@ -2,9 +2,12 @@
 
 #![allow(dead_code)]
 
+use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 /// The token secret the test platforms run with.
 pub const JWT_SECRET: &str = "etr-test-secret";
@@ -308,4 +311,66 @@ pub async fn dump_read_models(pool: &sqlx::PgPool) -> Vec<String> {
         rows.extend(part);
     }
     rows
+}
+
+// ---- GraphQL subscriptions over a websocket (graphql-transport-ws) ----
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a graphql-transport-ws connection with `token` in the `connection_init` payload.
+pub async fn subscribe(env: &Env, token: Option<&str>, query: &str, variables: Value) -> Socket {
+    let mut request = format!("ws://{}/graphql/ws", env.query_addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let payload = match token {
+        Some(t) => serde_json::json!({"Authorization": format!("Bearer {t}")}),
+        None => serde_json::json!({}),
+    };
+    send(
+        &mut ws,
+        serde_json::json!({"type": "connection_init", "payload": payload}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["type"], "connection_ack");
+    send(
+        &mut ws,
+        serde_json::json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}),
+    )
+    .await;
+    ws
+}
+
+pub async fn send(ws: &mut Socket, message: Value) {
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol message (pings answered), within 20 s.
+pub async fn next(ws: &mut Socket) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a websocket message within 20 s")
+            .expect("the socket is open")
+            .unwrap();
+        match m {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "ping" {
+                    send(ws, serde_json::json!({"type": "pong"})).await;
+                    continue;
+                }
+                return v;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected websocket message {other:?}"),
+        }
+    }
 }
