@@ -5,7 +5,7 @@
 mod support;
 
 use etr_domain::{
-    payment, wallet, Actor, AggregateKind, ClientId, Currency, Envelope, Event, Money,
+    loan, payment, wallet, Actor, AggregateKind, ClientId, Currency, Envelope, Event, Money,
 };
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -402,12 +402,14 @@ async fn a_time_window_seeks_and_selects_exactly_its_events() {
     pool.close().await;
 }
 
-/// Synthetic wallet and payment events over several days, loaded straight into a fresh
+/// Synthetic wallet, payment and loan events over several days, loaded straight into a fresh
 /// database's `dp` in different batchings and orders.
 struct Log {
     client: Uuid,
     wallet: Uuid,
     payment: Uuid,
+    loan: Uuid,
+    application: Uuid,
     sequence: u64,
     versions: BTreeMap<Uuid, u64>,
     events: Vec<(Envelope, Event)>,
@@ -419,6 +421,8 @@ impl Log {
             client: Uuid::new_v4(),
             wallet: Uuid::new_v4(),
             payment: Uuid::new_v4(),
+            loan: Uuid::new_v4(),
+            application: Uuid::new_v4(),
             sequence: 0,
             versions: BTreeMap::new(),
             events: Vec::new(),
@@ -464,6 +468,16 @@ impl Log {
             (AggregateKind::Payment, self.payment),
             Event::Payment(event),
         );
+    }
+
+    fn loan(&mut self, at: &str, event: loan::Event) {
+        self.push(at, (AggregateKind::Loan, self.loan), Event::Loan(event));
+    }
+
+    /// The next event takes partition sequence `sequence` (the partition's events of other
+    /// clients in between are not part of the log).
+    fn skip_to(&mut self, sequence: u64) {
+        self.sequence = sequence - 1;
     }
 }
 
@@ -720,4 +734,365 @@ async fn daily_balances_over_days_in_any_batching_and_window_order() {
     ] {
         drop_database(pool, &url).await;
     }
+}
+
+fn at(text: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+const ISSUED_AT: &str = "2026-11-20T10:00:00Z";
+const OVERDUE_AT: &str = "2026-12-20T00:00:05Z";
+const REPAID_AT: &str = "2026-12-22T09:30:00Z";
+
+/// A loan issued at partition sequence 1, overdue at 8 and part-repaid at 12 (a repayment
+/// leaves the status as it was: the loan is overdue, 3799.50 of 5000.00 outstanding).
+fn overdue_loan() -> Log {
+    let mut log = Log::new();
+    let (loan, application) = (log.loan, log.application);
+    log.loan(
+        ISSUED_AT,
+        loan::Event::LoanIssued {
+            loan_id: loan,
+            application_id: application,
+            principal: rub("5000.00"),
+            term_days: 30,
+            daily_rate_percent: "0.8".into(),
+        },
+    );
+    log.skip_to(8);
+    log.loan(OVERDUE_AT, loan::Event::LoanBecameOverdue);
+    log.skip_to(12);
+    log.loan(
+        REPAID_AT,
+        loan::Event::RepaymentAccepted {
+            repayment_id: Uuid::new_v4(),
+            amount: rub("1200.50"),
+        },
+    );
+    log
+}
+
+/// Client, application, principal, currency, status, issued at, last event at, last sequence
+/// and status sequence of a loan in `dp.fact_loans`.
+type LoanRow = (
+    Uuid,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<OffsetDateTime>,
+    OffsetDateTime,
+    Option<i64>,
+    Option<i64>,
+);
+
+async fn loan_row(pool: &sqlx::PgPool, loan: Uuid) -> Option<LoanRow> {
+    sqlx::query_as(
+        "SELECT client_id, application_id, principal::text, currency, status, issued_at, last_event_at, last_sequence, status_sequence \
+         FROM dp.fact_loans WHERE loan_id = $1",
+    )
+    .bind(loan)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+/// The row of [`overdue_loan`] once `dp` holds its events up to `last` (sequence 1, 8 or 12);
+/// `status` is the latest status-changing event among them.
+fn loan_expected(log: &Log, status: Option<(&str, i64)>, issued: bool, last: i64) -> LoanRow {
+    let last_at = match last {
+        1 => ISSUED_AT,
+        8 => OVERDUE_AT,
+        _ => REPAID_AT,
+    };
+    (
+        log.client,
+        issued.then_some(log.application),
+        issued.then(|| "5000.00".to_owned()),
+        issued.then(|| "RUB".to_owned()),
+        status.map(|(s, _)| s.to_owned()),
+        issued.then(|| at(ISSUED_AT)),
+        at(last_at),
+        Some(last),
+        status.map(|(_, at)| at),
+    )
+}
+
+/// The loan's events `indices` (in log order) as one batch.
+fn batch(log: &Log, indices: &[usize]) -> Vec<(Envelope, Event)> {
+    indices.iter().map(|&i| log.events[i].clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loan_status_follows_its_latest_status_change_in_any_window_order() {
+    let (pool, url) = fresh().await;
+    let load = |events: Vec<(Envelope, Event)>| {
+        let pool = pool.clone();
+        async move {
+            etr_projections::data_platform::load(&pool, &events)
+                .await
+                .unwrap()
+        }
+    };
+
+    // The review's case step by step: dp holds the issued loan; a later window brings the
+    // repayment (sequence 12), then an earlier one the overdue (sequence 8), which must win
+    // although the repayment came later.
+    let log = overdue_loan();
+    let overdue = Some(("overdue", 8));
+    load(batch(&log, &[0])).await;
+    assert_eq!(
+        loan_row(&pool, log.loan).await,
+        Some(loan_expected(&log, Some(("active", 1)), true, 1))
+    );
+    load(batch(&log, &[2])).await;
+    assert_eq!(
+        loan_row(&pool, log.loan).await,
+        Some(loan_expected(&log, Some(("active", 1)), true, 12)),
+        "a repayment moves the position, not the status"
+    );
+    load(batch(&log, &[1])).await;
+    assert_eq!(
+        loan_row(&pool, log.loan).await,
+        Some(loan_expected(&log, overdue, true, 12))
+    );
+
+    // Only the repayment, into a dp without the loan: a row without a status, whose position
+    // stays when the earlier events arrive.
+    let log = overdue_loan();
+    load(batch(&log, &[2])).await;
+    assert_eq!(
+        loan_row(&pool, log.loan).await,
+        Some(loan_expected(&log, None, false, 12))
+    );
+    load(batch(&log, &[1])).await;
+    assert_eq!(
+        loan_row(&pool, log.loan).await,
+        Some(loan_expected(&log, overdue, false, 12))
+    );
+    load(batch(&log, &[0])).await;
+    assert_eq!(
+        loan_row(&pool, log.loan).await,
+        Some(loan_expected(&log, overdue, true, 12))
+    );
+
+    // Every split of the log into batches (each in log order) loaded in every order, and
+    // overlapping windows: always the row of the whole log; loading the whole log again
+    // changes nothing. One loan (and client) per case.
+    let cases: &[&[&[usize]]] = &[
+        &[&[0, 1, 2]],
+        &[&[0], &[1, 2]],
+        &[&[1, 2], &[0]],
+        &[&[0, 1], &[2]],
+        &[&[2], &[0, 1]],
+        &[&[0, 2], &[1]],
+        &[&[1], &[0, 2]],
+        &[&[0], &[1], &[2]],
+        &[&[0], &[2], &[1]],
+        &[&[1], &[0], &[2]],
+        &[&[1], &[2], &[0]],
+        &[&[2], &[0], &[1]],
+        &[&[2], &[1], &[0]],
+        &[&[0, 1], &[1, 2]],
+        &[&[1, 2], &[0, 1]],
+        &[&[0, 1, 2], &[0]],
+        &[&[2], &[0, 1, 2], &[1]],
+    ];
+    for batches in cases {
+        let log = overdue_loan();
+        for indices in *batches {
+            load(batch(&log, indices)).await;
+        }
+        let expected = loan_expected(&log, overdue, true, 12);
+        assert_eq!(
+            loan_row(&pool, log.loan).await,
+            Some(expected.clone()),
+            "batches {batches:?}"
+        );
+        load(log.events.clone()).await;
+        assert_eq!(
+            loan_row(&pool, log.loan).await,
+            Some(expected),
+            "batches {batches:?}, then the whole log"
+        );
+    }
+    let (loans, events): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM dp.fact_loans), (SELECT count(*) FROM dp.fact_events)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (loans, events),
+        (2 + cases.len() as i64, 3 * (2 + cases.len() as i64))
+    );
+
+    drop_database(pool, &url).await;
+}
+
+/// A fresh database with the schema as it was before `dp` kept positions: the migrations
+/// before 20261124000006.
+async fn fresh_before_positions() -> (sqlx::PgPool, String) {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("etr_test_dp_days_{}", Uuid::new_v4().simple());
+    let url = etr_infra::pg::with_database(&base, &name);
+    etr_infra::pg::ensure_database(&url).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("etr-migrations-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/migrations");
+    for file in std::fs::read_dir(&source).unwrap() {
+        let file = file.unwrap();
+        let name = file.file_name().into_string().unwrap();
+        if name.as_str() < "20261124000006" {
+            std::fs::copy(file.path(), dir.join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    (pool, url)
+}
+
+/// `dp.fact_events` rows as the loader writes them.
+async fn insert_events(pool: &sqlx::PgPool, events: &[(Envelope, Event)]) {
+    for (e, _) in events {
+        sqlx::query(
+            "INSERT INTO dp.fact_events (event_id, client_id, aggregate_type, aggregate_id, aggregate_version, event_type, partition, sequence, occurred_at, actor_kind, actor_id, command_id, correlation_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(e.event_id)
+        .bind(e.client_id.0)
+        .bind(e.aggregate_type.as_str())
+        .bind(e.aggregate_id)
+        .bind(i64::try_from(e.aggregate_version).unwrap())
+        .bind(&e.event_type)
+        .bind(i32::try_from(e.partition).unwrap())
+        .bind(i64::try_from(e.sequence).unwrap())
+        .bind(e.occurred_at)
+        .bind(&e.actor.kind)
+        .bind(&e.actor.id)
+        .bind(&e.command_id)
+        .bind(&e.correlation_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_from_before_positions_take_them_from_the_events_dp_holds() {
+    // Loan A (sequences 1, 8, 12), then a payment of the same client (13 to 15); loan B of
+    // another client, of which dp holds only the repayment.
+    let mut a = overdue_loan();
+    let (payment, wallet) = (a.payment, a.wallet);
+    let paid_at = [
+        "2026-12-23T10:00:00Z",
+        "2026-12-23T10:00:01Z",
+        "2026-12-23T10:00:02Z",
+    ];
+    a.payment(
+        paid_at[0],
+        payment::Event::PaymentInitiated {
+            payment_id: payment,
+            wallet_id: wallet,
+            amount: rub("99.99"),
+            service_id: "mobile".into(),
+            attributes: BTreeMap::new(),
+        },
+    );
+    a.payment(paid_at[1], payment::Event::PaymentLocked);
+    a.payment(paid_at[2], payment::Event::PaymentSucceeded);
+    let b = overdue_loan();
+
+    // What the loader of before 20261124000006 left after the windows [8, 12] then [1] of
+    // loan A, [15] then [13, 14] of the payment (the last window won: a stale status) and [12]
+    // of loan B (a repayment of a loan without a row was dropped): no positions.
+    let (old, old_url) = fresh_before_positions().await;
+    insert_events(&old, &a.events).await;
+    insert_events(&old, &b.events[2..]).await;
+    sqlx::query(
+        "INSERT INTO dp.fact_loans (loan_id, client_id, application_id, principal, currency, status, issued_at, last_event_at) \
+         VALUES ($1, $2, $3, 5000.00, 'RUB', 'overdue', $4, $5)",
+    )
+    .bind(a.loan)
+    .bind(a.client)
+    .bind(a.application)
+    .bind(at(ISSUED_AT))
+    .bind(at(REPAID_AT))
+    .execute(&old)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO dp.fact_payments (payment_id, client_id, wallet_id, service_id, amount, currency, status, initiated_at, last_event_at) \
+         VALUES ($1, $2, $3, 'mobile', 99.99, 'RUB', 'locked', $4, $5)",
+    )
+    .bind(payment)
+    .bind(a.client)
+    .bind(wallet)
+    .bind(at(paid_at[0]))
+    .bind(at(paid_at[1]))
+    .execute(&old)
+    .await
+    .unwrap();
+
+    etr_infra::pg::MIGRATOR.run(&old).await.unwrap();
+    let overdue = Some(("overdue", 8));
+    assert_eq!(
+        loan_row(&old, a.loan).await,
+        Some(loan_expected(&a, overdue, true, 12))
+    );
+    assert_eq!(
+        loan_row(&old, b.loan).await,
+        Some(loan_expected(&b, None, false, 12))
+    );
+    type PaymentRow = (String, OffsetDateTime, Option<i64>);
+    let payment_row = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, PaymentRow>(
+            "SELECT status, last_event_at, last_sequence FROM dp.fact_payments WHERE payment_id = $1",
+        )
+        .bind(payment)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let succeeded: PaymentRow = ("succeeded".into(), at(paid_at[2]), Some(15));
+    assert_eq!(payment_row(old.clone()).await, succeeded);
+
+    // The earlier windows again, now through the loader: nothing older overwrites them.
+    let load = |events: Vec<(Envelope, Event)>| {
+        let pool = old.clone();
+        async move {
+            etr_projections::data_platform::load(&pool, &events)
+                .await
+                .unwrap()
+        }
+    };
+    load(batch(&a, &[0])).await;
+    load(batch(&a, &[3, 4])).await;
+    load(batch(&b, &[0, 1])).await;
+    assert_eq!(
+        loan_row(&old, a.loan).await,
+        Some(loan_expected(&a, overdue, true, 12))
+    );
+    assert_eq!(
+        loan_row(&old, b.loan).await,
+        Some(loan_expected(&b, overdue, true, 12))
+    );
+    assert_eq!(payment_row(old.clone()).await, succeeded);
+
+    // And the whole log gives what it gives a fresh dp.
+    load(a.events.clone()).await;
+    load(b.events.clone()).await;
+    let (new, new_url) = fresh().await;
+    for log in [&b, &a] {
+        etr_projections::data_platform::load(&new, &log.events)
+            .await
+            .unwrap();
+    }
+    assert_eq!(dump(&old).await, dump(&new).await);
+
+    drop_database(old, &old_url).await;
+    drop_database(new, &new_url).await;
 }

@@ -8,8 +8,12 @@
 //! - event facts (`fact_events`, `fact_wallet_operations`) are inserted once per event id;
 //! - entity facts (payments, applications, loans) are collapsed per entity within the batch to
 //!   the state after its last event, then upserted; the row keeps the partition sequence of
-//!   the latest event applied, and an older event (a window replayed after a later one) never
-//!   overwrites a newer status, while the facts of a creating event fill in whenever they come;
+//!   the latest event applied (`last_sequence`), and an older event (a window replayed after a
+//!   later one) never overwrites a newer status, while the facts of a creating event fill in
+//!   whenever they come. Every payment and application event sets the status; a loan's
+//!   repayments and prolongations do not, so a loan's status is ordered by its own position
+//!   (`status_sequence`, the latest status-changing event applied), and a loan of which `dp`
+//!   holds only such events has a row with no status;
 //! - daily balances (`fact_daily_balances`) are maintained from the wallet events that are new
 //!   to `dp` in the batch (see the migration that creates the table for why and how).
 
@@ -129,8 +133,8 @@ struct Entity<F> {
     client_id: Uuid,
     /// The facts of the creating event, when the batch holds it.
     created: Option<F>,
-    /// The status after the latest status-changing event of the batch.
-    status: Option<&'static str>,
+    /// The status after the latest status-changing event of the batch, and its sequence.
+    status: Option<(&'static str, i64)>,
     last_event_at: OffsetDateTime,
     last_sequence: i64,
 }
@@ -152,8 +156,14 @@ fn collapse<F>(
     if created.is_some() {
         entity.created = created;
     }
+    // The status and the latest event are ordered separately: an event that leaves the status
+    // as it was (a loan's repayment) does not hide an earlier status change.
+    if let Some(status) = status {
+        if entity.status.is_none_or(|(_, at)| sequence >= at) {
+            entity.status = Some((status, sequence));
+        }
+    }
     if sequence >= entity.last_sequence {
-        entity.status = status.or(entity.status);
         entity.last_event_at = env.occurred_at;
         entity.last_sequence = sequence;
     }
@@ -673,57 +683,41 @@ impl<'a> Rows<'a> {
         }
         let mut c = EntityColumns::default();
         let mut application = Vec::new();
-        let (mut touched, mut touched_at, mut touched_sequence) =
-            (Vec::new(), Vec::new(), Vec::new());
         for (id, l) in &self.loans {
-            if l.status.is_none() {
-                // Only repayments or prolongations: the row (if dp has it) keeps its status.
-                touched.push(*id);
-                touched_at.push(l.last_event_at);
-                touched_sequence.push(l.last_sequence);
-                continue;
-            }
             let created = l.created.as_ref();
             c.push(*id, l, created.map(|x| (x.principal, x.at)));
             application.push(created.map(|x| x.application_id));
         }
-        if !c.id.is_empty() {
-            sqlx::query(
-                "INSERT INTO dp.fact_loans AS t (loan_id, client_id, principal, currency, issued_at, status, last_event_at, last_sequence, application_id) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::numeric[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::int8[], $9::uuid[]) \
-                 ON CONFLICT (loan_id) DO UPDATE SET \
-                   application_id = coalesce(EXCLUDED.application_id, t.application_id), \
-                   principal = coalesce(EXCLUDED.principal, t.principal), currency = coalesce(EXCLUDED.currency, t.currency), \
-                   issued_at = coalesce(EXCLUDED.issued_at, t.issued_at), \
-                   status = CASE WHEN t.last_sequence IS NULL OR EXCLUDED.last_sequence >= t.last_sequence THEN EXCLUDED.status ELSE t.status END, \
-                   last_event_at = CASE WHEN t.last_sequence IS NULL OR EXCLUDED.last_sequence >= t.last_sequence THEN EXCLUDED.last_event_at ELSE t.last_event_at END, \
-                   last_sequence = GREATEST(t.last_sequence, EXCLUDED.last_sequence) \
-                 WHERE t.last_sequence IS DISTINCT FROM EXCLUDED.last_sequence OR (t.issued_at IS NULL AND EXCLUDED.issued_at IS NOT NULL)",
-            )
-            .bind(&c.id)
-            .bind(&c.client_id)
-            .bind(&c.amount)
-            .bind(&c.currency)
-            .bind(&c.created_at)
-            .bind(&c.status)
-            .bind(&c.last_event_at)
-            .bind(&c.last_sequence)
-            .bind(&application)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !touched.is_empty() {
-            sqlx::query(
-                "UPDATE dp.fact_loans t SET last_event_at = u.last_event_at, last_sequence = u.last_sequence \
-                 FROM UNNEST($1::uuid[], $2::timestamptz[], $3::int8[]) AS u(loan_id, last_event_at, last_sequence) \
-                 WHERE t.loan_id = u.loan_id AND (t.last_sequence IS NULL OR u.last_sequence > t.last_sequence)",
-            )
-            .bind(&touched)
-            .bind(&touched_at)
-            .bind(&touched_sequence)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // The status moves with `status_sequence` (a batch of only repayments or prolongations
+        // brings none and leaves it as it was); `last_sequence` / `last_event_at` with any event.
+        sqlx::query(
+            "INSERT INTO dp.fact_loans AS t (loan_id, client_id, principal, currency, issued_at, status, last_event_at, last_sequence, status_sequence, application_id) \
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::numeric[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::int8[], $9::int8[], $10::uuid[]) \
+             ON CONFLICT (loan_id) DO UPDATE SET \
+               application_id = coalesce(EXCLUDED.application_id, t.application_id), \
+               principal = coalesce(EXCLUDED.principal, t.principal), currency = coalesce(EXCLUDED.currency, t.currency), \
+               issued_at = coalesce(EXCLUDED.issued_at, t.issued_at), \
+               status = CASE WHEN EXCLUDED.status_sequence IS NOT NULL AND (t.status_sequence IS NULL OR EXCLUDED.status_sequence >= t.status_sequence) \
+                             THEN EXCLUDED.status ELSE t.status END, \
+               status_sequence = GREATEST(t.status_sequence, EXCLUDED.status_sequence), \
+               last_event_at = CASE WHEN t.last_sequence IS NULL OR EXCLUDED.last_sequence >= t.last_sequence THEN EXCLUDED.last_event_at ELSE t.last_event_at END, \
+               last_sequence = GREATEST(t.last_sequence, EXCLUDED.last_sequence) \
+             WHERE t.last_sequence IS DISTINCT FROM EXCLUDED.last_sequence \
+                OR (EXCLUDED.status_sequence IS NOT NULL AND t.status_sequence IS DISTINCT FROM EXCLUDED.status_sequence) \
+                OR (t.issued_at IS NULL AND EXCLUDED.issued_at IS NOT NULL)",
+        )
+        .bind(&c.id)
+        .bind(&c.client_id)
+        .bind(&c.amount)
+        .bind(&c.currency)
+        .bind(&c.created_at)
+        .bind(&c.status)
+        .bind(&c.last_event_at)
+        .bind(&c.last_sequence)
+        .bind(&c.status_sequence)
+        .bind(&application)
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 }
@@ -744,7 +738,7 @@ struct DayColumns {
 }
 
 /// The columns every entity fact has: key, client, the creating event's amount and time,
-/// status and position.
+/// status and positions.
 #[derive(Default)]
 struct EntityColumns {
     id: Vec<Uuid>,
@@ -752,7 +746,10 @@ struct EntityColumns {
     amount: Vec<Option<Decimal>>,
     currency: Vec<Option<&'static str>>,
     created_at: Vec<Option<OffsetDateTime>>,
-    status: Vec<&'static str>,
+    /// `None` only for a loan whose batch holds no status-changing event: every payment and
+    /// application event sets a status, so for those `status_sequence` is `last_sequence`.
+    status: Vec<Option<&'static str>>,
+    status_sequence: Vec<Option<i64>>,
     last_event_at: Vec<OffsetDateTime>,
     last_sequence: Vec<i64>,
 }
@@ -764,9 +761,8 @@ impl EntityColumns {
         self.amount.push(created.map(|(m, _)| m.amount));
         self.currency.push(created.map(|(m, _)| m.currency.code()));
         self.created_at.push(created.map(|(_, at)| at));
-        // Every payment and application event sets a status, and loans without one take the
-        // update-only path, so a row written here always has its own status.
-        self.status.push(e.status.unwrap_or("active"));
+        self.status.push(e.status.map(|(s, _)| s));
+        self.status_sequence.push(e.status.map(|(_, at)| at));
         self.last_event_at.push(e.last_event_at);
         self.last_sequence.push(e.last_sequence);
     }
