@@ -435,28 +435,6 @@ impl Handler {
             envelopes.push(serde_json::to_value(&envelope)?);
             payloads.push(serde_json::to_value(event)?);
         }
-        sqlx::query(
-            "INSERT INTO outbox (partition, sequence, event_id, client_id, event_type, envelope, event) SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])",
-        )
-        .bind(&partitions)
-        .bind(&sequences)
-        .bind(&ids)
-        .bind(&clients)
-        .bind(&types)
-        .bind(&envelopes)
-        .bind(&payloads)
-        .execute(&mut *tx)
-        .await?;
-
-        sqlx::query(
-            "INSERT INTO client_chain_heads (client_id, head_hash, events) VALUES ($1, $2, $3) ON CONFLICT (client_id) DO UPDATE SET head_hash = EXCLUDED.head_hash, events = EXCLUDED.events",
-        )
-        .bind(client.0)
-        .bind(&prev_hash)
-        .bind(chain_len + n)
-        .execute(&mut *tx)
-        .await?;
-
         let outcome = Outcome::Accepted {
             command_id: meta.command_id.clone(),
             events: written,
@@ -465,11 +443,29 @@ impl Handler {
                 sequence: u64::try_from(last_seq).unwrap_or(0),
             },
         };
-        sqlx::query("UPDATE command_records SET outcome = $2 WHERE command_id = $1")
-            .bind(&meta.command_id)
-            .bind(serde_json::to_value(&outcome)?)
-            .execute(&mut *tx)
-            .await?;
+        // 6. Outbox rows, the chain head and the outcome in one statement (the rows they
+        //    touch are already locked or new).
+        sqlx::query(
+            "WITH written AS (INSERT INTO outbox (partition, sequence, event_id, client_id, event_type, envelope, event) \
+               SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])), \
+             chained AS (INSERT INTO client_chain_heads (client_id, head_hash, events) VALUES ($8, $9, $10) \
+               ON CONFLICT (client_id) DO UPDATE SET head_hash = EXCLUDED.head_hash, events = EXCLUDED.events) \
+             UPDATE command_records SET outcome = $12 WHERE command_id = $11",
+        )
+        .bind(&partitions)
+        .bind(&sequences)
+        .bind(&ids)
+        .bind(&clients)
+        .bind(&types)
+        .bind(&envelopes)
+        .bind(&payloads)
+        .bind(client.0)
+        .bind(&prev_hash)
+        .bind(chain_len + n)
+        .bind(&meta.command_id)
+        .bind(serde_json::to_value(&outcome)?)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
 
         let mut states = BTreeMap::new();
