@@ -14,6 +14,7 @@ use etr_domain::payment::{Execution, FraudVerdict};
 use etr_domain::ports::{FraudControl, PaymentOrder, PaymentProvider};
 use etr_domain::wallet::Limits;
 use etr_domain::{payment, Actor, AggregateRef, ClientId, Command, Currency, Money, State};
+use etr_infra::auth::{Keys, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -31,6 +32,8 @@ pub struct App {
     pub provider: Arc<dyn PaymentProvider>,
     /// Limits of the client group new wallets are opened in.
     pub default_limits: Limits,
+    /// Verifies the bearer tokens commands come with.
+    pub keys: Keys,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -167,6 +170,12 @@ impl ApiError {
     }
     fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+    fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 }
 
@@ -312,13 +321,49 @@ fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
 }
 
-/// Builds the command metadata from the headers; the command id is scoped to the client.
+/// Who may send a command for `client`, and as which actor: the client itself (its own
+/// token), a partner shop or an operator (their tokens name them); auditors only read.
+fn actor(keys: &Keys, headers: &HeaderMap, client: ClientId) -> Result<Actor, ApiError> {
+    let authorization = match headers.get("authorization").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            return Err(ApiError::unauthenticated(
+                "the Authorization header is not text",
+            ))
+        }
+    };
+    let viewer = keys
+        .verify_header(authorization)
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    match viewer.role {
+        Role::Client if viewer.client == Some(client.0) => Ok(Actor::client(client)),
+        Role::Client => Err(ApiError::forbidden(
+            "a client may send commands only for itself",
+        )),
+        Role::Partner => Ok(Actor {
+            kind: "partner".into(),
+            id: viewer.sub,
+        }),
+        Role::Operator => Ok(Actor {
+            kind: "operator".into(),
+            id: viewer.sub,
+        }),
+        Role::Auditor => Err(ApiError::forbidden("auditors read; they send no commands")),
+    }
+}
+
+/// Builds the command metadata from the headers (the bearer token first: nothing else is
+/// looked at for an unauthenticated or forbidden request); the command id is scoped to the
+/// client.
 fn meta(
+    keys: &Keys,
     headers: &HeaderMap,
     client: ClientId,
     route: &str,
     body: &Bytes,
 ) -> Result<Meta, ApiError> {
+    let actor = actor(keys, headers, client)?;
     let key = headers
         .get("idempotency-key")
         .ok_or_else(|| {
@@ -346,13 +391,6 @@ fn meta(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(|| key.to_owned(), str::to_owned);
-    let actor = match headers.get("x-partner-id").and_then(|v| v.to_str().ok()) {
-        Some(p) if !p.is_empty() && p.len() <= 100 => Actor {
-            kind: "partner".into(),
-            id: p.to_owned(),
-        },
-        _ => Actor::client(client),
-    };
     let mut hasher = Sha256::new();
     hasher.update(route.as_bytes());
     hasher.update(body);
@@ -384,7 +422,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets", request_body = OpenWalletRequest,
     params(("client_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 422, body = CommandResponse)))]
+    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = CommandResponse)))]
 async fn open_wallet(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<Uuid>, PathRejection>,
@@ -392,7 +430,7 @@ async fn open_wallet(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let client = ClientId(path_ids(path)?);
-    let meta = meta(&headers, client, "open_wallet", &body)?;
+    let meta = meta(&app.keys, &headers, client, "open_wallet", &body)?;
     let req: OpenWalletRequest = parse_body(&body)?;
     let currency = Currency::from_str(req.currency.trim())?;
     let command = Command::OpenWallet {
@@ -409,7 +447,7 @@ async fn open_wallet(
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups", request_body = TopUpRequest,
     params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
 async fn top_up(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<(Uuid, Uuid)>, PathRejection>,
@@ -418,7 +456,7 @@ async fn top_up(
 ) -> Result<Response, ApiError> {
     let (client, wallet_id) = path_ids(path)?;
     let client = ClientId(client);
-    let meta = meta(&headers, client, "top_up", &body)?;
+    let meta = meta(&app.keys, &headers, client, "top_up", &body)?;
     let req: TopUpRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
     let command = Command::TopUpWallet {
@@ -439,7 +477,7 @@ async fn top_up(
 /// the same key resumes where the first one stopped.
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/payments", request_body = PaymentRequest,
     params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
 async fn pay(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<(Uuid, Uuid)>, PathRejection>,
@@ -448,7 +486,7 @@ async fn pay(
 ) -> Result<Response, ApiError> {
     let (client, wallet_id) = path_ids(path)?;
     let client = ClientId(client);
-    let meta = meta(&headers, client, "pay", &body)?;
+    let meta = meta(&app.keys, &headers, client, "pay", &body)?;
     let req: PaymentRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
     if req.service_id.trim().is_empty() || req.service_id.len() > 100 {
@@ -532,7 +570,7 @@ async fn pay(
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/transfers", request_body = TransferRequest,
     params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
 async fn transfer(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<(Uuid, Uuid)>, PathRejection>,
@@ -541,7 +579,7 @@ async fn transfer(
 ) -> Result<Response, ApiError> {
     let (client, wallet_id) = path_ids(path)?;
     let client = ClientId(client);
-    let meta = meta(&headers, client, "transfer", &body)?;
+    let meta = meta(&app.keys, &headers, client, "transfer", &body)?;
     let req: TransferRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
     let command = Command::TransferBetweenWallets {

@@ -289,6 +289,7 @@ struct WorkerFigures {
 struct Worker {
     http: reqwest::Client,
     base: String,
+    bearer: String,
 }
 
 impl Worker {
@@ -314,6 +315,7 @@ impl Worker {
             .post(format!("{}{path}", self.base))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", key)
+            .header(reqwest::header::AUTHORIZATION, &self.bearer)
             .body(body)
             .send()
             .await?;
@@ -326,11 +328,13 @@ impl Worker {
 }
 
 /// Opens a wallet for a new client and funds it; returns the worker and the wallet's path.
-async fn set_up_worker(api_base: String) -> anyhow::Result<(Worker, String)> {
+async fn set_up_worker(settings: &Settings, api_base: String) -> anyhow::Result<(Worker, String)> {
     let client = Uuid::new_v4();
+    let base = format!("{api_base}/v1/clients/{client}");
     let worker = Worker {
         http: reqwest::Client::builder().no_proxy().build()?,
-        base: format!("{api_base}/v1/clients/{client}"),
+        bearer: crate::platform::client_bearer(settings, &base)?,
+        base,
     };
     let opened = worker
         .post("/wallets", "bench-open", r#"{"currency":"RUB"}"#)
@@ -522,8 +526,10 @@ async fn measure(
         settings.command_api_addr, settings.topic
     );
 
-    let setups =
-        futures::future::join_all((0..concurrency).map(|_| set_up_worker(api_base.clone()))).await;
+    let setups = futures::future::join_all(
+        (0..concurrency).map(|_| set_up_worker(settings, api_base.clone())),
+    )
+    .await;
     let workers = setups.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
 
     eprintln!(

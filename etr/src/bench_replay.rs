@@ -35,12 +35,14 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let client = Uuid::new_v4();
     let base = format!("http://{}/v1/clients/{client}", settings.command_api_addr);
+    let bearer = crate::platform::client_bearer(settings, &base)?;
     // Eight wallets of the one client, topped up concurrently (one writer per wallet).
     let mut wallets = Vec::new();
     for i in 0..8 {
         let v: serde_json::Value = http
             .post(format!("{base}/wallets"))
             .header("Idempotency-Key", format!("w{i}"))
+            .header(reqwest::header::AUTHORIZATION, &bearer)
             .json(&json!({"currency": "RUB"}))
             .send()
             .await?
@@ -57,12 +59,17 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     let per_wallet = target.div_ceil(wallets.len());
     let mut workers = tokio::task::JoinSet::new();
     for (w, wallet) in wallets.iter().enumerate() {
-        let (http, url) = (http.clone(), format!("{base}/wallets/{wallet}/top-ups"));
+        let (http, url, bearer) = (
+            http.clone(),
+            format!("{base}/wallets/{wallet}/top-ups"),
+            bearer.clone(),
+        );
         workers.spawn(async move {
             for i in 0..per_wallet {
                 let r = http
                     .post(&url)
                     .header("Idempotency-Key", format!("t{w}-{i}"))
+                    .header(reqwest::header::AUTHORIZATION, &bearer)
                     .json(&json!({"amount": "1.00", "currency": "RUB", "source": "card"}))
                     .send()
                     .await?;

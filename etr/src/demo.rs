@@ -13,6 +13,7 @@ struct Client {
     http: reqwest::Client,
     base: String,
     client_id: Uuid,
+    bearer: String,
     n: usize,
 }
 
@@ -24,6 +25,7 @@ impl Client {
             .http
             .post(&url)
             .header("Idempotency-Key", format!("demo-{}", self.n))
+            .header(reqwest::header::AUTHORIZATION, &self.bearer)
             .json(&body)
             .send()
             .await
@@ -52,10 +54,16 @@ fn summary(v: &Value) -> String {
 }
 
 pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> {
+    let client_id = Uuid::new_v4();
+    let base = format!("http://{}", settings.command_api_addr);
     let mut c = Client {
         http: reqwest::Client::new(),
-        base: format!("http://{}", settings.command_api_addr),
-        client_id: Uuid::new_v4(),
+        bearer: crate::platform::client_bearer(
+            settings,
+            &format!("{base}/v1/clients/{client_id}"),
+        )?,
+        base,
+        client_id,
         n: 0,
     };
     println!("── demo: client {}", c.client_id);

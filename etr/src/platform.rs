@@ -126,6 +126,7 @@ pub async fn command_app(
         fraud: Arc::new(FraudSimulator::default()),
         provider: Arc::new(PaymentProviderSimulator::default()),
         default_limits: Limits::registered(),
+        keys: Keys::from_secret(settings.jwt_secret.as_bytes()),
     }))
 }
 
@@ -294,4 +295,19 @@ pub async fn registry_only(settings: Settings) -> anyhow::Result<()> {
 pub fn dev_token(settings: &Settings, sub: &str, role: Role) -> anyhow::Result<String> {
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
     Ok(Keys::from_secret(settings.jwt_secret.as_bytes()).issue(sub, role, exp)?)
+}
+
+/// `Bearer <token>` for the client a command API URL or path names (`…/v1/clients/<id>/…`),
+/// signed with the configured secret: what a client app sends with its commands.
+pub fn client_bearer(settings: &Settings, url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .split_once("/v1/clients/")
+        .map(|(_, rest)| rest)
+        .context("not a client URL")?;
+    let client = rest.split('/').next().unwrap_or_default();
+    uuid::Uuid::parse_str(client).context("the URL's client id")?;
+    Ok(format!(
+        "Bearer {}",
+        dev_token(settings, client, Role::Client)?
+    ))
 }

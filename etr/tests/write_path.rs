@@ -3,9 +3,10 @@
 
 mod support;
 
+use etr_query_api::auth::Role;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use support::{event_ids, read_topic, wait_published, Api, Env};
+use support::{event_ids, read_topic, token, wait_published, Api, Env};
 
 async fn open_wallet(api: &Api, client: &str, key: &str) -> String {
     let (status, _, body) = api
@@ -199,6 +200,41 @@ async fn commands_become_avro_events_and_bad_input_writes_nothing() {
         .unwrap();
     assert_eq!((s, v["code"].as_str()), (404, Some("wallet_not_found")));
 
+    // Commands need a bearer token: none or a bad one is 401, another client's or an
+    // auditor's is 403; nothing is written for any of them.
+    let top_up = format!("{base}/top-ups");
+    let body = r#"{"amount":"10","currency":"RUB","source":"card"}"#;
+    let stranger = token(&uuid::Uuid::new_v4().to_string(), Role::Client);
+    let auditor = token("auditor-1", Role::Auditor);
+    for (who, bearer, status, code) in [
+        ("no token", None, 401, "unauthenticated"),
+        ("a forged token", Some("not-a-jwt"), 401, "unauthenticated"),
+        ("another client", Some(stranger.as_str()), 403, "forbidden"),
+        ("an auditor", Some(auditor.as_str()), 403, "forbidden"),
+    ] {
+        let (s, _, v) = api
+            .post_as(bearer, &top_up, Some("unauthorised"), body)
+            .await
+            .unwrap();
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{who}: {v}"
+        );
+    }
+    // A partner shop and an operator act under their own names.
+    for (key, role, sub) in [
+        ("by-partner", Role::Partner, "shop-7"),
+        ("by-operator", Role::Operator, "op-2"),
+    ] {
+        let (s, _, v) = api
+            .post_as(Some(&token(sub, role)), &top_up, Some(key), body)
+            .await
+            .unwrap();
+        assert_eq!(s, 200, "{v}");
+        accepted.extend(event_ids(&v));
+    }
+
     wait_published(&env).await;
     let records = read_topic(&env).await;
     let http = reqwest::Client::new();
@@ -208,6 +244,19 @@ async fn commands_become_avro_events_and_bad_input_writes_nothing() {
         schema_ids.insert(u32::from_be_bytes([r.raw[1], r.raw[2], r.raw[3], r.raw[4]]));
         assert_eq!(r.envelope.client_id.to_string(), client);
         assert_eq!(r.partition as u32, r.envelope.partition);
+        let expected_actor = match r.envelope.command_id.rsplit('/').next() {
+            Some("by-partner") => ("partner", "shop-7".to_owned()),
+            Some("by-operator") => ("operator", "op-2".to_owned()),
+            // The provider step of a payment is the platform's.
+            Some("execute") => ("system", "payment-processing".to_owned()),
+            _ => ("client", client.to_string()),
+        };
+        assert_eq!(
+            (r.envelope.actor.kind.as_str(), r.envelope.actor.id.clone()),
+            expected_actor,
+            "{}",
+            r.envelope.command_id
+        );
     }
     for id in schema_ids {
         let v: Value = http

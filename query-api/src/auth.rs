@@ -5,88 +5,9 @@
 //! client's data gets `FORBIDDEN`, never the data.
 
 use async_graphql::{Context, ErrorExtensions};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Client,
-    Partner,
-    Operator,
-    Auditor,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// Who: the client id for clients, a partner / staff id otherwise.
-    pub sub: String,
-    pub role: Role,
-    /// Expiry, seconds since the epoch.
-    pub exp: i64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid token: {0}")]
-    Invalid(String),
-    #[error("a client token must carry the client id as `sub`")]
-    ClientWithoutId,
-    #[error("could not sign a token: {0}")]
-    Sign(String),
-}
-
-/// The signing keys (one shared secret; configuration, `ETR_JWT_SECRET`).
-#[derive(Clone)]
-pub struct Keys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-}
-
-impl Keys {
-    pub fn from_secret(secret: &[u8]) -> Keys {
-        Keys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-        }
-    }
-
-    /// Signs a token for `sub` with `role`, valid until `exp` (seconds since the epoch).
-    pub fn issue(&self, sub: &str, role: Role, exp: i64) -> Result<String, Error> {
-        let claims = Claims {
-            sub: sub.to_owned(),
-            role,
-            exp,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| Error::Sign(e.to_string()))
-    }
-
-    pub fn verify(&self, token: &str) -> Result<Viewer, Error> {
-        let validation = Validation::new(Algorithm::HS256);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        let claims = data.claims;
-        let client = match claims.role {
-            Role::Client => Some(Uuid::parse_str(&claims.sub).map_err(|_| Error::ClientWithoutId)?),
-            _ => None,
-        };
-        Ok(Viewer {
-            role: claims.role,
-            client,
-            sub: claims.sub,
-        })
-    }
-}
-
-/// Who is asking, as the token says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Viewer {
-    pub role: Role,
-    pub client: Option<Uuid>,
-    pub sub: String,
-}
+pub use etr_infra::auth::{Claims, Keys, Role, TokenError as Error, Viewer};
 
 /// The outcome of reading the `Authorization` header, put into every request's context.
 #[derive(Debug, Clone)]

@@ -104,15 +104,9 @@ pub fn router(pool: PgPool, keys: Keys) -> Router {
 
 /// The caller's access from an `Authorization` value.
 fn access(keys: &Keys, authorization: Option<&str>) -> Access {
-    match authorization {
-        None => Access::Denied("a bearer token is required".into()),
-        Some(value) => match value.strip_prefix("Bearer ") {
-            None => Access::Denied("expected `Authorization: Bearer <token>`".into()),
-            Some(token) => match keys.verify(token.trim()) {
-                Ok(viewer) => Access::Granted(viewer),
-                Err(e) => Access::Denied(e.to_string()),
-            },
-        },
+    match keys.verify_header(authorization) {
+        Ok(viewer) => Access::Granted(viewer),
+        Err(e) => Access::Denied(e.to_string()),
     }
 }
 

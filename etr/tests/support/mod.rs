@@ -177,9 +177,26 @@ impl Api {
         }
     }
 
-    /// POSTs JSON text with an Idempotency-Key; returns status, replay flag and body.
+    /// POSTs JSON text with an Idempotency-Key as the client the path names (with that
+    /// client's bearer token); returns status, replay flag and body.
     pub async fn post(
         &self,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> reqwest::Result<(u16, bool, Value)> {
+        let client = path
+            .strip_prefix("/v1/clients/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default();
+        let bearer = token(client, etr_query_api::auth::Role::Client);
+        self.post_as(Some(&bearer), path, key, body).await
+    }
+
+    /// POSTs JSON text with `bearer` as the token (none when `None`).
+    pub async fn post_as(
+        &self,
+        bearer: Option<&str>,
         path: &str,
         key: Option<&str>,
         body: &str,
@@ -191,6 +208,9 @@ impl Api {
             .body(body.to_owned());
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
+        }
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
