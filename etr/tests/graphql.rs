@@ -49,19 +49,7 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     let partner = token("shop-1", Role::Partner);
     let theirs = token(&Uuid::new_v4().to_string(), Role::Client);
 
-    let (s, _, opened) = api
-        .post(
-            &format!("/v1/clients/{client}/wallets"),
-            Some("open"),
-            r#"{"currency":"RUB"}"#,
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{opened}");
-    let wallet = opened["wallets"][0]["wallet_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let wallet = api.open_wallet(&client.to_string(), "open").await;
     let (s, _, top) = api
         .post(
             &format!("/v1/clients/{client}/wallets/{wallet}/top-ups"),

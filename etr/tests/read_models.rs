@@ -14,19 +14,7 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
     let client = uuid::Uuid::new_v4();
 
     let etr = env.start(&["up", "--no-demo"]).await;
-    let (s, _, opened) = api
-        .post(
-            &format!("/v1/clients/{client}/wallets"),
-            Some("open"),
-            r#"{"currency":"RUB"}"#,
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201);
-    let wallet = opened["wallets"][0]["wallet_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let wallet = api.open_wallet(&client.to_string(), "open").await;
     let (s, _, top) = api
         .post(
             &format!("/v1/clients/{client}/wallets/{wallet}/top-ups"),

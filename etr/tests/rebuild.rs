@@ -21,19 +21,7 @@ async fn rebuild_switches_to_tables_equal_to_the_log_while_serving() {
     let client = uuid::Uuid::new_v4();
     let _etr = env.start(&["up", "--no-demo"]).await;
 
-    let (s, _, opened) = api
-        .post(
-            &format!("/v1/clients/{client}/wallets"),
-            Some("open"),
-            r#"{"currency":"RUB"}"#,
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{opened}");
-    let wallet = opened["wallets"][0]["wallet_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let wallet = api.open_wallet(&client.to_string(), "open").await;
     let base = env.api();
     let path = format!("/v1/clients/{client}/wallets/{wallet}/top-ups");
     let top_up = move |key: String| {

@@ -8,19 +8,6 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use support::{event_ids, read_topic, token, wait_published, Api, Env};
 
-async fn open_wallet(api: &Api, client: &str, key: &str) -> String {
-    let (status, _, body) = api
-        .post(
-            &format!("/v1/clients/{client}/wallets"),
-            Some(key),
-            r#"{"currency":"RUB"}"#,
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{body}");
-    body["wallets"][0]["wallet_id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_become_avro_events_and_bad_input_writes_nothing() {
     let env = Env::new("happy").await;
@@ -29,8 +16,8 @@ async fn commands_become_avro_events_and_bad_input_writes_nothing() {
     let client = uuid::Uuid::new_v4().to_string();
     let mut accepted: Vec<String> = Vec::new();
 
-    let a = open_wallet(&api, &client, "w-a").await;
-    let b = open_wallet(&api, &client, "w-b").await;
+    let a = api.open_wallet(&client, "w-a").await;
+    let b = api.open_wallet(&client, "w-b").await;
     let base = format!("/v1/clients/{client}/wallets/{a}");
 
     let (s, _, top) = api

@@ -128,14 +128,16 @@ fn sequence(env: &Envelope) -> i64 {
     i64::try_from(env.sequence).unwrap_or(i64::MAX)
 }
 
-/// The live projection's checkpoints.
-async fn live_checkpoints(
+/// A projection's checkpoints in `schema` (`public` for the live projection, the staging
+/// schema for the copy).
+async fn checkpoints(
     conn: &mut PgConnection,
+    schema: &str,
     name: &str,
 ) -> Result<BTreeMap<i32, i64>, Error> {
-    let rows: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT partition, sequence FROM public.projection_checkpoints WHERE projection = $1",
-    )
+    let rows: Vec<(i32, i64)> = sqlx::query_as(&format!(
+        "SELECT partition, sequence FROM {schema}.projection_checkpoints WHERE projection = $1"
+    ))
     .bind(name)
     .fetch_all(&mut *conn)
     .await?;
@@ -237,7 +239,7 @@ async fn rebuild<P: Projection>(
     let mut rounds = 0;
     loop {
         let mut conn = pool.acquire().await?;
-        let live = live_checkpoints(&mut conn, name).await?;
+        let live = checkpoints(&mut conn, "public", name).await?;
         drop(conn);
         let gap: i64 = live
             .iter()
@@ -269,7 +271,7 @@ async fn rebuild<P: Projection>(
     .bind(name)
     .execute(&mut *tx)
     .await?;
-    let live = live_checkpoints(&mut tx, name).await?;
+    let live = checkpoints(&mut tx, "public", name).await?;
     if tokio::time::timeout(SWITCH_HOLD, copy.catch_up(&[], &live))
         .await
         .is_err()
@@ -279,7 +281,7 @@ async fn rebuild<P: Projection>(
             "the last events before the switch took over {SWITCH_HOLD:?}; the live tables are unchanged, run the rebuild again"
         )));
     }
-    let copied = copy_checkpoints(&mut tx, &staging, name).await?;
+    let copied = checkpoints(&mut tx, &staging, name).await?;
     projection
         .announce_skipped(&mut tx, &staging, &live, &copied)
         .await?;
@@ -292,21 +294,6 @@ async fn rebuild<P: Projection>(
         events_applied: copy.progress.applied,
         retired_schema: retired,
     })
-}
-
-/// The copy's checkpoints.
-async fn copy_checkpoints(
-    conn: &mut PgConnection,
-    staging: &str,
-    name: &str,
-) -> Result<BTreeMap<i32, i64>, Error> {
-    let rows: Vec<(i32, i64)> = sqlx::query_as(&format!(
-        "SELECT partition, sequence FROM {staging}.projection_checkpoints WHERE projection = $1"
-    ))
-    .bind(name)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().collect())
 }
 
 /// A fresh, empty copy of the projection's tables and of the checkpoint table.

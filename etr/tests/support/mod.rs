@@ -177,6 +177,20 @@ impl Api {
         }
     }
 
+    /// Opens a RUB wallet for `client` (as that client); returns its id.
+    pub async fn open_wallet(&self, client: &str, key: &str) -> String {
+        let (status, _, body) = self
+            .post(
+                &format!("/v1/clients/{client}/wallets"),
+                Some(key),
+                r#"{"currency":"RUB"}"#,
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+        body["wallets"][0]["wallet_id"].as_str().unwrap().to_owned()
+    }
+
     /// POSTs JSON text with an Idempotency-Key as the client the path names (with that
     /// client's bearer token); returns status, replay flag and body.
     pub async fn post(
