@@ -1,0 +1,1 @@
+INSERT INTO raw_commands (id, stream, payload) VALUES ($1, $2, $3)
