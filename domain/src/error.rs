@@ -57,15 +57,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// Stable code for API responses.
+    /// Stable code for API responses. Refusals of an amount or a currency keep their own
+    /// codes ([`MoneyError::code`]: `invalid_amount`, `amount_empty`, `amount_whitespace`,
+    /// `amount_not_positive`, `amount_signed`, `amount_exponent`, `amount_underscore`,
+    /// `amount_bare_point`, `amount_too_long`, `amount_too_precise`, `amount_too_large`,
+    /// `unknown_currency`, `currency_mismatch`).
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Money(MoneyError::UnknownCurrency(_)) => "unknown_currency",
-            Error::Money(MoneyError::NotADecimal(_)) => "invalid_amount",
-            Error::Money(MoneyError::NotPositive(_)) => "amount_not_positive",
-            Error::Money(MoneyError::TooPrecise { .. }) => "amount_too_precise",
-            Error::Money(MoneyError::TooLarge(_)) => "amount_too_large",
-            Error::Money(MoneyError::CurrencyMismatch { .. }) => "currency_mismatch",
+            Error::Money(e) => e.code(),
             Error::WalletNotFound(_) => "wallet_not_found",
             Error::WalletAlreadyOpened(_) => "wallet_already_exists",
             Error::WalletClosed(_) => "wallet_closed",

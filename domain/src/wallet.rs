@@ -13,16 +13,17 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::ids::ClientId;
-use crate::money::{Currency, Money};
+use crate::money::{normalized, round_minor, Currency, Money};
 
 /// Limits of a client group (spec §2, items 1–2), fixed on the wallet when it is opened.
+/// Amounts in the wallet's currency, serialised as decimal strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::money::amount_str")]
     pub min_operation: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::money::amount_str")]
     pub max_operation: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::money::amount_str")]
     pub max_balance: Decimal,
 }
 
@@ -63,14 +64,16 @@ pub enum Status {
     Closed,
 }
 
-/// The state of one wallet account.
+/// The state of one wallet account. `balance`, [`Wallet::held`] and [`Wallet::available`] are
+/// exact amounts in the wallet's currency at its minor-unit scale, a zero never negative
+/// (every change goes through [`normalized`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Wallet {
     pub status: Status,
     pub id: Uuid,
     pub client_id: Option<ClientId>,
     pub currency: Option<Currency>,
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::money::amount_str")]
     pub balance: Decimal,
     /// Open holds by payment id.
     pub holds: BTreeMap<Uuid, Money>,
@@ -78,12 +81,24 @@ pub struct Wallet {
 }
 
 impl Wallet {
+    /// The sum of the open holds, at the currency's scale once the wallet is opened (`0.00`
+    /// rather than `0` when there are none).
     pub fn held(&self) -> Decimal {
-        self.holds.values().map(|m| m.amount).sum()
+        self.at_scale(self.holds.values().map(|m| m.amount).sum())
     }
 
+    /// `balance − held`: what a payment or transfer may take now, at the currency's scale.
     pub fn available(&self) -> Decimal {
-        self.balance - self.held()
+        self.at_scale(self.balance - self.held())
+    }
+
+    /// An exact amount of this wallet at its currency's scale (amounts here are already at
+    /// most that precise, so nothing is rounded), a zero never negative.
+    fn at_scale(&self, amount: Decimal) -> Decimal {
+        match self.currency {
+            Some(currency) => round_minor(amount, currency),
+            None => normalized(amount),
+        }
     }
 
     fn open(&self) -> Result<(Currency, &Limits), Error> {
@@ -314,24 +329,24 @@ pub fn evolve(mut state: Wallet, event: &Event) -> Wallet {
             state.id = *wallet_id;
             state.client_id = Some(*client_id);
             state.currency = Some(*currency);
-            state.balance = crate::money::round_minor(Decimal::ZERO, *currency);
+            state.balance = round_minor(Decimal::ZERO, *currency);
             state.limits = Some(limits.clone());
         }
         Event::WalletToppedUp { amount, .. } | Event::TransferReceived { amount, .. } => {
-            state.balance += amount.amount;
+            state.balance = normalized(state.balance + amount.amount);
         }
         Event::FundsHeld { payment_id, amount } => {
             state.holds.insert(*payment_id, *amount);
         }
         Event::HoldCaptured { payment_id, amount } => {
             state.holds.remove(payment_id);
-            state.balance -= amount.amount;
+            state.balance = normalized(state.balance - amount.amount);
         }
         Event::HoldReleased { payment_id, .. } => {
             state.holds.remove(payment_id);
         }
         Event::TransferSent { amount, .. } => {
-            state.balance -= amount.amount;
+            state.balance = normalized(state.balance - amount.amount);
         }
         Event::WalletClosed { .. } => state.status = Status::Closed,
     }

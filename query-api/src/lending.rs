@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::auth::{may_read, viewer};
 use crate::loaders::children;
+use crate::wallets::amount_text;
 use crate::{pool, reach, store, PositionInput, LENDING};
 
 /// A product offer made after scoring.
@@ -52,7 +53,17 @@ pub struct Application {
 impl Application {
     /// The offers made after scoring (empty before approval).
     async fn offers(&self) -> Vec<Offer> {
-        self.offers.0.clone()
+        self.offers
+            .0
+            .iter()
+            .map(|offer| Offer {
+                amount: OfferAmount {
+                    amount: amount_text(&offer.amount.amount),
+                    currency: offer.amount.currency.clone(),
+                },
+                ..offer.clone()
+            })
+            .collect()
     }
 }
 

@@ -4,7 +4,8 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Json, Object, SimpleObject};
-use etr_domain::{evolve, AggregateKind, AggregateRef, ClientId, Event, State};
+use etr_domain::money::format_fixed;
+use etr_domain::{evolve, AggregateKind, AggregateRef, ClientId, Currency, Event, State};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -182,13 +183,15 @@ impl TimelineQuery {
         let mut aggregates = Vec::new();
         for (target, (version, state)) in states {
             if let State::Wallet(w) = &state {
+                // Not `{:.2}`: it writes -0.001 as "-0.00".
+                let digits = w.currency.map_or(2, Currency::minor_digits);
                 wallets.push(WalletAsOf {
                     wallet_id: w.id,
                     currency: w.currency.map(|c| c.code().to_owned()),
                     status: status_of(&state),
-                    balance: format!("{:.2}", w.balance),
-                    held: format!("{:.2}", w.held()),
-                    available: format!("{:.2}", w.available()),
+                    balance: format_fixed(w.balance, digits),
+                    held: format_fixed(w.held(), digits),
+                    available: format_fixed(w.available(), digits),
                     version,
                 });
             }

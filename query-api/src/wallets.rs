@@ -3,7 +3,10 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
+use etr_domain::money::{format_amount, format_fixed, Currency};
+use rust_decimal::Decimal;
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -73,7 +76,7 @@ impl Wallet {
             .flat_map(|h| h.0.iter())
             .map(|(payment_id, m)| Hold {
                 payment_id: *payment_id,
-                amount: m.amount.clone(),
+                amount: amount_text(&m.amount),
                 currency: m.currency.clone(),
             })
             .collect()
@@ -87,28 +90,36 @@ impl Wallet {
             return Ok(None);
         };
         let number = |s: &str| {
-            rust_decimal::Decimal::from_str_exact(s)
+            Decimal::from_str_exact(s)
                 .map_err(|e| error("UNAVAILABLE", format!("unreadable amount {s}: {e}")))
         };
         let balance = number(&self.balance)?;
         let available = number(&self.available)?;
         let max_operation = number(max_op)?;
+        let digits = self
+            .currency
+            .as_deref()
+            .and_then(|c| Currency::from_str(c).ok())
+            .map_or(2, Currency::minor_digits);
         Ok(Some(WalletLimits {
-            min_operation: min.clone(),
-            max_operation: max_op.clone(),
-            max_balance: max_balance.clone(),
-            balance_headroom: format!(
-                "{:.2}",
-                (number(max_balance)? - balance).max(rust_decimal::Decimal::ZERO)
+            min_operation: amount_text(min),
+            max_operation: amount_text(max_op),
+            max_balance: amount_text(max_balance),
+            balance_headroom: format_fixed(
+                (number(max_balance)? - balance).max(Decimal::ZERO),
+                digits,
             ),
-            max_payment_now: format!(
-                "{:.2}",
-                max_operation
-                    .min(available)
-                    .max(rust_decimal::Decimal::ZERO)
-            ),
+            max_payment_now: format_fixed(max_operation.min(available).max(Decimal::ZERO), digits),
         }))
     }
+}
+
+/// An amount read as text from a read model's JSON (holds, limits, offers), written out
+/// exactly but never as a negative zero (`-0.00` → `0.00`, through
+/// [`etr_domain::money::format_amount`]); text that is not a decimal is passed on as it is.
+/// Amounts read as `numeric::text` need no such step: Postgres has no negative zero.
+pub(crate) fn amount_text(text: &str) -> String {
+    Decimal::from_str_exact(text).map_or_else(|_| text.to_owned(), format_amount)
 }
 
 #[derive(SimpleObject, sqlx::FromRow, Clone)]
@@ -316,5 +327,20 @@ impl WalletQuery {
             connection.edges.push(Edge::new(cursor, op));
         }
         Ok(connection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::amount_text;
+
+    #[test]
+    fn amounts_from_read_model_json_never_show_a_negative_zero() {
+        assert_eq!(amount_text("-0.00"), "0.00");
+        assert_eq!(amount_text("-0"), "0");
+        assert_eq!(amount_text("0.00"), "0.00");
+        assert_eq!(amount_text("100.50"), "100.50");
+        assert_eq!(amount_text("-0.50"), "-0.50");
+        assert_eq!(amount_text("not a number"), "not a number");
     }
 }
