@@ -7,6 +7,7 @@
 //! relay never publishes an event of a partition before an earlier one of that partition.
 
 pub mod api;
+pub mod body;
 pub mod error;
 pub mod handler;
 pub mod relay;
