@@ -11,9 +11,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+/// How many events [`read_log`] holds back behind gaps before it gives up.
+const HOLD_LIMIT: usize = 100_000;
+
 /// Reads the whole log (and, with `follow`, waits for more), decoding every record and
-/// handing each event to `f` exactly once: a record whose sequence is at or below the last
-/// one seen in its partition (a relay re-publish) is skipped.
+/// handing each event to `f` exactly once and, per partition, in sequence order: a record
+/// whose sequence was handed out already (a relay re-publish) is skipped, and an event beyond
+/// a missing sequence (the relay re-sent the missing one later, so it sits at a higher
+/// offset) is held back until the missing one is read. A partition is expected to start at
+/// sequence 1 (at the first retained record when the broker deleted earlier ones).
+///
+/// Errors: a gap still open at the end of the log (without `follow`) or with more than
+/// 100,000 events held back, naming the partition and the missing sequence; a record that
+/// is not an event, with its topic, partition and offset (`etr_projections::Error::Decode`:
+/// the readers fold the whole log and never skip silently); the broker, or `f`.
 pub async fn read_log(
     settings: &Settings,
     codec: &EventCodec,
@@ -26,8 +37,25 @@ pub async fn read_log(
         settings.partitions,
     )?;
     let mut positions: Vec<i64> = vec![0; highs.len()];
-    let mut last_seq: Vec<Option<u64>> = vec![None; highs.len()];
+    // Per partition: the next sequence to hand out (None before its first record), and the
+    // events held back behind a gap, by sequence, with their offsets.
+    let mut next_seq: Vec<Option<u64>> = vec![None; highs.len()];
+    let mut held: Vec<BTreeMap<u64, (i64, Envelope, Event)>> =
+        (0..highs.len()).map(|_| BTreeMap::new()).collect();
     let done = |positions: &[i64]| positions.iter().zip(&highs).all(|(p, h)| p >= h);
+    let gap = |next_seq: &[Option<u64>], held: &[BTreeMap<u64, (i64, Envelope, Event)>]| {
+        held.iter()
+            .zip(next_seq)
+            .enumerate()
+            .find_map(|(partition, (events, next))| {
+                let (first, (offset, _, _)) = events.iter().next()?;
+                Some(format!(
+                    "partition {partition}: sequence {} is missing from the log ({} later event(s) held back, the first sequence {first} at offset {offset})",
+                    next.unwrap_or(1),
+                    events.len()
+                ))
+            })
+    };
     if !follow && done(&positions) {
         return Ok(());
     }
@@ -41,26 +69,52 @@ pub async fn read_log(
             Ok(m) => m?,
             Err(_) if follow => continue,
             Err(_) => {
-                anyhow::bail!("timed out reading the log (positions {positions:?}, ends {highs:?})")
+                anyhow::bail!(
+                    "timed out reading the log (positions {positions:?}, ends {highs:?}){}",
+                    gap(&next_seq, &held).map_or(String::new(), |g| format!("; {g}"))
+                )
             }
         };
         let partition = msg.partition();
         let offset = msg.offset();
         let idx = usize::try_from(partition).context("negative partition")?;
-        let payload = msg.payload().context("record without payload")?;
-        let (envelope, event) = codec.decode(payload).await?;
+        let (envelope, event) = codec.decode_record(msg.payload()).await.map_err(|source| {
+            etr_projections::Error::Decode {
+                topic: settings.topic.clone(),
+                partition,
+                offset,
+                source,
+            }
+        })?;
         if let Some(slot) = positions.get_mut(idx) {
             *slot = offset + 1;
         }
-        let seen = last_seq
-            .get_mut(idx)
-            .context("partition beyond the configured count")?;
-        if seen.is_none_or(|s| envelope.sequence > s) {
-            *seen = Some(envelope.sequence);
+        let (Some(next), Some(waiting)) = (next_seq.get_mut(idx), held.get_mut(idx)) else {
+            anyhow::bail!("partition {partition} beyond the configured count");
+        };
+        // A partition starts at sequence 1, or where the broker's retention left it.
+        let expected = next.get_or_insert(if offset == 0 { 1 } else { envelope.sequence });
+        if envelope.sequence == *expected {
             f(partition, offset, envelope, event)?;
+            *expected += 1;
+            while let Some((offset, envelope, event)) = waiting.remove(expected) {
+                f(partition, offset, envelope, event)?;
+                *expected += 1;
+            }
+        } else if envelope.sequence > *expected {
+            waiting
+                .entry(envelope.sequence)
+                .or_insert((offset, envelope, event));
+            if held.iter().map(BTreeMap::len).sum::<usize>() > HOLD_LIMIT {
+                let open = gap(&next_seq, &held).unwrap_or_default();
+                anyhow::bail!("too many events held back behind a gap: {open}");
+            }
         }
         if !follow && done(&positions) {
             consumer.unassign()?;
+            if let Some(open) = gap(&next_seq, &held) {
+                anyhow::bail!("the log ends with a gap: {open}");
+            }
             return Ok(());
         }
     }

@@ -12,6 +12,27 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
+/// Why a record is not an event (see [`EventCodec::decode_record`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A null payload (a tombstone): nothing to decode.
+    #[error("no payload (a tombstone)")]
+    NoPayload,
+    /// Fewer bytes than the Confluent header (magic byte and 4-byte schema id).
+    #[error("{len} bytes, shorter than the 5-byte Confluent header")]
+    TooShort { len: usize },
+    /// The first byte is not the Confluent magic byte 0.
+    #[error("no magic byte: the record starts with 0x{first:02x}, not 0x00")]
+    NoMagicByte { first: u8 },
+    /// The schema id is unknown to the registry, or the body does not decode with it
+    /// (truncated, written with another schema).
+    #[error("schema id {id}: {message}")]
+    Schema { id: u32, message: String },
+    /// The body decodes, but not into an event of the catalog.
+    #[error("schema id {id}: not an event of the catalog: {message}")]
+    NotAnEvent { id: u32, message: String },
+}
+
 /// Encodes and decodes enveloped events through a Confluent-compatible schema registry.
 #[derive(Clone)]
 pub struct EventCodec {
@@ -64,6 +85,49 @@ impl EventCodec {
             .encode_value(value, &strategy)
             .await
             .map_err(|e| Error::SchemaRegistry(e.to_string()))
+    }
+
+    /// The same codec with empty schema caches: the registry client caches failed lookups
+    /// (an id it did not know), so a reader that must see schemas registered since (a
+    /// dead-letter retry) decodes through a fresh one.
+    pub fn fresh(&self) -> EventCodec {
+        EventCodec {
+            topic: self.topic.clone(),
+            registry_url: self.registry_url.clone(),
+            catalog: self.catalog.clone(),
+            encoder: EasyAvroEncoder::new(SrSettings::new(self.registry_url.clone())),
+            decoder: EasyAvroDecoder::new(SrSettings::new(self.registry_url.clone())),
+        }
+    }
+
+    /// Decodes a record's payload (`None` for a null payload), saying what is wrong with it
+    /// when it is not an event: see [`DecodeError`].
+    pub async fn decode_record(
+        &self,
+        payload: Option<&[u8]>,
+    ) -> std::result::Result<(Envelope, Event), DecodeError> {
+        let bytes = payload.ok_or(DecodeError::NoPayload)?;
+        let (&magic, id) = match bytes {
+            [magic, a, b, c, d, ..] => (magic, u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => return Err(DecodeError::TooShort { len: bytes.len() }),
+        };
+        if magic != 0 {
+            return Err(DecodeError::NoMagicByte { first: magic });
+        }
+        let decoded = self
+            .decoder
+            .decode(Some(bytes))
+            .await
+            .map_err(|e| DecodeError::Schema {
+                id,
+                message: e.to_string(),
+            })?;
+        self.catalog
+            .from_avro(&decoded.value)
+            .map_err(|e| DecodeError::NotAnEvent {
+                id,
+                message: e.to_string(),
+            })
     }
 
     pub async fn decode(&self, bytes: &[u8]) -> Result<(Envelope, Event)> {

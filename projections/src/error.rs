@@ -1,3 +1,8 @@
+//! Errors of the read side.
+
+use etr_infra::avro::DecodeError;
+
+/// Errors of the projections crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("postgres: {0}")]
@@ -10,4 +15,15 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("rebuild: {0}")]
     Rebuild(String),
+    /// A record of the log that is not an event, with its position so it can be found again.
+    #[error("record {topic}/{partition}@{offset}: {source}")]
+    Decode {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        source: DecodeError,
+    },
+    /// A dead letter that does not exist (`etr dead-letters retry <id>`).
+    #[error("no dead letter with id {0}")]
+    NoDeadLetter(i64),
 }

@@ -3,7 +3,11 @@
 //! Each projection is its own consumer group; it applies a batch of events inside one
 //! Postgres transaction together with its per-partition checkpoint (the last partition
 //! sequence applied) and skips anything at or below the checkpoint, so re-delivered and
-//! re-published events change nothing: effectively exactly once ([`runtime`]).
+//! re-published events change nothing: effectively exactly once ([`runtime`]). Events are
+//! applied in sequence order per partition and never past a gap: an event beyond the
+//! checkpoint + 1 is held back until the missing one is applied. A record that is not an
+//! event goes to the dead-letter table, from which an operator retries it
+//! ([`dead_letters`]).
 //!
 //! Read models: clients, wallet accounts (balance, holds, available) and payments with their
 //! status history ([`wallets`]); applications, loans and loan movements ([`lending`]); every
@@ -11,6 +15,7 @@
 //! is the log replayed into analytics tables.
 
 pub mod data_platform;
+pub mod dead_letters;
 pub mod error;
 pub mod lending;
 pub mod rebuild;

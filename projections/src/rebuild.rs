@@ -9,6 +9,12 @@
 //! after its schema and projection. The switch takes the live one, so the live projection
 //! stands still while the copy applies the last few events it was ahead by and the tables
 //! are swapped; it then continues on the new tables, skipping what the copy applied.
+//!
+//! The copy follows the same gap rule as the live projector ([`apply_in_order`]): an event
+//! beyond a missing sequence is held back, across batches, until the missing one is read,
+//! then everything contiguous is applied in sequence order. A record that is not an event
+//! is recorded as a dead letter of the live projection (the row its projector records too)
+//! and skipped; if it was an event, the copy stops at the same gap as the live projection.
 
 use etr_domain::{Envelope, Event};
 use etr_infra::avro::EventCodec;
@@ -17,12 +23,13 @@ use rdkafka::consumer::StreamConsumer;
 use rdkafka::Message;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::dead_letters;
 use crate::error::Error;
-use crate::runtime::{apply_batch, Projection};
+use crate::runtime::{apply_in_order, Projection};
 
 /// Where a rebuild is: log records read of the known total, events applied to the copy.
 #[derive(Debug, Clone, Copy)]
@@ -38,20 +45,41 @@ pub struct Summary {
     pub projection: String,
     pub records_read: u64,
     pub events_applied: u64,
+    /// Records that are not events (recorded as dead letters of the live projection).
+    pub undecodable: u64,
     pub retired_schema: String,
 }
 
 const BATCH: usize = 1_000;
 
+/// How many events the copy may hold back behind gaps before the rebuild gives up (a gap
+/// that the rest of the log does not fill: an event that is a dead letter).
+const HOLD_LIMIT: usize = 100_000;
+
 /// The copy being built: a group-less reader from offset 0 and the copy's pool (its
 /// `search_path` puts the staging schema first).
+///
+/// The copy follows the gap rule of [`apply_in_order`]: events beyond a missing sequence
+/// are held back (here, across batches) and applied in sequence order once it is read.
 struct Copy<'a, P, F> {
     consumer: StreamConsumer,
     codec: &'a EventCodec,
     pool: PgPool,
+    /// The live database, for dead letters.
+    live: PgPool,
+    topic: &'a str,
     projection: &'a P,
     next_offsets: Vec<i64>,
+    /// Per partition, the last sequence applied to the copy.
     applied: BTreeMap<i32, i64>,
+    /// Per partition, the last sequence the copy has contiguously (applied, or read and
+    /// about to be applied).
+    reach: BTreeMap<i32, i64>,
+    /// Per partition, sequences read beyond `reach` + 1 (held back).
+    ahead: BTreeMap<i32, BTreeSet<i64>>,
+    /// Events read and held back behind a gap.
+    held: Vec<(Envelope, Event)>,
+    undecodable: u64,
     progress: Progress,
     report: F,
 }
@@ -65,16 +93,18 @@ impl<P: Projection, F: FnMut(Progress)> Copy<'_, P, F> {
         sequences: &BTreeMap<i32, i64>,
     ) -> Result<(), Error> {
         loop {
-            let mut batch: Vec<(Envelope, Event)> = Vec::new();
-            while batch.len() < BATCH && !self.reached(offsets, sequences, &batch) {
+            let mut batch: Vec<(Envelope, Event)> = std::mem::take(&mut self.held);
+            let mut read = 0;
+            while read < BATCH && !self.reached(offsets, sequences) {
                 let message =
                     match tokio::time::timeout(Duration::from_secs(30), self.consumer.recv()).await
                     {
                         Ok(m) => m?,
                         Err(_) => {
                             return Err(Error::Rebuild(format!(
-                                "no record within 30 s (read up to offsets {:?}, waiting for offsets {offsets:?} and sequences {sequences:?})",
-                                self.next_offsets
+                                "no record within 30 s (read up to offsets {:?}, waiting for offsets {offsets:?} and sequences {sequences:?}){}",
+                                self.next_offsets,
+                                self.gaps()
                             )))
                         }
                     };
@@ -82,40 +112,114 @@ impl<P: Projection, F: FnMut(Progress)> Copy<'_, P, F> {
                 if let Some(slot) = self.next_offsets.get_mut(idx) {
                     *slot = message.offset() + 1;
                 }
+                read += 1;
                 self.progress.read += 1;
                 self.progress.total = self.progress.total.max(self.progress.read);
-                if let Some(payload) = message.payload() {
-                    batch.push(self.codec.decode(payload).await?);
+                match self.codec.decode_record(message.payload()).await {
+                    Ok(event) => {
+                        self.note(&event.0);
+                        batch.push(event);
+                    }
+                    Err(e) => {
+                        // The live projector records the same dead letter (idempotent).
+                        self.undecodable += 1;
+                        let letter = dead_letters::Letter {
+                            consumer: dead_letters::projection_consumer(self.projection.name()),
+                            topic: self.topic.to_owned(),
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            key: message.key().map(<[u8]>::to_vec),
+                            payload: message.payload().map(<[u8]>::to_vec),
+                            reason: e.to_string(),
+                        };
+                        tracing::warn!(
+                            projection = self.projection.name(),
+                            partition = letter.partition,
+                            offset = letter.offset,
+                            reason = %letter.reason,
+                            "rebuild: record dead-lettered"
+                        );
+                        dead_letters::record(&self.live, &[letter]).await?;
+                    }
                 }
             }
-            if batch.is_empty() {
+            if read == 0 {
+                self.held = batch;
                 return Ok(());
             }
-            let applied = apply_batch(&self.pool, self.projection, &batch).await?;
-            self.progress.applied += u64::try_from(applied).unwrap_or(0);
-            for (env, _) in &batch {
-                let slot = self.applied.entry(partition(env)).or_insert(0);
-                *slot = (*slot).max(sequence(env));
+            let outcome = apply_in_order(&self.pool, self.projection, &batch).await?;
+            self.progress.applied += u64::try_from(outcome.applied).unwrap_or(0);
+            self.applied = outcome
+                .checkpoints
+                .iter()
+                .map(|(p, s)| {
+                    (
+                        i32::try_from(*p).unwrap_or(i32::MAX),
+                        i64::try_from(*s).unwrap_or(i64::MAX),
+                    )
+                })
+                .collect();
+            let mut kept = BTreeSet::new();
+            self.held = batch
+                .into_iter()
+                .filter(|(e, _)| {
+                    e.sequence > outcome.checkpoint(e.partition)
+                        && kept.insert((e.partition, e.sequence))
+                })
+                .collect();
+            if self.held.len() > HOLD_LIMIT {
+                return Err(Error::Rebuild(format!(
+                    "{} events held back{}",
+                    self.held.len(),
+                    self.gaps()
+                )));
             }
             (self.report)(self.progress);
         }
     }
 
-    fn reached(
-        &self,
-        offsets: &[i64],
-        sequences: &BTreeMap<i32, i64>,
-        batch: &[(Envelope, Event)],
-    ) -> bool {
+    /// Notes an event read: moves its partition's reach over contiguous sequences.
+    fn note(&mut self, env: &Envelope) {
+        let p = partition(env);
+        let s = sequence(env);
+        let applied = self.applied.get(&p).copied().unwrap_or(0);
+        let reach = self.reach.entry(p).or_insert(applied);
+        *reach = (*reach).max(applied);
+        let ahead = self.ahead.entry(p).or_default();
+        if s == *reach + 1 {
+            *reach = s;
+            while ahead.remove(&(*reach + 1)) {
+                *reach += 1;
+            }
+            ahead.retain(|a| *a > *reach);
+        } else if s > *reach + 1 {
+            ahead.insert(s);
+        }
+    }
+
+    /// The open gaps, for error messages: `; partition P is missing sequence S` per
+    /// partition holding events back.
+    fn gaps(&self) -> String {
+        self.ahead
+            .iter()
+            .filter(|(_, a)| !a.is_empty())
+            .map(|(p, _)| {
+                format!(
+                    "; partition {p} is missing sequence {} (a dead letter? `etr dead-letters list`)",
+                    self.reach.get(p).copied().unwrap_or(0) + 1
+                )
+            })
+            .collect()
+    }
+
+    fn reached(&self, offsets: &[i64], sequences: &BTreeMap<i32, i64>) -> bool {
         self.next_offsets
             .iter()
             .zip(offsets)
             .all(|(next, target)| next >= target)
             && sequences.iter().all(|(p, s)| {
                 self.applied.get(p).copied().unwrap_or(0) >= *s
-                    || batch
-                        .iter()
-                        .any(|(e, _)| partition(e) == *p && sequence(e) >= *s)
+                    || self.reach.get(p).copied().unwrap_or(0) >= *s
             })
     }
 }
@@ -221,9 +325,15 @@ async fn rebuild<P: Projection>(
         consumer,
         codec,
         pool: copy_pool,
+        live: pool.clone(),
+        topic,
         projection,
         next_offsets: vec![0; highs.len()],
         applied: BTreeMap::new(),
+        reach: BTreeMap::new(),
+        ahead: BTreeMap::new(),
+        held: Vec::new(),
+        undecodable: 0,
         progress: Progress {
             read: 0,
             total: highs.iter().map(|h| u64::try_from(*h).unwrap_or(0)).sum(),
@@ -292,6 +402,7 @@ async fn rebuild<P: Projection>(
         projection: name.to_owned(),
         records_read: copy.progress.read,
         events_applied: copy.progress.applied,
+        undecodable: copy.undecodable,
         retired_schema: retired,
     })
 }
