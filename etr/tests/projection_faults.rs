@@ -495,17 +495,25 @@ async fn undecodable_records_go_to_dead_letters_and_the_rest_keeps_flowing() {
         .await;
     // The payment event, framed with the id its schema will get when it is registered:
     // the body comes from a scratch registry, the id is the next one of the platform's.
-    let (scratch, _) = etr_infra::pg::fresh_database("etr_test_scratch_registry")
+    let (scratch, scratch_db) = etr_infra::pg::fresh_database("etr_test_scratch_registry")
         .await
         .unwrap();
     let scratch_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let scratch_url = format!("http://{}", scratch_listener.local_addr().unwrap());
-    tokio::spawn(etr_infra::registry::serve(
+    let scratch_registry = tokio::spawn(etr_infra::registry::serve(
         scratch.clone(),
         scratch_listener,
     ));
     let scratch_codec = EventCodec::new(&scratch_url, &bed.env.topic).unwrap();
     let framed = scratch_codec.encode(&unknown.0, &unknown.1).await.unwrap();
+    scratch_registry.abort();
+    scratch.close().await;
+    if let Some((_, name)) = scratch_db.rsplit_once('/') {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&bed.pool)
+            .await
+            .unwrap();
+    }
     let next_id: i64 = sqlx::query_scalar(
         "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM schema_registry_schemas_id_seq",
     )
@@ -656,7 +664,6 @@ async fn undecodable_records_go_to_dead_letters_and_the_rest_keeps_flowing() {
         .unwrap();
     assert_eq!(after, 4);
     stop(timeline).await;
-    scratch.close().await;
 }
 
 /// The bound on held-back events: past the hold limit the projector drops a partition's
