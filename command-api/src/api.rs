@@ -3,60 +3,151 @@
 //! with a 4xx status, or a rejected outcome `{"status": "rejected", "code", ...}`.
 //! All error mapping happens in [`ApiError::into_response`] and [`outcome_response`].
 
-use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State as AxumState};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use etr_domain::payment::{Execution, FraudVerdict};
-use etr_domain::ports::{FraudControl, PaymentOrder, PaymentProvider};
+use etr_domain::ids::client_command_id;
+use etr_domain::payment::FraudVerdict;
+use etr_domain::payment_execution::execute_command_id;
+use etr_domain::ports::{FraudControl, PaymentOrder};
 use etr_domain::wallet::Limits;
 use etr_domain::{payment, Actor, AggregateRef, ClientId, Command, Currency, Money, State};
 use etr_infra::auth::{Keys, Role};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use std::time::Duration;
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::handler::{Handled, Handler, Meta, Outcome, Position, WrittenEvent};
+use crate::handler::{
+    request_fingerprint, Handled, Handler, Meta, Outcome, Position, WrittenEvent,
+};
 
 /// What the API needs: the command handler and the external systems it asks.
 pub struct App {
     pub handler: Handler,
     pub fraud: Arc<dyn FraudControl>,
-    pub provider: Arc<dyn PaymentProvider>,
     /// Limits of the client group new wallets are opened in.
     pub default_limits: Limits,
     /// Verifies the bearer tokens commands come with.
     pub keys: Keys,
+    /// Forwards a command to the process that writes its partition.
+    pub forwarder: reqwest::Client,
 }
+
+/// The header a forwarded request carries, so that it is forwarded at most once.
+const FORWARDED: &str = "x-etr-forwarded";
+/// The largest request body the API reads.
+const MAX_BODY: usize = 256 * 1024;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
-        .route("/v1/clients/{client_id}/wallets", post(open_wallet))
-        .route(
-            "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups",
-            post(top_up),
-        )
-        .route(
-            "/v1/clients/{client_id}/wallets/{wallet_id}/payments",
-            post(pay),
-        )
-        .route(
-            "/v1/clients/{client_id}/wallets/{wallet_id}/transfers",
-            post(transfer),
-        )
+        .route(WALLETS, post(open_wallet))
+        .route(TOP_UPS, post(top_up))
+        .route(PAYMENTS, post(pay))
+        .route(TRANSFERS, post(transfer))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            forward_to_writer,
+        ))
         .with_state(app)
+}
+
+/// Marks a response whose command belongs to a partition another process writes.
+#[derive(Clone)]
+struct ForwardTo(Option<String>);
+
+/// Sends a command whose partition another process writes to that process, once, and
+/// answers with its response; without a known holder (or when already forwarded), answers
+/// 503 `not_partition_owner` with `Retry-After`. Nothing was written here in either case.
+async fn forward_to_writer(
+    AxumState(app): AxumState<Arc<App>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request bodies are at most {MAX_BODY} bytes"),
+        )
+        .into_response();
+    };
+    let forwarded = parts.headers.contains_key(FORWARDED);
+    let response = next
+        .run(Request::from_parts(
+            parts.clone(),
+            Body::from(bytes.clone()),
+        ))
+        .await;
+    let Some(ForwardTo(holder)) = response.extensions().get::<ForwardTo>().cloned() else {
+        return response;
+    };
+    let unavailable = || {
+        let mut r = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_partition_owner",
+            "another process writes this client's partition; retry with the same Idempotency-Key",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+        r
+    };
+    let Some(holder) = holder.filter(|_| !forwarded) else {
+        return unavailable();
+    };
+    let url = format!(
+        "http://{holder}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut outgoing = app
+        .forwarder
+        .request(parts.method.clone(), url)
+        .header(FORWARDED, "1")
+        .body(bytes);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    match outgoing.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            match answer.bytes().await {
+                Ok(body) => {
+                    let mut r = (status, body).into_response();
+                    for (name, value) in &headers {
+                        if name != axum::http::header::CONTENT_LENGTH
+                            && name != axum::http::header::TRANSFER_ENCODING
+                        {
+                            r.headers_mut().insert(name, value.clone());
+                        }
+                    }
+                    r
+                }
+                Err(_) => unavailable(),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(%holder, error = %e, "forwarding a command failed");
+            unavailable()
+        }
+    }
 }
 
 // ---- request and response bodies --------------------------------------------------------
@@ -153,11 +244,11 @@ pub struct ErrorDetail {
 
 // ---- errors ------------------------------------------------------------------------------
 
-#[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    forward_to: Option<ForwardTo>,
 }
 
 impl ApiError {
@@ -166,6 +257,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            forward_to: None,
         }
     }
     fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -187,9 +279,12 @@ impl From<crate::Error> for ApiError {
                 "idempotency_key_reused",
                 e.to_string(),
             ),
-            crate::Error::Contention => {
-                ApiError::new(StatusCode::CONFLICT, "contention", e.to_string())
-            }
+            crate::Error::NotOwner { holder, .. } => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "not_partition_owner",
+                message: "another process writes this client's partition".into(),
+                forward_to: Some(ForwardTo(holder)),
+            },
             other => {
                 tracing::error!(error = %other, "command failed");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the platform could not commit the command; retry with the same Idempotency-Key")
@@ -213,22 +308,28 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(forward) = self.forward_to {
+            response.extensions_mut().insert(forward);
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
 /// Maps a command outcome (first or replayed) to the HTTP response.
-fn outcome_response(handled: Handled, created: bool) -> Response {
-    let Handled {
-        outcome,
-        states,
-        replayed,
-    } = handled;
+fn outcome_response(handled: Handled, accepted_status: StatusCode) -> Response {
+    let Handled { outcome, replayed } = handled;
     let (status, body) = match outcome {
         Outcome::Accepted {
             command_id,
             events,
             position,
+            states,
         } => {
             let wallets = states
                 .iter()
@@ -241,13 +342,8 @@ fn outcome_response(handled: Handled, created: bool) -> Response {
                 State::Payment(p) => Some(payment_view(r.id, p)),
                 _ => None,
             });
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
             (
-                status,
+                accepted_status,
                 CommandResponse::Accepted {
                     command_id,
                     events,
@@ -313,7 +409,7 @@ fn payment_view(id: Uuid, p: &payment::Payment) -> PaymentView {
 // ---- extraction --------------------------------------------------------------------------
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
+    crate::body::parse(body).map_err(|e| ApiError::bad_request(e.code(), e.to_string()))
 }
 
 fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
@@ -354,13 +450,15 @@ fn actor(keys: &Keys, headers: &HeaderMap, client: ClientId) -> Result<Actor, Ap
 }
 
 /// Builds the command metadata from the headers (the bearer token first: nothing else is
-/// looked at for an unauthenticated or forbidden request); the command id is scoped to the
-/// client.
+/// looked at for an unauthenticated or forbidden request). The command id is the client's
+/// namespace ([`client_command_id`]); the fingerprint covers the method, the route, every
+/// path parameter and the body ([`request_fingerprint`]).
 fn meta(
     keys: &Keys,
     headers: &HeaderMap,
     client: ClientId,
     route: &str,
+    path_params: &[&str],
     body: &Bytes,
 ) -> Result<Meta, ApiError> {
     let actor = actor(keys, headers, client)?;
@@ -391,14 +489,11 @@ fn meta(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(|| key.to_owned(), str::to_owned);
-    let mut hasher = Sha256::new();
-    hasher.update(route.as_bytes());
-    hasher.update(body);
     Ok(Meta {
-        command_id: format!("{client}/{key}"),
+        command_id: client_command_id(client, key),
         correlation_id,
         actor,
-        request_hash: hex::encode(hasher.finalize()),
+        request_hash: request_fingerprint("POST", route, path_params, body),
     })
 }
 
@@ -409,6 +504,11 @@ fn minted_id(meta: &Meta, label: &str) -> Uuid {
         label,
     )
 }
+
+const WALLETS: &str = "/v1/clients/{client_id}/wallets";
+const TOP_UPS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups";
+const PAYMENTS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/payments";
+const TRANSFERS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/transfers";
 
 // ---- handlers ----------------------------------------------------------------------------
 
@@ -422,7 +522,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets", request_body = OpenWalletRequest,
     params(("client_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = CommandResponse)))]
+    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = CommandResponse), (status = 503, body = ErrorBody)))]
 async fn open_wallet(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<Uuid>, PathRejection>,
@@ -430,9 +530,16 @@ async fn open_wallet(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let client = ClientId(path_ids(path)?);
-    let meta = meta(&app.keys, &headers, client, "open_wallet", &body)?;
+    let meta = meta(
+        &app.keys,
+        &headers,
+        client,
+        WALLETS,
+        &[&client.to_string()],
+        &body,
+    )?;
     let req: OpenWalletRequest = parse_body(&body)?;
-    let currency = Currency::from_str(req.currency.trim())?;
+    let currency = Currency::from_str(&req.currency)?;
     let command = Command::OpenWallet {
         client_id: client,
         wallet_id: minted_id(&meta, "wallet"),
@@ -440,14 +547,14 @@ async fn open_wallet(
         limits: app.default_limits.clone(),
     };
     Ok(outcome_response(
-        app.handler.handle(&meta, &command).await?,
-        true,
+        app.handler.handle(meta, command).await?,
+        StatusCode::CREATED,
     ))
 }
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups", request_body = TopUpRequest,
     params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse), (status = 503, body = ErrorBody)))]
 async fn top_up(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<(Uuid, Uuid)>, PathRejection>,
@@ -456,9 +563,16 @@ async fn top_up(
 ) -> Result<Response, ApiError> {
     let (client, wallet_id) = path_ids(path)?;
     let client = ClientId(client);
-    let meta = meta(&app.keys, &headers, client, "top_up", &body)?;
+    let meta = meta(
+        &app.keys,
+        &headers,
+        client,
+        TOP_UPS,
+        &[&client.to_string(), &wallet_id.to_string()],
+        &body,
+    )?;
     let req: TopUpRequest = parse_body(&body)?;
-    let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
+    let amount = Money::parse_positive(&req.amount, &req.currency)?;
     let command = Command::TopUpWallet {
         client_id: client,
         wallet_id,
@@ -467,28 +581,59 @@ async fn top_up(
         source: req.source,
     };
     Ok(outcome_response(
-        app.handler.handle(&meta, &command).await?,
-        false,
+        app.handler.handle(meta, command).await?,
+        StatusCode::OK,
     ))
 }
 
-/// Starts a payment (fraud control, lock, balance check, reserve), then has the payment
-/// provider execute it and records the result (capture or release). A repeated request with
-/// the same key resumes where the first one stopped.
+/// `?wait=SECONDS` on a payment: how long the request may wait for the final status.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentWait {
+    /// Seconds to wait for the payment's final status (0–30, default 0: answer at once).
+    pub wait: Option<u64>,
+}
+
+/// Starts a payment: fraud control, lock, balance check and reserve (statuses 0–3) are
+/// committed and the request answers `202 Accepted` with the payment in status 3 (or `201`
+/// when it already ended, e.g. declined by fraud control: status 9). The payment processor
+/// then has the provider execute it and records the result (6 captured, or 8 released).
+/// `?wait=SECONDS` waits up to that long for the final status and answers `200` with the
+/// payment as it then is (`202` if it is still in flight). A repeated key answers the first
+/// response of the start again; `?wait` applies to the repeat as well.
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/payments", request_body = PaymentRequest,
-    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header), PaymentWait),
+    responses((status = 200, body = CommandResponse), (status = 201, body = CommandResponse), (status = 202, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse), (status = 503, body = ErrorBody)))]
 async fn pay(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    wait: Result<Query<PaymentWait>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (client, wallet_id) = path_ids(path)?;
     let client = ClientId(client);
-    let meta = meta(&app.keys, &headers, client, "pay", &body)?;
+    let meta = meta(
+        &app.keys,
+        &headers,
+        client,
+        PAYMENTS,
+        &[&client.to_string(), &wallet_id.to_string()],
+        &body,
+    )?;
+    let wait = wait
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
+        .0
+        .wait
+        .unwrap_or(0);
+    if wait > 30 {
+        return Err(ApiError::bad_request(
+            "invalid_wait",
+            "wait is at most 30 seconds",
+        ));
+    }
     let req: PaymentRequest = parse_body(&body)?;
-    let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
+    let amount = Money::parse_positive(&req.amount, &req.currency)?;
     if req.service_id.trim().is_empty() || req.service_id.len() > 100 {
         return Err(ApiError::bad_request(
             "invalid_service_id",
@@ -523,54 +668,62 @@ async fn pay(
         attributes: req.attributes,
         fraud,
     };
-    let started = app.handler.handle(&meta, &start).await?;
-    let reserved = matches!(started.outcome, Outcome::Accepted { .. })
-        && matches!(
-            started.states.get(&AggregateRef::payment(order.payment_id)),
-            Some(State::Payment(p)) if p.status == payment::Status::Reserved
-        );
-    if !reserved {
-        return Ok(outcome_response(started, true));
+    let mut started = app.handler.handle(meta, start).await?;
+    let target = AggregateRef::payment(order.payment_id);
+    let in_flight =
+        |s: Option<&State>| !matches!(s, Some(State::Payment(p)) if p.status.is_final());
+    let status = if in_flight(started.outcome.state(&target)) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    if wait == 0 || status != StatusCode::ACCEPTED {
+        return Ok(outcome_response(started, status));
     }
-    let outcome: Execution = app.provider.execute(&order).await;
-    let exec_meta = Meta {
-        command_id: format!("{}/execute", meta.command_id),
-        correlation_id: meta.correlation_id.clone(),
-        actor: Actor::system("payment-processing"),
-        request_hash: meta.request_hash.clone(),
-    };
-    let execute = Command::ExecutePayment {
-        client_id: client,
-        wallet_id,
-        payment_id: order.payment_id,
-        outcome,
-    };
-    let mut executed = app.handler.handle(&exec_meta, &execute).await?;
-    // Report the whole command: the events of both steps, the final position.
-    if let (
-        Outcome::Accepted { events: first, .. },
-        Outcome::Accepted {
-            command_id: _,
+    // Wait for the payment processor's execution step: the answer then reports both steps'
+    // events, the position of the last one and the states it left.
+    let execution = execute_command_id(order.payment_id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        if let Some(Outcome::Accepted {
             events,
             position,
-        },
-    ) = (&started.outcome, &executed.outcome)
-    {
-        let mut all = first.clone();
-        all.extend(events.iter().cloned());
-        executed.outcome = Outcome::Accepted {
-            command_id: meta.command_id.clone(),
-            events: all,
-            position: *position,
-        };
+            states,
+            ..
+        }) = app.handler.recorded_outcome(&execution).await?
+        {
+            if let Outcome::Accepted {
+                events: first,
+                position: last,
+                states: first_states,
+                ..
+            } = &mut started.outcome
+            {
+                first.extend(events);
+                *last = position;
+                *first_states = states;
+            }
+            return Ok(outcome_response(started, StatusCode::OK));
+        }
+        let settled = app.handler.committed_state(target).await?;
+        if !in_flight(settled.as_ref()) || tokio::time::Instant::now() >= deadline {
+            // Cancelled meanwhile, or still in flight: report the payment as it is now.
+            if let (Some(now), Outcome::Accepted { states, .. }) = (settled, &mut started.outcome) {
+                for (r, s) in states.iter_mut() {
+                    if *r == target {
+                        *s = now.clone();
+                    }
+                }
+            }
+            return Ok(outcome_response(started, StatusCode::ACCEPTED));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    executed.replayed = started.replayed && executed.replayed;
-    Ok(outcome_response(executed, true))
 }
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/transfers", request_body = TransferRequest,
     params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse), (status = 503, body = ErrorBody)))]
 async fn transfer(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<(Uuid, Uuid)>, PathRejection>,
@@ -579,9 +732,16 @@ async fn transfer(
 ) -> Result<Response, ApiError> {
     let (client, wallet_id) = path_ids(path)?;
     let client = ClientId(client);
-    let meta = meta(&app.keys, &headers, client, "transfer", &body)?;
+    let meta = meta(
+        &app.keys,
+        &headers,
+        client,
+        TRANSFERS,
+        &[&client.to_string(), &wallet_id.to_string()],
+        &body,
+    )?;
     let req: TransferRequest = parse_body(&body)?;
-    let amount = Money::parse_positive(&req.amount, req.currency.trim())?;
+    let amount = Money::parse_positive(&req.amount, &req.currency)?;
     let command = Command::TransferBetweenWallets {
         client_id: client,
         from_wallet_id: wallet_id,
@@ -590,8 +750,8 @@ async fn transfer(
         amount,
     };
     Ok(outcome_response(
-        app.handler.handle(&meta, &command).await?,
-        false,
+        app.handler.handle(meta, command).await?,
+        StatusCode::OK,
     ))
 }
 

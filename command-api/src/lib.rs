@@ -11,5 +11,6 @@ pub mod body;
 pub mod error;
 pub mod handler;
 pub mod relay;
+pub mod writer;
 
 pub use error::Error;

@@ -56,7 +56,7 @@ impl Relay {
     }
 
     /// Runs forever: waits to be elected, then publishes whatever is pending whenever woken.
-    pub async fn run(self) -> Result<(), Error> {
+    pub async fn run(&self) -> Result<(), Error> {
         let mut lock_conn = self.pool.acquire().await?;
         loop {
             let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")

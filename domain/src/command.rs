@@ -151,6 +151,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// The command's name as recorded with its command record, e.g. `OpenWallet`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::OpenWallet { .. } => "OpenWallet",
+            Command::TopUpWallet { .. } => "TopUpWallet",
+            Command::CloseWallet { .. } => "CloseWallet",
+            Command::StartPayment { .. } => "StartPayment",
+            Command::ExecutePayment { .. } => "ExecutePayment",
+            Command::CancelPayment { .. } => "CancelPayment",
+            Command::TransferBetweenWallets { .. } => "TransferBetweenWallets",
+            Command::Application { .. } => "Application",
+            Command::Loan { .. } => "Loan",
+        }
+    }
+
     pub fn client_id(&self) -> ClientId {
         match self {
             Command::OpenWallet { client_id, .. }

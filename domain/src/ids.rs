@@ -42,9 +42,43 @@ pub fn derived_id(parent: Uuid, label: &str) -> Uuid {
     Uuid::new_v5(&parent, label.as_bytes())
 }
 
+/// The id of a command a client (or a partner on its behalf) sent: `<client id>/<key>`, the
+/// key being the request's `Idempotency-Key`. It always starts with a 36-character UUID and a
+/// `/`, so it can never equal a [`platform_command_id`].
+pub fn client_command_id(client: ClientId, key: &str) -> String {
+    format!("{client}/{key}")
+}
+
+/// The id of a command the platform issues itself (a process manager's step):
+/// `platform:<process>/<subject id>/<step>`. Deterministic, so a repeated step is recognised;
+/// it starts with `platform:`, which no client command id can (those start with a UUID).
+pub fn platform_command_id(process: &str, subject: Uuid, step: &str) -> String {
+    format!("platform:{process}/{subject}/{step}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_and_platform_command_ids_never_meet() {
+        let client = ClientId(Uuid::from_u128(7));
+        let subject = Uuid::from_u128(9);
+        let platform = platform_command_id("payment-execution", subject, "execute");
+        // Whatever key a client sends, its command id keeps the client prefix.
+        for key in [
+            platform.as_str(),
+            "x/execute",
+            "platform:payment-execution",
+            "",
+        ] {
+            let id = client_command_id(client, key);
+            assert!(id.starts_with(&format!("{client}/")));
+            assert_ne!(id, platform);
+        }
+        assert!(!platform.starts_with(&client.to_string()));
+        assert!(Uuid::parse_str(&platform[..36]).is_err());
+    }
 
     #[test]
     fn partition_is_stable_and_in_range() {

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod loan;
 pub mod money;
 pub mod payment;
+pub mod payment_execution;
 pub mod ports;
 pub mod wallet;
 

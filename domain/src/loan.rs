@@ -43,7 +43,7 @@ pub struct Loan {
     pub client_id: Option<ClientId>,
     pub application_id: Option<Uuid>,
     pub principal: Option<Money>,
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::money::amount_str")]
     pub outstanding: Decimal,
     pub term_days: u32,
 }

@@ -2,8 +2,9 @@
 
 use anyhow::Context as _;
 use etr_command_api::api::{self, App};
-use etr_command_api::handler::{Handler, SystemClock};
+use etr_command_api::handler::{self, Handler, Meta, Outcome, SystemClock};
 use etr_command_api::relay::Relay;
+use etr_domain::ports::{BoxFuture, PaymentProvider};
 use etr_domain::wallet::Limits;
 use etr_infra::avro::EventCodec;
 use etr_infra::config::Settings;
@@ -13,6 +14,8 @@ use etr_projections::runtime::{Projection, Projector};
 use etr_projections::timeline::Timeline;
 use etr_projections::wallets::Wallets;
 use etr_query_api::auth::{Keys, Role};
+use etr_sagas::payment_execution::{Executor, Tracker};
+use etr_sagas::runtime::{Commands, Issue, Issued};
 use etr_sagas::simulators::{FraudSimulator, PaymentProviderSimulator};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -107,27 +110,102 @@ pub async fn relay(
     ))
 }
 
-/// The command API's application: the command handler (partition heads prepared) and the
-/// simulators of the external systems it asks.
+/// The command API's application: the command handler (partition heads prepared, one writer
+/// per partition named after the advertised address) and the simulators of the external
+/// systems it asks.
 pub async fn command_app(
     settings: &Settings,
     pool: &PgPool,
     committed: Arc<Notify>,
 ) -> anyhow::Result<Arc<App>> {
+    Handler::prepare(pool, settings.partitions).await?;
     let handler = Handler::new(
         pool.clone(),
         settings.partitions,
         Arc::new(SystemClock),
         committed,
+        handler::Settings::new(settings.command_api_advertised_addr.clone()),
     );
-    handler.prepare().await?;
     Ok(Arc::new(App {
         handler,
         fraud: Arc::new(FraudSimulator::default()),
-        provider: Arc::new(PaymentProviderSimulator::default()),
         default_limits: Limits::registered(),
         keys: Keys::from_secret(settings.jwt_secret.as_bytes()),
+        forwarder: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
     }))
+}
+
+/// The command handler as the process managers see it.
+struct HandlerCommands(Arc<App>);
+
+impl Commands for HandlerCommands {
+    fn issue(&self, issue: Issue) -> BoxFuture<'_, Result<Issued, String>> {
+        Box::pin(async move {
+            let meta = Meta {
+                request_hash: issue.command_id.clone(),
+                command_id: issue.command_id,
+                correlation_id: issue.correlation_id,
+                actor: issue.actor,
+            };
+            match self.0.handler.handle(meta, issue.command).await {
+                Ok(handled) => Ok(match handled.outcome {
+                    Outcome::Accepted { .. } => Issued::Accepted,
+                    Outcome::Rejected { code, .. } => Issued::Rejected { code },
+                }),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// The payment processor: the tracker (a projection of the payment events) and the executor
+/// that calls the provider and records its answers through `app`'s command handler.
+fn payment_processor(
+    settings: &Settings,
+    pool: &PgPool,
+    app: Arc<App>,
+    provider: Arc<dyn PaymentProvider>,
+) {
+    let policy = etr_domain::payment_execution::Policy::default();
+    let (tracker_settings, tracker_pool) = (settings.clone(), pool.clone());
+    supervise("payment-execution tracker", move || {
+        let made = projector(&tracker_settings, &tracker_pool, Tracker { policy });
+        async move { made?.run().await.map_err(anyhow::Error::from) }
+    });
+    let executor = Executor {
+        pool: pool.clone(),
+        policy,
+        provider,
+        commands: Arc::new(HandlerCommands(app)),
+        poll: Duration::from_millis(50),
+    };
+    tokio::spawn(executor.run());
+}
+
+/// Runs a role's loop; when it stops with an error, logs it and starts it again after a
+/// growing pause (at most 30 s). Nothing else in the process stops with it.
+fn supervise<F, Fut, E>(name: &'static str, start: F)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let start = Arc::new(start);
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(500);
+        loop {
+            match start().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(role = name, error = %e, pause_ms = pause.as_millis() as u64, "stopped; restarting");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    });
 }
 
 /// Starts what `up` and `command-api` share; returns when the API stops.
@@ -145,27 +223,25 @@ async fn serve(
     let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
     let committed = Arc::new(Notify::new());
     if with_relay {
-        let relay = relay(&settings, &pool, &codec, committed.clone()).await?;
-        tokio::spawn(async move {
-            if let Err(e) = relay.run().await {
-                tracing::error!(error = %e, "relay stopped");
-                std::process::exit(3);
-            }
+        let relay = Arc::new(relay(&settings, &pool, &codec, committed.clone()).await?);
+        supervise("relay", move || {
+            let relay = relay.clone();
+            async move { relay.run().await }
         });
-    }
-    if with_relay {
         // The same process that publishes also projects and answers queries (one machine
         // runs everything).
         start_query_api(&settings, pool.clone()).await?;
-        let projectors = projectors(&settings, &pool)?;
-        tokio::spawn(async move {
-            if let Err(e) = projectors.await {
-                tracing::error!(error = %e, "projector stopped");
-                std::process::exit(4);
-            }
-        });
+        start_projectors(&settings, &pool);
     }
     let app = command_app(&settings, &pool, committed).await?;
+    // Every process that decides commands also runs the payment processor; its instances
+    // are shared through Postgres (a due payment is taken by one executor at a time).
+    payment_processor(
+        &settings,
+        &pool,
+        app.clone(),
+        Arc::new(PaymentProviderSimulator::default()),
+    );
     let listener = TcpListener::bind(&settings.command_api_addr)
         .await
         .with_context(|| format!("binding the command API on {}", settings.command_api_addr))?;
@@ -242,25 +318,34 @@ fn projector<P: Projection>(
     )?)
 }
 
-/// Every projection (wallets, lending, timeline), each in its own consumer group; the
-/// future ends when one of them fails.
-pub fn projectors(
-    settings: &Settings,
-    pool: &PgPool,
-) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static> {
-    let wallets = projector(settings, pool, Wallets { announce: true })?;
-    let lending = projector(settings, pool, Lending)?;
-    let timeline = projector(settings, pool, Timeline)?;
-    Ok(async move {
-        tokio::try_join!(wallets.run(), lending.run(), timeline.run())?;
-        Ok(())
-    })
+/// Starts every projection (wallets, lending, timeline), each in its own consumer group and
+/// supervised on its own: one that fails is restarted, the others keep going.
+pub fn start_projectors(settings: &Settings, pool: &PgPool) {
+    fn one<P: Projection + 'static>(
+        name: &'static str,
+        settings: &Settings,
+        pool: &PgPool,
+        projection: fn() -> P,
+    ) {
+        let (settings, pool) = (settings.clone(), pool.clone());
+        supervise(name, move || {
+            let made = projector(&settings, &pool, projection());
+            async move { made?.run().await.map_err(anyhow::Error::from) }
+        });
+    }
+    one("wallets projector", settings, pool, || Wallets {
+        announce: true,
+    });
+    one("lending projector", settings, pool, || Lending);
+    one("timeline projector", settings, pool, || Timeline);
 }
 
 pub async fn projector_only(settings: Settings) -> anyhow::Result<()> {
     let pool = database(&settings).await?;
     broker(&settings).await?;
-    projectors(&settings, &pool)?.await
+    start_projectors(&settings, &pool);
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }
 
 async fn start_query_api(settings: &Settings, pool: PgPool) -> anyhow::Result<()> {

@@ -134,12 +134,12 @@ async fn replaying_twice_gives_identical_tables() {
             r#"{"amount":"500.00","currency":"RUB","source":"card"}"#.to_owned(),
         ),
         (
-            "/payments",
+            "/payments?wait=10",
             "p1",
             r#"{"amount":"120.50","currency":"RUB","service_id":"mobile"}"#.to_owned(),
         ),
         (
-            "/payments",
+            "/payments?wait=10",
             "p2",
             r#"{"amount":"10","currency":"RUB","service_id":"svc-fail"}"#.to_owned(),
         ),

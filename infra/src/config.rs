@@ -16,6 +16,10 @@ pub struct Settings {
     pub partitions: u32,
     /// `ETR_COMMAND_API_ADDR`, default `127.0.0.1:8080`.
     pub command_api_addr: String,
+    /// `ETR_COMMAND_API_ADVERTISED_ADDR`, default the listening address: where other
+    /// processes reach this one's command API (it names this process's partition writers,
+    /// and commands for its partitions are forwarded there).
+    pub command_api_advertised_addr: String,
     /// `ETR_QUERY_API_ADDR`, default `127.0.0.1:8090`.
     pub query_api_addr: String,
     /// `ETR_JWT_SECRET`: the HS256 secret of bearer tokens. The default is a development
@@ -54,6 +58,10 @@ impl Settings {
             topic: var("ETR_TOPIC", "etr.events"),
             partitions,
             command_api_addr: var("ETR_COMMAND_API_ADDR", "127.0.0.1:8080"),
+            command_api_advertised_addr: var(
+                "ETR_COMMAND_API_ADVERTISED_ADDR",
+                &var("ETR_COMMAND_API_ADDR", "127.0.0.1:8080"),
+            ),
             jwt_secret: var("ETR_JWT_SECRET", DEV_JWT_SECRET),
             query_api_addr: var("ETR_QUERY_API_ADDR", "127.0.0.1:8090"),
             registry_addr: var("ETR_REGISTRY_ADDR", "127.0.0.1:8081"),

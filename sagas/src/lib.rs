@@ -1,7 +1,18 @@
-//! Process managers (identification, scoring, card binding, disbursement, wallet operation
-//! lifecycle) and the simulators of the external systems they call.
+//! Process managers and the simulators of the external systems they call.
 //!
-//! Today this crate holds the simulators behind the domain's ports; the sagas that consume
-//! `etr.events` and drive the loan conveyor arrive with the loan-flow work.
+//! A process manager consumes `etr.events` like a projection (its instances change in the
+//! same transaction as its checkpoint, so an event moves it exactly once), keeps durable
+//! timers, calls external systems through ports outside any transaction, and issues
+//! follow-up commands with deterministic ids in the platform's namespace
+//! ([`etr_domain::ids::platform_command_id`]) through the [`runtime::Commands`] port.
+//! Its decisions are a pure `step` function in the domain; this crate performs them.
+//!
+//! Running today: [`payment_execution`] (statuses 3 → 4 → 6 / 8 of a wallet payment). The
+//! loan conveyor's processes (identification, scoring, disbursement) reuse [`runtime`].
 
+pub mod error;
+pub mod payment_execution;
+pub mod runtime;
 pub mod simulators;
+
+pub use error::Error;

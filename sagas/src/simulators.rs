@@ -5,6 +5,9 @@
 use etr_domain::payment::{Execution, FraudVerdict};
 use etr_domain::ports::{BoxFuture, FraudControl, PaymentOrder, PaymentProvider};
 use rust_decimal::Decimal;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -62,30 +65,74 @@ impl FraudControl for FraudSimulator {
 }
 
 /// Payment processing simulator (SBC / Tinkoff / Elecsnet stand-in). Fails when the service
-/// id contains `fail`, or for `failure_percent` % of payment ids; otherwise returns a
-/// reference derived from the payment id.
-#[derive(Debug, Clone, Default)]
+/// id contains `fail`, or for `failure_percent` % of payment ids; never answers when it
+/// contains `hang`; otherwise returns a reference derived from the payment id.
+///
+/// Like a real provider it is idempotent by the payment id: a repeated call for a payment
+/// it already executed answers the first result and executes nothing. It counts the calls
+/// and the executions, so tests can check that no payment was executed twice.
+#[derive(Debug, Default)]
 pub struct PaymentProviderSimulator {
     pub failure_percent: u8,
     pub latency: Duration,
+    executed: Mutex<HashMap<Uuid, Execution>>,
+    calls: AtomicU64,
+}
+
+impl PaymentProviderSimulator {
+    pub fn new(failure_percent: u8, latency: Duration) -> Self {
+        PaymentProviderSimulator {
+            failure_percent,
+            latency,
+            ..Default::default()
+        }
+    }
+
+    /// Calls received, repeats included.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Payments executed (each once, whatever the number of calls).
+    pub fn executions(&self) -> usize {
+        self.executed.lock().map_or(0, |m| m.len())
+    }
 }
 
 impl PaymentProvider for PaymentProviderSimulator {
     fn execute<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, Execution> {
         Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::Relaxed);
             if !self.latency.is_zero() {
                 tokio::time::sleep(self.latency).await;
             }
-            if order.service_id.contains("fail") || bucket(order.payment_id) < self.failure_percent
+            if order.service_id.contains("hang") {
+                std::future::pending::<()>().await;
+            }
+            if let Some(first) = self
+                .executed
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&order.payment_id).cloned())
             {
-                return Execution::Failed {
+                return first;
+            }
+            let answer = if order.service_id.contains("fail")
+                || bucket(order.payment_id) < self.failure_percent
+            {
+                Execution::Failed {
                     reason: "provider declined the operation".into(),
-                };
+                }
+            } else {
+                let id = order.payment_id.simple().to_string();
+                Execution::Succeeded {
+                    provider_reference: format!("SIM-{}", &id[..12]),
+                }
+            };
+            if let Ok(mut m) = self.executed.lock() {
+                return m.entry(order.payment_id).or_insert(answer).clone();
             }
-            let id = order.payment_id.simple().to_string();
-            Execution::Succeeded {
-                provider_reference: format!("SIM-{}", &id[..12]),
-            }
+            answer
         })
     }
 }
@@ -125,13 +172,14 @@ mod tests {
         assert_eq!(a, provider.execute(&order(100, "mobile", 3)).await);
         assert!(matches!(a, Execution::Succeeded { .. }));
         assert!(matches!(
-            provider.execute(&order(100, "svc-fail", 3)).await,
+            provider.execute(&order(100, "svc-fail", 4)).await,
             Execution::Failed { .. }
         ));
-        let flaky = PaymentProviderSimulator {
-            failure_percent: 50,
-            latency: Duration::ZERO,
-        };
+        // Idempotent by payment id: a repeated call answers the first result.
+        assert_eq!(provider.execute(&order(100, "svc-fail", 3)).await, a);
+        assert_eq!(provider.calls(), 4);
+        assert_eq!(provider.executions(), 2, "a repeated call executes nothing");
+        let flaky = PaymentProviderSimulator::new(50, Duration::ZERO);
         let mut failed = 0;
         for i in 0..200 {
             if matches!(

@@ -1,0 +1,28 @@
+-- One batch of one partition writer, in one statement (so one transaction and one fsync).
+-- $1 partition, $2 the writer's epoch, $3 the head it last committed, $4 the new head,
+-- $5 lease seconds; then the command records ($6-$11), snapshots ($12-$17), chain heads
+-- ($18-$20) and outbox rows ($21-$27) as arrays. The fencing update matches no row when the
+-- lease was taken or the head moved, and etr_require_fenced then aborts the whole statement.
+WITH fence AS (
+    UPDATE partition_heads
+       SET sequence = $4,
+           lease_expires_at = clock_timestamp() + make_interval(secs => $5)
+     WHERE partition = $1 AND epoch = $2 AND sequence = $3
+    RETURNING 1
+), records AS (
+    INSERT INTO command_records (command_id, client_id, command_type, request_hash, accepted, outcome)
+    SELECT * FROM UNNEST($6::text[], $7::uuid[], $8::text[], $9::text[], $10::bool[], $11::jsonb[])
+), snaps AS (
+    INSERT INTO snapshots (aggregate_type, aggregate_id, client_id, version, state, last_event_at)
+    SELECT * FROM UNNEST($12::text[], $13::uuid[], $14::uuid[], $15::bigint[], $16::jsonb[], $17::timestamptz[])
+    ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+       SET version = EXCLUDED.version, state = EXCLUDED.state, last_event_at = EXCLUDED.last_event_at
+), chains AS (
+    INSERT INTO client_chain_heads (client_id, head_hash, events)
+    SELECT * FROM UNNEST($18::uuid[], $19::text[], $20::bigint[])
+    ON CONFLICT (client_id) DO UPDATE SET head_hash = EXCLUDED.head_hash, events = EXCLUDED.events
+), written AS (
+    INSERT INTO outbox (partition, sequence, event_id, client_id, event_type, envelope, event)
+    SELECT * FROM UNNEST($21::int[], $22::bigint[], $23::uuid[], $24::uuid[], $25::text[], $26::jsonb[], $27::jsonb[])
+)
+SELECT etr_require_fenced((SELECT count(*) FROM fence))

@@ -1,0 +1,436 @@
+//! The payment-execution process (e-wallet spec §3.3, statuses 3 → 4 → 6 or 8) as a pure
+//! state machine: `step(state, input, policy) -> (state, actions)`. The runner in `sagas/`
+//! feeds it the payment's events and the provider's answers, keeps its state and timer with
+//! its checkpoint, and performs the actions: call the provider, issue a command (with a
+//! deterministic platform command id), wake up again at a time.
+//!
+//! A reserved payment is never left at 3: the provider is called (the payment id is its
+//! idempotency key); an answer is recorded as `ExecutePayment`; no answer within
+//! `attempt_timeout` is retried with exponential backoff; past `deadline` after the
+//! reservation the payment is executed as failed, which releases the hold (status 8).
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::command::Command;
+use crate::ids::ClientId;
+use crate::money::Money;
+use crate::payment::{self, Execution};
+use crate::ports::PaymentOrder;
+
+/// The process's name: its instances, its checkpoint and its command ids.
+pub const PROCESS: &str = "payment-execution";
+
+/// The id of the `ExecutePayment` command the process issues for a payment (whatever the
+/// outcome, at most one is ever accepted).
+pub fn execute_command_id(payment_id: Uuid) -> String {
+    crate::ids::platform_command_id(PROCESS, payment_id, "execute")
+}
+
+/// Timing of the process. Times are business times (from events and the runner's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// How long one provider call may take before it counts as unanswered.
+    pub attempt_timeout: Duration,
+    /// The first retry's delay; each further retry doubles it, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long after the reservation the payment may stay unexecuted before it is failed
+    /// and its hold released.
+    pub deadline: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            attempt_timeout: Duration::seconds(5),
+            first_backoff: Duration::milliseconds(200),
+            max_backoff: Duration::seconds(10),
+            deadline: Duration::seconds(60),
+        }
+    }
+}
+
+/// Where one payment's execution stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Initiated, not reserved yet (fraud control, lock, balance check happen in one commit;
+    /// a declined payment goes straight to cancelled).
+    Initiated { order: Order },
+    /// Reserved: the provider must execute it.
+    Reserved {
+        order: Order,
+        #[serde(with = "time::serde::rfc3339")]
+        reserved_at: OffsetDateTime,
+        /// Provider calls made so far.
+        attempts: u32,
+    },
+    /// The provider answered (or the deadline passed): `outcome` is being recorded with
+    /// `ExecutePayment`, issued again on every wake-up until the payment's final event
+    /// arrives (the command's id makes repeats harmless).
+    Recorded { order: Order, outcome: Execution },
+    /// Final status reached (6, 8 or 9): nothing more to do.
+    Finished,
+}
+
+/// What the process knows of the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub client_id: ClientId,
+    pub wallet_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: Money,
+    pub service_id: String,
+}
+
+impl Order {
+    pub fn to_port(&self) -> PaymentOrder {
+        PaymentOrder {
+            client_id: self.client_id,
+            wallet_id: self.wallet_id,
+            payment_id: self.payment_id,
+            amount: self.amount,
+            service_id: self.service_id.clone(),
+        }
+    }
+}
+
+/// What happens to the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// One of the payment's events, with the client it belongs to and when it occurred.
+    Event {
+        client_id: ClientId,
+        payment_id: Uuid,
+        at: OffsetDateTime,
+        event: payment::Event,
+    },
+    /// The timer fired at `now` (a call is due or overdue).
+    Due { now: OffsetDateTime },
+    /// The provider answered the call.
+    Answered {
+        now: OffsetDateTime,
+        outcome: Execution,
+    },
+    /// The provider did not answer within the attempt timeout.
+    Unanswered { now: OffsetDateTime },
+}
+
+/// What the runner must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Call the provider (idempotency key: the payment id), then feed `Answered` or
+    /// `Unanswered`.
+    CallProvider(PaymentOrder),
+    /// Issue this command under the step's deterministic id `step`.
+    Issue {
+        step: &'static str,
+        command: Command,
+    },
+    /// Feed `Due` at this time (replaces any earlier timer); `None` clears the timer.
+    WakeAt(Option<OffsetDateTime>),
+}
+
+/// The backoff before retry number `attempts` (1-based): `first_backoff · 2^(attempts-1)`,
+/// capped at `max_backoff`.
+pub fn backoff(policy: &Policy, attempts: u32) -> Duration {
+    let factor = 1i32 << attempts.saturating_sub(1).min(20);
+    (policy.first_backoff * factor).min(policy.max_backoff)
+}
+
+fn execute(order: &Order, outcome: Execution) -> Command {
+    Command::ExecutePayment {
+        client_id: order.client_id,
+        wallet_id: order.wallet_id,
+        payment_id: order.payment_id,
+        outcome,
+    }
+}
+
+/// Records `outcome` (again): issue `ExecutePayment` and wake up after the attempt timeout in
+/// case it did not take.
+fn record(
+    order: Order,
+    outcome: Execution,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> (Option<State>, Vec<Action>) {
+    let command = execute(&order, outcome.clone());
+    (
+        Some(State::Recorded { order, outcome }),
+        vec![
+            Action::WakeAt(Some(now + policy.attempt_timeout)),
+            Action::Issue {
+                step: "execute",
+                command,
+            },
+        ],
+    )
+}
+
+/// One step of the process. `None` is a payment the process has not seen yet.
+pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<State>, Vec<Action>) {
+    use payment::Event as E;
+    match (state, input) {
+        // The payment's own events move the process along.
+        (
+            None,
+            Input::Event {
+                client_id,
+                payment_id,
+                event:
+                    E::PaymentInitiated {
+                        wallet_id,
+                        amount,
+                        service_id,
+                        ..
+                    },
+                ..
+            },
+        ) => (
+            Some(State::Initiated {
+                order: Order {
+                    client_id,
+                    wallet_id,
+                    payment_id,
+                    amount,
+                    service_id,
+                },
+            }),
+            vec![],
+        ),
+        (
+            Some(State::Initiated { order }),
+            Input::Event {
+                at,
+                event: E::PaymentReserved { .. },
+                ..
+            },
+        ) => (
+            Some(State::Reserved {
+                order,
+                reserved_at: at,
+                attempts: 0,
+            }),
+            vec![Action::WakeAt(Some(at))],
+        ),
+        (
+            Some(_),
+            Input::Event {
+                event: E::PaymentSucceeded | E::PaymentFailed { .. } | E::PaymentCancelled { .. },
+                ..
+            },
+        ) => (Some(State::Finished), vec![Action::WakeAt(None)]),
+        // Due: call the provider, or give up past the deadline.
+        (
+            Some(State::Reserved {
+                order,
+                reserved_at,
+                attempts,
+            }),
+            Input::Due { now },
+        ) => {
+            if now >= reserved_at + policy.deadline {
+                let failed = Execution::Failed {
+                    reason: format!(
+                        "the payment provider did not answer within {} s",
+                        policy.deadline.whole_seconds()
+                    ),
+                };
+                return record(order, failed, now, policy);
+            }
+            let call = Action::CallProvider(order.to_port());
+            (
+                Some(State::Reserved {
+                    order,
+                    reserved_at,
+                    attempts: attempts + 1,
+                }),
+                // If the runner dies during the call, the call is repeated after the timeout.
+                vec![Action::WakeAt(Some(now + policy.attempt_timeout)), call],
+            )
+        }
+        (Some(State::Reserved { order, .. }), Input::Answered { now, outcome }) => {
+            record(order, outcome, now, policy)
+        }
+        (Some(State::Recorded { order, outcome }), Input::Due { now }) => {
+            record(order, outcome, now, policy)
+        }
+        (
+            Some(State::Reserved {
+                order,
+                reserved_at,
+                attempts,
+            }),
+            Input::Unanswered { now },
+        ) => {
+            let at = now + backoff(policy, attempts);
+            (
+                Some(State::Reserved {
+                    order,
+                    reserved_at,
+                    attempts,
+                }),
+                vec![Action::WakeAt(Some(at))],
+            )
+        }
+        // Anything else changes nothing (events of steps already passed, late answers).
+        (state, _) => (state, vec![]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use rust_decimal::Decimal;
+
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::seconds(1_800_000_000 + s)
+    }
+
+    fn given_reserved() -> State {
+        let policy = Policy::default();
+        let client_id = ClientId(Uuid::from_u128(1));
+        let payment_id = Uuid::from_u128(3);
+        let ev = |event| Input::Event {
+            client_id,
+            payment_id,
+            at: at(0),
+            event,
+        };
+        let (s, _) = step(
+            None,
+            ev(payment::Event::PaymentInitiated {
+                payment_id,
+                wallet_id: Uuid::from_u128(2),
+                amount: Money::new(Decimal::new(10_000, 2), Currency::Rub),
+                service_id: "mobile".into(),
+                attributes: Default::default(),
+            }),
+            &policy,
+        );
+        let (s, actions) = step(
+            s,
+            ev(payment::Event::PaymentReserved {
+                amount: Money::new(Decimal::new(10_000, 2), Currency::Rub),
+            }),
+            &policy,
+        );
+        assert_eq!(actions, vec![Action::WakeAt(Some(at(0)))]);
+        s.expect("reserved")
+    }
+
+    #[test]
+    fn reserved_payment_calls_the_provider_and_records_the_answer() {
+        let policy = Policy::default();
+        let (s, actions) = step(Some(given_reserved()), Input::Due { now: at(0) }, &policy);
+        assert!(
+            matches!(actions.last(), Some(Action::CallProvider(o)) if o.payment_id == Uuid::from_u128(3))
+        );
+        let (s, actions) = step(
+            s,
+            Input::Answered {
+                now: at(1),
+                outcome: Execution::Succeeded {
+                    provider_reference: "R".into(),
+                },
+            },
+            &policy,
+        );
+        assert!(matches!(s, Some(State::Recorded { .. })));
+        assert!(matches!(
+            &actions[1],
+            Action::Issue {
+                step: "execute",
+                command: Command::ExecutePayment {
+                    outcome: Execution::Succeeded { .. },
+                    ..
+                }
+            }
+        ));
+        // Until the final event arrives, every wake-up issues the same command again.
+        let (s, again) = step(s, Input::Due { now: at(7) }, &policy);
+        assert_eq!(again[1], actions[1]);
+        let (s, _) = step(
+            s,
+            Input::Event {
+                client_id: ClientId(Uuid::from_u128(1)),
+                payment_id: Uuid::from_u128(3),
+                at: at(8),
+                event: payment::Event::PaymentSucceeded,
+            },
+            &policy,
+        );
+        assert_eq!(s, Some(State::Finished));
+    }
+
+    #[test]
+    fn unanswered_calls_back_off_and_the_deadline_releases_the_hold() {
+        let policy = Policy::default();
+        let mut s = Some(given_reserved());
+        let mut now = at(0);
+        let mut waits = Vec::new();
+        loop {
+            let (next, actions) = step(s, Input::Due { now }, &policy);
+            s = next;
+            if let Some(Action::Issue { command, .. }) = actions.get(1) {
+                assert!(matches!(
+                    command,
+                    Command::ExecutePayment {
+                        outcome: Execution::Failed { .. },
+                        ..
+                    }
+                ));
+                assert!(now >= at(0) + policy.deadline);
+                break;
+            }
+            let (next, actions) = step(
+                s,
+                Input::Unanswered {
+                    now: now + policy.attempt_timeout,
+                },
+                &policy,
+            );
+            s = next;
+            let Some(Action::WakeAt(Some(t))) = actions.first() else {
+                panic!("a retry is scheduled: {actions:?}");
+            };
+            waits.push(*t - (now + policy.attempt_timeout));
+            now = *t;
+        }
+        assert_eq!(waits[0], policy.first_backoff);
+        assert_eq!(waits[1], policy.first_backoff * 2);
+        assert!(waits.iter().all(|w| *w <= policy.max_backoff));
+        assert!(matches!(s, Some(State::Recorded { .. })));
+    }
+
+    #[test]
+    fn final_events_finish_the_process_and_late_answers_change_nothing() {
+        let policy = Policy::default();
+        let (s, _) = step(
+            Some(given_reserved()),
+            Input::Event {
+                client_id: ClientId(Uuid::from_u128(1)),
+                payment_id: Uuid::from_u128(3),
+                at: at(2),
+                event: payment::Event::PaymentSucceeded,
+            },
+            &policy,
+        );
+        assert_eq!(s, Some(State::Finished));
+        let (s, actions) = step(
+            s,
+            Input::Answered {
+                now: at(3),
+                outcome: Execution::Failed {
+                    reason: "late".into(),
+                },
+            },
+            &policy,
+        );
+        assert_eq!(s, Some(State::Finished));
+        assert!(actions.is_empty());
+    }
+}

@@ -1,0 +1,274 @@
+//! The payment processor: runs [`etr_domain::payment_execution`] for every wallet payment.
+//!
+//! - [`Tracker`] is a projection (consumer group `<topic>.projection.payment-execution`): the
+//!   payment's events move its instance, in the same transaction as the checkpoint.
+//! - [`Executor`] wakes due instances: it calls the payment provider (outside any
+//!   transaction; the payment id is the provider's idempotency key) and issues
+//!   `ExecutePayment` with the deterministic id
+//!   `platform:payment-execution/<payment id>/execute`. A crash anywhere repeats the call
+//!   after the attempt timeout and the command is then answered with its first outcome.
+
+use etr_domain::ids::platform_command_id;
+use etr_domain::payment_execution::{step, Action, Input, Policy, State};
+use etr_domain::ports::PaymentProvider;
+use etr_domain::{Actor, Envelope, Event};
+use etr_projections::runtime::Projection;
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::runtime::{self, Commands, Issue, Issued};
+
+pub use etr_domain::payment_execution::PROCESS;
+
+/// Feeds the payment events to the process instances.
+pub struct Tracker {
+    pub policy: Policy,
+}
+
+impl Projection for Tracker {
+    fn name(&self) -> &'static str {
+        PROCESS
+    }
+
+    /// Process state is not a read model: it is never rebuilt blue/green.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope,
+        event: &Event,
+    ) -> Result<(), etr_projections::Error> {
+        {
+            let Event::Payment(payment_event) = event else {
+                return Ok(());
+            };
+            let id = envelope.aggregate_id;
+            let instance = runtime::load::<State>(tx, PROCESS, id)
+                .await
+                .map_err(to_projection_error)?;
+            if instance.state.is_none()
+                && !matches!(
+                    payment_event,
+                    etr_domain::payment::Event::PaymentInitiated { .. }
+                )
+            {
+                return Ok(());
+            }
+            let (state, actions) = step(
+                instance.state,
+                Input::Event {
+                    client_id: envelope.client_id,
+                    payment_id: id,
+                    at: envelope.occurred_at,
+                    event: payment_event.clone(),
+                },
+                &self.policy,
+            );
+            let Some(state) = state else { return Ok(()) };
+            let due = actions.iter().rev().find_map(|a| match a {
+                Action::WakeAt(t) => Some(*t),
+                _ => None,
+            });
+            let correlation = instance
+                .correlation_id
+                .unwrap_or_else(|| envelope.correlation_id.clone());
+            runtime::store(
+                tx,
+                PROCESS,
+                id,
+                envelope.client_id.0,
+                &correlation,
+                &state,
+                due,
+            )
+            .await
+            .map_err(to_projection_error)
+        }
+    }
+}
+
+fn to_projection_error(e: Error) -> etr_projections::Error {
+    match e {
+        Error::Postgres(e) => etr_projections::Error::from(e),
+        Error::Json(e) => etr_projections::Error::from(e),
+        Error::Projections(e) => e,
+        other => etr_projections::Error::from(serde_json::Error::io(std::io::Error::other(
+            other.to_string(),
+        ))),
+    }
+}
+
+/// Wakes due payments, calls the provider and records its answers.
+pub struct Executor {
+    pub pool: PgPool,
+    pub policy: Policy,
+    pub provider: Arc<dyn PaymentProvider>,
+    pub commands: Arc<dyn Commands>,
+    /// How often due timers are looked for.
+    pub poll: Duration,
+}
+
+/// Figures of one pass of the executor.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Pass {
+    pub woken: usize,
+    pub recorded: usize,
+}
+
+impl Executor {
+    /// Runs forever.
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        loop {
+            match this.clone().pass().await {
+                Ok(pass) if pass.woken > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "payment executor pass failed; retrying"),
+            }
+            tokio::time::sleep(this.poll).await;
+        }
+    }
+
+    /// Wakes every due instance (up to 64), then performs their provider calls concurrently.
+    pub async fn pass(self: Arc<Self>) -> Result<Pass, Error> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        let due: Vec<(uuid::Uuid, serde_json::Value, String, uuid::Uuid)> = sqlx::query_as(
+            "SELECT instance_id, state, correlation_id, client_id FROM process_instances \
+             WHERE process = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(PROCESS)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut work = Vec::new();
+        for (id, state, correlation, client) in due {
+            let state: State = serde_json::from_value(state)?;
+            let (next, actions) = step(Some(state), Input::Due { now }, &self.policy);
+            let Some(next) = next else { continue };
+            let due = actions.iter().find_map(|a| match a {
+                Action::WakeAt(t) => Some(*t),
+                _ => None,
+            });
+            runtime::store(&mut tx, PROCESS, id, client, &correlation, &next, due).await?;
+            work.push((id, client, correlation, actions));
+        }
+        tx.commit().await?;
+        let woken = work.len();
+        let mut tasks = Vec::new();
+        for (id, client, correlation, actions) in work {
+            let this = self.clone();
+            tasks.push(tokio::spawn(async move {
+                this.perform(id, client, &correlation, actions).await
+            }));
+        }
+        let mut recorded = 0;
+        for t in tasks {
+            match t.await {
+                Ok(Ok(n)) => recorded += n,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "payment execution step failed; retried when due")
+                }
+                Err(e) => tracing::warn!(error = %e, "payment execution task failed"),
+            }
+        }
+        Ok(Pass { woken, recorded })
+    }
+
+    /// Performs a woken instance's actions: a provider call (then its answer is stepped) or
+    /// a command to issue. Returns how many commands were recorded.
+    async fn perform(
+        &self,
+        id: uuid::Uuid,
+        client: uuid::Uuid,
+        correlation: &str,
+        actions: Vec<Action>,
+    ) -> Result<usize, Error> {
+        let mut recorded = 0;
+        for action in actions {
+            match action {
+                Action::CallProvider(order) => {
+                    let timeout = Duration::try_from(self.policy.attempt_timeout)
+                        .unwrap_or(Duration::from_secs(5));
+                    let answer = tokio::time::timeout(timeout, self.provider.execute(&order)).await;
+                    let now = OffsetDateTime::now_utc();
+                    let input = match answer {
+                        Ok(outcome) => Input::Answered { now, outcome },
+                        Err(_) => {
+                            tracing::warn!(payment = %id, "payment provider did not answer in time");
+                            Input::Unanswered { now }
+                        }
+                    };
+                    recorded += self.advance(id, client, correlation, input).await?;
+                }
+                Action::Issue { step, command } => {
+                    self.issue(id, correlation, step, command).await?;
+                    recorded += 1;
+                }
+                Action::WakeAt(_) => {}
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// Steps an instance with an external answer: issues what it asks, then stores it.
+    async fn advance(
+        &self,
+        id: uuid::Uuid,
+        client: uuid::Uuid,
+        correlation: &str,
+        input: Input,
+    ) -> Result<usize, Error> {
+        let mut tx = self.pool.begin().await?;
+        let instance = runtime::load::<State>(&mut tx, PROCESS, id).await?;
+        let (next, actions) = step(instance.state, input, &self.policy);
+        // The new state and its timer are stored first: if issuing fails (or the process
+        // dies), the timer wakes the instance and the command is issued again under its
+        // deterministic id.
+        let due = actions.iter().find_map(|a| match a {
+            Action::WakeAt(t) => Some(*t),
+            _ => None,
+        });
+        if let Some(next) = &next {
+            runtime::store(&mut tx, PROCESS, id, client, correlation, next, due).await?;
+        }
+        tx.commit().await?;
+        let mut recorded = 0;
+        for action in actions {
+            if let Action::Issue { step, command } = action {
+                self.issue(id, correlation, step, command).await?;
+                recorded += 1;
+            }
+        }
+        Ok(recorded)
+    }
+
+    async fn issue(
+        &self,
+        id: uuid::Uuid,
+        correlation: &str,
+        step: &'static str,
+        command: etr_domain::Command,
+    ) -> Result<(), Error> {
+        let issued = self
+            .commands
+            .issue(Issue {
+                command_id: platform_command_id(PROCESS, id, step),
+                correlation_id: correlation.to_owned(),
+                actor: Actor::system("payment-processing"),
+                command,
+            })
+            .await
+            .map_err(Error::CommandNotTaken)?;
+        if let Issued::Rejected { code } = issued {
+            tracing::info!(payment = %id, code, "payment execution refused; the payment moved on");
+        }
+        Ok(())
+    }
+}

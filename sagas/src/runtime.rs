@@ -1,0 +1,102 @@
+//! What every process manager shares: the port through which it issues commands, and the
+//! durable instance rows (state + timer) it keeps in `process_instances`.
+
+use etr_domain::ports::BoxFuture;
+use etr_domain::{Actor, Command};
+use serde::{de::DeserializeOwned, Serialize};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// A command a process manager issues.
+#[derive(Debug, Clone)]
+pub struct Issue {
+    /// Deterministic, from [`etr_domain::ids::platform_command_id`]: a repeated step is
+    /// answered with the first outcome and writes nothing.
+    pub command_id: String,
+    pub correlation_id: String,
+    pub actor: Actor,
+    pub command: Command,
+}
+
+/// How the command side answered an issued command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issued {
+    Accepted,
+    /// Refused by the domain (e.g. the payment was cancelled meanwhile), with its code.
+    Rejected {
+        code: String,
+    },
+}
+
+/// The command side, as a process manager sees it (the platform wires its command handler
+/// in; nothing here knows about HTTP or partitions). An `Err` means nothing was committed
+/// for certain; the step is retried later with the same command id.
+pub trait Commands: Send + Sync {
+    fn issue(&self, issue: Issue) -> BoxFuture<'_, Result<Issued, String>>;
+}
+
+/// One instance row, locked for update inside `tx`.
+pub struct Instance<S> {
+    pub state: Option<S>,
+    pub correlation_id: Option<String>,
+}
+
+/// Loads (and locks) a process instance.
+pub async fn load<S: DeserializeOwned>(
+    tx: &mut PgConnection,
+    process: &str,
+    id: Uuid,
+) -> Result<Instance<S>, Error> {
+    let row: Option<(serde_json::Value, String)> = sqlx::query_as(
+        "SELECT state, correlation_id FROM process_instances WHERE process = $1 AND instance_id = $2 FOR UPDATE",
+    )
+    .bind(process)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(match row {
+        Some((state, correlation)) => Instance {
+            state: Some(serde_json::from_value(state)?),
+            correlation_id: Some(correlation),
+        },
+        None => Instance {
+            state: None,
+            correlation_id: None,
+        },
+    })
+}
+
+/// Stores a process instance's state and timer (`due_at`: `Some(None)` clears it, `None`
+/// keeps it).
+#[allow(clippy::too_many_arguments)]
+pub async fn store<S: Serialize>(
+    tx: &mut PgConnection,
+    process: &str,
+    id: Uuid,
+    client: Uuid,
+    correlation_id: &str,
+    state: &S,
+    due_at: Option<Option<OffsetDateTime>>,
+) -> Result<(), Error> {
+    let state = serde_json::to_value(state)?;
+    sqlx::query(
+        "INSERT INTO process_instances (process, instance_id, client_id, correlation_id, state, due_at) \
+         VALUES ($1, $2, $3, $4, $5, $7) \
+         ON CONFLICT (process, instance_id) DO UPDATE SET state = EXCLUDED.state, \
+             due_at = CASE WHEN $6 THEN EXCLUDED.due_at ELSE process_instances.due_at END, \
+             updated_at = clock_timestamp()",
+    )
+    .bind(process)
+    .bind(id)
+    .bind(client)
+    .bind(correlation_id)
+    .bind(state)
+    .bind(due_at.is_some())
+    .bind(due_at.flatten())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
