@@ -685,6 +685,9 @@ async fn pay(
     let execution = execute_command_id(order.payment_id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
+        // The state first: if it is final because of the execution, the execution's outcome
+        // (committed in the same statement) is visible to the read that follows.
+        let settled = app.handler.committed_state(target).await?;
         if let Some(Outcome::Accepted {
             events,
             position,
@@ -705,7 +708,6 @@ async fn pay(
             }
             return Ok(outcome_response(started, StatusCode::OK));
         }
-        let settled = app.handler.committed_state(target).await?;
         if !in_flight(settled.as_ref()) || tokio::time::Instant::now() >= deadline {
             // Cancelled meanwhile, or still in flight: report the payment as it is now.
             if let (Some(now), Outcome::Accepted { states, .. }) = (settled, &mut started.outcome) {

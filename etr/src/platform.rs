@@ -160,6 +160,26 @@ impl Commands for HandlerCommands {
     }
 }
 
+/// The payment processor's timing: the defaults of [`etr_domain::payment_execution::Policy`],
+/// overridden by `ETR_PAYMENT_ATTEMPT_TIMEOUT_MS` (one provider call) and
+/// `ETR_PAYMENT_DEADLINE_SECS` (reservation to release when the provider never answers).
+fn payment_policy() -> etr_domain::payment_execution::Policy {
+    let mut policy = etr_domain::payment_execution::Policy::default();
+    let number = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| *v > 0)
+    };
+    if let Some(ms) = number("ETR_PAYMENT_ATTEMPT_TIMEOUT_MS") {
+        policy.attempt_timeout = time::Duration::milliseconds(ms);
+    }
+    if let Some(secs) = number("ETR_PAYMENT_DEADLINE_SECS") {
+        policy.deadline = time::Duration::seconds(secs);
+    }
+    policy
+}
+
 /// The payment processor: the tracker (a projection of the payment events) and the executor
 /// that calls the provider and records its answers through `app`'s command handler.
 fn payment_processor(
@@ -168,7 +188,7 @@ fn payment_processor(
     app: Arc<App>,
     provider: Arc<dyn PaymentProvider>,
 ) {
-    let policy = etr_domain::payment_execution::Policy::default();
+    let policy = payment_policy();
     let (tracker_settings, tracker_pool) = (settings.clone(), pool.clone());
     supervise("payment-execution tracker", move || {
         let made = projector(&tracker_settings, &tracker_pool, Tracker { policy });

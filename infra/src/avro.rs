@@ -28,6 +28,10 @@ pub enum DecodeError {
     /// (truncated, written with another schema).
     #[error("schema id {id}: {message}")]
     Schema { id: u32, message: String },
+    /// The registry could not be asked (unreachable, timed out, 5xx): nothing is known about
+    /// the record yet. Not a dead letter: the reader waits and tries again.
+    #[error("schema id {id}: the registry is unavailable: {message}")]
+    RegistryUnavailable { id: u32, message: String },
     /// The body decodes, but not into an event of the catalog.
     #[error("schema id {id}: not an event of the catalog: {message}")]
     NotAnEvent { id: u32, message: String },
@@ -114,14 +118,19 @@ impl EventCodec {
         if magic != 0 {
             return Err(DecodeError::NoMagicByte { first: magic });
         }
-        let decoded = self
-            .decoder
-            .decode(Some(bytes))
-            .await
-            .map_err(|e| DecodeError::Schema {
-                id,
-                message: e.to_string(),
-            })?;
+        let decoded = self.decoder.decode(Some(bytes)).await.map_err(|e| {
+            if e.retriable {
+                DecodeError::RegistryUnavailable {
+                    id,
+                    message: e.to_string(),
+                }
+            } else {
+                DecodeError::Schema {
+                    id,
+                    message: e.to_string(),
+                }
+            }
+        })?;
         self.catalog
             .from_avro(&decoded.value)
             .map_err(|e| DecodeError::NotAnEvent {

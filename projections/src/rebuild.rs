@@ -120,6 +120,14 @@ impl<P: Projection, F: FnMut(Progress)> Copy<'_, P, F> {
                         self.note(&event.0);
                         batch.push(event);
                     }
+                    Err(e @ etr_infra::avro::DecodeError::RegistryUnavailable { .. }) => {
+                        return Err(Error::Decode {
+                            topic: self.topic.to_owned(),
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            source: e,
+                        });
+                    }
                     Err(e) => {
                         // The live projector records the same dead letter (idempotent).
                         self.undecodable += 1;

@@ -402,6 +402,16 @@ impl<P: Projection> Projector<P> {
                     "the envelope places sequence {} in partition {}, the record is on partition {}",
                     envelope.sequence, envelope.partition, record.partition
                 ),
+                Err(e @ etr_infra::avro::DecodeError::RegistryUnavailable { .. }) => {
+                    // Not the record's fault: stop here (nothing of this step is applied or
+                    // committed) and let the supervisor start the projector again later.
+                    return Err(Error::Decode {
+                        topic: self.topic.clone(),
+                        partition: record.partition,
+                        offset: record.offset,
+                        source: e,
+                    });
+                }
                 Err(e) => {
                     // The registry client caches a failed lookup; a schema registered later
                     // must be found by the next record that uses it.

@@ -81,8 +81,17 @@ impl Env {
 
     /// Starts `etr <args>` and waits until the command API answers.
     pub async fn start(&self, args: &[&str]) -> Running {
-        let child = self
-            .command(args)
+        self.start_with(self.command(args)).await
+    }
+
+    /// Starts a prepared `etr` command (see [`Env::command`]) and waits until the command
+    /// API answers.
+    pub async fn start_with(&self, mut command: Command) -> Running {
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -151,6 +160,10 @@ pub struct Running {
 }
 
 impl Running {
+    pub fn from_child(child: Child) -> Running {
+        Running { child }
+    }
+
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
