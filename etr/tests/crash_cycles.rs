@@ -29,7 +29,7 @@ struct Client {
 
 fn command(client: &Client, n: u64) -> (String, String, String) {
     let base = format!("/v1/clients/{}/wallets/{}", client.id, client.wallet);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         (
             format!("{base}/top-ups"),
             format!("t{n}"),
