@@ -255,49 +255,60 @@ impl PartitionWriter {
         }
     }
 
+    /// Decides and commits a batch. A batch fenced off (the lease moved, or the head moved
+    /// under a stale view) is tried again from the database, a bounded number of times: when
+    /// this process gets the lease back the commands commit, otherwise they are answered
+    /// `NotOwner` with the holder (to forward to).
     async fn serve(&mut self, batch: Vec<Request>) {
-        let lease = match self.acquire().await {
-            Ok(Ok(lease)) => lease,
-            Ok(Err(holder)) => {
-                for r in batch {
-                    let _ = r.reply.send(Err(Error::NotOwner {
+        const ATTEMPTS: usize = 3;
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            let lease = match self.acquire().await {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(holder)) => {
+                    last_error = Some(Error::NotOwner {
                         partition: self.config.partition,
-                        holder: holder.clone(),
-                    }));
+                        holder,
+                    });
+                    break;
                 }
-                return;
-            }
-            Err(e) => {
-                let message = e.to_string();
-                for r in batch {
-                    let _ = r.reply.send(Err(Error::Unavailable(message.clone())));
+                Err(e) => {
+                    last_error = Some(Error::Unavailable(e.to_string()));
+                    break;
                 }
-                return;
-            }
-        };
-        match self.commit_batch(lease, &batch).await {
-            Ok(answers) => {
-                for (r, answer) in batch.into_iter().zip(answers) {
-                    let _ = r.reply.send(answer);
+            };
+            match self.commit_batch(lease, &batch).await {
+                Ok(answers) => {
+                    for (r, answer) in batch.into_iter().zip(answers) {
+                        let _ = r.reply.send(answer);
+                    }
+                    return;
                 }
-            }
-            Err(e) => {
-                // Nothing of the batch is certain: start again from the database.
-                tracing::warn!(partition = self.config.partition, error = %e, "batch not committed");
-                self.drop_lease();
-                let fenced = matches!(&e, Error::Postgres(sqlx::Error::Database(d)) if d.code().as_deref() == Some("EF001"));
-                let message = e.to_string();
-                for r in batch {
-                    let _ = r.reply.send(Err(if fenced {
-                        Error::NotOwner {
-                            partition: self.config.partition,
-                            holder: None,
-                        }
-                    } else {
-                        Error::Unavailable(message.clone())
-                    }));
+                Err(e) => {
+                    // Nothing of the batch is certain: start again from the database.
+                    tracing::warn!(partition = self.config.partition, error = %e, "batch not committed");
+                    self.drop_lease();
+                    let fenced = matches!(&e, Error::Postgres(sqlx::Error::Database(d)) if d.code().as_deref() == Some("EF001"));
+                    if !fenced {
+                        last_error = Some(Error::Unavailable(e.to_string()));
+                        break;
+                    }
+                    last_error = Some(Error::NotOwner {
+                        partition: self.config.partition,
+                        holder: None,
+                    });
                 }
             }
+        }
+        let error = last_error.unwrap_or_else(|| Error::Unavailable("not committed".into()));
+        for r in batch {
+            let _ = r.reply.send(Err(match &error {
+                Error::NotOwner { partition, holder } => Error::NotOwner {
+                    partition: *partition,
+                    holder: holder.clone(),
+                },
+                other => Error::Unavailable(other.to_string()),
+            }));
         }
     }
 

@@ -31,7 +31,9 @@ impl Database {
         workload: Workload,
         pool_size: u32,
     ) -> Result<Database, Error> {
-        let admin = PgConnectOptions::from_str(admin_url)?;
+        // Only the server of the URL counts: databases are created from the maintenance
+        // database, whatever database the URL names (it need not exist).
+        let admin = PgConnectOptions::from_str(admin_url)?.database("postgres");
         let name = format!(
             "etr_peer_{}_{}",
             workload.name().replace('-', "_"),
