@@ -107,7 +107,9 @@ pub async fn relay(
         codec.clone(),
         settings.topic.clone(),
         committed,
-    ))
+    )
+    .with_holder(format!("relay@{}", settings.command_api_advertised_addr))
+    .with_retention(settings.outbox_retention))
 }
 
 /// The command API's application: the command handler (partition heads prepared, one writer

@@ -27,6 +27,9 @@ pub struct Settings {
     pub jwt_secret: String,
     /// `ETR_REGISTRY_ADDR`, default `127.0.0.1:8081`: where the built-in registry listens.
     pub registry_addr: String,
+    /// `ETR_OUTBOX_RETENTION_SECS`, default 3600: how long the relay keeps published events
+    /// in the outbox before pruning them (the log keeps every event).
+    pub outbox_retention: std::time::Duration,
 }
 
 /// The development token secret used when `ETR_JWT_SECRET` is not set.
@@ -51,6 +54,16 @@ impl Settings {
                     "ETR_PARTITIONS must be 1..=1024, got `{partitions}`"
                 ))
             })?;
+        let retention = var("ETR_OUTBOX_RETENTION_SECS", "3600");
+        let outbox_retention = retention
+            .trim()
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| {
+                crate::Error::Config(format!(
+                    "ETR_OUTBOX_RETENTION_SECS must be a whole number of seconds, got `{retention}`"
+                ))
+            })?;
         Ok(Settings {
             kafka_bootstrap: var("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/etr"),
@@ -65,6 +78,7 @@ impl Settings {
             jwt_secret: var("ETR_JWT_SECRET", DEV_JWT_SECRET),
             query_api_addr: var("ETR_QUERY_API_ADDR", "127.0.0.1:8090"),
             registry_addr: var("ETR_REGISTRY_ADDR", "127.0.0.1:8081"),
+            outbox_retention,
         })
     }
 }
