@@ -540,11 +540,13 @@ async fn open_wallet(
     )?;
     let req: OpenWalletRequest = parse_body(&body)?;
     let currency = Currency::from_str(&req.currency)?;
-    let command = Command::OpenWallet {
+    let command = Command::Wallet {
         client_id: client,
         wallet_id: minted_id(&meta, "wallet"),
-        currency,
-        limits: app.default_limits.clone(),
+        command: etr_domain::wallet::Command::OpenWallet {
+            currency,
+            limits: app.default_limits.clone(),
+        },
     };
     Ok(outcome_response(
         app.handler.handle(meta, command).await?,
@@ -573,12 +575,14 @@ async fn top_up(
     )?;
     let req: TopUpRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
-    let command = Command::TopUpWallet {
+    let command = Command::Wallet {
         client_id: client,
         wallet_id,
-        operation_id: minted_id(&meta, "top-up"),
-        amount,
-        source: req.source,
+        command: etr_domain::wallet::Command::TopUp {
+            operation_id: minted_id(&meta, "top-up"),
+            amount,
+            source: req.source,
+        },
     };
     Ok(outcome_response(
         app.handler.handle(meta, command).await?,
@@ -659,14 +663,16 @@ async fn pay(
         service_id: req.service_id.clone(),
     };
     let fraud: FraudVerdict = app.fraud.assess(&order).await;
-    let start = Command::StartPayment {
+    let start = Command::Payment {
         client_id: client,
         wallet_id,
         payment_id: order.payment_id,
-        amount,
-        service_id: req.service_id,
-        attributes: req.attributes,
-        fraud,
+        command: etr_domain::payment::Command::Start {
+            amount,
+            service_id: req.service_id,
+            attributes: req.attributes,
+            fraud,
+        },
     };
     let mut started = app.handler.handle(meta, start).await?;
     let target = AggregateRef::payment(order.payment_id);
@@ -744,12 +750,14 @@ async fn transfer(
     )?;
     let req: TransferRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
-    let command = Command::TransferBetweenWallets {
+    let command = Command::Wallet {
         client_id: client,
-        from_wallet_id: wallet_id,
-        to_wallet_id: req.to_wallet_id,
-        transfer_id: minted_id(&meta, "transfer"),
-        amount,
+        wallet_id,
+        command: etr_domain::wallet::Command::Transfer {
+            to_wallet_id: req.to_wallet_id,
+            transfer_id: minted_id(&meta, "transfer"),
+            amount,
+        },
     };
     Ok(outcome_response(
         app.handler.handle(meta, command).await?,

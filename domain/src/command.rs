@@ -15,9 +15,9 @@ use uuid::Uuid;
 use crate::envelope::Actor;
 use crate::error::Error;
 use crate::ids::ClientId;
-use crate::money::{Currency, Money};
-use crate::payment::{self, Execution, FraudVerdict, Payment};
-use crate::wallet::{self, Limits, Wallet};
+
+use crate::payment::{self, Payment};
+use crate::wallet::{self, Wallet};
 use crate::{application, loan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -85,58 +85,21 @@ pub struct Context {
     pub actor: Actor,
 }
 
-/// Every command of the platform. All carry the client they act for.
+/// Every command of the platform: an aggregate's own command with the ids that route it (the
+/// client, whose partition orders it, and the aggregate). Adding a command means adding it to
+/// its aggregate's `Command` and `decide`; nothing here changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    OpenWallet {
+    Wallet {
         client_id: ClientId,
         wallet_id: Uuid,
-        currency: Currency,
-        limits: Limits,
+        command: wallet::Command,
     },
-    TopUpWallet {
-        client_id: ClientId,
-        wallet_id: Uuid,
-        operation_id: Uuid,
-        amount: Money,
-        source: String,
-    },
-    CloseWallet {
-        client_id: ClientId,
-        wallet_id: Uuid,
-    },
-    /// Creates a payment and runs it through fraud control, lock, balance check and
-    /// reservation (statuses 0–3), or cancels it when fraud control declined (9).
-    StartPayment {
+    Payment {
         client_id: ClientId,
         wallet_id: Uuid,
         payment_id: Uuid,
-        amount: Money,
-        service_id: String,
-        attributes: BTreeMap<String, String>,
-        fraud: FraudVerdict,
-    },
-    /// Records the processing result of a reserved payment: 4 → 5 → 6 capturing the hold,
-    /// or 4 → 7 → 8 releasing it.
-    ExecutePayment {
-        client_id: ClientId,
-        wallet_id: Uuid,
-        payment_id: Uuid,
-        outcome: Execution,
-    },
-    /// Cancels a payment not yet sent for execution (status ≤ 3), releasing its hold.
-    CancelPayment {
-        client_id: ClientId,
-        wallet_id: Uuid,
-        payment_id: Uuid,
-        reason: String,
-    },
-    TransferBetweenWallets {
-        client_id: ClientId,
-        from_wallet_id: Uuid,
-        to_wallet_id: Uuid,
-        transfer_id: Uuid,
-        amount: Money,
+        command: payment::Command,
     },
     Application {
         client_id: ClientId,
@@ -154,13 +117,8 @@ impl Command {
     /// The command's name as recorded with its command record, e.g. `OpenWallet`.
     pub fn name(&self) -> &'static str {
         match self {
-            Command::OpenWallet { .. } => "OpenWallet",
-            Command::TopUpWallet { .. } => "TopUpWallet",
-            Command::CloseWallet { .. } => "CloseWallet",
-            Command::StartPayment { .. } => "StartPayment",
-            Command::ExecutePayment { .. } => "ExecutePayment",
-            Command::CancelPayment { .. } => "CancelPayment",
-            Command::TransferBetweenWallets { .. } => "TransferBetweenWallets",
+            Command::Wallet { command, .. } => command.name(),
+            Command::Payment { command, .. } => command.name(),
             Command::Application { .. } => "Application",
             Command::Loan { .. } => "Loan",
         }
@@ -168,13 +126,8 @@ impl Command {
 
     pub fn client_id(&self) -> ClientId {
         match self {
-            Command::OpenWallet { client_id, .. }
-            | Command::TopUpWallet { client_id, .. }
-            | Command::CloseWallet { client_id, .. }
-            | Command::StartPayment { client_id, .. }
-            | Command::ExecutePayment { client_id, .. }
-            | Command::CancelPayment { client_id, .. }
-            | Command::TransferBetweenWallets { client_id, .. }
+            Command::Wallet { client_id, .. }
+            | Command::Payment { client_id, .. }
             | Command::Application { client_id, .. }
             | Command::Loan { client_id, .. } => *client_id,
         }
@@ -183,34 +136,20 @@ impl Command {
     /// The aggregates whose state `decide` needs and whose events it may emit.
     pub fn targets(&self) -> Vec<AggregateRef> {
         match self {
-            Command::OpenWallet { wallet_id, .. }
-            | Command::TopUpWallet { wallet_id, .. }
-            | Command::CloseWallet { wallet_id, .. } => vec![AggregateRef::wallet(*wallet_id)],
-            Command::StartPayment {
-                wallet_id,
-                payment_id,
-                ..
+            Command::Wallet {
+                wallet_id, command, ..
+            } => {
+                let mut targets = vec![AggregateRef::wallet(*wallet_id)];
+                targets.extend(command.other_targets());
+                targets
             }
-            | Command::ExecutePayment {
-                wallet_id,
-                payment_id,
-                ..
-            }
-            | Command::CancelPayment {
+            Command::Payment {
                 wallet_id,
                 payment_id,
                 ..
             } => vec![
                 AggregateRef::payment(*payment_id),
                 AggregateRef::wallet(*wallet_id),
-            ],
-            Command::TransferBetweenWallets {
-                from_wallet_id,
-                to_wallet_id,
-                ..
-            } => vec![
-                AggregateRef::wallet(*from_wallet_id),
-                AggregateRef::wallet(*to_wallet_id),
             ],
             Command::Application { application_id, .. } => vec![AggregateRef {
                 kind: AggregateKind::Application,
@@ -304,224 +243,24 @@ pub fn evolve(state: State, client: ClientId, event: &Event) -> State {
 /// events yet.
 pub type States = BTreeMap<AggregateRef, State>;
 
-fn wallet_of(states: &States, id: Uuid) -> Wallet {
-    match states.get(&AggregateRef::wallet(id)) {
-        Some(State::Wallet(w)) => w.clone(),
-        _ => Wallet {
-            id,
-            ..Wallet::default()
-        },
-    }
-}
-
-fn payment_of(states: &States, id: Uuid) -> Payment {
-    match states.get(&AggregateRef::payment(id)) {
-        Some(State::Payment(p)) => p.clone(),
-        _ => Payment {
-            id,
-            ..Payment::default()
-        },
-    }
-}
-
 /// Decides a command against the current states of its targets.
 pub fn decide(
     states: &States,
     command: &Command,
     _context: &Context,
 ) -> Result<Vec<(AggregateRef, Event)>, Error> {
-    let wallet_events = |wallet_id: Uuid, events: Vec<wallet::Event>| {
-        events
-            .into_iter()
-            .map(move |e| (AggregateRef::wallet(wallet_id), Event::Wallet(e)))
-            .collect::<Vec<_>>()
-    };
     match command {
-        Command::OpenWallet {
+        Command::Wallet {
             client_id,
             wallet_id,
-            currency,
-            limits,
-        } => {
-            let w = wallet_of(states, *wallet_id);
-            let cmd = wallet::Command::OpenWallet {
-                wallet_id: *wallet_id,
-                client_id: *client_id,
-                currency: *currency,
-                limits: limits.clone(),
-            };
-            Ok(wallet_events(*wallet_id, wallet::decide(&w, &cmd)?))
-        }
-        Command::TopUpWallet {
-            client_id,
-            wallet_id,
-            operation_id,
-            amount,
-            source,
-        } => {
-            let w = wallet_of(states, *wallet_id);
-            let cmd = wallet::Command::TopUp {
-                client_id: *client_id,
-                operation_id: *operation_id,
-                amount: *amount,
-                source: source.clone(),
-            };
-            Ok(wallet_events(*wallet_id, wallet::decide(&w, &cmd)?))
-        }
-        Command::CloseWallet {
-            client_id,
-            wallet_id,
-        } => {
-            let w = wallet_of(states, *wallet_id);
-            let cmd = wallet::Command::CloseWallet {
-                client_id: *client_id,
-            };
-            Ok(wallet_events(*wallet_id, wallet::decide(&w, &cmd)?))
-        }
-        Command::StartPayment {
+            command,
+        } => wallet::decide(states, *client_id, *wallet_id, command),
+        Command::Payment {
             client_id,
             wallet_id,
             payment_id,
-            amount,
-            service_id,
-            attributes,
-            fraud,
-        } => {
-            let p = payment_of(states, *payment_id);
-            if p.status != payment::Status::New {
-                return Err(Error::PaymentAlreadyExists(*payment_id));
-            }
-            if service_id.trim().is_empty() {
-                return Err(Error::Invalid("service_id must not be empty".into()));
-            }
-            let w = wallet_of(states, *wallet_id);
-            let pay = |e| (AggregateRef::payment(*payment_id), Event::Payment(e));
-            let initiated = pay(payment::Event::PaymentInitiated {
-                payment_id: *payment_id,
-                wallet_id: *wallet_id,
-                amount: *amount,
-                service_id: service_id.clone(),
-                attributes: attributes.clone(),
-            });
-            if let FraudVerdict::Declined { reason } = fraud {
-                // The wallet must still be the client's: a declined payment is recorded on it.
-                if w.client_id != Some(*client_id) || w.status != wallet::Status::Open {
-                    return Err(Error::WalletNotFound(*wallet_id));
-                }
-                return Ok(vec![
-                    initiated,
-                    pay(payment::Event::PaymentCancelled {
-                        reason: format!("fraud control: {reason}"),
-                    }),
-                ]);
-            }
-            wallet::check_hold(&w, *client_id, *amount)?;
-            Ok(vec![
-                initiated,
-                pay(payment::Event::PaymentLocked),
-                pay(payment::Event::PaymentBalanceChecked),
-                (
-                    AggregateRef::wallet(*wallet_id),
-                    Event::Wallet(wallet::Event::FundsHeld {
-                        payment_id: *payment_id,
-                        amount: *amount,
-                    }),
-                ),
-                pay(payment::Event::PaymentReserved { amount: *amount }),
-            ])
-        }
-        Command::ExecutePayment {
-            client_id,
-            wallet_id,
-            payment_id,
-            outcome,
-        } => {
-            let p = payment_of(states, *payment_id);
-            if p.client_id_matches(*client_id, *wallet_id).is_err() {
-                return Err(Error::PaymentNotFound(*payment_id));
-            }
-            if p.status != payment::Status::Reserved {
-                return Err(payment::transition_error(&p, "be executed"));
-            }
-            let amount = p.amount.ok_or(Error::PaymentNotFound(*payment_id))?;
-            let pay = |e| (AggregateRef::payment(*payment_id), Event::Payment(e));
-            let wal = |e| (AggregateRef::wallet(*wallet_id), Event::Wallet(e));
-            let started = pay(payment::Event::PaymentExecutionStarted);
-            Ok(match outcome {
-                Execution::Succeeded { provider_reference } => vec![
-                    started,
-                    pay(payment::Event::PaymentExecuted {
-                        provider_reference: provider_reference.clone(),
-                    }),
-                    wal(wallet::Event::HoldCaptured {
-                        payment_id: *payment_id,
-                        amount,
-                    }),
-                    pay(payment::Event::PaymentSucceeded),
-                ],
-                Execution::Failed { reason } => vec![
-                    started,
-                    pay(payment::Event::PaymentExecutionFailed {
-                        reason: reason.clone(),
-                    }),
-                    wal(wallet::Event::HoldReleased {
-                        payment_id: *payment_id,
-                        amount,
-                    }),
-                    pay(payment::Event::PaymentFailed {
-                        reason: reason.clone(),
-                    }),
-                ],
-            })
-        }
-        Command::CancelPayment {
-            client_id,
-            wallet_id,
-            payment_id,
-            reason,
-        } => {
-            let p = payment_of(states, *payment_id);
-            if p.client_id_matches(*client_id, *wallet_id).is_err() {
-                return Err(Error::PaymentNotFound(*payment_id));
-            }
-            if p.status.is_final() || p.status >= payment::Status::Executing {
-                return Err(payment::transition_error(&p, "be cancelled"));
-            }
-            let mut events = Vec::new();
-            let w = wallet_of(states, *wallet_id);
-            if let Some(amount) = w.holds.get(payment_id) {
-                events.push((
-                    AggregateRef::wallet(*wallet_id),
-                    Event::Wallet(wallet::Event::HoldReleased {
-                        payment_id: *payment_id,
-                        amount: *amount,
-                    }),
-                ));
-            }
-            events.push((
-                AggregateRef::payment(*payment_id),
-                Event::Payment(payment::Event::PaymentCancelled {
-                    reason: reason.clone(),
-                }),
-            ));
-            Ok(events)
-        }
-        Command::TransferBetweenWallets {
-            client_id,
-            from_wallet_id,
-            to_wallet_id,
-            transfer_id,
-            amount,
-        } => {
-            let from = wallet_of(states, *from_wallet_id);
-            let to = wallet_of(states, *to_wallet_id);
-            let (sent, received) =
-                wallet::decide_transfer(&from, &to, *client_id, *transfer_id, *amount)?;
-            Ok(vec![
-                (AggregateRef::wallet(*from_wallet_id), Event::Wallet(sent)),
-                (AggregateRef::wallet(*to_wallet_id), Event::Wallet(received)),
-            ])
-        }
+            command,
+        } => payment::decide(states, *client_id, *wallet_id, *payment_id, command),
         Command::Application {
             client_id,
             application_id,
@@ -572,17 +311,5 @@ pub fn decide(
                 .map(|e| (target, Event::Loan(e)))
                 .collect())
         }
-    }
-}
-
-impl Payment {
-    fn client_id_matches(&self, client: ClientId, wallet_id: Uuid) -> Result<(), ()> {
-        if self.status == payment::Status::New
-            || self.wallet_id != wallet_id
-            || self.client_id != Some(client)
-        {
-            return Err(());
-        }
-        Ok(())
     }
 }

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+use crate::command::{AggregateRef, State, States};
 use crate::error::Error;
 use crate::ids::ClientId;
 use crate::money::Money;
+use crate::wallet;
 
 /// Lifecycle status; the numeric code is the spec's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
@@ -97,6 +99,157 @@ pub struct Payment {
     pub attributes: BTreeMap<String, String>,
     pub provider_reference: Option<String>,
     pub failure_reason: Option<String>,
+}
+
+/// Commands of one payment from a wallet. The payment, its wallet and its client travel
+/// with the command ([`crate::Command::Payment`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Creates the payment and runs it through fraud control, lock, balance check and
+    /// reservation (statuses 0–3), or cancels it when fraud control declined (9).
+    Start {
+        amount: Money,
+        service_id: String,
+        attributes: BTreeMap<String, String>,
+        fraud: FraudVerdict,
+    },
+    /// Records the processing result of a reserved payment: 4 → 5 → 6 capturing the hold,
+    /// or 4 → 7 → 8 releasing it.
+    Execute { outcome: Execution },
+    /// Cancels a payment not yet sent for execution (status ≤ 3), releasing its hold.
+    Cancel { reason: String },
+}
+
+impl Command {
+    /// The command's name, as recorded with its command record.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Start { .. } => "StartPayment",
+            Command::Execute { .. } => "ExecutePayment",
+            Command::Cancel { .. } => "CancelPayment",
+        }
+    }
+}
+
+/// Decides a command of payment `payment_id` from wallet `wallet_id` of `client`, against the
+/// payment's and the wallet's states (missing: no events yet). Reservation holds the amount on
+/// the wallet; execution captures or releases the hold.
+///
+/// Errors: [`Error::PaymentAlreadyExists`], [`Error::PaymentNotFound`],
+/// [`Error::WalletNotFound`], invalid transitions and the wallet's refusals.
+pub fn decide(
+    states: &States,
+    client: ClientId,
+    wallet_id: Uuid,
+    payment_id: Uuid,
+    command: &Command,
+) -> Result<Vec<(AggregateRef, crate::Event)>, Error> {
+    let p = match states.get(&AggregateRef::payment(payment_id)) {
+        Some(State::Payment(p)) => p.clone(),
+        _ => Payment {
+            id: payment_id,
+            ..Payment::default()
+        },
+    };
+    let w = wallet::wallet_of(states, wallet_id);
+    let pay = |e| (AggregateRef::payment(payment_id), crate::Event::Payment(e));
+    let wal = |e| (AggregateRef::wallet(wallet_id), crate::Event::Wallet(e));
+    let belongs =
+        p.status != Status::New && p.wallet_id == wallet_id && p.client_id == Some(client);
+    match command {
+        Command::Start {
+            amount,
+            service_id,
+            attributes,
+            fraud,
+        } => {
+            if p.status != Status::New {
+                return Err(Error::PaymentAlreadyExists(payment_id));
+            }
+            if service_id.trim().is_empty() {
+                return Err(Error::Invalid("service_id must not be empty".into()));
+            }
+            let initiated = pay(Event::PaymentInitiated {
+                payment_id,
+                wallet_id,
+                amount: *amount,
+                service_id: service_id.clone(),
+                attributes: attributes.clone(),
+            });
+            if let FraudVerdict::Declined { reason } = fraud {
+                // The wallet must still be the client's: a declined payment is recorded on it.
+                if w.client_id != Some(client) || w.status != wallet::Status::Open {
+                    return Err(Error::WalletNotFound(wallet_id));
+                }
+                return Ok(vec![
+                    initiated,
+                    pay(Event::PaymentCancelled {
+                        reason: format!("fraud control: {reason}"),
+                    }),
+                ]);
+            }
+            wallet::check_hold(&w, client, *amount)?;
+            Ok(vec![
+                initiated,
+                pay(Event::PaymentLocked),
+                pay(Event::PaymentBalanceChecked),
+                wal(wallet::Event::FundsHeld {
+                    payment_id,
+                    amount: *amount,
+                }),
+                pay(Event::PaymentReserved { amount: *amount }),
+            ])
+        }
+        Command::Execute { outcome } => {
+            if !belongs {
+                return Err(Error::PaymentNotFound(payment_id));
+            }
+            if p.status != Status::Reserved {
+                return Err(transition_error(&p, "be executed"));
+            }
+            let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
+            let started = pay(Event::PaymentExecutionStarted);
+            Ok(match outcome {
+                Execution::Succeeded { provider_reference } => vec![
+                    started,
+                    pay(Event::PaymentExecuted {
+                        provider_reference: provider_reference.clone(),
+                    }),
+                    wal(wallet::Event::HoldCaptured { payment_id, amount }),
+                    pay(Event::PaymentSucceeded),
+                ],
+                Execution::Failed { reason } => vec![
+                    started,
+                    pay(Event::PaymentExecutionFailed {
+                        reason: reason.clone(),
+                    }),
+                    wal(wallet::Event::HoldReleased { payment_id, amount }),
+                    pay(Event::PaymentFailed {
+                        reason: reason.clone(),
+                    }),
+                ],
+            })
+        }
+        Command::Cancel { reason } => {
+            if !belongs {
+                return Err(Error::PaymentNotFound(payment_id));
+            }
+            if p.status.is_final() || p.status >= Status::Executing {
+                return Err(transition_error(&p, "be cancelled"));
+            }
+            let mut events = Vec::new();
+            if let Some(amount) = w.holds.get(&payment_id) {
+                events.push(wal(wallet::Event::HoldReleased {
+                    payment_id,
+                    amount: *amount,
+                }));
+            }
+            events.push(pay(Event::PaymentCancelled {
+                reason: reason.clone(),
+            }));
+            Ok(events)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,7 +341,7 @@ pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
     state
 }
 
-pub(crate) fn transition_error(state: &Payment, action: &'static str) -> Error {
+fn transition_error(state: &Payment, action: &'static str) -> Error {
     if state.status == Status::New {
         return Error::PaymentNotFound(state.id);
     }

@@ -140,11 +140,11 @@ pub fn backoff(policy: &Policy, attempts: u32) -> Duration {
 }
 
 fn execute(order: &Order, outcome: Execution) -> Command {
-    Command::ExecutePayment {
+    Command::Payment {
         client_id: order.client_id,
         wallet_id: order.wallet_id,
         payment_id: order.payment_id,
-        outcome,
+        command: payment::Command::Execute { outcome },
     }
 }
 
@@ -344,8 +344,11 @@ mod tests {
             &actions[1],
             Action::Issue {
                 step: "execute",
-                command: Command::ExecutePayment {
-                    outcome: Execution::Succeeded { .. },
+                command: Command::Payment {
+                    command: crate::payment::Command::Execute {
+                        outcome: Execution::Succeeded { .. },
+                        ..
+                    },
                     ..
                 }
             }
@@ -378,8 +381,11 @@ mod tests {
             if let Some(Action::Issue { command, .. }) = actions.get(1) {
                 assert!(matches!(
                     command,
-                    Command::ExecutePayment {
-                        outcome: Execution::Failed { .. },
+                    Command::Payment {
+                        command: crate::payment::Command::Execute {
+                            outcome: Execution::Failed { .. },
+                            ..
+                        },
                         ..
                     }
                 ));

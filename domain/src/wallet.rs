@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+use crate::command::{AggregateRef, State, States};
 use crate::error::Error;
 use crate::ids::ClientId;
 use crate::money::{normalized, round_minor, Currency, Money};
@@ -141,24 +142,46 @@ impl Wallet {
     }
 }
 
-/// Commands addressed to one wallet.
+/// Commands of one wallet account. The wallet and its client travel with the command
+/// ([`crate::Command::Wallet`]); a transfer also names the wallet it credits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    OpenWallet {
-        wallet_id: Uuid,
-        client_id: ClientId,
-        currency: Currency,
-        limits: Limits,
-    },
+    /// Opens the wallet in `currency` with the client group's `limits`.
+    OpenWallet { currency: Currency, limits: Limits },
+    /// Credits `amount` from an outside `source` (card, cash, bank transfer).
     TopUp {
-        client_id: ClientId,
         operation_id: Uuid,
         amount: Money,
         source: String,
     },
-    CloseWallet {
-        client_id: ClientId,
+    /// Closes an empty wallet without open holds.
+    CloseWallet,
+    /// Moves `amount` to another wallet of the same client, both sides in one commit.
+    Transfer {
+        to_wallet_id: Uuid,
+        transfer_id: Uuid,
+        amount: Money,
     },
+}
+
+impl Command {
+    /// The command's name, as recorded with its command record.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::OpenWallet { .. } => "OpenWallet",
+            Command::TopUp { .. } => "TopUpWallet",
+            Command::CloseWallet => "CloseWallet",
+            Command::Transfer { .. } => "TransferBetweenWallets",
+        }
+    }
+
+    /// The aggregates the command reads and writes besides its own wallet.
+    pub fn other_targets(&self) -> Vec<AggregateRef> {
+        match self {
+            Command::Transfer { to_wallet_id, .. } => vec![AggregateRef::wallet(*to_wallet_id)],
+            _ => vec![],
+        }
+    }
 }
 
 /// Events of a wallet account.
@@ -217,17 +240,28 @@ impl Event {
     }
 }
 
-/// Decides a single-wallet command.
-pub fn decide(state: &Wallet, command: &Command) -> Result<Vec<Event>, Error> {
+/// Decides a command of wallet `wallet_id` of `client` against the states it targets (a
+/// missing state is a wallet with no events yet).
+///
+/// Errors: the wallet's refusals ([`Error::WalletNotFound`], limits, insufficient funds, …).
+pub fn decide(
+    states: &States,
+    client: ClientId,
+    wallet_id: Uuid,
+    command: &Command,
+) -> Result<Vec<(AggregateRef, crate::Event)>, Error> {
+    let this = wallet_of(states, wallet_id);
+    let on = |id: Uuid, events: Vec<Event>| {
+        events
+            .into_iter()
+            .map(move |e| (AggregateRef::wallet(id), crate::Event::Wallet(e)))
+            .collect::<Vec<_>>()
+    };
+    let state = &this;
     match command {
-        Command::OpenWallet {
-            wallet_id,
-            client_id,
-            currency,
-            limits,
-        } => {
+        Command::OpenWallet { currency, limits } => {
             if state.status != Status::NotOpened {
-                return Err(Error::WalletAlreadyOpened(*wallet_id));
+                return Err(Error::WalletAlreadyOpened(wallet_id));
             }
             if limits.min_operation <= Decimal::ZERO
                 || limits.min_operation > limits.max_operation
@@ -235,43 +269,73 @@ pub fn decide(state: &Wallet, command: &Command) -> Result<Vec<Event>, Error> {
             {
                 return Err(Error::Invalid("inconsistent wallet limits".into()));
             }
-            Ok(vec![Event::WalletOpened {
-                wallet_id: *wallet_id,
-                client_id: *client_id,
-                currency: *currency,
-                limits: limits.clone(),
-            }])
+            Ok(on(
+                wallet_id,
+                vec![Event::WalletOpened {
+                    wallet_id,
+                    client_id: client,
+                    currency: *currency,
+                    limits: limits.clone(),
+                }],
+            ))
         }
         Command::TopUp {
-            client_id,
             operation_id,
             amount,
             source,
         } => {
-            let (currency, limits) = state.owned_open(*client_id)?;
+            let (currency, limits) = state.owned_open(client)?;
             amount.ensure_currency(currency)?;
             limits.check_operation(*amount)?;
             state.check_credit(*amount, limits)?;
             if source.trim().is_empty() {
                 return Err(Error::Invalid("top-up source must not be empty".into()));
             }
-            Ok(vec![Event::WalletToppedUp {
-                operation_id: *operation_id,
-                amount: *amount,
-                source: source.clone(),
-            }])
+            Ok(on(
+                wallet_id,
+                vec![Event::WalletToppedUp {
+                    operation_id: *operation_id,
+                    amount: *amount,
+                    source: source.clone(),
+                }],
+            ))
         }
-        Command::CloseWallet { client_id } => {
-            state.owned_open(*client_id)?;
+        Command::CloseWallet => {
+            state.owned_open(client)?;
             if state.balance != Decimal::ZERO || !state.holds.is_empty() {
                 return Err(Error::Invalid(
                     "a wallet with a balance or open holds cannot be closed".into(),
                 ));
             }
-            Ok(vec![Event::WalletClosed {
-                reason: "closed by client".into(),
-            }])
+            Ok(on(
+                wallet_id,
+                vec![Event::WalletClosed {
+                    reason: "closed by client".into(),
+                }],
+            ))
         }
+        Command::Transfer {
+            to_wallet_id,
+            transfer_id,
+            amount,
+        } => {
+            let to = wallet_of(states, *to_wallet_id);
+            let (sent, received) = decide_transfer(state, &to, client, *transfer_id, *amount)?;
+            let mut events = on(wallet_id, vec![sent]);
+            events.extend(on(*to_wallet_id, vec![received]));
+            Ok(events)
+        }
+    }
+}
+
+/// The wallet's state in `states` (a wallet with no events when missing).
+pub fn wallet_of(states: &States, id: Uuid) -> Wallet {
+    match states.get(&AggregateRef::wallet(id)) {
+        Some(State::Wallet(w)) => w.clone(),
+        _ => Wallet {
+            id,
+            ..Wallet::default()
+        },
     }
 }
 

@@ -76,42 +76,48 @@ impl World {
 }
 
 fn open(id: Uuid) -> Command {
-    Command::OpenWallet {
+    Command::Wallet {
         client_id: CLIENT,
         wallet_id: id,
-        currency: Currency::Rub,
-        limits: Limits::registered(),
+        command: etr_domain::wallet::Command::OpenWallet {
+            currency: Currency::Rub,
+            limits: Limits::registered(),
+        },
     }
 }
 
 fn top_up(id: Uuid, amount: &str) -> Command {
-    Command::TopUpWallet {
+    Command::Wallet {
         client_id: CLIENT,
         wallet_id: id,
-        operation_id: Uuid::new_v4(),
-        amount: rub(amount),
-        source: "card".into(),
+        command: etr_domain::wallet::Command::TopUp {
+            operation_id: Uuid::new_v4(),
+            amount: rub(amount),
+            source: "card".into(),
+        },
     }
 }
 
 fn start_payment(amount: &str, fraud: FraudVerdict) -> Command {
-    Command::StartPayment {
+    Command::Payment {
         client_id: CLIENT,
         wallet_id: W1,
         payment_id: P1,
-        amount: rub(amount),
-        service_id: "mobile".into(),
-        attributes: BTreeMap::new(),
-        fraud,
+        command: etr_domain::payment::Command::Start {
+            amount: rub(amount),
+            service_id: "mobile".into(),
+            attributes: BTreeMap::new(),
+            fraud,
+        },
     }
 }
 
 fn execute(outcome: Execution) -> Command {
-    Command::ExecutePayment {
+    Command::Payment {
         client_id: CLIENT,
         wallet_id: W1,
         payment_id: P1,
-        outcome,
+        command: etr_domain::payment::Command::Execute { outcome },
     }
 }
 
@@ -150,20 +156,24 @@ fn top_up_raises_balance_and_respects_limits() {
 #[test]
 fn top_up_in_another_currency_or_of_another_client_is_refused() {
     let mut w = World::given(&[open(W1)]);
-    let usd = Command::TopUpWallet {
+    let usd = Command::Wallet {
         client_id: CLIENT,
         wallet_id: W1,
-        operation_id: Uuid::new_v4(),
-        amount: Money::new(Decimal::TEN, Currency::Usd),
-        source: "card".into(),
+        command: etr_domain::wallet::Command::TopUp {
+            operation_id: Uuid::new_v4(),
+            amount: Money::new(Decimal::TEN, Currency::Usd),
+            source: "card".into(),
+        },
     };
     assert_eq!(w.when(&usd).unwrap_err().code(), "currency_mismatch");
-    let foreign = Command::TopUpWallet {
+    let foreign = Command::Wallet {
         client_id: OTHER,
         wallet_id: W1,
-        operation_id: Uuid::new_v4(),
-        amount: rub("10"),
-        source: "card".into(),
+        command: etr_domain::wallet::Command::TopUp {
+            operation_id: Uuid::new_v4(),
+            amount: rub("10"),
+            source: "card".into(),
+        },
     };
     assert_eq!(w.when(&foreign), Err(Error::WalletNotFound(W1)));
     assert_eq!(w.when(&top_up(W2, "10")), Err(Error::WalletNotFound(W2)));
@@ -264,11 +274,13 @@ fn cancelling_a_reserved_payment_releases_the_hold() {
         top_up(W1, "500"),
         start_payment("200", FraudVerdict::Approved),
     ]);
-    let cancel = Command::CancelPayment {
+    let cancel = Command::Payment {
         client_id: CLIENT,
         wallet_id: W1,
         payment_id: P1,
-        reason: "client changed their mind".into(),
+        command: etr_domain::payment::Command::Cancel {
+            reason: "client changed their mind".into(),
+        },
     };
     let events = w.when(&cancel).unwrap();
     assert_eq!(names(&events), ["HoldReleased", "PaymentCancelled"]);
@@ -283,14 +295,16 @@ fn payment_beyond_available_is_refused_without_events() {
         top_up(W1, "300"),
         start_payment("200", FraudVerdict::Approved),
     ]);
-    let second = Command::StartPayment {
+    let second = Command::Payment {
         client_id: CLIENT,
         wallet_id: W1,
         payment_id: Uuid::from_u128(22),
-        amount: rub("100.01"),
-        service_id: "mobile".into(),
-        attributes: BTreeMap::new(),
-        fraud: FraudVerdict::Approved,
+        command: etr_domain::payment::Command::Start {
+            amount: rub("100.01"),
+            service_id: "mobile".into(),
+            attributes: BTreeMap::new(),
+            fraud: FraudVerdict::Approved,
+        },
     };
     assert_eq!(
         w.when(&second),
@@ -308,12 +322,14 @@ fn payment_beyond_available_is_refused_without_events() {
 #[test]
 fn transfer_moves_money_between_two_wallets_of_one_client() {
     let mut w = World::given(&[open(W1), open(W2), top_up(W1, "250")]);
-    let transfer = |amount: &str| Command::TransferBetweenWallets {
+    let transfer = |amount: &str| Command::Wallet {
         client_id: CLIENT,
-        from_wallet_id: W1,
-        to_wallet_id: W2,
-        transfer_id: Uuid::new_v4(),
-        amount: rub(amount),
+        wallet_id: W1,
+        command: etr_domain::wallet::Command::Transfer {
+            to_wallet_id: W2,
+            transfer_id: Uuid::new_v4(),
+            amount: rub(amount),
+        },
     };
     let events = w.when(&transfer("100")).unwrap();
     assert_eq!(names(&events), ["TransferSent", "TransferReceived"]);
@@ -323,12 +339,14 @@ fn transfer_moves_money_between_two_wallets_of_one_client() {
         w.when(&transfer("150.01")).unwrap_err().code(),
         "insufficient_funds"
     );
-    let to_self = Command::TransferBetweenWallets {
+    let to_self = Command::Wallet {
         client_id: CLIENT,
-        from_wallet_id: W1,
-        to_wallet_id: W1,
-        transfer_id: Uuid::new_v4(),
-        amount: rub("1"),
+        wallet_id: W1,
+        command: etr_domain::wallet::Command::Transfer {
+            to_wallet_id: W1,
+            transfer_id: Uuid::new_v4(),
+            amount: rub("1"),
+        },
     };
     assert_eq!(w.when(&to_self), Err(Error::TransferToSameWallet));
 }
@@ -336,19 +354,23 @@ fn transfer_moves_money_between_two_wallets_of_one_client() {
 #[test]
 fn transfer_to_a_wallet_of_another_client_is_refused() {
     let mut w = World::given(&[open(W1), top_up(W1, "250")]);
-    w.when(&Command::OpenWallet {
+    w.when(&Command::Wallet {
         client_id: OTHER,
         wallet_id: W2,
-        currency: Currency::Rub,
-        limits: Limits::registered(),
+        command: etr_domain::wallet::Command::OpenWallet {
+            currency: Currency::Rub,
+            limits: Limits::registered(),
+        },
     })
     .unwrap();
-    let t = Command::TransferBetweenWallets {
+    let t = Command::Wallet {
         client_id: CLIENT,
-        from_wallet_id: W1,
-        to_wallet_id: W2,
-        transfer_id: Uuid::new_v4(),
-        amount: rub("10"),
+        wallet_id: W1,
+        command: etr_domain::wallet::Command::Transfer {
+            to_wallet_id: W2,
+            transfer_id: Uuid::new_v4(),
+            amount: rub("10"),
+        },
     };
     assert_eq!(w.when(&t), Err(Error::WalletNotFound(W2)));
 }
@@ -395,27 +417,17 @@ proptest! {
         for (i, op) in ops.into_iter().enumerate() {
             let cents = |c: i64| Money::new(Decimal::new(c, 2), Currency::Rub);
             let command = match op {
-                Op::TopUp(w, c) => Command::TopUpWallet {
-                    client_id: CLIENT, wallet_id: WALLETS[w], operation_id: Uuid::from_u128(i as u128),
-                    amount: cents(c), source: "card".into(),
-                },
+                Op::TopUp(w, c) => Command::Wallet { client_id: CLIENT, wallet_id: WALLETS[w], command: etr_domain::wallet::Command::TopUp { operation_id: Uuid::from_u128(i as u128), amount: cents(c), source: "card".into() } },
                 Op::Pay(w, c, approved, _) => {
                     let id = Uuid::from_u128(1_000 + i as u128);
                     payments.push((id, w));
-                    Command::StartPayment {
-                        client_id: CLIENT, wallet_id: WALLETS[w], payment_id: id, amount: cents(c),
-                        service_id: "svc".into(), attributes: BTreeMap::new(),
-                        fraud: if approved { FraudVerdict::Approved } else { FraudVerdict::Declined { reason: "r".into() } },
-                    }
+                    Command::Payment { client_id: CLIENT, wallet_id: WALLETS[w], payment_id: id, command: etr_domain::payment::Command::Start { amount: cents(c), service_id: "svc".into(), attributes: BTreeMap::new(), fraud: if approved { FraudVerdict::Approved } else { FraudVerdict::Declined { reason: "r".into() } } } }
                 }
                 Op::Cancel(k) => match payments.get(k) {
-                    Some((id, w)) => Command::CancelPayment { client_id: CLIENT, wallet_id: WALLETS[*w], payment_id: *id, reason: "r".into() },
+                    Some((id, w)) => Command::Payment { client_id: CLIENT, wallet_id: WALLETS[*w], payment_id: *id, command: etr_domain::payment::Command::Cancel { reason: "r".into() } },
                     None => continue,
                 },
-                Op::Transfer(a, b, c) => Command::TransferBetweenWallets {
-                    client_id: CLIENT, from_wallet_id: WALLETS[a], to_wallet_id: WALLETS[b],
-                    transfer_id: Uuid::from_u128(i as u128), amount: cents(c),
-                },
+                Op::Transfer(a, b, c) => Command::Wallet { client_id: CLIENT, wallet_id: WALLETS[a], command: etr_domain::wallet::Command::Transfer { to_wallet_id: WALLETS[b], transfer_id: Uuid::from_u128(i as u128), amount: cents(c) } },
             };
             let before = world.states.clone();
             match decide(&world.states, &command, &ctx()) {
@@ -434,7 +446,7 @@ proptest! {
             if let Op::Pay(w, _, _, settle) = op {
                 let (id, _) = payments[payments.len() - 1];
                 let outcome = if settle { Execution::Succeeded { provider_reference: "ref".into() } } else { Execution::Failed { reason: "no".into() } };
-                let exec = Command::ExecutePayment { client_id: CLIENT, wallet_id: WALLETS[w], payment_id: id, outcome };
+                let exec = Command::Payment { client_id: CLIENT, wallet_id: WALLETS[w], payment_id: id, command: etr_domain::payment::Command::Execute { outcome } };
                 if let Ok(events) = decide(&world.states, &exec, &ctx()) {
                     for (t, e) in &events {
                         if let Event::Wallet(wallet::Event::HoldCaptured { amount, .. }) = e { captured += amount.amount; }

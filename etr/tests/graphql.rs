@@ -390,14 +390,16 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
         &handler,
         client,
         "reserve",
-        Command::StartPayment {
+        Command::Payment {
             client_id: ClientId(client),
             wallet_id,
             payment_id,
-            amount: rub("100.00"),
-            service_id: "internet".into(),
-            attributes: Default::default(),
-            fraud: etr_domain::payment::FraudVerdict::Approved,
+            command: etr_domain::payment::Command::Start {
+                amount: rub("100.00"),
+                service_id: "internet".into(),
+                attributes: Default::default(),
+                fraud: etr_domain::payment::FraudVerdict::Approved,
+            },
         },
     )
     .await;
@@ -417,11 +419,13 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
         &handler,
         client,
         "cancel",
-        Command::CancelPayment {
+        Command::Payment {
             client_id: ClientId(client),
             wallet_id,
             payment_id,
-            reason: "changed my mind".into(),
+            command: etr_domain::payment::Command::Cancel {
+                reason: "changed my mind".into(),
+            },
         },
     )
     .await;
