@@ -277,7 +277,14 @@ impl PartitionWriter {
                     break;
                 }
             };
-            match self.commit_batch(lease, &batch).await {
+            // Optimistic first: no lookup of the command ids (the statement refuses a batch
+            // with a recorded id, EF002); then once more with the recorded outcomes.
+            let mut result = self.commit_batch(lease, &batch, false).await;
+            if matches!(&result, Err(Error::Postgres(sqlx::Error::Database(d))) if d.code().as_deref() == Some("EF002"))
+            {
+                result = self.commit_batch(lease, &batch, true).await;
+            }
+            match result {
                 Ok(answers) => {
                     for (r, answer) in batch.into_iter().zip(answers) {
                         let _ = r.reply.send(answer);
@@ -317,6 +324,7 @@ impl PartitionWriter {
     async fn prefetch(
         &mut self,
         batch: &[Request],
+        look_up_records: bool,
     ) -> Result<HashMap<String, (String, serde_json::Value)>, Error> {
         let ids: Vec<String> = batch.iter().map(|r| r.meta.command_id.clone()).collect();
         let mut kinds = Vec::new();
@@ -335,11 +343,17 @@ impl PartitionWriter {
             }
         }
         let pool = &self.config.pool;
-        let records = sqlx::query_as::<_, (String, String, serde_json::Value)>(
-            "SELECT command_id, request_hash, outcome FROM command_records WHERE command_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(pool);
+        let records = async {
+            if !look_up_records {
+                return Ok(Vec::new());
+            }
+            sqlx::query_as::<_, (String, String, serde_json::Value)>(
+                "SELECT command_id, request_hash, outcome FROM command_records WHERE command_id = ANY($1)",
+            )
+            .bind(&ids)
+            .fetch_all(pool)
+            .await
+        };
         let snapshots = async {
             if kinds.is_empty() {
                 return Ok(Vec::new());
@@ -407,8 +421,9 @@ impl PartitionWriter {
         &mut self,
         lease: Lease,
         batch: &[Request],
+        look_up_records: bool,
     ) -> Result<Vec<Result<Handled, Error>>, Error> {
-        let recorded = self.prefetch(batch).await?;
+        let recorded = self.prefetch(batch, look_up_records).await?;
         let partition = self.config.partition;
         // What the batch changes, over the caches; merged into them only after the commit.
         let mut states: HashMap<AggregateRef, (u64, State)> = HashMap::new();

@@ -216,11 +216,17 @@ where
 {
     let start = Arc::new(start);
     tokio::spawn(async move {
-        let mut pause = Duration::from_millis(500);
+        let first_pause = Duration::from_millis(500);
+        let mut pause = first_pause;
         loop {
+            let started = tokio::time::Instant::now();
             match start().await {
                 Ok(()) => return,
                 Err(e) => {
+                    // A role that ran a while before failing starts again quickly.
+                    if started.elapsed() > Duration::from_secs(60) {
+                        pause = first_pause;
+                    }
                     tracing::error!(role = name, error = %e, pause_ms = pause.as_millis() as u64, "stopped; restarting");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(30));

@@ -525,8 +525,9 @@ async fn fault6_no_payment_stays_reserved() {
     let w = api.open_wallet(&client, "w").await;
     top_up(&api, &client, &w, "t", "1000.00").await;
 
-    // A client that gives up on its request: the payment goes on without it.
-    let dropped = reqwest::Client::new()
+    // A client that gives up on its request (waiting for the final status) after 100 ms:
+    // whatever had been committed goes on without it, and nothing stays reserved.
+    let _ = reqwest::Client::new()
         .post(format!(
             "{}/v1/clients/{client}/wallets/{w}/payments?wait=10",
             env.api()
@@ -535,10 +536,9 @@ async fn fault6_no_payment_stays_reserved() {
         .header("Idempotency-Key", "gone")
         .header("content-type", "application/json")
         .body(r#"{"amount":"50.00","currency":"RUB","service_id":"mobile"}"#)
-        .timeout(Duration::from_millis(500))
+        .timeout(Duration::from_millis(100))
         .send()
         .await;
-    assert!(dropped.is_err(), "the request was abandoned");
     // Payments in flight when the whole platform is killed.
     let mut keys = Vec::new();
     for i in 0..10 {
@@ -566,7 +566,14 @@ async fn fault6_no_payment_stays_reserved() {
         }
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    for key in keys.iter().map(String::as_str).chain(["gone"]) {
+    // The abandoned request either committed nothing or its payment completed.
+    let gone = status("gone").await;
+    let gone_committed = gone.is_some();
+    for key in keys
+        .iter()
+        .map(String::as_str)
+        .chain(gone_committed.then_some("gone"))
+    {
         while status(key).await.as_deref() != Some("Succeeded") {
             assert!(Instant::now() < deadline, "{key}: {:?}", status(key).await);
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -586,7 +593,12 @@ async fn fault6_no_payment_stays_reserved() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut pending = Vec::new();
-        for key in keys.iter().map(String::as_str).chain(["hang", "gone"]) {
+        for key in keys
+            .iter()
+            .map(String::as_str)
+            .chain(["hang"])
+            .chain(gone_committed.then_some("gone"))
+        {
             let s = status(key).await;
             if !matches!(s.as_deref(), Some("Succeeded" | "Failed" | "Cancelled")) {
                 pending.push((key.to_owned(), s));
@@ -599,12 +611,16 @@ async fn fault6_no_payment_stays_reserved() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(status("hang").await.as_deref(), Some("Failed"));
-    assert_eq!(status("gone").await.as_deref(), Some("Succeeded"));
+    if gone_committed {
+        assert_eq!(status("gone").await.as_deref(), Some("Succeeded"));
+    }
     for key in &keys {
         assert_eq!(status(key).await.as_deref(), Some("Succeeded"), "{key}");
     }
-    // Money: 1000 − 50 − 10 × 10 captured, the hung payment's hold released.
-    let (s, _, v) = pay(&api, &client, &w, "probe", "850.00", "mobile", 10).await;
+    // Money: 1000 − (50 if the abandoned payment was committed) − 10 × 10 captured, the hung
+    // payment's hold released: the rest can be paid exactly.
+    let rest = if gone_committed { "850.00" } else { "900.00" };
+    let (s, _, v) = pay(&api, &client, &w, "probe", rest, "mobile", 10).await;
     assert_eq!(
         (s, &v["wallets"][0]["balance"]),
         (200, &Value::from("0.00")),
@@ -621,6 +637,6 @@ async fn fault6_no_payment_stays_reserved() {
                 .insert(r.envelope.sequence);
         }
     }
-    assert_eq!(executions.len(), 13);
+    assert_eq!(executions.len(), if gone_committed { 13 } else { 12 });
     assert!(executions.values().all(|s| s.len() == 1), "{executions:?}");
 }

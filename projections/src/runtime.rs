@@ -325,6 +325,9 @@ impl<P: Projection> Projector<P> {
             // A killed member's partitions move to a restarted one within seconds.
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
+            // The rebalance timeout: a member that died during a rebalance holds the group
+            // up for at most this long (librdkafka's default is 5 minutes).
+            .set("max.poll.interval.ms", "20000")
             .create()?;
         consumer.subscribe(&[topic])?;
         Ok(Projector {

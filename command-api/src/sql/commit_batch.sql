@@ -2,7 +2,9 @@
 -- $1 partition, $2 the writer's epoch, $3 the head it last committed, $4 the new head,
 -- $5 lease seconds; then the command records ($6-$11), snapshots ($12-$17), chain heads
 -- ($18-$20) and outbox rows ($21-$27) as arrays. The fencing update matches no row when the
--- lease was taken or the head moved, and etr_require_fenced then aborts the whole statement.
+-- lease was taken or the head moved, and etr_require_fenced then aborts the whole statement;
+-- a command id recorded before makes etr_require_recorded abort it (the writer then decides
+-- the batch again with the recorded outcomes looked up).
 WITH fence AS (
     UPDATE partition_heads
        SET sequence = $4,
@@ -12,6 +14,8 @@ WITH fence AS (
 ), records AS (
     INSERT INTO command_records (command_id, client_id, command_type, request_hash, accepted, outcome)
     SELECT * FROM UNNEST($6::text[], $7::uuid[], $8::text[], $9::text[], $10::bool[], $11::jsonb[])
+    ON CONFLICT (command_id) DO NOTHING
+    RETURNING 1
 ), snaps AS (
     INSERT INTO snapshots (aggregate_type, aggregate_id, client_id, version, state, last_event_at)
     SELECT * FROM UNNEST($12::text[], $13::uuid[], $14::uuid[], $15::bigint[], $16::jsonb[], $17::timestamptz[])
@@ -26,3 +30,4 @@ WITH fence AS (
     SELECT * FROM UNNEST($21::int[], $22::bigint[], $23::uuid[], $24::uuid[], $25::text[], $26::jsonb[], $27::jsonb[])
 )
 SELECT etr_require_fenced((SELECT count(*) FROM fence))
+   AND etr_require_recorded((SELECT count(*) FROM records), cardinality($6::text[]))
