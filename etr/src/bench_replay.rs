@@ -1,5 +1,10 @@
 //! `etr bench replay`: the data-platform replay next to a raw Postgres COPY of the same rows,
 //! and the auditor timeline's read latency for one client with many events, in one run.
+//!
+//! The platform it writes through is the `etr-bench` crate's (command side only: the
+//! benchmark projects the timeline itself). It stays in this crate because it measures the
+//! log reader of [`crate::log`] (`read_log`, `replay_into_data_platform`); it moves out with
+//! that reader.
 
 #![allow(clippy::float_arithmetic)] // rates and latencies are statistics, not money
 
@@ -12,7 +17,9 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::bench::{cleanup, percentile, start_platform};
+use etr_bench::handler::drop_database;
+use etr_bench::platform::{self, client_bearer, Roles};
+use etr_bench::stats::percentile;
 
 pub async fn run(mut settings: Settings, target: usize) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -26,16 +33,16 @@ pub async fn run(mut settings: Settings, target: usize) -> anyhow::Result<()> {
     settings.database_url = url;
     settings.topic = format!("etr.bench-replay-{}", Uuid::new_v4().simple());
     let result = measure(&mut settings, target).await;
-    cleanup(&settings).await;
+    drop_database(&settings.database_url).await;
     result
 }
 
 async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
-    let platform = start_platform(settings).await?;
+    let platform = platform::start(settings, Roles::COMMAND_SIDE).await?;
     let http = reqwest::Client::new();
     let client = Uuid::new_v4();
     let base = format!("http://{}/v1/clients/{client}", settings.command_api_addr);
-    let bearer = crate::platform::client_bearer(settings, &base)?;
+    let bearer = client_bearer(settings, &base)?;
     // Eight wallets of the one client, topped up concurrently (one writer per wallet).
     let mut wallets = Vec::new();
     for i in 0..8 {
@@ -98,9 +105,9 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // 1. Replay end to end: read + decode from Kafka, load into dp.
-    let registry = crate::platform::reader_registry(settings).await?;
-    let codec = etr_infra::avro::EventCodec::new(&registry, &settings.topic)?;
+    // 1. Replay end to end: read + decode from Kafka, load into dp (the registry is the
+    // platform's, serving in this process).
+    let codec = etr_infra::avro::EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
     let t = Instant::now();
     let mut events: Vec<(Envelope, Event)> = Vec::new();
     crate::log::read_log(settings, &codec, false, |_, _, e, ev| {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_replay;
+mod dead_letters;
 mod demo;
 mod log;
 mod platform;
@@ -115,6 +116,12 @@ enum Cmd {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Records of the log a consumer could not read: list them, retry them once the cause
+    /// is fixed (JSON lines).
+    DeadLetters {
+        #[command(subcommand)]
+        action: dead_letters::Action,
+    },
 }
 
 #[tokio::main]
@@ -176,5 +183,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,
         Cmd::Bench { which } => bench::run(settings, which).await,
+        Cmd::DeadLetters { action } => dead_letters::run(&settings, action).await,
     }
 }
