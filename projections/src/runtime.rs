@@ -305,7 +305,12 @@ impl PartitionState {
 }
 
 impl<P: Projection> Projector<P> {
-    /// The consumer group is `<topic>.projection.<name>`.
+    /// Reads every partition of `topic` itself (manual assignment, no group membership), from
+    /// the offsets last committed under the group id `<topic>.projection.<name>` (the start
+    /// when none). Group membership was dropped because a broker's group under quick member
+    /// churn (processes killed and restarted every second) was seen to leave partitions
+    /// assigned to no live member for minutes. Two processes running the same projection both
+    /// read everything; the batch lock and the checkpoints apply each event once.
     pub fn new(
         pool: PgPool,
         codec: EventCodec,
@@ -322,14 +327,34 @@ impl<P: Projection> Projector<P> {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "20")
-            // A killed member's partitions move to a restarted one within seconds.
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1000")
-            // The rebalance timeout: a member that died during a rebalance holds the group
-            // up for at most this long (librdkafka's default is 5 minutes).
-            .set("max.poll.interval.ms", "20000")
             .create()?;
-        consumer.subscribe(&[topic])?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        if count == 0 {
+            return Err(Error::Rebuild(format!(
+                "topic {topic} has no partitions yet"
+            )));
+        }
+        let mut all = TopicPartitionList::new();
+        for p in 0..count {
+            all.add_partition(topic, i32::try_from(p).unwrap_or(i32::MAX));
+        }
+        let committed = consumer
+            .committed_offsets(all.clone(), Duration::from_secs(10))
+            .unwrap_or(all);
+        let mut start = TopicPartitionList::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            start.add_partition_offset(topic, e.partition(), offset)?;
+        }
+        consumer.assign(&start)?;
         Ok(Projector {
             pool,
             codec,
