@@ -191,7 +191,7 @@ impl StreamCheck {
 
     pub fn print(&self, seconds: u64) {
         println!(
-            "stream length: {} callers over {} wallets per length (one client each), one database; streams pre-loaded with top-ups of 1.00; each length measured twice for {seconds} s (lengths in order, then back), the handler started again before every run (cold caches: a wallet's first command loads its snapshot); figures of both runs together",
+            "stream length: {} callers over {} wallets per length (one client each, the groups spread over the partitions alike), one database; streams pre-loaded with top-ups of 1.00; each length measured twice for {seconds} s (lengths in order, then back), the handler started again before every run (cold caches: a wallet's first command loads its snapshot); figures of both runs together",
             self.callers, self.wallets
         );
         println!(

@@ -11,6 +11,7 @@
 //! top-ups − payments with no hold left open, or the point fails.
 
 use etr_command_api::handler::{self, Handler, Meta, Outcome, SystemClock};
+use etr_domain::ids::{partition_of, ClientId};
 use etr_domain::{Command, State};
 use etr_infra::pg;
 use futures::stream::{FuturesUnordered, StreamExt as _};
@@ -554,7 +555,8 @@ pub struct StreamFigures {
 
 /// The stream-length check, in one fresh database: for each length, `wallets` wallets opened
 /// and pre-loaded with top-ups of [`PRELOAD_TOP_UP`] until their streams hold that many
-/// events. Then each group is measured by `callers` callers (its wallets split equally) for
+/// events, every group spread over the partitions like the first. Then each group is
+/// measured by `callers` callers (its wallets split equally) for
 /// `duration`, in the order of `lengths` and then back (10, 10,000, 10,000, 10), so that
 /// neither length gains from coming first or last; before every run the handler is started
 /// again (cold caches: a wallet's first command loads its snapshot). A length's figures add
@@ -586,9 +588,19 @@ async fn stream_runs(
     duration: Duration,
 ) -> Result<Vec<StreamFigures>, Error> {
     let id = writer_id();
-    let groups: Vec<Vec<WalletRef>> = lengths
-        .iter()
-        .map(|_| (0..wallets).map(|_| WalletRef::random()).collect())
+    // Every group spreads over the partitions exactly as the first one does (its i-th
+    // wallet's client on the same partition), so the groups differ in stream length only.
+    let first: Vec<WalletRef> = (0..wallets).map(|_| WalletRef::random()).collect();
+    let groups: Vec<Vec<WalletRef>> = (0..lengths.len())
+        .map(|g| {
+            if g == 0 {
+                return first.clone();
+            }
+            first
+                .iter()
+                .map(|w| same_partition(w.client, partitions))
+                .collect()
+        })
         .collect();
     let mut preloaded = Vec::with_capacity(lengths.len());
     {
@@ -632,6 +644,17 @@ async fn stream_runs(
         });
     }
     Ok(out)
+}
+
+/// A new wallet whose client's partition is `client`'s.
+fn same_partition(client: ClientId, partitions: u32) -> WalletRef {
+    let partition = partition_of(client, partitions);
+    loop {
+        let w = WalletRef::random();
+        if partition_of(w.client, partitions) == partition {
+            return w;
+        }
+    }
 }
 
 fn ensure_lengths(found: &Balances, length: u64) -> Result<(), Error> {
