@@ -383,7 +383,9 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     assert_eq!(v["errors"][0]["extensions"]["code"], "FORBIDDEN", "{v}");
     assert!(v["data"].is_null() || v["data"]["loan"].is_null());
 
-    // An open hold: a payment reserved (status 3) and not yet executed, then cancelled.
+    // An open hold: a payment reserved (status 3) and not yet executed, then cancelled. Its
+    // provider never answers (`hang`), so the payment processor leaves it reserved until its
+    // deadline (60 s), long after the cancel.
     let wallet_id = Uuid::parse_str(&wallet).unwrap();
     let payment_id = Uuid::new_v4();
     let reserved = handle(
@@ -396,7 +398,7 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
             payment_id,
             command: etr_domain::payment::Command::Start {
                 amount: rub("100.00"),
-                service_id: "internet".into(),
+                service_id: "internet-hang".into(),
                 attributes: Default::default(),
                 fraud: etr_domain::payment::FraudVerdict::Approved,
             },
