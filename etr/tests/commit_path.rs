@@ -473,20 +473,7 @@ async fn fault5_two_processes_serve_the_same_partitions_without_stale_decisions(
     // The platform again (relay, processor), then every check on the log and the snapshots.
     let _again = env.start(&["up", "--no-demo"]).await;
     let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM snapshots WHERE aggregate_type = 'payment' AND state->'Payment'->>'status' NOT IN ('Succeeded', 'Failed', 'Cancelled')",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if open == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{open} payments not final");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::wait_payments_final(&pool, Duration::from_secs(90)).await;
     wait_published(&env).await;
     let records = read_topic(&env).await;
     let breaks = chain_breaks(&records);

@@ -10,7 +10,7 @@ use etr_domain::{wallet, Event};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{dump_read_models, event_ids, read_topic, wait_projected, wait_published, Api, Env};
 use uuid::Uuid;
 
@@ -129,29 +129,8 @@ async fn twenty_kills_under_load_lose_nothing_and_strand_nothing() {
 
     // The payment processor finishes every payment; none stays reserved.
     let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM snapshots WHERE aggregate_type = 'payment' AND state->'Payment'->>'status' NOT IN ('Succeeded', 'Failed', 'Cancelled')",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if open == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{open} payments not final");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let platform: Vec<(String, Value)> = sqlx::query_as(
-        "SELECT command_id, outcome FROM command_records WHERE command_id LIKE 'platform:%' AND accepted",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    for (id, outcome) in platform {
-        accepted.insert(id, event_ids(&outcome));
-    }
+    support::wait_payments_final(&pool, Duration::from_secs(120)).await;
+    accepted.extend(support::platform_commands(&pool).await);
     wait_published(&env).await;
     let records = read_topic(&env).await;
 

@@ -397,33 +397,10 @@ async fn killed_between_commit_and_publish_loses_nothing_and_snapshots_rebuild()
     // The payment processor executes every reserved payment (none stays at status 3), and
     // its commands are the only other ones in the log.
     let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let reserved: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM snapshots WHERE aggregate_type = 'payment' AND state->'Payment'->>'status' NOT IN ('Succeeded', 'Failed', 'Cancelled')",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if reserved == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{reserved} payments not final"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let platform: Vec<(String, Value)> = sqlx::query_as(
-        "SELECT command_id, outcome FROM command_records WHERE command_id LIKE 'platform:%' AND accepted",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    support::wait_payments_final(&pool, std::time::Duration::from_secs(60)).await;
+    let platform = support::platform_commands(&pool).await;
     assert_eq!(platform.len(), 20 * 6, "one execution per payment");
-    for (id, outcome) in platform {
-        accepted.insert(id, event_ids(&outcome));
-    }
+    accepted.extend(platform);
     wait_published(&env).await;
 
     let records = read_topic(&env).await;

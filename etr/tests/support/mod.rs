@@ -247,6 +247,38 @@ impl Api {
     }
 }
 
+/// Waits until every payment in the snapshots is final (6, 8 or 9): none left reserved once
+/// the payment processor has run. Fails after `within`.
+pub async fn wait_payments_final(pool: &sqlx::PgPool, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM snapshots WHERE aggregate_type = 'payment' AND state->'Payment'->>'status' NOT IN ('Succeeded', 'Failed', 'Cancelled')",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("count payments");
+        if open == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{open} payments not final");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The accepted commands the platform issued itself (`platform:` ids), each with its event ids.
+pub async fn platform_commands(pool: &sqlx::PgPool) -> Vec<(String, Vec<String>)> {
+    let rows: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT command_id, outcome FROM command_records WHERE command_id LIKE 'platform:%' AND accepted",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("platform commands");
+    rows.into_iter()
+        .map(|(id, outcome)| (id, event_ids(&outcome)))
+        .collect()
+}
+
 /// Event ids of an accepted command response.
 pub fn event_ids(body: &Value) -> Vec<String> {
     body["events"]
