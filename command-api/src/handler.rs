@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
 
+use crate::committer;
 use crate::error::Error;
 use crate::writer::{PartitionWriter, Request, WriterConfig};
 
@@ -133,6 +134,11 @@ pub struct Settings {
     pub max_batch: usize,
     /// Aggregate states kept per partition writer.
     pub cache_capacity: usize,
+    /// Commit statements in flight at once, each carrying the batches of several partitions
+    /// ([`crate::committer`]).
+    pub commit_pipelines: usize,
+    /// The most commands one commit statement carries.
+    pub max_commit: usize,
 }
 
 impl Settings {
@@ -142,6 +148,8 @@ impl Settings {
             lease: Duration::from_secs(5),
             max_batch: 1_000,
             cache_capacity: 50_000,
+            commit_pipelines: 2,
+            max_commit: 4_000,
         }
     }
 }
@@ -154,8 +162,8 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// Starts one writer task per partition. `committed` is notified after every commit
-    /// (the relay of the same process listens).
+    /// Starts one writer task per partition and the process's committer. `committed` is
+    /// notified after every commit (the relay of the same process listens).
     pub fn new(
         pool: PgPool,
         partitions: u32,
@@ -163,6 +171,14 @@ impl Handler {
         committed: Arc<Notify>,
         settings: Settings,
     ) -> Handler {
+        let committer = committer::start(
+            pool.clone(),
+            committer::Settings {
+                pipelines: settings.commit_pipelines,
+                max_commands: settings.max_commit,
+                lease_secs: settings.lease.as_secs_f64(),
+            },
+        );
         let writers = (0..partitions)
             .map(|partition| {
                 let (tx, rx) = mpsc::channel(settings.max_batch * 4);
@@ -175,6 +191,7 @@ impl Handler {
                     lease: settings.lease,
                     max_batch: settings.max_batch,
                     cache_capacity: settings.cache_capacity,
+                    committer: committer.clone(),
                 });
                 tokio::spawn(writer.run(rx));
                 tx

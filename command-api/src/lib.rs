@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod body;
+pub mod committer;
 pub mod error;
 pub mod handler;
 pub mod relay;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
 
+use crate::committer::{Batch, Fence, Rows};
 use crate::error::Error;
 use crate::handler::{chain_hash, Clock, Handled, Meta, Outcome, Position, WrittenEvent};
 
@@ -44,6 +45,8 @@ pub struct WriterConfig {
     pub lease: Duration,
     pub max_batch: usize,
     pub cache_capacity: usize,
+    /// The process's committer ([`crate::committer`]), which commits this writer's batches.
+    pub committer: mpsc::Sender<Batch>,
 }
 
 /// The lease this writer holds.
@@ -110,24 +113,6 @@ enum Decided {
     Answer(Result<Handled, Error>),
     /// Written with the batch: its outcome, recorded as the first one.
     Write(Outcome),
-}
-
-/// The rows one batch writes.
-#[derive(Default)]
-struct Rows {
-    record_ids: Vec<String>,
-    record_clients: Vec<Uuid>,
-    record_types: Vec<String>,
-    record_hashes: Vec<String>,
-    record_accepted: Vec<bool>,
-    record_outcomes: Vec<serde_json::Value>,
-    out_partitions: Vec<i32>,
-    out_sequences: Vec<i64>,
-    out_ids: Vec<Uuid>,
-    out_clients: Vec<Uuid>,
-    out_types: Vec<String>,
-    out_envelopes: Vec<serde_json::Value>,
-    out_events: Vec<serde_json::Value>,
 }
 
 impl PartitionWriter {
@@ -358,9 +343,13 @@ impl PartitionWriter {
             if kinds.is_empty() {
                 return Ok(Vec::new());
             }
+            // One primary-key probe per wanted aggregate: a LATERAL subquery the planner
+            // cannot flatten (LIMIT), since a plain join may be planned as a scan of the whole
+            // table, which grows with every new aggregate.
             sqlx::query_as::<_, (String, Uuid, i64, serde_json::Value)>(
-                "SELECT s.aggregate_type, s.aggregate_id, s.version, s.state FROM snapshots s \
-                 JOIN UNNEST($1::text[], $2::uuid[]) AS t(kind, id) ON s.aggregate_type = t.kind AND s.aggregate_id = t.id",
+                "SELECT s.aggregate_type, s.aggregate_id, s.version, s.state \
+                 FROM UNNEST($1::text[], $2::uuid[]) AS t(kind, id), LATERAL ( \
+                     SELECT * FROM snapshots WHERE aggregate_type = t.kind AND aggregate_id = t.id LIMIT 1) s",
             )
             .bind(&kinds)
             .bind(&aggregate_ids)
@@ -545,8 +534,8 @@ impl PartitionWriter {
                         rows.out_ids.push(event_id);
                         rows.out_clients.push(client.0);
                         rows.out_types.push(envelope.event_type.clone());
-                        rows.out_envelopes.push(serde_json::to_value(&envelope)?);
-                        rows.out_events.push(serde_json::to_value(event)?);
+                        rows.out_envelopes.push(serde_json::to_string(&envelope)?);
+                        rows.out_events.push(serde_json::to_string(event)?);
                     }
                     chains.insert(client, (prev_hash, chain_len));
                     for (t, s) in &current {
@@ -569,13 +558,13 @@ impl PartitionWriter {
             rows.record_hashes.push(meta.request_hash.clone());
             rows.record_accepted
                 .push(matches!(outcome, Outcome::Accepted { .. }));
-            rows.record_outcomes.push(serde_json::to_value(&outcome)?);
+            rows.record_outcomes.push(serde_json::to_string(&outcome)?);
             batch_outcomes.insert(&meta.command_id, (&meta.request_hash, outcome.clone()));
             decided.push(Decided::Write(outcome));
         }
 
         if !rows.record_ids.is_empty() {
-            self.write(lease, head, &rows, &states, &touched, &chains)
+            self.write(lease, head, rows, &states, &touched, &chains)
                 .await?;
             for (t, s) in states {
                 self.states.insert(t, s);
@@ -603,67 +592,51 @@ impl PartitionWriter {
             .collect())
     }
 
-    /// The batch's one statement: fencing update of the head, command records, snapshots,
-    /// chain heads and outbox rows. Any failure rolls all of it back.
+    /// Hands the batch's rows to the committer and waits until they are committed (with
+    /// the batches of other partitions, in one statement). Any failure commits none of it.
     async fn write(
         &self,
         lease: Lease,
         head: u64,
-        rows: &Rows,
+        mut rows: Rows,
         states: &HashMap<AggregateRef, (u64, State)>,
         touched: &HashMap<AggregateRef, (ClientId, time::OffsetDateTime)>,
         chains: &HashMap<ClientId, (String, u64)>,
     ) -> Result<(), Error> {
-        let (mut s_kinds, mut s_ids, mut s_clients, mut s_versions, mut s_states, mut s_at) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
         for (t, (client, at)) in touched {
             let Some((version, state)) = states.get(t) else {
                 continue;
             };
-            s_kinds.push(t.kind.as_str().to_owned());
-            s_ids.push(t.id);
-            s_clients.push(client.0);
-            s_versions.push(to_i64(*version));
-            s_states.push(serde_json::to_value(state)?);
-            s_at.push(*at);
+            rows.snapshot_kinds.push(t.kind.as_str().to_owned());
+            rows.snapshot_ids.push(t.id);
+            rows.snapshot_clients.push(client.0);
+            rows.snapshot_versions.push(to_i64(*version));
+            rows.snapshot_states.push(serde_json::to_string(state)?);
+            rows.snapshot_at.push(*at);
         }
-        let (mut c_ids, mut c_hashes, mut c_lens) = (vec![], vec![], vec![]);
         for (client, (hash, len)) in chains {
-            c_ids.push(client.0);
-            c_hashes.push(hash.clone());
-            c_lens.push(to_i64(*len));
+            rows.chain_clients.push(client.0);
+            rows.chain_hashes.push(hash.clone());
+            rows.chain_lengths.push(to_i64(*len));
         }
-        sqlx::query(include_str!("sql/commit_batch.sql"))
-            .bind(i32::try_from(self.config.partition).unwrap_or(i32::MAX))
-            .bind(lease.epoch)
-            .bind(to_i64(lease.head))
-            .bind(to_i64(head))
-            .bind(self.config.lease.as_secs_f64())
-            .bind(&rows.record_ids)
-            .bind(&rows.record_clients)
-            .bind(&rows.record_types)
-            .bind(&rows.record_hashes)
-            .bind(&rows.record_accepted)
-            .bind(&rows.record_outcomes)
-            .bind(&s_kinds)
-            .bind(&s_ids)
-            .bind(&s_clients)
-            .bind(&s_versions)
-            .bind(&s_states)
-            .bind(&s_at)
-            .bind(&c_ids)
-            .bind(&c_hashes)
-            .bind(&c_lens)
-            .bind(&rows.out_partitions)
-            .bind(&rows.out_sequences)
-            .bind(&rows.out_ids)
-            .bind(&rows.out_clients)
-            .bind(&rows.out_types)
-            .bind(&rows.out_envelopes)
-            .bind(&rows.out_events)
-            .execute(&self.config.pool)
-            .await?;
-        Ok(())
+        let (reply, committed) = oneshot::channel();
+        let batch = Batch {
+            fence: Fence {
+                partition: self.partition_i32(),
+                epoch: lease.epoch,
+                head: to_i64(lease.head),
+                new_head: to_i64(head),
+            },
+            rows,
+            reply,
+        };
+        let stopped = || Error::Internal("the committer stopped".into());
+        self.config
+            .committer
+            .send(batch)
+            .await
+            .map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
     }
 }
 
