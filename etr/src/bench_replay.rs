@@ -1,7 +1,7 @@
 //! `etr bench replay`: the data-platform replay next to a raw Postgres COPY of the same rows,
 //! and the auditor timeline's read latency for one client with many events, in one run.
 //!
-//! The platform it writes through is the `etr-bench` crate's (command side only: the
+//! The platform it writes through is the `etr-bench` crate's, wired by `etr-platform` (command side only: the
 //! benchmark projects the timeline itself). It stays in this crate because it measures the
 //! log reader of [`crate::log`] (`read_log`, `replay_into_data_platform`); it moves out with
 //! that reader.
@@ -12,13 +12,14 @@ use anyhow::Context as _;
 use etr_domain::{Envelope, Event};
 use etr_infra::config::Settings;
 use etr_infra::pg;
+use etr_platform::client_bearer;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use etr_bench::handler::drop_database;
-use etr_bench::platform::{self, client_bearer, Roles};
+use etr_bench::platform::{self, Roles};
 use etr_bench::stats::percentile;
 
 pub async fn run(mut settings: Settings, target: usize) -> anyhow::Result<()> {

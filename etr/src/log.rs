@@ -125,7 +125,7 @@ pub async fn tail(
     follow: bool,
     client: Option<uuid::Uuid>,
 ) -> anyhow::Result<()> {
-    let registry = crate::platform::reader_registry(settings).await?;
+    let registry = etr_platform::reader_registry(settings).await?;
     let codec = EventCodec::new(&registry, &settings.topic)?;
     read_log(
         settings,
@@ -157,7 +157,7 @@ struct Rebuilt {
 
 /// Folds the log into aggregate states exactly as the command handler would.
 async fn fold_log(settings: &Settings) -> anyhow::Result<BTreeMap<AggregateRef, Rebuilt>> {
-    let registry = crate::platform::reader_registry(settings).await?;
+    let registry = etr_platform::reader_registry(settings).await?;
     let codec = EventCodec::new(&registry, &settings.topic)?;
     let mut states: BTreeMap<AggregateRef, Rebuilt> = BTreeMap::new();
     read_log(settings, &codec, false, |_, _, envelope, event| {
@@ -192,7 +192,7 @@ async fn fold_log(settings: &Settings) -> anyhow::Result<BTreeMap<AggregateRef, 
 /// Rebuilds `snapshots` from the log into `snapshots_rebuilt` and compares the two.
 /// Returns the number of differing rows.
 pub async fn rebuild_snapshots(settings: &Settings, replace: bool) -> anyhow::Result<()> {
-    let pool = crate::platform::database(settings).await?;
+    let pool = etr_platform::database(settings).await?;
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(&pool)
         .await?;
@@ -563,8 +563,8 @@ pub async fn replay(
     if let (Some(f), Some(t)) = (from, to) {
         anyhow::ensure!(f < t, "--from must be before --to");
     }
-    let pool = crate::platform::database(settings).await?;
-    let registry = crate::platform::reader_registry(settings).await?;
+    let pool = etr_platform::database(settings).await?;
+    let registry = etr_platform::reader_registry(settings).await?;
     let codec = EventCodec::new(&registry, &settings.topic)?;
     let started = std::time::Instant::now();
     let replayed =

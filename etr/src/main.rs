@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
                 uuid::Uuid::parse_str(&sub)
                     .context("a client token's --sub must be the client id")?;
             }
-            println!("{}", platform::dev_token(&settings, &sub, role)?);
+            println!("{}", etr_platform::dev_token(&settings, &sub, role)?);
             Ok(())
         }
         Cmd::Timeline {

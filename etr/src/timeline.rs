@@ -42,7 +42,7 @@ pub async fn run(
             })
         })
         .transpose()?;
-    let registry = crate::platform::reader_registry(settings).await?;
+    let registry = etr_platform::reader_registry(settings).await?;
     let codec = EventCodec::new(&registry, &settings.topic)?;
     let client = ClientId(client);
     let mut events: Vec<(Envelope, Event)> = Vec::new();

@@ -23,8 +23,8 @@
 //!
 //! Everything can also be written as one JSON document ([`Options::json`]).
 //!
-//! This crate wires what it measures from the platform's crates itself; it knows nothing of
-//! the `etr` binary.
+//! The platform it measures is wired by `etr_platform`, as the `etr` binary wires it; this
+//! crate knows nothing of the binary.
 
 pub mod compare;
 mod error;
