@@ -2,9 +2,8 @@
 //! and the auditor timeline's read latency for one client with many events, in one run.
 //!
 //! The platform it writes through is the `etr-bench` crate's, wired by `etr-platform` (command side only: the
-//! benchmark projects the timeline itself). It stays in this crate because it measures the
-//! log reader of [`crate::log`] (`read_log`, `replay_into_data_platform`); it moves out with
-//! that reader.
+//! benchmark projects the timeline itself). It measures the log reader of
+//! `etr_projections::log` (`read_log`, `replay_into_data_platform`).
 
 #![allow(clippy::float_arithmetic)] // rates and latencies are statistics, not money
 
@@ -111,7 +110,7 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     let codec = etr_infra::avro::EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
     let t = Instant::now();
     let mut events: Vec<(Envelope, Event)> = Vec::new();
-    crate::log::read_log(settings, &codec, false, |_, _, e, ev| {
+    etr_projections::log::read_log(settings, &codec, false, |_, _, e, ev| {
         events.push((e, ev));
         Ok(())
     })
@@ -138,7 +137,7 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     .execute(&db)
     .await?;
     let t = Instant::now();
-    let streamed = crate::log::replay_into_data_platform(
+    let streamed = etr_projections::log::replay_into_data_platform(
         settings,
         &db,
         &codec,
@@ -193,7 +192,7 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     for _ in 0..10 {
         let t = Instant::now();
         let mut count = 0usize;
-        crate::log::read_log(settings, &codec, false, |_, _, _, _| {
+        etr_projections::log::read_log(settings, &codec, false, |_, _, _, _| {
             count += 1;
             Ok(())
         })

@@ -130,7 +130,7 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut lines = Vec::new();
-        crate::log::read_log(settings, codec, false, |partition, offset, env, event| {
+        etr_projections::log::read_log(settings, codec, false, |partition, offset, env, event| {
             if env.client_id.0 == c.client_id {
                 lines.push(format!(
                     "  p{partition}/seq {:>4} (offset {offset:>4})  {:<16} {:<24} v{}  hash {}…",

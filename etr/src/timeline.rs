@@ -46,7 +46,7 @@ pub async fn run(
     let codec = EventCodec::new(&registry, &settings.topic)?;
     let client = ClientId(client);
     let mut events: Vec<(Envelope, Event)> = Vec::new();
-    crate::log::read_log(settings, &codec, false, |_, _, envelope, event| {
+    etr_projections::log::read_log(settings, &codec, false, |_, _, envelope, event| {
         if envelope.client_id == client {
             events.push((envelope, event));
         }
