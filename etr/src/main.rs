@@ -2,7 +2,6 @@
 //! a cluster runs each role (`command-api`, `relay`, `registry`, …) separately.
 
 mod bench;
-mod bench_replay;
 mod dead_letters;
 mod demo;
 mod log;
