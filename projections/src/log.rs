@@ -596,3 +596,32 @@ pub async fn replay_into_data_platform(
         records: reader.records,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_names_its_partition_and_the_missing_sequence() {
+        let gap = Gap {
+            partition: 3,
+            missing: 7,
+            held: 2,
+            first: 8,
+            first_offset: 41,
+        };
+        assert_eq!(
+            Error::GapAtEnd(gap.clone()).to_string(),
+            "the log ends with a gap: partition 3: sequence 7 is missing from the log (2 later event(s) held back, the first sequence 8 at offset 41)"
+        );
+        assert!(Error::TooManyHeld(gap)
+            .to_string()
+            .starts_with("too many events held back behind a gap: partition 3: sequence 7"));
+    }
+
+    #[test]
+    fn no_events_held_back_means_no_gap() {
+        let held: Vec<BTreeMap<u64, (i64, Envelope, Event)>> = vec![BTreeMap::new(); 4];
+        assert_eq!(first_gap(&[Some(5), None, Some(1), None], &held), None);
+    }
+}
