@@ -1,5 +1,5 @@
 //! `etr bench …`: the command line of the benchmarks. `commands` is measured by the
-//! `etr-bench` crate (`bench/commands`); `replay` by [`crate::bench_replay`].
+//! `etr-bench` crate (`bench/commands`), and so is `replay`.
 
 use etr_infra::config::Settings;
 use std::path::PathBuf;
@@ -75,7 +75,7 @@ pub enum Which {
 
 pub async fn run(settings: Settings, which: Which) -> anyhow::Result<()> {
     match which {
-        Which::Replay { events } => crate::bench_replay::run(settings, events).await,
+        Which::Replay { events } => Ok(etr_bench::replay::run(settings, events).await?),
         Which::Commands {
             mode,
             callers,

@@ -45,7 +45,7 @@ fn consumer_name(name: &str) -> String {
 }
 
 pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<()> {
-    let pool = crate::platform::database(settings).await?;
+    let pool = etr_platform::database(settings).await?;
     match action {
         Action::List { consumer, all } => {
             let consumer = consumer.as_deref().map(consumer_name);
@@ -59,7 +59,7 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<()> {
                 (None, Some(consumer)) => Which::Consumer(consumer_name(&consumer)),
                 _ => anyhow::bail!("name either --id or --consumer"),
             };
-            let registry = crate::platform::reader_registry(settings).await?;
+            let registry = etr_platform::reader_registry(settings).await?;
             let codec = EventCodec::new(&registry, &settings.topic)?;
             // The payment processor's tracker is a projection of the sagas crate: its dead
             // letters are applied through it.

@@ -58,10 +58,7 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
     let base = format!("http://{}", settings.command_api_addr);
     let mut c = Client {
         http: reqwest::Client::new(),
-        bearer: crate::platform::client_bearer(
-            settings,
-            &format!("{base}/v1/clients/{client_id}"),
-        )?,
+        bearer: etr_platform::client_bearer(settings, &format!("{base}/v1/clients/{client_id}"))?,
         base,
         client_id,
         n: 0,
@@ -133,7 +130,7 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut lines = Vec::new();
-        crate::log::read_log(settings, codec, false, |partition, offset, env, event| {
+        etr_projections::log::read_log(settings, codec, false, |partition, offset, env, event| {
             if env.client_id.0 == c.client_id {
                 lines.push(format!(
                     "  p{partition}/seq {:>4} (offset {offset:>4})  {:<16} {:<24} v{}  hash {}…",
@@ -170,7 +167,7 @@ async fn show_read_model(
     wallet: &str,
     position: Value,
 ) -> anyhow::Result<()> {
-    let token = crate::platform::dev_token(
+    let token = etr_platform::dev_token(
         settings,
         &client.to_string(),
         etr_query_api::auth::Role::Client,
@@ -203,7 +200,7 @@ async fn show_read_model(
     // The auditor's view of the same client: the timeline read model and its state folded
     // as of the first event's time.
     let auditor =
-        crate::platform::dev_token(settings, "demo-auditor", etr_query_api::auth::Role::Auditor)?;
+        etr_platform::dev_token(settings, "demo-auditor", etr_query_api::auth::Role::Auditor)?;
     let query = "query($c: UUID!, $p: PositionInput) { clientTimeline(clientId: $c, first: 3, minPosition: $p) { \
                  edges { node { sequence eventType actorKind commandId occurredAt } } pageInfo { hasNextPage } } }";
     let v: Value = reqwest::Client::new()

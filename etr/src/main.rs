@@ -2,7 +2,6 @@
 //! a cluster runs each role (`command-api`, `relay`, `registry`, …) separately.
 
 mod bench;
-mod bench_replay;
 mod dead_letters;
 mod demo;
 mod log;
@@ -156,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
                 uuid::Uuid::parse_str(&sub)
                     .context("a client token's --sub must be the client id")?;
             }
-            println!("{}", platform::dev_token(&settings, &sub, role)?);
+            println!("{}", etr_platform::dev_token(&settings, &sub, role)?);
             Ok(())
         }
         Cmd::Timeline {

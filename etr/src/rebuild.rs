@@ -36,8 +36,8 @@ pub async fn run(settings: &Settings, name: &str) -> anyhow::Result<()> {
 }
 
 async fn rebuild<P: Projection>(settings: &Settings, projection: &P) -> anyhow::Result<Summary> {
-    let pool = crate::platform::database(settings).await?;
-    let registry = crate::platform::reader_registry(settings).await?;
+    let pool = etr_platform::database(settings).await?;
+    let registry = etr_platform::reader_registry(settings).await?;
     let codec = EventCodec::new(&registry, &settings.topic)?;
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(

@@ -42,11 +42,11 @@ pub async fn run(
             })
         })
         .transpose()?;
-    let registry = crate::platform::reader_registry(settings).await?;
+    let registry = etr_platform::reader_registry(settings).await?;
     let codec = EventCodec::new(&registry, &settings.topic)?;
     let client = ClientId(client);
     let mut events: Vec<(Envelope, Event)> = Vec::new();
-    crate::log::read_log(settings, &codec, false, |_, _, envelope, event| {
+    etr_projections::log::read_log(settings, &codec, false, |_, _, envelope, event| {
         if envelope.client_id == client {
             events.push((envelope, event));
         }

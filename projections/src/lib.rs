@@ -13,11 +13,16 @@
 //! status history ([`wallets`]); applications, loans and loan movements ([`lending`]); every
 //! client's events with their envelopes ([`timeline`]). The data platform ([`data_platform`])
 //! is the log replayed into analytics tables.
+//!
+//! The log read directly, outside any projection's checkpoints, is [`log`]: every event in
+//! sequence order per partition, the aggregate states it folds into, and a time window of it
+//! streamed into the data platform.
 
 pub mod data_platform;
 pub mod dead_letters;
 pub mod error;
 pub mod lending;
+pub mod log;
 pub mod rebuild;
 pub mod runtime;
 pub mod timeline;

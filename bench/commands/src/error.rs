@@ -14,6 +14,8 @@ pub enum Error {
     Command(#[from] etr_command_api::Error),
     #[error("projection: {0}")]
     Projection(#[from] etr_projections::Error),
+    #[error(transparent)]
+    Platform(#[from] etr_platform::Error),
     #[error("peer: {0}")]
     Peer(#[from] etr_peer_bench::Error),
     #[error("kafka: {0}")]

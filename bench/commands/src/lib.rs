@@ -1,4 +1,4 @@
-//! Bench only: `etr bench commands`, figures printed next to baselines measured in the same
+//! Bench only: `etr bench commands` and `etr bench replay`, figures printed next to baselines measured in the same
 //! run (STYLE §5: a same-run baseline and the ratio, never an asserted time).
 //!
 //! - **Handler mode** ([`handler`], the default): the command handler of `etr_command_api`
@@ -23,13 +23,17 @@
 //!
 //! Everything can also be written as one JSON document ([`Options::json`]).
 //!
-//! This crate wires what it measures from the platform's crates itself; it knows nothing of
-//! the `etr` binary.
+//! `etr bench replay` ([`replay`]): the data-platform replay next to a raw Postgres COPY of
+//! the same rows, and the auditor timeline's read latency.
+//!
+//! The platform it measures is wired by `etr_platform`, as the `etr` binary wires it; this
+//! crate knows nothing of the binary.
 
 pub mod compare;
 mod error;
 pub mod handler;
 pub mod platform;
+pub mod replay;
 pub mod rest;
 pub mod stats;
 pub mod workload;

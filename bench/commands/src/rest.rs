@@ -16,6 +16,7 @@
 use etr_command_api::handler::Position;
 use etr_infra::config::Settings;
 use etr_infra::kafka;
+use etr_platform::client_bearer;
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
@@ -37,7 +38,7 @@ use uuid::Uuid;
 
 use crate::error::{ensure, Context as _};
 use crate::handler::{drop_database, Scratch};
-use crate::platform::{self, client_bearer};
+use crate::platform;
 use crate::stats::{ms, per_second, ratio, round1, round3, Latency};
 use crate::Error;
 

@@ -1,31 +1,36 @@
 //! `etr bench replay`: the data-platform replay next to a raw Postgres COPY of the same rows,
 //! and the auditor timeline's read latency for one client with many events, in one run.
 //!
-//! The platform it writes through is the `etr-bench` crate's (command side only: the
-//! benchmark projects the timeline itself). It stays in this crate because it measures the
-//! log reader of [`crate::log`] (`read_log`, `replay_into_data_platform`); it moves out with
-//! that reader.
+//! The platform it writes through is [`crate::platform`]'s (command side only: the benchmark
+//! projects the timeline itself); the log reader it measures is `etr_projections::log`
+//! (`read_log`, `replay_into_data_platform`), the one `etr timeline` and `etr replay` use.
 
 #![allow(clippy::float_arithmetic)] // rates and latencies are statistics, not money
 
-use anyhow::Context as _;
 use etr_domain::{Envelope, Event};
 use etr_infra::config::Settings;
 use etr_infra::pg;
+use etr_platform::client_bearer;
+use etr_projections::log::{read_log, replay_into_data_platform};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use etr_bench::handler::drop_database;
-use etr_bench::platform::{self, client_bearer, Roles};
-use etr_bench::stats::percentile;
+use crate::error::{ensure, Context as _};
+use crate::handler::drop_database;
+use crate::platform::{self, Roles};
+use crate::stats::percentile;
+use crate::Error;
 
-pub async fn run(mut settings: Settings, target: usize) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        (100..=1_000_000).contains(&target),
-        "--events must be 100..=1000000"
-    );
+/// Writes `target` events for one client through the platform running in this process (a
+/// fresh database, dropped afterwards, and a fresh topic), then measures and prints.
+///
+/// Errors: `target` outside 100..=1,000,000 ([`Error::Invalid`]); any measurement's.
+pub async fn run(mut settings: Settings, target: usize) -> Result<(), Error> {
+    if !(100..=1_000_000).contains(&target) {
+        return Err(Error::Invalid("--events must be 100..=1000000".to_owned()));
+    }
     let (pool, url) = pg::fresh_database("etr_bench")
         .await
         .context("creating the bench database")?;
@@ -37,7 +42,7 @@ pub async fn run(mut settings: Settings, target: usize) -> anyhow::Result<()> {
     result
 }
 
-async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
+async fn measure(settings: &mut Settings, target: usize) -> Result<(), Error> {
     let platform = platform::start(settings, Roles::COMMAND_SIDE).await?;
     let http = reqwest::Client::new();
     let client = Uuid::new_v4();
@@ -58,7 +63,7 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
         wallets.push(
             v["wallets"][0]["wallet_id"]
                 .as_str()
-                .context("wallet id")?
+                .ok_or_else(|| Error::Failed(format!("opening a wallet answered {v}")))?
                 .to_owned(),
         );
     }
@@ -80,13 +85,13 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
                     .json(&json!({"amount": "1.00", "currency": "RUB", "source": "card"}))
                     .send()
                     .await?;
-                anyhow::ensure!(r.status().is_success(), "top-up refused: {}", r.status());
+                ensure!(r.status().is_success(), "top-up refused: {}", r.status());
             }
-            Ok(())
+            Ok::<(), Error>(())
         });
     }
     while let Some(r) = workers.join_next().await {
-        r??;
+        r.map_err(|e| Error::Panicked(e.to_string()))??;
     }
     let db = sqlx::PgPool::connect(&settings.database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -98,7 +103,7 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
         if pending == 0 {
             break;
         }
-        anyhow::ensure!(
+        ensure!(
             Instant::now() < deadline,
             "{pending} events not published in time"
         );
@@ -110,7 +115,7 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     let codec = etr_infra::avro::EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
     let t = Instant::now();
     let mut events: Vec<(Envelope, Event)> = Vec::new();
-    crate::log::read_log(settings, &codec, false, |_, _, e, ev| {
+    read_log(settings, &codec, false, |_, _, e, ev| {
         events.push((e, ev));
         Ok(())
     })
@@ -137,17 +142,11 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     .execute(&db)
     .await?;
     let t = Instant::now();
-    let streamed = crate::log::replay_into_data_platform(
-        settings,
-        &db,
-        &codec,
-        None,
-        None,
-        Duration::from_secs(300),
-    )
-    .await?;
+    let streamed =
+        replay_into_data_platform(settings, &db, &codec, None, None, Duration::from_secs(300))
+            .await?;
     let stream = t.elapsed();
-    anyhow::ensure!(
+    ensure!(
         streamed.events == events.len(),
         "the streaming replay loaded {} of {} events",
         streamed.events,
@@ -192,12 +191,12 @@ async fn measure(settings: &mut Settings, target: usize) -> anyhow::Result<()> {
     for _ in 0..10 {
         let t = Instant::now();
         let mut count = 0usize;
-        crate::log::read_log(settings, &codec, false, |_, _, _, _| {
+        read_log(settings, &codec, false, |_, _, _, _| {
             count += 1;
             Ok(())
         })
         .await?;
-        anyhow::ensure!(count == n, "timeline read {count} of {n} events");
+        ensure!(count == n, "timeline read {count} of {n} events");
         latencies.push(t.elapsed());
     }
     latencies.sort();
@@ -312,11 +311,11 @@ async fn timeline_queries(
     db: &sqlx::PgPool,
     client: Uuid,
     n: usize,
-) -> anyhow::Result<TimelineFigures> {
-    let keys = etr_query_api::auth::Keys::from_secret(settings.jwt_secret.as_bytes());
+) -> Result<TimelineFigures, Error> {
+    let keys = etr_infra::auth::Keys::from_secret(settings.jwt_secret.as_bytes());
     let token = keys.issue(
         "bench-auditor",
-        etr_query_api::auth::Role::Auditor,
+        etr_infra::auth::Role::Auditor,
         i64::MAX / 2,
     )?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -337,8 +336,8 @@ async fn timeline_queries(
                 .await?
                 .json()
                 .await?;
-            anyhow::ensure!(v["errors"].is_null(), "GraphQL error: {v}");
-            Ok::<_, anyhow::Error>(v)
+            ensure!(v["errors"].is_null(), "GraphQL error: {v}");
+            Ok::<_, Error>(v)
         }
     };
     const PAGE: &str = "query($c: UUID!, $after: String) { clientTimeline(clientId: $c, first: 100, after: $after) { edges { cursor node { sequence eventType actorKind commandId occurredAt hash event } } pageInfo { hasNextPage } } }";
@@ -355,7 +354,7 @@ async fn timeline_queries(
         let edges = v["data"]["clientTimeline"]["edges"]
             .as_array()
             .map_or(0, Vec::len);
-        anyhow::ensure!(edges == 100.min(n), "a page of {edges} events");
+        ensure!(edges == 100.min(n), "a page of {edges} events");
         let t = Instant::now();
         let rows: Vec<TimelineRow> = sqlx::query_as(
             "SELECT partition, sequence, event_type, actor_kind, command_id, occurred_at, hash, event FROM rm_timeline WHERE client_id = $1 ORDER BY partition, sequence LIMIT 101",
@@ -363,7 +362,7 @@ async fn timeline_queries(
         .bind(client)
         .fetch_all(db)
         .await?;
-        anyhow::ensure!(rows.len() == 101.min(n), "raw page of {} rows", rows.len());
+        ensure!(rows.len() == 101.min(n), "raw page of {} rows", rows.len());
         sql.push(t.elapsed());
     }
     sql.sort();
@@ -386,7 +385,7 @@ async fn timeline_queries(
                 .map(|e| e["cursor"].clone())
                 .unwrap_or_default();
         }
-        anyhow::ensure!(seen == n, "paged through {seen} of {n} events");
+        ensure!(seen == n, "paged through {seen} of {n} events");
         all.push(t.elapsed());
     }
     let mut as_of = Vec::new();
@@ -397,7 +396,7 @@ async fn timeline_queries(
             json!({"c": client}),
         )
         .await?;
-        anyhow::ensure!(
+        ensure!(
             v["data"]["clientStateAsOf"]["events"] == json!(n),
             "as-of folded {v}"
         );

@@ -1,0 +1,479 @@
+//! The platform's roles wired from its crates, for every process that runs them: the `etr`
+//! binary's subcommands and the benchmarks that run the platform in their own process.
+//!
+//! Each function connects or starts one thing: the database ([`database`]) and the broker
+//! ([`broker`]), the schema registry ([`start_registry`], [`serve_registry`],
+//! [`reader_registry`] for the log readers), the relay ([`relay`], [`start_relay`]), the
+//! command API's application ([`command_app`]), the payment processor
+//! ([`start_payment_processor`]: tracker + executor, its commands through
+//! [`HandlerCommands`]), the projectors ([`start_projectors`]), the query API
+//! ([`start_query_api`]), and the tokens a development setup hands out ([`dev_token`],
+//! [`client_bearer`]). A started role runs in its own task, restarted after an error or not
+//! ([`Restart`]).
+//!
+//! Nothing here decides anything about the business: every decision is the crates'.
+
+mod error;
+
+pub use error::Error;
+
+use etr_command_api::api::App;
+use etr_command_api::handler::{self, Handler, Meta, Outcome, SystemClock};
+use etr_command_api::relay::Relay;
+use etr_domain::payment_execution::Policy;
+use etr_domain::ports::{BoxFuture, PaymentProvider};
+use etr_domain::wallet::Limits;
+use etr_infra::auth::{Keys, Role};
+use etr_infra::avro::EventCodec;
+use etr_infra::config::Settings;
+use etr_infra::{kafka, pg};
+use etr_projections::lending::Lending;
+use etr_projections::runtime::{Projection, Projector};
+use etr_projections::timeline::Timeline;
+use etr_projections::wallets::Wallets;
+use etr_sagas::payment_execution::{Executor, Tracker};
+use etr_sagas::runtime::{Commands, Issue, Issued};
+use etr_sagas::simulators::FraudSimulator;
+use sqlx::PgPool;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// How a started role's loop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// When it stops with an error, it is logged and the role starts again after a growing
+    /// pause ([`supervise`]): what a serving process does.
+    Supervised,
+    /// It runs once; an error is logged and the role stays stopped ([`spawn_once`]): what a
+    /// measurement does, which must notice a role that stopped.
+    Never,
+}
+
+/// Whether this process should serve the schema registry: when `SCHEMA_REGISTRY_URL` names
+/// the platform's own registry address (the default), the platform is the registry.
+pub fn own_registry(settings: &Settings) -> bool {
+    let url = settings.schema_registry_url.trim_end_matches('/');
+    url == format!("http://{}", settings.registry_addr)
+        || (settings.registry_addr.starts_with("127.0.0.1:")
+            && url
+                == format!(
+                    "http://localhost:{}",
+                    &settings.registry_addr["127.0.0.1:".len()..]
+                ))
+}
+
+/// The registry URL a log reader should use. When the platform's own registry is configured
+/// but not running (the platform is stopped), serves it in-process from the same database on
+/// an ephemeral port, so `etr tail` and rebuilds work on their own.
+///
+/// Errors: the database ([`Error::Database`]); binding the ephemeral port.
+pub async fn reader_registry(settings: &Settings) -> Result<String, Error> {
+    let url = settings.schema_registry_url.clone();
+    let answers = reqwest::Client::new()
+        .get(format!("{}/subjects", url.trim_end_matches('/')))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok();
+    if answers || !own_registry(settings) {
+        return Ok(url);
+    }
+    let pool = database(settings).await?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let local = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(etr_infra::registry::serve(pool, listener));
+    Ok(local)
+}
+
+/// A pool of up to 32 connections to the configured database, created and migrated first
+/// when needed.
+///
+/// Errors: [`Error::Database`], naming the URL.
+pub async fn database(settings: &Settings) -> Result<PgPool, Error> {
+    pg::connect_and_migrate(&settings.database_url, 32)
+        .await
+        .map_err(|source| Error::Database {
+            url: settings.database_url.clone(),
+            source,
+        })
+}
+
+/// Waits up to 30 s for the broker, then creates the topic with the configured number of
+/// partitions (or checks the existing one has it).
+///
+/// Errors: [`Error::Broker`]; a topic with another partition count.
+pub async fn broker(settings: &Settings) -> Result<(), Error> {
+    kafka::wait_until_ready(&settings.kafka_bootstrap, Duration::from_secs(30))
+        .await
+        .map_err(Error::Broker)?;
+    kafka::ensure_topic(
+        &settings.kafka_bootstrap,
+        &settings.topic,
+        settings.partitions,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Listens on `addr` for `role`.
+///
+/// Errors: [`Error::Bind`].
+pub async fn bind(role: &'static str, addr: &str) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        role,
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
+/// Serves the schema registry from `pool` on `listener` until it fails (logged).
+pub fn serve_registry(pool: PgPool, listener: TcpListener) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = etr_infra::registry::serve(pool, listener).await {
+            tracing::error!(error = %e, "schema registry stopped");
+        }
+    })
+}
+
+/// Serves the schema registry on the configured registry address.
+///
+/// Errors: [`Error::Bind`].
+pub async fn start_registry(settings: &Settings, pool: PgPool) -> Result<JoinHandle<()>, Error> {
+    let listener = bind("the schema registry", &settings.registry_addr).await?;
+    tracing::info!(addr = %settings.registry_addr, "schema registry listening");
+    Ok(serve_registry(pool, listener))
+}
+
+/// Registers the event schemas and builds the relay that publishes the outbox, woken by
+/// `committed` when the command API runs in the same process. It takes its lease as
+/// `relay@<advertised command API address>` and keeps published events for the configured
+/// outbox retention.
+///
+/// Errors: [`Error::Schemas`]; creating the producer.
+pub async fn relay(
+    settings: &Settings,
+    pool: &PgPool,
+    codec: &EventCodec,
+    committed: Arc<Notify>,
+) -> Result<Relay, Error> {
+    codec.register_all().await.map_err(Error::Schemas)?;
+    Ok(Relay::new(
+        pool.clone(),
+        kafka::producer(&settings.kafka_bootstrap)?,
+        codec.clone(),
+        settings.topic.clone(),
+        committed,
+    )
+    .with_holder(format!("relay@{}", settings.command_api_advertised_addr))
+    .with_retention(settings.outbox_retention))
+}
+
+/// Runs `relay` in its own task.
+pub fn start_relay(relay: Relay, restart: Restart) -> JoinHandle<()> {
+    match restart {
+        Restart::Supervised => {
+            let relay = Arc::new(relay);
+            supervise("relay", move || {
+                let relay = relay.clone();
+                async move { relay.run().await }
+            })
+        }
+        Restart::Never => spawn_once("relay", async move { relay.run().await }),
+    }
+}
+
+/// The command API's application: the command handler (partition heads prepared, one writer
+/// per partition named after the advertised address), the fraud simulator it asks, the
+/// default limits of a registered client, the bearer-token keys and the client that forwards
+/// a command to the process writing its partition (30 s timeout).
+///
+/// Errors: preparing the partition heads; building the HTTP client.
+pub async fn command_app(
+    settings: &Settings,
+    pool: &PgPool,
+    committed: Arc<Notify>,
+) -> Result<Arc<App>, Error> {
+    Handler::prepare(pool, settings.partitions).await?;
+    let handler = Handler::new(
+        pool.clone(),
+        settings.partitions,
+        Arc::new(SystemClock),
+        committed,
+        handler::Settings::new(settings.command_api_advertised_addr.clone()),
+    );
+    Ok(Arc::new(App {
+        handler,
+        fraud: Arc::new(FraudSimulator::default()),
+        default_limits: Limits::registered(),
+        keys: Keys::from_secret(settings.jwt_secret.as_bytes()),
+        forwarder: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
+    }))
+}
+
+/// The command handler as the process managers see it: an issued command is handled like a
+/// client's, its command id standing for the request fingerprint.
+pub struct HandlerCommands(pub Arc<App>);
+
+impl Commands for HandlerCommands {
+    fn issue(&self, issue: Issue) -> BoxFuture<'_, Result<Issued, String>> {
+        Box::pin(async move {
+            let meta = Meta {
+                request_hash: issue.command_id.clone(),
+                command_id: issue.command_id,
+                correlation_id: issue.correlation_id,
+                actor: issue.actor,
+            };
+            match self.0.handler.handle(meta, issue.command).await {
+                Ok(handled) => Ok(match handled.outcome {
+                    Outcome::Accepted { .. } => Issued::Accepted,
+                    Outcome::Rejected { code, .. } => Issued::Rejected { code },
+                }),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// The payment processor's timing: the defaults of [`Policy`], overridden by
+/// `ETR_PAYMENT_ATTEMPT_TIMEOUT_MS` (one provider call, milliseconds) and
+/// `ETR_PAYMENT_DEADLINE_SECS` (reservation to release when the provider never answers,
+/// seconds); a value that is not a positive integer is ignored.
+pub fn payment_policy() -> Policy {
+    let mut policy = Policy::default();
+    let number = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| *v > 0)
+    };
+    if let Some(ms) = number("ETR_PAYMENT_ATTEMPT_TIMEOUT_MS") {
+        policy.attempt_timeout = time::Duration::milliseconds(ms);
+    }
+    if let Some(secs) = number("ETR_PAYMENT_DEADLINE_SECS") {
+        policy.deadline = time::Duration::seconds(secs);
+    }
+    policy
+}
+
+/// Starts the payment processor: the tracker (a projection of the payment events, run as
+/// `restart` says) and the executor that calls `provider` and records its answers through
+/// `app`'s command handler (polling for due instances every 50 ms). Returns their tasks.
+///
+/// Errors: creating the tracker's projector (with [`Restart::Never`] only; a supervised one
+/// retries).
+pub fn start_payment_processor(
+    settings: &Settings,
+    pool: &PgPool,
+    app: Arc<App>,
+    provider: Arc<dyn PaymentProvider>,
+    policy: Policy,
+    restart: Restart,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    let tracker = start_projector(
+        "payment-execution tracker",
+        settings,
+        pool,
+        move || Tracker { policy },
+        restart,
+    )?;
+    let executor = Executor {
+        pool: pool.clone(),
+        policy,
+        provider,
+        commands: Arc::new(HandlerCommands(app)),
+        poll: Duration::from_millis(50),
+    };
+    Ok(vec![tracker, tokio::spawn(executor.run())])
+}
+
+/// One projection's projector (it reads every partition; its offsets are committed under its
+/// own group id).
+///
+/// Errors: creating the codec or the consumer.
+pub fn projector<P: Projection>(
+    settings: &Settings,
+    pool: &PgPool,
+    projection: P,
+) -> Result<Projector<P>, Error> {
+    let codec = EventCodec::new(&settings.schema_registry_url, &settings.topic)?;
+    Ok(Projector::new(
+        pool.clone(),
+        codec,
+        &settings.kafka_bootstrap,
+        &settings.topic,
+        projection,
+    )?)
+}
+
+/// Runs the projector of the projection `make` builds in its own task, named `name`.
+fn start_projector<P, F>(
+    name: &'static str,
+    settings: &Settings,
+    pool: &PgPool,
+    make: F,
+    restart: Restart,
+) -> Result<JoinHandle<()>, Error>
+where
+    P: Projection + 'static,
+    F: Fn() -> P + Send + Sync + 'static,
+{
+    Ok(match restart {
+        Restart::Supervised => {
+            let (settings, pool) = (settings.clone(), pool.clone());
+            supervise(name, move || {
+                let made = projector(&settings, &pool, make());
+                async move { made?.run().await.map_err(Error::from) }
+            })
+        }
+        Restart::Never => {
+            let projector = projector(settings, pool, make())?;
+            spawn_once(name, async move { projector.run().await })
+        }
+    })
+}
+
+/// Starts every projection (wallets, announcing status changes; lending; timeline), each
+/// with its own offsets and in its own task: one that fails does not stop the others.
+///
+/// Errors: creating a projector (with [`Restart::Never`] only; a supervised one retries).
+pub fn start_projectors(
+    settings: &Settings,
+    pool: &PgPool,
+    restart: Restart,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    Ok(vec![
+        start_projector(
+            "wallets projector",
+            settings,
+            pool,
+            || Wallets { announce: true },
+            restart,
+        )?,
+        start_projector("lending projector", settings, pool, || Lending, restart)?,
+        start_projector("timeline projector", settings, pool, || Timeline, restart)?,
+    ])
+}
+
+/// Serves the GraphQL query API on the configured address, its tokens verified with the
+/// configured secret.
+///
+/// Errors: [`Error::Bind`].
+pub async fn start_query_api(settings: &Settings, pool: PgPool) -> Result<JoinHandle<()>, Error> {
+    let keys = Keys::from_secret(settings.jwt_secret.as_bytes());
+    let listener = bind("the query API", &settings.query_api_addr).await?;
+    tracing::info!(addr = %settings.query_api_addr, "GraphQL query API listening");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, etr_query_api::router(pool, keys)).await {
+            tracing::error!(error = %e, "query API stopped");
+        }
+    }))
+}
+
+/// Runs a role's loop; when it stops with an error, logs it and starts it again after a
+/// growing pause (0.5 s, doubling, at most 30 s; back to 0.5 s after a run of over a
+/// minute). Nothing else in the process stops with it.
+pub fn supervise<F, Fut, E>(name: &'static str, start: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let start = Arc::new(start);
+    tokio::spawn(async move {
+        let first_pause = Duration::from_millis(500);
+        let mut pause = first_pause;
+        loop {
+            let started = tokio::time::Instant::now();
+            match start().await {
+                Ok(()) => return,
+                Err(e) => {
+                    // A role that ran a while before failing starts again quickly.
+                    if started.elapsed() > Duration::from_secs(60) {
+                        pause = first_pause;
+                    }
+                    tracing::error!(role = name, error = %e, pause_ms = pause.as_millis() as u64, "stopped; restarting");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    })
+}
+
+/// Runs a role once in its own task; an error is logged.
+pub fn spawn_once<F, E>(name: &'static str, role: F) -> JoinHandle<()>
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    tokio::spawn(async move {
+        if let Err(e) = role.await {
+            tracing::error!(role = name, error = %e, "stopped");
+        }
+    })
+}
+
+/// A token for `sub` in `role`, signed with the configured secret, valid for 24 hours.
+///
+/// Errors: signing ([`Error::Token`]).
+pub fn dev_token(settings: &Settings, sub: &str, role: Role) -> Result<String, Error> {
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
+    Ok(Keys::from_secret(settings.jwt_secret.as_bytes()).issue(sub, role, exp)?)
+}
+
+/// `Bearer <token>` for the client a command API URL or path names (`…/v1/clients/<id>/…`),
+/// signed with the configured secret and valid for 24 hours: what a client app sends with
+/// its commands.
+///
+/// Errors: a URL without a client id ([`Error::NotClientUrl`]); signing.
+pub fn client_bearer(settings: &Settings, url: &str) -> Result<String, Error> {
+    let client = url
+        .split_once("/v1/clients/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .ok_or_else(|| Error::NotClientUrl(url.to_owned()))?;
+    Ok(format!(
+        "Bearer {}",
+        dev_token(settings, &client.to_string(), Role::Client)?
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_bearer_needs_a_client_id_in_the_url() {
+        let settings = Settings {
+            kafka_bootstrap: "127.0.0.1:9092".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/etr".into(),
+            schema_registry_url: "http://127.0.0.1:8081".into(),
+            topic: "etr.events".into(),
+            partitions: 8,
+            command_api_addr: "127.0.0.1:8080".into(),
+            command_api_advertised_addr: "127.0.0.1:8080".into(),
+            query_api_addr: "127.0.0.1:8090".into(),
+            jwt_secret: etr_infra::config::DEV_JWT_SECRET.into(),
+            registry_addr: "127.0.0.1:8081".into(),
+            outbox_retention: Duration::from_secs(3600),
+        };
+        let url = "http://127.0.0.1:1/v1/clients/00000000-0000-0000-0000-000000000001/wallets";
+        assert!(client_bearer(&settings, url)
+            .expect("a client URL")
+            .starts_with("Bearer "));
+        assert!(matches!(
+            client_bearer(&settings, "http://127.0.0.1:1/v1/clients/nobody/wallets"),
+            Err(Error::NotClientUrl(_))
+        ));
+        assert!(matches!(
+            client_bearer(&settings, "/v1/wallets"),
+            Err(Error::NotClientUrl(_))
+        ));
+    }
+}
