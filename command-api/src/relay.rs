@@ -97,7 +97,8 @@ SELECT epoch = $1 AND expires_at > clock_timestamp() FROM relay_lease WHERE id =
 /// touching the outbox) and not backing off (`$2`): its watermark and up to `$1` rows above it,
 /// in sequence order.
 const PENDING: &str = "\
-SELECT h.partition, COALESCE(w.published_sequence, 0) AS published, o.sequence, o.envelope, o.event
+SELECT h.partition, COALESCE(w.published_sequence, 0) AS published, o.sequence,
+       o.envelope::text AS envelope, o.event::text AS event
   FROM partition_heads h
   LEFT JOIN relay_watermarks w ON w.partition = h.partition
  CROSS JOIN LATERAL (
@@ -200,8 +201,9 @@ struct Pending {
     partition: i32,
     published: i64,
     sequence: i64,
-    envelope: serde_json::Value,
-    event: serde_json::Value,
+    /// JSON text, parsed only here (a row that does not parse stalls its partition alone).
+    envelope: String,
+    event: String,
 }
 
 /// Why a partition stopped where it did in a pass.
@@ -441,8 +443,15 @@ impl Relay {
             .bind(&waiting)
             .fetch_all(&self.pool)
             .await?;
+        let read = now.elapsed();
         let partitions = rows.chunk_by(|a, b| a.partition == b.partition);
         let progress = join_all(partitions.map(|rows| self.publish_partition(rows))).await;
+        tracing::debug!(
+            rows = rows.len(),
+            read_ms = read.as_millis() as u64,
+            published_ms = (now.elapsed() - read).as_millis() as u64,
+            "relay pass"
+        );
 
         let (more, marks) = self.settle(progress);
         if marks.partitions.is_empty() {
@@ -527,6 +536,7 @@ impl Relay {
     /// them, and reports the last sequence acknowledged in order.
     async fn publish_partition(&self, rows: &[Pending]) -> Progress {
         let (partition, from) = (rows[0].partition, rows[0].published);
+        let started = Instant::now();
         let mut stop = None;
         let mut records = Vec::with_capacity(rows.len());
         for (expected, row) in (from + 1..).zip(rows) {
@@ -557,7 +567,15 @@ impl Relay {
                 SEND_TIMEOUT,
             )
         });
+        let encoded = started.elapsed();
         let results = join_all(sends).await;
+        tracing::debug!(
+            partition,
+            records = records.len(),
+            encode_ms = encoded.as_millis() as u64,
+            acked_ms = (started.elapsed() - encoded).as_millis() as u64,
+            "relay partition sent"
+        );
         let acked = results.iter().take_while(|r| r.is_ok()).count();
         self.published
             .fetch_add(u64::try_from(acked).unwrap_or(0), Ordering::Relaxed);
@@ -576,10 +594,10 @@ impl Relay {
 
     /// The record of one row (key: the client id), or why there is none.
     async fn encode(&self, row: &Pending) -> Result<(String, Vec<u8>), String> {
-        let envelope: Envelope = serde_json::from_value(row.envelope.clone())
+        let envelope: Envelope = serde_json::from_str(&row.envelope)
             .map_err(|e| format!("envelope does not parse: {e}"))?;
-        let event: Event = serde_json::from_value(row.event.clone())
-            .map_err(|e| format!("event does not parse: {e}"))?;
+        let event: Event =
+            serde_json::from_str(&row.event).map_err(|e| format!("event does not parse: {e}"))?;
         if i64::from(envelope.partition) != i64::from(row.partition)
             || i64::try_from(envelope.sequence).ok() != Some(row.sequence)
         {

@@ -9,12 +9,22 @@ use crate::error::Result;
 /// Migrations of every table the platform owns (write path, registry, read models).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The connection options of every pool the platform opens: `url` with Postgres's JIT
+/// compilation off. The platform's statements are short; when the planner's estimate of one
+/// passes `jit_above_cost` (as the relay's outbox read does on tables whose statistics lag),
+/// compiling it took 10–30 ms of every execution that runs in about 1 ms.
+///
+/// Errors: a URL that does not parse.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)?.options([("jit", "off")]))
+}
+
 /// Opens a pool and applies pending migrations. The database is created when missing.
 pub async fn connect_and_migrate(url: &str, max_connections: u32) -> Result<PgPool> {
     ensure_database(url).await?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .connect(url)
+        .connect_with(connect_options(url)?)
         .await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)

@@ -21,10 +21,9 @@ use etr_infra::avro::EventCodec;
 use etr_infra::kafka;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::Message;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::dead_letters;
@@ -324,7 +323,7 @@ async fn rebuild<P: Projection>(
     let copy_pool = PgPoolOptions::new()
         .max_connections(2)
         .connect_with(
-            PgConnectOptions::from_str(database_url)?
+            etr_infra::pg::connect_options(database_url)?
                 .options([("search_path", format!("{staging},public"))]),
         )
         .await?;

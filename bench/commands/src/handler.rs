@@ -170,10 +170,15 @@ impl Scratch {
             .await
             .context("creating the bench database (is Postgres running?)")?;
         pool.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .connect(&url)
-            .await;
+        let pool = match pg::connect_options(&url) {
+            Ok(options) => {
+                PgPoolOptions::new()
+                    .max_connections(POOL_SIZE)
+                    .connect_with(options)
+                    .await
+            }
+            Err(e) => Err(sqlx::Error::Configuration(e.to_string().into())),
+        };
         match pool {
             Ok(pool) => Ok(Scratch { url, pool }),
             Err(e) => {
