@@ -2,12 +2,15 @@
 
 use rust_decimal::Decimal;
 
+use crate::identity::IdentityError;
 use crate::money::{Currency, MoneyError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Money(#[from] MoneyError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("wallet {0} does not exist")]
     WalletNotFound(uuid::Uuid),
     #[error("wallet {0} already exists")]
@@ -61,10 +64,13 @@ impl Error {
     /// codes ([`MoneyError::code`]: `invalid_amount`, `amount_empty`, `amount_whitespace`,
     /// `amount_not_positive`, `amount_signed`, `amount_exponent`, `amount_underscore`,
     /// `amount_bare_point`, `amount_too_long`, `amount_too_precise`, `amount_too_large`,
-    /// `unknown_currency`, `currency_mismatch`).
+    /// `unknown_currency`, `currency_mismatch`); so do refusals of a client identifier
+    /// ([`IdentityError::code`]: `inn_format`, `inn_checksum`, `snils_format`,
+    /// `snils_checksum`, `passport_format`, `phone_format`, `email_format`).
     pub fn code(&self) -> &'static str {
         match self {
             Error::Money(e) => e.code(),
+            Error::Identity(e) => e.code(),
             Error::WalletNotFound(_) => "wallet_not_found",
             Error::WalletAlreadyOpened(_) => "wallet_already_exists",
             Error::WalletClosed(_) => "wallet_closed",

@@ -13,6 +13,7 @@ pub mod application;
 pub mod command;
 pub mod envelope;
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod loan;
 pub mod money;

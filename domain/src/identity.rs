@@ -1,0 +1,305 @@
+//! A client's identifiers, parsed once at the edge (seed 000, 6.2.1: the customer registry
+//! keeps the passport, SNILS, INN, phone and e-mail of a client and searches by them).
+//!
+//! Each type holds only a valid value in one canonical form, so two spellings of the same
+//! identifier (`"112-233-445 95"` and `"11223344595"`) are equal once parsed, and a search by
+//! it needs no further normalising. Where the format has a check digit it is verified:
+//! INN (Federal Tax Service order ММВ-7-6/435@, the control-number algorithm of its
+//! appendix) and SNILS (Pension Fund regulation on the insurance number, control number
+//! modulo 101). Every refusal has a stable machine-readable code ([`IdentityError::code`]).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// `inn_format`
+    #[error("INN `{0}` must be 10 digits (an organisation) or 12 digits (a person)")]
+    InnFormat(String),
+    /// `inn_checksum`
+    #[error("INN `{0}` fails its check digit")]
+    InnChecksum(String),
+    /// `snils_format`
+    #[error("SNILS `{0}` must be 11 digits, written `XXX-XXX-XXX YY` or without separators")]
+    SnilsFormat(String),
+    /// `snils_checksum`
+    #[error("SNILS `{0}` fails its check number")]
+    SnilsChecksum(String),
+    /// `passport_format`
+    #[error("passport `{0}` must be a 4-digit series and a 6-digit number, e.g. `4510 123456`")]
+    PassportFormat(String),
+    /// `phone_format`
+    #[error("phone `{0}` must be in E.164 form, e.g. `+79161234567` (or a Russian number starting with 8)")]
+    PhoneFormat(String),
+    /// `email_format`
+    #[error("e-mail `{0}` is not an address of the form name@domain.tld")]
+    EmailFormat(String),
+}
+
+impl IdentityError {
+    /// The stable code for API responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdentityError::InnFormat(_) => "inn_format",
+            IdentityError::InnChecksum(_) => "inn_checksum",
+            IdentityError::SnilsFormat(_) => "snils_format",
+            IdentityError::SnilsChecksum(_) => "snils_checksum",
+            IdentityError::PassportFormat(_) => "passport_format",
+            IdentityError::PhoneFormat(_) => "phone_format",
+            IdentityError::EmailFormat(_) => "email_format",
+        }
+    }
+}
+
+/// The ASCII digits of `s` once the separators people write (`-`, space) are removed, or
+/// `None` when anything else is in it.
+fn digits_without(s: &str, separators: &[char]) -> Option<Vec<u32>> {
+    let mut out = Vec::with_capacity(s.len());
+    for c in s.trim().chars() {
+        if separators.contains(&c) {
+            continue;
+        }
+        out.push(c.to_digit(10).filter(|_| c.is_ascii_digit())?);
+    }
+    Some(out)
+}
+
+fn weighted(digits: &[u32], weights: &[u32]) -> u32 {
+    digits.iter().zip(weights).map(|(d, w)| d * w).sum()
+}
+
+fn render(digits: &[u32]) -> String {
+    digits
+        .iter()
+        .filter_map(|d| char::from_digit(*d, 10))
+        .collect()
+}
+
+/// A taxpayer number (ИНН): 10 digits for an organisation, 12 for a person, check digits
+/// verified. Canonical form: the digits only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Inn(String);
+
+impl Inn {
+    /// Errors: [`IdentityError::InnFormat`] (not 10 or 12 digits), [`IdentityError::InnChecksum`].
+    pub fn parse(input: &str) -> Result<Inn, IdentityError> {
+        let format = || IdentityError::InnFormat(input.to_owned());
+        let d = digits_without(input, &[]).ok_or_else(format)?;
+        let check = |n: usize, weights: &[u32]| weighted(&d[..n], weights) % 11 % 10 == d[n];
+        let valid = match d.len() {
+            10 => check(9, &[2, 4, 10, 3, 5, 9, 4, 6, 8]),
+            12 => {
+                check(10, &[7, 2, 4, 10, 3, 5, 9, 4, 6, 8])
+                    && check(11, &[3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8])
+            }
+            _ => return Err(format()),
+        };
+        if valid {
+            Ok(Inn(render(&d)))
+        } else {
+            Err(IdentityError::InnChecksum(input.to_owned()))
+        }
+    }
+
+    /// Whether it is a person's (12-digit) INN.
+    pub fn is_personal(&self) -> bool {
+        self.0.len() == 12
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An individual insurance account number (СНИЛС): 9 digits and a 2-digit check number.
+/// Canonical form: the 11 digits only.
+///
+/// The check number is Σ dᵢ·(9 − i) over the 9 digits (i from 0), taken modulo 101, with 100
+/// written `00`. It is defined for numbers above 001-001-998; lower numbers were issued before
+/// the rule and are accepted as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Snils(String);
+
+impl Snils {
+    /// Errors: [`IdentityError::SnilsFormat`], [`IdentityError::SnilsChecksum`].
+    pub fn parse(input: &str) -> Result<Snils, IdentityError> {
+        let d = digits_without(input, &['-', ' '])
+            .filter(|d| d.len() == 11)
+            .ok_or_else(|| IdentityError::SnilsFormat(input.to_owned()))?;
+        let number = d[..9].iter().fold(0u32, |n, x| n * 10 + x);
+        let given = d[9] * 10 + d[10];
+        if number > 1_001_998 && snils_check(&d[..9]) != given {
+            return Err(IdentityError::SnilsChecksum(input.to_owned()));
+        }
+        Ok(Snils(render(&d)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The check number of a SNILS's first 9 digits.
+fn snils_check(nine: &[u32]) -> u32 {
+    let sum = weighted(nine, &[9, 8, 7, 6, 5, 4, 3, 2, 1]);
+    let rest = sum % 101;
+    if rest == 100 {
+        0
+    } else {
+        rest
+    }
+}
+
+/// A Russian internal passport's series and number: 4 + 6 digits (written `4510 123456`).
+/// Canonical form: the 10 digits only, series first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PassportNumber(String);
+
+impl PassportNumber {
+    /// Errors: [`IdentityError::PassportFormat`] (not 10 digits once spaces are removed,
+    /// or an all-zero series or number).
+    pub fn parse(input: &str) -> Result<PassportNumber, IdentityError> {
+        let d = digits_without(input, &[' '])
+            .filter(|d| d.len() == 10)
+            .filter(|d| d[..4].iter().any(|x| *x != 0) && d[4..].iter().any(|x| *x != 0))
+            .ok_or_else(|| IdentityError::PassportFormat(input.to_owned()))?;
+        Ok(PassportNumber(render(&d)))
+    }
+
+    /// The 4-digit series (the MVD invalid-passports list's `PASSP_SERIES`).
+    pub fn series(&self) -> &str {
+        &self.0[..4]
+    }
+
+    /// The 6-digit number (`PASSP_NUMBER`).
+    pub fn number(&self) -> &str {
+        &self.0[4..]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A phone number in E.164 form: `+`, a country code and the subscriber number, 8 to 15
+/// digits in all, the first not 0. Spaces, `-`, `(` and `)` are dropped; a Russian national
+/// number written `8XXXXXXXXXX` (11 digits) becomes `+7XXXXXXXXXX`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneE164(String);
+
+impl PhoneE164 {
+    /// Errors: [`IdentityError::PhoneFormat`].
+    pub fn parse(input: &str) -> Result<PhoneE164, IdentityError> {
+        let format = || IdentityError::PhoneFormat(input.to_owned());
+        let trimmed = input.trim();
+        let (plus, rest) = match trimmed.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        let mut d = digits_without(rest, &[' ', '-', '(', ')']).ok_or_else(format)?;
+        if !plus {
+            // Only the Russian national form is accepted without a `+`.
+            if d.len() == 11 && d[0] == 8 {
+                d[0] = 7;
+            } else {
+                return Err(format());
+            }
+        }
+        if !(8..=15).contains(&d.len()) || d[0] == 0 {
+            return Err(format());
+        }
+        Ok(PhoneE164(format!("+{}", render(&d))))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An e-mail address: one `@`, a non-empty local part, a domain with a dot and no empty
+/// label, no whitespace, at most 254 characters. Canonical form: the domain lower-cased (the
+/// local part is kept as written: it may be case-sensitive).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    /// Errors: [`IdentityError::EmailFormat`].
+    pub fn parse(input: &str) -> Result<Email, IdentityError> {
+        let format = || IdentityError::EmailFormat(input.to_owned());
+        let s = input.trim();
+        if s.is_empty() || s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format());
+        }
+        let (local, domain) = s.split_once('@').ok_or_else(format)?;
+        let labels: Vec<&str> = domain.split('.').collect();
+        if local.is_empty()
+            || local.len() > 64
+            || domain.contains('@')
+            || labels.len() < 2
+            || labels
+                .iter()
+                .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-') || l.len() > 63)
+            || labels
+                .iter()
+                .any(|l| !l.chars().all(|c| c.is_alphanumeric() || c == '-'))
+        {
+            return Err(format());
+        }
+        Ok(Email(format!("{local}@{}", domain.to_lowercase())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_newtype {
+    ($($t:ident),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = IdentityError;
+            fn try_from(s: String) -> Result<Self, IdentityError> {
+                $t::parse(&s)
+            }
+        }
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.0
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = IdentityError;
+            fn from_str(s: &str) -> Result<Self, IdentityError> {
+                $t::parse(s)
+            }
+        }
+    )*};
+}
+
+string_newtype!(Inn, Snils, PassportNumber, PhoneE164, Email);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snils_check_number_cases_of_the_rule() {
+        // 112-233-445: 1·9+1·8+2·7+2·6+3·5+3·4+4·3+4·2+5·1 = 95.
+        assert_eq!(snils_check(&[1, 1, 2, 2, 3, 3, 4, 4, 5]), 95);
+        // A sum of exactly 100 and of 101 both give 00.
+        assert_eq!(snils_check(&[0, 0, 0, 0, 0, 0, 0, 0, 100]), 0);
+        assert_eq!(snils_check(&[0, 0, 0, 0, 0, 0, 0, 0, 101]), 0);
+        // Above 101 the rest modulo 101 is taken.
+        assert_eq!(snils_check(&[0, 0, 0, 0, 0, 0, 0, 0, 150]), 49);
+    }
+}
