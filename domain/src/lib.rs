@@ -20,6 +20,7 @@ pub mod money;
 pub mod payment;
 pub mod payment_execution;
 pub mod ports;
+pub mod schedule;
 pub mod wallet;
 
 pub use command::{decide, evolve, AggregateKind, AggregateRef, Command, Context, Event, State};

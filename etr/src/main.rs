@@ -2,6 +2,7 @@
 //! a cluster runs each role (`command-api`, `relay`, `registry`, …) separately.
 
 mod bench;
+mod calc;
 mod dead_letters;
 mod demo;
 mod log;
@@ -115,6 +116,11 @@ enum Cmd {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Money math as the platform does it, for checking numbers by hand.
+    Calc {
+        #[command(subcommand)]
+        which: calc::Which,
+    },
     /// Records of the log a consumer could not read: list them, retry them once the cause
     /// is fixed (JSON lines).
     DeadLetters {
@@ -133,8 +139,13 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Arithmetic only: no configuration needed.
+    let command = match cli.command {
+        Cmd::Calc { which } => return calc::run(which),
+        other => other,
+    };
     let settings = etr_infra::config::Settings::from_env().context("configuration")?;
-    match cli.command {
+    match command {
         Cmd::Up { no_demo, demo_only } => platform::up(settings, !no_demo, demo_only).await,
         Cmd::CommandApi { with_relay } => platform::command_api(settings, with_relay).await,
         Cmd::Relay => platform::relay_only(settings).await,
@@ -183,5 +194,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RebuildSnapshots { replace } => log::rebuild_snapshots(&settings, replace).await,
         Cmd::Bench { which } => bench::run(settings, which).await,
         Cmd::DeadLetters { action } => dead_letters::run(&settings, action).await,
+        Cmd::Calc { which } => calc::run(which),
     }
 }
