@@ -37,7 +37,7 @@ pub enum DayCount {
     Actual365,
 }
 
-time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+time::serde::format_description!(pub iso_date, Date, "[year]-[month]-[day]");
 
 impl DayCount {
     /// `30/360` or `actual/365`.

@@ -34,6 +34,14 @@ pub enum Which {
         #[arg(long)]
         json: bool,
     },
+    /// The full cost of credit (ПСК, 353-FZ art. 6) of a list of cash flows, in percent a
+    /// year (3 decimals) and in money.
+    Psk {
+        /// A JSON file: `[{"date": "2026-01-01", "amount": "-10000.00"}, …]`, the issue
+        /// negative, in date order; amounts as strings.
+        #[arg(long)]
+        flows: std::path::PathBuf,
+    },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -73,6 +81,56 @@ pub fn run(which: Which) -> anyhow::Result<()> {
                 println!("total interest {}", schedule::total_interest(&instalments));
             }
             Ok(())
+        }
+        Which::Psk { flows } => {
+            let text = std::fs::read_to_string(&flows)
+                .with_context(|| format!("reading {}", flows.display()))?;
+            let flows: Vec<flow_file::Input> = serde_json::from_str(&text)
+                .context("--flows: expected a JSON list of {\"date\": \"YYYY-MM-DD\", \"amount\": \"-10000.00\"}")?;
+            let flows = flows
+                .into_iter()
+                .enumerate()
+                .map(|(n, f)| {
+                    f.parse()
+                        .with_context(|| format!("--flows, flow {}", n + 1))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let psk = etr_domain::psk::psk(&flows).context("no PSK for these flows")?;
+            println!("{}", serde_json::to_string_pretty(&psk)?);
+            Ok(())
+        }
+    }
+}
+
+mod flow_file {
+    use anyhow::Context as _;
+    use rust_decimal::Decimal;
+
+    /// One flow as written in the file: both fields text, parsed exactly.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Input {
+        date: String,
+        amount: String,
+    }
+
+    impl Input {
+        pub fn parse(self) -> anyhow::Result<etr_domain::psk::Flow> {
+            let date = time::Date::parse(
+                &self.date,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .with_context(|| format!("date `{}`: expected YYYY-MM-DD", self.date))?;
+            let amount = Decimal::from_str_exact(&self.amount)
+                .ok()
+                .filter(|a| a.scale() <= 2)
+                .with_context(|| {
+                    format!(
+                        "amount `{}`: expected roubles such as -10000.00",
+                        self.amount
+                    )
+                })?;
+            Ok(etr_domain::psk::Flow { date, amount })
         }
     }
 }

@@ -119,3 +119,39 @@ fn schedule_table_and_refusals() {
         assert!(err.contains(says), "{all:?}: {err}");
     }
 }
+
+#[test]
+fn psk_of_a_flows_file() {
+    let dir = std::env::temp_dir().join(format!("etr-calc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 0.8 %/day over 10 days: 0.08 per 10-day base period × 36.5 × 100 = 292.000 % (353-FZ
+    // art. 6, by hand).
+    let payday = dir.join("payday.json");
+    std::fs::write(
+        &payday,
+        r#"[{"date":"2026-01-01","amount":"-10000.00"},{"date":"2026-01-11","amount":"10800.00"}]"#,
+    )
+    .unwrap();
+    let (ok, out, err) = calc(&["psk", "--flows", payday.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["percent"].as_str(), v["money"].as_str()),
+        (Some("292.000"), Some("800.00"))
+    );
+
+    let less = dir.join("less.json");
+    std::fs::write(
+        &less,
+        r#"[{"date":"2026-01-01","amount":"-10000.00"},{"date":"2026-02-01","amount":"9000.00"}]"#,
+    )
+    .unwrap();
+    let (ok, _, err) = calc(&["psk", "--flows", less.to_str().unwrap()]);
+    assert!(!ok && err.contains("less than was lent"), "{err}");
+
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"[{"date":"2026-01-01","amount":-10000.5}]"#).unwrap();
+    let (ok, _, err) = calc(&["psk", "--flows", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("--flows"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
