@@ -10,6 +10,7 @@
 //! [`command`] is the single entry point the command handler uses.
 
 pub mod application;
+pub mod caps;
 pub mod command;
 pub mod envelope;
 pub mod error;
