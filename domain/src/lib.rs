@@ -21,6 +21,7 @@ pub mod money;
 pub mod payment;
 pub mod payment_execution;
 pub mod ports;
+pub mod product;
 pub mod psk;
 pub mod schedule;
 pub mod wallet;
