@@ -20,6 +20,7 @@ pub mod loan;
 pub mod money;
 pub mod payment;
 pub mod payment_execution;
+pub mod pdn;
 pub mod ports;
 pub mod product;
 pub mod psk;
