@@ -6,6 +6,7 @@ mod calc;
 mod dead_letters;
 mod demo;
 mod log;
+mod passports;
 mod platform;
 mod rebuild;
 mod timeline;
@@ -116,6 +117,11 @@ enum Cmd {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// The MVD list of invalid passports: load a published file, check a passport.
+    Passports {
+        #[command(subcommand)]
+        action: passports::Action,
+    },
     /// Money math as the platform does it, for checking numbers by hand.
     Calc {
         #[command(subcommand)]
@@ -195,5 +201,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Bench { which } => bench::run(settings, which).await,
         Cmd::DeadLetters { action } => dead_letters::run(&settings, action).await,
         Cmd::Calc { which } => calc::run(which),
+        Cmd::Passports { action } => passports::run(&settings, action).await,
     }
 }

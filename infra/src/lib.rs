@@ -9,6 +9,7 @@ pub mod auth;
 pub mod avro;
 pub mod config;
 pub mod error;
+pub mod invalid_passports;
 pub mod kafka;
 pub mod pg;
 pub mod registry;
