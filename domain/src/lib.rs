@@ -18,6 +18,7 @@ pub mod identity;
 pub mod ids;
 pub mod loan;
 pub mod money;
+pub mod otp;
 pub mod payment;
 pub mod payment_execution;
 pub mod pdn;
