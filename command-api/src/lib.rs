@@ -11,6 +11,7 @@ pub mod body;
 pub mod committer;
 pub mod error;
 pub mod handler;
+pub mod otp;
 pub mod relay;
 pub mod writer;
 

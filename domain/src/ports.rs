@@ -31,3 +31,16 @@ pub trait FraudControl: Send + Sync {
 pub trait PaymentProvider: Send + Sync {
     fn execute<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, Execution>;
 }
+
+/// A text message to a client's phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsMessage {
+    pub phone: crate::identity::PhoneE164,
+    pub text: String,
+}
+
+/// The SMS gateway (seed 000, 6.10: codes for confirmations are sent by SMS).
+pub trait SmsGateway: Send + Sync {
+    /// Sends `message`; `Err` with the gateway's reason when it refused or failed.
+    fn send<'a>(&'a self, message: &'a SmsMessage) -> BoxFuture<'a, Result<(), String>>;
+}

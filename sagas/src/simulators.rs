@@ -195,3 +195,50 @@ mod tests {
         );
     }
 }
+
+/// SMS gateway simulator: records every message it is given, so tests read the codes the
+/// platform sent; refuses numbers ending in `0000` (a gateway refusal to test against).
+#[derive(Debug, Default)]
+pub struct SmsSimulator {
+    sent: Mutex<Vec<etr_domain::ports::SmsMessage>>,
+}
+
+impl SmsSimulator {
+    /// The texts sent to `phone` (E.164), oldest first.
+    pub fn sent_to(&self, phone: &str) -> Vec<String> {
+        self.sent.lock().map_or_else(
+            |_| Vec::new(),
+            |m| {
+                m.iter()
+                    .filter(|s| s.phone.as_str() == phone)
+                    .map(|s| s.text.clone())
+                    .collect()
+            },
+        )
+    }
+
+    /// The last run of digits in the last text sent to `phone`: the code, for a code message.
+    pub fn last_code(&self, phone: &str) -> Option<String> {
+        let text = self.sent_to(phone).pop()?;
+        text.split(|c: char| !c.is_ascii_digit())
+            .rfind(|w| !w.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+impl etr_domain::ports::SmsGateway for SmsSimulator {
+    fn send<'a>(
+        &'a self,
+        message: &'a etr_domain::ports::SmsMessage,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if message.phone.as_str().ends_with("0000") {
+                return Err("the gateway refused the number".to_owned());
+            }
+            if let Ok(mut sent) = self.sent.lock() {
+                sent.push(message.clone());
+            }
+            Ok(())
+        })
+    }
+}
