@@ -14,6 +14,7 @@ pub mod caps;
 pub mod command;
 pub mod envelope;
 pub mod error;
+pub mod identification;
 pub mod identity;
 pub mod ids;
 pub mod loan;
