@@ -157,19 +157,7 @@ async fn a_fenced_partition_fails_alone_and_the_rest_of_its_group_commits() {
         assert_eq!(head, events, "partition {p}");
     }
     pool.close().await;
-    drop_database(&url).await;
-}
-
-/// Drops the test's database through the server's maintenance database.
-async fn drop_database(url: &str) {
-    let Some((server, name)) = url.rsplit_once('/') else {
-        return;
-    };
-    let name = name.split('?').next().unwrap_or(name);
-    if let Ok(admin) = sqlx::PgPool::connect(&format!("{server}/postgres")).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
+    etr_infra::pg::drop_database(&url)
+        .await
+        .expect("dropping the test database");
 }

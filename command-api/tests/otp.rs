@@ -12,18 +12,6 @@ use time::macros::datetime;
 use time::Duration;
 use uuid::Uuid;
 
-async fn drop_database(url: &str) {
-    let Some((server, name)) = url.rsplit_once('/') else {
-        return;
-    };
-    if let Ok(admin) = sqlx::PgPool::connect(&format!("{server}/postgres")).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_are_sent_checked_counted_and_throttled() {
     let (pool, url) = etr_infra::pg::fresh_database("etr_test_otp")
@@ -132,5 +120,7 @@ async fn codes_are_sent_checked_counted_and_throttled() {
     assert_eq!(stored, 0);
 
     pool.close().await;
-    drop_database(&url).await;
+    etr_infra::pg::drop_database(&url)
+        .await
+        .expect("dropping the test database");
 }

@@ -211,7 +211,7 @@ async fn twenty_kills_under_load_lose_nothing_and_strand_nothing() {
     assert_eq!(held, Decimal::ZERO, "no hold is left");
 
     // The live read models equal a fresh rebuild of the same log.
-    let (fresh, _) = etr_infra::pg::fresh_database("etr_test_crash_rebuild")
+    let (fresh, fresh_url) = etr_infra::pg::fresh_database("etr_test_crash_rebuild")
         .await
         .unwrap();
     let events: Vec<_> = by_position
@@ -233,5 +233,8 @@ async fn twenty_kills_under_load_lose_nothing_and_strand_nothing() {
         dump_read_models(&fresh).await
     );
     fresh.close().await;
+    etr_infra::pg::drop_database(&fresh_url)
+        .await
+        .expect("dropping the rebuild's database");
     drop(etr);
 }

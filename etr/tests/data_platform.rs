@@ -563,19 +563,10 @@ async fn fresh() -> (sqlx::PgPool, String) {
 
 /// Drops a test database (kept when the test fails, for inspection).
 async fn drop_database(pool: sqlx::PgPool, url: &str) {
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
     pool.close().await;
-    let admin = sqlx::PgPool::connect(&etr_infra::pg::with_database(url, "postgres"))
+    etr_infra::pg::drop_database(url)
         .await
-        .unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
+        .expect("dropping the test database");
 }
 
 type DayRow = (String, String, String, String, String, String, i32, bool);

@@ -85,19 +85,7 @@ async fn a_published_list_loads_whole_and_answers_lookups() {
     };
     assert_eq!(loads, 2);
     std::fs::remove_dir_all(&dir).ok();
-    drop_database(&url);
-}
-
-/// Drops the test's database through the server's maintenance database.
-fn drop_database(url: &str) {
-    let Some((server, name)) = url.rsplit_once('/') else {
-        return;
-    };
-    let _ = Command::new("psql")
-        .arg(format!("{server}/postgres"))
-        .args([
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-        ])
-        .output();
+    etr_infra::pg::drop_database(&url)
+        .await
+        .expect("dropping the test database");
 }

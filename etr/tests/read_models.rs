@@ -162,7 +162,7 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
     }
 
     // A fresh rebuild of the same log into another database must be identical.
-    let (fresh, _) = etr_infra::pg::fresh_database("etr_test_rm_rebuild")
+    let (fresh, fresh_url) = etr_infra::pg::fresh_database("etr_test_rm_rebuild")
         .await
         .unwrap();
     let events: Vec<_> = records
@@ -202,4 +202,7 @@ async fn command_is_visible_in_the_read_model_and_a_killed_projector_catches_up_
         "the live read model equals a fresh rebuild from the log"
     );
     fresh.close().await;
+    etr_infra::pg::drop_database(&fresh_url)
+        .await
+        .expect("dropping the rebuild's database");
 }

@@ -249,7 +249,7 @@ async fn rebuild_switches_to_tables_equal_to_the_log_while_serving() {
         .max()
         .unwrap();
     wait_projected(&pool, "wallets", i64::from(last.0), last.1 as i64).await;
-    let (fresh, _) = etr_infra::pg::fresh_database("etr_test_bg_fresh")
+    let (fresh, fresh_url) = etr_infra::pg::fresh_database("etr_test_bg_fresh")
         .await
         .unwrap();
     let events: Vec<_> = records
@@ -282,4 +282,7 @@ async fn rebuild_switches_to_tables_equal_to_the_log_while_serving() {
         .await;
     assert_eq!(v["data"]["wallet"]["balance"], expected.to_string(), "{v}");
     fresh.close().await;
+    etr_infra::pg::drop_database(&fresh_url)
+        .await
+        .expect("dropping the rebuild's database");
 }

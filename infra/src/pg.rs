@@ -71,6 +71,26 @@ pub async fn fresh_database(prefix: &str) -> Result<(PgPool, String)> {
     Ok((pool, url))
 }
 
+/// Drops the database named in `url` (a [`fresh_database`] once its test or run is done),
+/// through the server's maintenance database, closing its other sessions first.
+///
+/// Errors: Postgres (connecting to the maintenance database, or the drop).
+pub async fn drop_database(url: &str) -> Result<()> {
+    let opts = connect_options(url)?;
+    let Some(name) = opts.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let mut admin = opts.database("postgres").connect().await?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        name.replace('"', "\"\"")
+    ))
+    .execute(&mut admin)
+    .await?;
+    admin.close().await?;
+    Ok(())
+}
+
 /// Replaces the database path of a `postgres://` URL.
 pub fn with_database(url: &str, database: &str) -> String {
     let (head, query) = match url.split_once('?') {

@@ -6,7 +6,7 @@ use etr_schemas::samples;
 
 #[tokio::test]
 async fn every_event_type_round_trips_through_the_registry() {
-    let (pool, _) = etr_infra::pg::fresh_database("etr_test_codec")
+    let (pool, database_url) = etr_infra::pg::fresh_database("etr_test_codec")
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -51,4 +51,7 @@ async fn every_event_type_round_trips_through_the_registry() {
         .unwrap();
     assert_eq!(subjects.len(), events.len());
     assert!(subjects.contains(&"etr.events-etr.wallet.WalletOpened".to_owned()));
+    etr_infra::pg::drop_database(&database_url)
+        .await
+        .expect("dropping the test database");
 }

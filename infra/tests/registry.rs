@@ -26,11 +26,31 @@ const OPENED_V2_NO_DEFAULT: &str = r#"{"type":"record","name":"WalletOpened","na
 struct Server {
     base: String,
     http: Client,
+    database_url: String,
+}
+
+impl Drop for Server {
+    /// Drops the test's database unless the test failed (then it is kept for inspection).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let Some((server, name)) = self.database_url.rsplit_once('/') else {
+            return;
+        };
+        let _ = std::process::Command::new("psql")
+            .arg(format!("{server}/postgres"))
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            ])
+            .output();
+    }
 }
 
 impl Server {
     async fn start() -> Server {
-        let (pool, _url) = etr_infra::pg::fresh_database("registry_test")
+        let (pool, database_url) = etr_infra::pg::fresh_database("registry_test")
             .await
             .expect("fresh database");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -41,6 +61,7 @@ impl Server {
         Server {
             base: format!("http://{addr}"),
             http: Client::new(),
+            database_url,
         }
     }
 
