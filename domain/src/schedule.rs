@@ -194,13 +194,15 @@ pub fn schedule(terms: &Terms) -> Result<Vec<Instalment>, ScheduleError> {
         Repayment::Bullet => None,
     };
     let mut balance = kopecks(terms.principal);
+    // The end of the last period, and the date of the last instalment paid.
     let mut previous = terms.start;
+    let mut last_due = terms.start;
     let mut accrued = Decimal::ZERO;
     let mut out = Vec::with_capacity(terms.periods as usize);
     for number in 1..=terms.periods {
         let date = add_months(terms.start, number).ok_or(ScheduleError::Date)?;
-        let days =
-            u32::try_from((date - previous).whole_days()).map_err(|_| ScheduleError::Date)?;
+        let days = whole_days(previous, date)?;
+        previous = date;
         let interest =
             kopecks(period_interest(terms, balance, days).ok_or(ScheduleError::Overflow)?);
         let last = number == terms.periods;
@@ -211,35 +213,31 @@ pub fn schedule(terms: &Terms) -> Result<Vec<Instalment>, ScheduleError> {
                 (payment - interest).max(Decimal::ZERO).min(balance),
                 interest,
             ),
+            // A bullet loan pays each period's interest, on the whole principal, at the end.
+            None if last => (balance, accrued + interest),
             None => {
                 accrued += interest;
-                if last {
-                    (balance, accrued)
-                } else {
-                    (Decimal::ZERO, Decimal::ZERO)
-                }
+                continue;
             }
         };
-        // In a bullet schedule the balance stays whole until the end, so its interest is the
-        // same every 30/360 month.
-        if level.is_some() || last {
-            balance = kopecks(balance - principal);
-            out.push(Instalment {
-                number: u32::try_from(out.len() + 1).unwrap_or(number),
-                date,
-                days: u32::try_from(
-                    (date - out.last().map_or(terms.start, |i: &Instalment| i.date)).whole_days(),
-                )
-                .map_err(|_| ScheduleError::Date)?,
-                payment: kopecks(principal + interest),
-                principal: kopecks(principal),
-                interest,
-                balance,
-            });
-        }
-        previous = date;
+        balance = kopecks(balance - principal);
+        out.push(Instalment {
+            number: u32::try_from(out.len() + 1).unwrap_or(number),
+            date,
+            days: whole_days(last_due, date)?,
+            payment: kopecks(principal + interest),
+            principal: kopecks(principal),
+            interest,
+            balance,
+        });
+        last_due = date;
     }
     Ok(out)
+}
+
+/// Calendar days from `from` to `to`.
+fn whole_days(from: Date, to: Date) -> Result<u32, ScheduleError> {
+    u32::try_from((to - from).whole_days()).map_err(|_| ScheduleError::Date)
 }
 
 /// Σ interest of a schedule, in roubles.
