@@ -18,10 +18,11 @@ use crate::ids::ClientId;
 
 use crate::payment::{self, Payment};
 use crate::wallet::{self, Wallet};
-use crate::{application, loan};
+use crate::{application, client, loan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AggregateKind {
+    Client,
     Application,
     Loan,
     WalletAccount,
@@ -29,7 +30,8 @@ pub enum AggregateKind {
 }
 
 impl AggregateKind {
-    pub const ALL: [AggregateKind; 4] = [
+    pub const ALL: [AggregateKind; 5] = [
+        AggregateKind::Client,
         AggregateKind::Application,
         AggregateKind::Loan,
         AggregateKind::WalletAccount,
@@ -38,6 +40,7 @@ impl AggregateKind {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            AggregateKind::Client => "client",
             AggregateKind::Application => "application",
             AggregateKind::Loan => "loan",
             AggregateKind::WalletAccount => "wallet_account",
@@ -70,6 +73,24 @@ impl AggregateRef {
             id,
         }
     }
+    pub fn client(id: ClientId) -> Self {
+        AggregateRef {
+            kind: AggregateKind::Client,
+            id: id.0,
+        }
+    }
+    pub fn application(id: Uuid) -> Self {
+        AggregateRef {
+            kind: AggregateKind::Application,
+            id,
+        }
+    }
+    pub fn loan(id: Uuid) -> Self {
+        AggregateRef {
+            kind: AggregateKind::Loan,
+            id,
+        }
+    }
     pub fn payment(id: Uuid) -> Self {
         AggregateRef {
             kind: AggregateKind::Payment,
@@ -90,6 +111,10 @@ pub struct Context {
 /// its aggregate's `Command` and `decide`; nothing here changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
+    Client {
+        client_id: ClientId,
+        command: client::Command,
+    },
     Wallet {
         client_id: ClientId,
         wallet_id: Uuid,
@@ -117,16 +142,18 @@ impl Command {
     /// The command's name as recorded with its command record, e.g. `OpenWallet`.
     pub fn name(&self) -> &'static str {
         match self {
+            Command::Client { command, .. } => command.name(),
             Command::Wallet { command, .. } => command.name(),
             Command::Payment { command, .. } => command.name(),
-            Command::Application { .. } => "Application",
+            Command::Application { command, .. } => command.name(),
             Command::Loan { .. } => "Loan",
         }
     }
 
     pub fn client_id(&self) -> ClientId {
         match self {
-            Command::Wallet { client_id, .. }
+            Command::Client { client_id, .. }
+            | Command::Wallet { client_id, .. }
             | Command::Payment { client_id, .. }
             | Command::Application { client_id, .. }
             | Command::Loan { client_id, .. } => *client_id,
@@ -136,6 +163,7 @@ impl Command {
     /// The aggregates whose state `decide` needs and whose events it may emit.
     pub fn targets(&self) -> Vec<AggregateRef> {
         match self {
+            Command::Client { client_id, .. } => vec![AggregateRef::client(*client_id)],
             Command::Wallet {
                 wallet_id, command, ..
             } => {
@@ -151,10 +179,18 @@ impl Command {
                 AggregateRef::payment(*payment_id),
                 AggregateRef::wallet(*wallet_id),
             ],
-            Command::Application { application_id, .. } => vec![AggregateRef {
-                kind: AggregateKind::Application,
-                id: *application_id,
-            }],
+            Command::Application {
+                client_id,
+                application_id,
+                command,
+            } => {
+                let mut targets = vec![
+                    AggregateRef::application(*application_id),
+                    AggregateRef::client(*client_id),
+                ];
+                targets.extend(command.other_targets());
+                targets
+            }
             Command::Loan { loan_id, .. } => vec![AggregateRef {
                 kind: AggregateKind::Loan,
                 id: *loan_id,
@@ -166,6 +202,7 @@ impl Command {
 /// An event of any aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
+    Client(client::Event),
     Wallet(wallet::Event),
     Payment(payment::Event),
     Application(application::Event),
@@ -175,6 +212,7 @@ pub enum Event {
 impl Event {
     pub fn name(&self) -> &'static str {
         match self {
+            Event::Client(e) => e.name(),
             Event::Wallet(e) => e.name(),
             Event::Payment(e) => e.name(),
             Event::Application(e) => e.name(),
@@ -184,6 +222,7 @@ impl Event {
 
     pub fn kind(&self) -> AggregateKind {
         match self {
+            Event::Client(_) => AggregateKind::Client,
             Event::Wallet(_) => AggregateKind::WalletAccount,
             Event::Payment(_) => AggregateKind::Payment,
             Event::Application(_) => AggregateKind::Application,
@@ -195,6 +234,7 @@ impl Event {
 /// The state of any aggregate, as kept in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
+    Client(client::Client),
     Wallet(Wallet),
     Payment(Payment),
     Application(application::Application),
@@ -205,6 +245,10 @@ impl State {
     /// The state of an aggregate that has no events yet.
     pub fn initial(target: AggregateRef) -> State {
         match target.kind {
+            AggregateKind::Client => State::Client(client::Client {
+                id: target.id,
+                ..Default::default()
+            }),
             AggregateKind::WalletAccount => State::Wallet(Wallet {
                 id: target.id,
                 ..Wallet::default()
@@ -229,6 +273,7 @@ impl State {
 /// the state unchanged (the log never contains such a pairing).
 pub fn evolve(state: State, client: ClientId, event: &Event) -> State {
     match (state, event) {
+        (State::Client(s), Event::Client(e)) => State::Client(client::evolve(s, e)),
         (State::Wallet(s), Event::Wallet(e)) => State::Wallet(wallet::evolve(s, e)),
         (State::Payment(s), Event::Payment(e)) => State::Payment(payment::evolve(s, client, e)),
         (State::Application(s), Event::Application(e)) => {
@@ -247,9 +292,23 @@ pub type States = BTreeMap<AggregateRef, State>;
 pub fn decide(
     states: &States,
     command: &Command,
-    _context: &Context,
+    context: &Context,
 ) -> Result<Vec<(AggregateRef, Event)>, Error> {
     match command {
+        Command::Client { client_id, command } => {
+            let target = AggregateRef::client(*client_id);
+            let state = match states.get(&target) {
+                Some(State::Client(c)) => c.clone(),
+                _ => client::Client {
+                    id: client_id.0,
+                    ..Default::default()
+                },
+            };
+            Ok(client::decide(&state, client_id.0, command)?
+                .into_iter()
+                .map(|e| (target, Event::Client(e)))
+                .collect())
+        }
         Command::Wallet {
             client_id,
             wallet_id,
@@ -265,28 +324,7 @@ pub fn decide(
             client_id,
             application_id,
             command,
-        } => {
-            let target = AggregateRef {
-                kind: AggregateKind::Application,
-                id: *application_id,
-            };
-            let state = match states.get(&target) {
-                Some(State::Application(a)) => a.clone(),
-                _ => application::Application {
-                    id: *application_id,
-                    ..Default::default()
-                },
-            };
-            if state.client_id.is_some_and(|c| c != *client_id) {
-                return Err(Error::Invalid(format!(
-                    "application {application_id} does not exist"
-                )));
-            }
-            Ok(application::decide(&state, *application_id, command)?
-                .into_iter()
-                .map(|e| (target, Event::Application(e)))
-                .collect())
-        }
+        } => application::decide(states, *client_id, *application_id, command, context),
         Command::Loan {
             client_id,
             loan_id,

@@ -48,6 +48,18 @@ pub enum Error {
     PaymentNotFound(uuid::Uuid),
     #[error("payment {0} already exists")]
     PaymentAlreadyExists(uuid::Uuid),
+    #[error("client {0} does not exist")]
+    ClientNotFound(uuid::Uuid),
+    #[error("client {0} is blocked")]
+    ClientBlocked(uuid::Uuid),
+    #[error("application {0} does not exist")]
+    ApplicationNotFound(uuid::Uuid),
+    #[error("the client already has an open application {0}")]
+    ApplicationAlreadyOpen(uuid::Uuid),
+    #[error("the signature is over another document; the contract's SHA-256 is {expected}")]
+    ContractHashMismatch { expected: String },
+    #[error("not due before {0}")]
+    NotYetDue(time::OffsetDateTime),
     #[error("{aggregate} {id} cannot {action} in status {status}")]
     InvalidTransition {
         aggregate: &'static str,
@@ -82,6 +94,12 @@ impl Error {
             Error::TransferToSameWallet => "transfer_to_same_wallet",
             Error::PaymentNotFound(_) => "payment_not_found",
             Error::PaymentAlreadyExists(_) => "payment_already_exists",
+            Error::ClientNotFound(_) => "client_not_found",
+            Error::ClientBlocked(_) => "client_blocked",
+            Error::ApplicationNotFound(_) => "application_not_found",
+            Error::ApplicationAlreadyOpen(_) => "application_already_open",
+            Error::ContractHashMismatch { .. } => "contract_hash_mismatch",
+            Error::NotYetDue(_) => "not_yet_due",
             Error::InvalidTransition { .. } => "invalid_transition",
             Error::Invalid(_) => "invalid_command",
         }
@@ -90,6 +108,12 @@ impl Error {
     /// Whether the refusal is because something does not exist (HTTP 404) rather than a
     /// business rule (HTTP 422).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::WalletNotFound(_) | Error::PaymentNotFound(_))
+        matches!(
+            self,
+            Error::WalletNotFound(_)
+                | Error::PaymentNotFound(_)
+                | Error::ClientNotFound(_)
+                | Error::ApplicationNotFound(_)
+        )
     }
 }

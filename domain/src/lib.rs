@@ -5,12 +5,14 @@
 //! performs I/O, reads a clock or spawns tasks: business time arrives in [`Context`] (for
 //! commands) or in the event envelope (for replays), so replaying the log is deterministic.
 //!
-//! Aggregates: [`wallet`] (wallet accounts), [`payment`] (wallet operations with the
+//! Aggregates: [`client`] (the customer registry), [`wallet`] (wallet accounts), [`payment`] (wallet operations with the
 //! 0–9 lifecycle), [`application`] (loan applications) and [`loan`] (issued loans).
 //! [`command`] is the single entry point the command handler uses.
 
 pub mod application;
 pub mod caps;
+pub mod client;
+pub mod conveyor;
 pub mod command;
 pub mod envelope;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod money;
 pub mod otp;
 pub mod payment;
 pub mod payment_execution;
+pub mod personal;
 pub mod pdn;
 pub mod ports;
 pub mod product;

@@ -46,6 +46,27 @@ pub struct Loan {
     #[serde(with = "crate::money::amount_str")]
     pub outstanding: Decimal,
     pub term_days: u32,
+    /// The contract's terms, for loans issued by the conveyor.
+    #[serde(default)]
+    pub terms: Option<Terms>,
+}
+
+/// The terms of a loan concluded from an offer: its schedule and PSK (353-FZ art. 6) as
+/// the client signed them. Amounts in roubles with kopecks; `psk_percent` has 3 decimals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub product_id: String,
+    pub term: u32,
+    /// `months` or `days`.
+    pub term_unit: String,
+    #[serde(with = "crate::schedule::iso_date")]
+    pub contract_date: time::Date,
+    pub schedule: Vec<crate::schedule::Instalment>,
+    pub psk_percent: Decimal,
+    pub psk_money: Decimal,
+    /// The bound card the money was paid out to.
+    pub card_id: Option<Uuid>,
+    pub payout_reference: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +76,7 @@ pub enum Command {
         principal: Money,
         term_days: u32,
         daily_rate_percent: String,
+        terms: Option<Terms>,
     },
     AcceptRepayment {
         repayment_id: Uuid,
@@ -75,6 +97,8 @@ pub enum Event {
         principal: Money,
         term_days: u32,
         daily_rate_percent: String,
+        #[serde(default)]
+        terms: Option<Terms>,
     },
     RepaymentAccepted {
         repayment_id: Uuid,
@@ -119,6 +143,7 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
                 principal,
                 term_days,
                 daily_rate_percent,
+                terms,
             },
         ) => Ok(vec![Event::LoanIssued {
             loan_id: id,
@@ -126,6 +151,7 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
             principal: *principal,
             term_days: *term_days,
             daily_rate_percent: daily_rate_percent.clone(),
+            terms: terms.clone(),
         }]),
         (
             S::Active | S::Overdue,
@@ -171,8 +197,10 @@ pub fn evolve(mut state: Loan, client: ClientId, event: &Event) -> Loan {
             application_id,
             principal,
             term_days,
+            terms,
             ..
         } => {
+            state.terms = terms.clone();
             state.id = *loan_id;
             state.client_id = Some(client);
             state.application_id = Some(*application_id);

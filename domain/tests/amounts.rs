@@ -135,6 +135,7 @@ fn a_loan_repaid_in_full_owes_zero_without_a_sign() {
             principal: rub("100.00"),
             term_days: 30,
             daily_rate_percent: "0.8".into(),
+            terms: None,
         },
         loan::Event::RepaymentAccepted {
             repayment_id: Uuid::from_u128(7),

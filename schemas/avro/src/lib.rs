@@ -214,6 +214,7 @@ fn event_from_json(
     fields: Map<String, Json>,
 ) -> Result<Event, Error> {
     let outer = match aggregate {
+        "client" => "Client",
         "wallet" => "Wallet",
         "payment" => "Payment",
         "application" => "Application",

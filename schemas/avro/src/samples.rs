@@ -1,12 +1,15 @@
 //! One example of every event type, for round-trip tests (here and through the registry).
 
-use etr_domain::application::{self, Offer};
+use etr_domain::application::{self, CartItem, Contract, Offer};
+use etr_domain::client;
+use etr_domain::personal::Sealed;
+use etr_domain::schedule::Instalment;
 use etr_domain::payment;
 use etr_domain::wallet::{self, Limits};
 use etr_domain::{loan, Actor, ClientId, Currency, Envelope, Event, Money};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
-use time::macros::datetime;
+use time::macros::{date, datetime};
 use uuid::Uuid;
 
 fn money(cents: i64) -> Money {
@@ -19,13 +22,39 @@ pub fn every_event() -> Vec<Event> {
     let mut attributes = BTreeMap::new();
     attributes.insert("account".to_owned(), "79001234567".to_owned());
     attributes.insert("region".to_owned(), "77".to_owned());
+    let instalment = Instalment {
+        number: 1,
+        date: date!(2026 - 12 - 24),
+        days: 30,
+        payment: Decimal::new(1_860_000, 2),
+        principal: Decimal::new(1_500_000, 2),
+        interest: Decimal::new(360_000, 2),
+        balance: Decimal::new(0, 2),
+    };
     let offer = Offer {
         offer_id: id(9),
+        product_id: "payday-30".into(),
         amount: money(1_500_000),
-        term_days: 30,
-        daily_rate_percent: "0.8".into(),
+        term: 30,
+        term_unit: "days".into(),
+        contract_date: date!(2026 - 11 - 24),
+        schedule: vec![instalment.clone()],
+        charges: Decimal::new(360_000, 2),
+        psk_percent: Decimal::new(292_000, 3),
+        psk_money: Decimal::new(360_000, 2),
     };
-    use Event::{Application as A, Loan as L, Payment as P, Wallet as W};
+    let sealed = Sealed {
+        key_version: 1,
+        nonce: "00".repeat(24),
+        ciphertext: "ab".repeat(40),
+    };
+    let card = client::BoundCard {
+        card_id: id(14),
+        provider: "sbc".into(),
+        token: "tok-1".into(),
+        masked_pan: "220220******1234".into(),
+    };
+    use Event::{Application as A, Client as C, Loan as L, Payment as P, Wallet as W};
     vec![
         W(wallet::Event::WalletOpened {
             wallet_id: id(1),
@@ -89,15 +118,69 @@ pub fn every_event() -> Vec<Event> {
         P(payment::Event::PaymentCancelled {
             reason: "fraud control: velocity".into(),
         }),
+        C(client::Event::ClientRegistered {
+            personal: sealed.clone(),
+            registered_by: "shop-1".into(),
+        }),
+        C(client::Event::PersonalDataChanged { personal: sealed }),
+        C(client::Event::ClientBlocked {
+            reason: "fraud suspicion".into(),
+        }),
+        C(client::Event::ClientUnblocked),
+        C(client::Event::ClientTagged {
+            tag: "vip".into(),
+            reason: "long relationship".into(),
+        }),
+        C(client::Event::ClientUntagged {
+            tag: "vip".into(),
+            reason: "reviewed".into(),
+        }),
+        C(client::Event::CardBound { card: card.clone() }),
+        C(client::Event::ApplicationOpened {
+            application_id: id(7),
+        }),
+        C(client::Event::ApplicationClosed {
+            application_id: id(7),
+            outcome: "disbursed".into(),
+        }),
+        A(application::Event::ApplicationCreated {
+            application_id: id(7),
+            product_id: Some("installment-12".into()),
+            requested: money(1_500_000),
+            term: 12,
+            partner_id: Some("shop-1".into()),
+            channel: "partner".into(),
+            cart: vec![CartItem {
+                name: "Телефон".into(),
+                quantity: 1,
+                price: money(1_500_000),
+            }],
+        }),
         A(application::Event::ApplicationSubmitted {
             application_id: id(7),
-            requested: money(1_500_000),
-            term_days: 30,
-            partner_id: Some("shop-1".into()),
         }),
-        A(application::Event::ClientIdentified),
+        A(application::Event::ClientIdentified {
+            method: "snils".into(),
+        }),
+        A(application::Event::IdentificationReferred {
+            method: "photo".into(),
+            reason: "photo identification needs an operator".into(),
+            ticket_id: id(20),
+        }),
         A(application::Event::IdentificationFailed {
-            reason: "passport invalid".into(),
+            reasons: vec!["passport invalid".into()],
+        }),
+        A(application::Event::LegalChecksPassed),
+        A(application::Event::ApplicationReferred {
+            stage: "scoring".into(),
+            reasons: vec!["possible duplicate client".into()],
+            score: Some(640),
+            pdn_percent: Some(Decimal::new(423, 1)),
+        }),
+        A(application::Event::ReviewResolved {
+            stage: "scoring".into(),
+            approved: true,
+            reason: "not a duplicate".into(),
         }),
         A(application::Event::ApplicationApproved {
             offers: vec![
@@ -107,24 +190,71 @@ pub fn every_event() -> Vec<Event> {
                     ..offer
                 },
             ],
+            score: 700,
+            pdn_percent: None,
+            expires_at: datetime!(2026-11-27 10:15:30 UTC),
         }),
         A(application::Event::ApplicationDeclined {
-            reason: "PDN above 80%".into(),
+            stage: "scoring".into(),
+            reasons: vec!["PDN above 80%".into()],
+            score: None,
+            pdn_percent: Some(Decimal::new(812, 1)),
         }),
         A(application::Event::OfferChosen { offer_id: id(9) }),
+        A(application::Event::ContractGenerated {
+            contract: Contract {
+                contract_id: id(11),
+                document_sha256: "cd".repeat(32),
+                location: "agreements/7/cd.pdf".into(),
+                template: "loan_agreement".into(),
+            },
+        }),
         A(application::Event::ContractSigned {
             contract_id: id(11),
+            document_sha256: "cd".repeat(32),
+            otp_purpose: "sign".into(),
         }),
-        A(application::Event::LoanDisbursed { loan_id: id(12) }),
+        A(application::Event::CardBindingRequested {
+            binding_id: id(14),
+            provider: "sbc".into(),
+            card_token: "tok-1".into(),
+            masked_pan: "220220******1234".into(),
+        }),
+        A(application::Event::ApplicationCardBound { card }),
+        A(application::Event::CardBindingFailed {
+            binding_id: id(14),
+            reason: "card declined".into(),
+        }),
+        A(application::Event::GoodsHandedOver),
+        A(application::Event::LoanDisbursed {
+            loan_id: id(12),
+            payout_reference: "sbc-payout-1".into(),
+        }),
+        A(application::Event::DisbursementFailed {
+            reason: "provider refused".into(),
+            contract_id: Some(id(11)),
+        }),
         A(application::Event::ApplicationCancelled {
             reason: "client withdrew".into(),
         }),
+        A(application::Event::ApplicationExpired),
         L(loan::Event::LoanIssued {
             loan_id: id(12),
             application_id: id(7),
             principal: money(1_500_000),
             term_days: 30,
             daily_rate_percent: "0.8".into(),
+            terms: Some(loan::Terms {
+                product_id: "payday-30".into(),
+                term: 30,
+                term_unit: "days".into(),
+                contract_date: date!(2026 - 11 - 24),
+                schedule: vec![instalment],
+                psk_percent: Decimal::new(292_000, 3),
+                psk_money: Decimal::new(360_000, 2),
+                card_id: Some(id(14)),
+                payout_reference: "sbc-payout-1".into(),
+            }),
         }),
         L(loan::Event::RepaymentAccepted {
             repayment_id: id(13),

@@ -1,0 +1,281 @@
+//! The customer registry's client (seed 000, 6.2.1): the personal cabinet (registered,
+//! blocked, unblocked), sealed personal data, tags with their reasons, bound cards, and the
+//! one open loan application a client may have.
+//!
+//! ```text
+//! (none) ─register─▶ Active ◀─block / unblock─▶ Blocked
+//! ```
+//!
+//! The aggregate id is the client id. Its events carry personal data only sealed
+//! ([`crate::personal::Sealed`]).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::personal::Sealed;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Status {
+    #[default]
+    New,
+    Active,
+    Blocked,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Active => "active",
+            Status::Blocked => "blocked",
+        }
+    }
+}
+
+/// A bank card bound to the client through a payment provider (seed 000, 6.9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundCard {
+    pub card_id: Uuid,
+    /// `sbc`, `tinkoff` or `elecsnet`.
+    pub provider: String,
+    /// The provider's token for the card (never the card number).
+    pub token: String,
+    /// First six and last four digits, e.g. `220220******1234`.
+    pub masked_pan: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Client {
+    pub id: Uuid,
+    pub status: Status,
+    pub personal: Option<Sealed>,
+    /// Who registered the client: a partner id, or `self` for the client's own app.
+    pub registered_by: Option<String>,
+    pub block_reason: Option<String>,
+    /// Tag → the reason it was set.
+    pub tags: BTreeMap<String, String>,
+    pub cards: Vec<BoundCard>,
+    /// The client's application that has not reached an end yet.
+    pub open_application: Option<Uuid>,
+    /// Loans disbursed to the client (a repeat client has at least one).
+    pub loans_disbursed: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    RegisterClient {
+        personal: Sealed,
+        registered_by: String,
+    },
+    ChangePersonalData {
+        personal: Sealed,
+    },
+    BlockClient {
+        reason: String,
+    },
+    UnblockClient,
+    TagClient {
+        tag: String,
+        reason: String,
+    },
+    UntagClient {
+        tag: String,
+        reason: String,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::RegisterClient { .. } => "RegisterClient",
+            Command::ChangePersonalData { .. } => "ChangePersonalData",
+            Command::BlockClient { .. } => "BlockClient",
+            Command::UnblockClient => "UnblockClient",
+            Command::TagClient { .. } => "TagClient",
+            Command::UntagClient { .. } => "UntagClient",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    ClientRegistered {
+        personal: Sealed,
+        registered_by: String,
+    },
+    PersonalDataChanged {
+        personal: Sealed,
+    },
+    ClientBlocked {
+        reason: String,
+    },
+    ClientUnblocked,
+    ClientTagged {
+        tag: String,
+        reason: String,
+    },
+    ClientUntagged {
+        tag: String,
+        reason: String,
+    },
+    CardBound {
+        card: BoundCard,
+    },
+    /// An application of the client was created; until it ends no other may be.
+    ApplicationOpened {
+        application_id: Uuid,
+    },
+    /// The open application ended (`outcome`: the application's final status).
+    ApplicationClosed {
+        application_id: Uuid,
+        outcome: String,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ClientRegistered { .. } => "ClientRegistered",
+            Event::PersonalDataChanged { .. } => "PersonalDataChanged",
+            Event::ClientBlocked { .. } => "ClientBlocked",
+            Event::ClientUnblocked => "ClientUnblocked",
+            Event::ClientTagged { .. } => "ClientTagged",
+            Event::ClientUntagged { .. } => "ClientUntagged",
+            Event::CardBound { .. } => "CardBound",
+            Event::ApplicationOpened { .. } => "ApplicationOpened",
+            Event::ApplicationClosed { .. } => "ApplicationClosed",
+        }
+    }
+}
+
+/// Tags are short identifiers: 1–64 of `a-z 0-9 _ -`.
+fn check_tag(tag: &str) -> Result<(), Error> {
+    if tag.is_empty()
+        || tag.len() > 64
+        || !tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(Error::Invalid(format!(
+            "tag `{tag}` must be 1–64 characters of a-z, 0-9, _ and -"
+        )));
+    }
+    Ok(())
+}
+
+fn reason_required(reason: &str) -> Result<(), Error> {
+    if reason.trim().is_empty() {
+        return Err(Error::Invalid("a reason is required".into()));
+    }
+    Ok(())
+}
+
+/// Decides a registry command.
+///
+/// Errors: [`Error::ClientNotFound`] for a client never registered;
+/// [`Error::InvalidTransition`] (registering twice, blocking a blocked client, unblocking an
+/// active one); [`Error::Invalid`] for a bad tag or a missing reason.
+pub fn decide(state: &Client, id: Uuid, command: &Command) -> Result<Vec<Event>, Error> {
+    use Status as S;
+    let refuse = |action: &'static str| Error::InvalidTransition {
+        aggregate: "client",
+        id,
+        action,
+        status: state.status.label().into(),
+    };
+    let event = match (state.status, command) {
+        (
+            S::New,
+            Command::RegisterClient {
+                personal,
+                registered_by,
+            },
+        ) => Event::ClientRegistered {
+            personal: personal.clone(),
+            registered_by: registered_by.clone(),
+        },
+        (S::New, _) => return Err(Error::ClientNotFound(id)),
+        (_, Command::RegisterClient { .. }) => return Err(refuse("be registered again")),
+        (_, Command::ChangePersonalData { personal }) => Event::PersonalDataChanged {
+            personal: personal.clone(),
+        },
+        (S::Active, Command::BlockClient { reason }) => {
+            reason_required(reason)?;
+            Event::ClientBlocked {
+                reason: reason.clone(),
+            }
+        }
+        (S::Blocked, Command::BlockClient { .. }) => return Err(refuse("be blocked")),
+        (S::Blocked, Command::UnblockClient) => Event::ClientUnblocked,
+        (S::Active, Command::UnblockClient) => return Err(refuse("be unblocked")),
+        (_, Command::TagClient { tag, reason }) => {
+            check_tag(tag)?;
+            reason_required(reason)?;
+            Event::ClientTagged {
+                tag: tag.clone(),
+                reason: reason.clone(),
+            }
+        }
+        (_, Command::UntagClient { tag, reason }) => {
+            reason_required(reason)?;
+            if !state.tags.contains_key(tag) {
+                return Err(Error::Invalid(format!("the client has no tag `{tag}`")));
+            }
+            Event::ClientUntagged {
+                tag: tag.clone(),
+                reason: reason.clone(),
+            }
+        }
+    };
+    Ok(vec![event])
+}
+
+pub fn evolve(mut state: Client, event: &Event) -> Client {
+    match event {
+        Event::ClientRegistered {
+            personal,
+            registered_by,
+        } => {
+            state.status = Status::Active;
+            state.personal = Some(personal.clone());
+            state.registered_by = Some(registered_by.clone());
+        }
+        Event::PersonalDataChanged { personal } => state.personal = Some(personal.clone()),
+        Event::ClientBlocked { reason } => {
+            state.status = Status::Blocked;
+            state.block_reason = Some(reason.clone());
+        }
+        Event::ClientUnblocked => {
+            state.status = Status::Active;
+            state.block_reason = None;
+        }
+        Event::ClientTagged { tag, reason } => {
+            state.tags.insert(tag.clone(), reason.clone());
+        }
+        Event::ClientUntagged { tag, .. } => {
+            state.tags.remove(tag);
+        }
+        Event::CardBound { card } => {
+            if !state.cards.iter().any(|c| c.card_id == card.card_id) {
+                state.cards.push(card.clone());
+            }
+        }
+        Event::ApplicationOpened { application_id } => {
+            state.open_application = Some(*application_id)
+        }
+        Event::ApplicationClosed {
+            application_id,
+            outcome,
+        } => {
+            if state.open_application == Some(*application_id) {
+                state.open_application = None;
+            }
+            if outcome == "disbursed" {
+                state.loans_disbursed += 1;
+            }
+        }
+    }
+    state
+}
