@@ -13,6 +13,10 @@ pub enum Error {
     Avro(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("personal data of client {0} was erased")]
+    Erased(uuid::Uuid),
+    #[error("personal data: {0}")]
+    Crypto(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -252,6 +252,8 @@ impl<'a> Rows<'a> {
             Event::Payment(e) => self.payment(env, e),
             Event::Application(e) => self.application(env, e),
             Event::Loan(e) => self.loan(env, e),
+            // Registry events carry sealed personal data only: nothing for the analysts.
+            Event::Client(_) => {}
         }
     }
 
@@ -370,9 +372,9 @@ impl<'a> Rows<'a> {
     fn application(&mut self, env: &'a Envelope, event: &'a application::Event) {
         use application::Event as A;
         let status = match event {
-            A::ApplicationSubmitted {
+            A::ApplicationCreated {
                 requested,
-                term_days,
+                term,
                 partner_id,
                 ..
             } => {
@@ -382,24 +384,14 @@ impl<'a> Rows<'a> {
                 let created = ApplicationCreated {
                     partner_id: partner_id.as_deref(),
                     requested: *requested,
-                    term_days: i32::try_from(*term_days).unwrap_or(i32::MAX),
+                    term_days: i32::try_from(*term).unwrap_or(i32::MAX),
                     at: env.occurred_at,
                 };
-                collapse(
-                    &mut self.applications,
-                    env,
-                    Some(created),
-                    Some("submitted"),
-                );
+                collapse(&mut self.applications, env, Some(created), Some("draft"));
                 return;
             }
-            A::ClientIdentified => "identified",
-            A::IdentificationFailed { .. } | A::ApplicationDeclined { .. } => "declined",
-            A::ApplicationApproved { .. } => "approved",
-            A::OfferChosen { .. } => "offer_chosen",
-            A::ContractSigned { .. } => "contract_signed",
-            A::LoanDisbursed { .. } => "disbursed",
-            A::ApplicationCancelled { .. } => "cancelled",
+            A::GoodsHandedOver => return,
+            other => application_status(other),
         };
         collapse(&mut self.applications, env, None, Some(status));
     }
@@ -1191,4 +1183,27 @@ fn write_row_group(
     }
     group.close()?;
     Ok(())
+}
+
+/// The status an application event leaves the application in, as the data platform names it.
+fn application_status(event: &application::Event) -> &'static str {
+    use application::Event as A;
+    match event {
+        A::ApplicationCreated { .. } => "draft",
+        A::ApplicationSubmitted { .. } => "submitted",
+        A::ClientIdentified { .. } => "identified",
+        A::LegalChecksPassed | A::ReviewResolved { .. } => "checked",
+        A::IdentificationReferred { .. } | A::ApplicationReferred { .. } => "manual_review",
+        A::IdentificationFailed { .. } | A::ApplicationDeclined { .. } => "declined",
+        A::ApplicationApproved { .. } => "approved",
+        A::OfferChosen { .. } => "offer_chosen",
+        A::ContractGenerated { .. } => "contract_generated",
+        A::ContractSigned { .. } | A::CardBindingFailed { .. } | A::GoodsHandedOver => "signed",
+        A::CardBindingRequested { .. } => "card_binding",
+        A::ApplicationCardBound { .. } => "card_bound",
+        A::LoanDisbursed { .. } => "disbursed",
+        A::DisbursementFailed { .. } => "failed",
+        A::ApplicationCancelled { .. } => "cancelled",
+        A::ApplicationExpired => "expired",
+    }
 }

@@ -17,7 +17,7 @@ impl Projection for Lending {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["rm_applications", "rm_loans", "rm_loan_movements"]
+        &["rm_applications", "rm_loans", "rm_loan_movements", "rm_customers"]
     }
 
     async fn apply(
@@ -29,6 +29,7 @@ impl Projection for Lending {
         match event {
             Event::Application(e) => apply_application(tx, envelope, e).await,
             Event::Loan(e) => apply_loan(tx, envelope, e).await,
+            Event::Client(e) => crate::registry::apply(tx, envelope, e).await,
             Event::Wallet(_) | Event::Payment(_) => Ok(()),
         }
     }
@@ -66,11 +67,11 @@ async fn apply_application(
     .bind(a.status.label())
     .bind(a.requested.map(|m| m.amount))
     .bind(a.requested.map(|m| m.currency.code()))
-    .bind(i32::try_from(a.term_days).unwrap_or(i32::MAX))
+    .bind(i32::try_from(a.term).unwrap_or(i32::MAX))
     .bind(&a.partner_id)
     .bind(a.chosen_offer)
     .bind(a.loan_id)
-    .bind(&a.reason)
+    .bind((!a.reasons.is_empty()).then(|| a.reasons.join("; ")))
     .bind(serde_json::to_value(&a.offers)?)
     .bind(version(env))
     .bind(serde_json::to_value(&a)?)

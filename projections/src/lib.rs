@@ -24,6 +24,7 @@ pub mod error;
 pub mod lending;
 pub mod log;
 pub mod rebuild;
+mod registry;
 pub mod runtime;
 pub mod timeline;
 pub mod wallets;

@@ -81,7 +81,7 @@ impl Projection for Wallets {
         match event {
             Event::Wallet(e) => apply_wallet(tx, envelope, e).await,
             Event::Payment(e) => apply_payment(tx, envelope, e, self.announce).await,
-            Event::Application(_) | Event::Loan(_) => Ok(()),
+            Event::Application(_) | Event::Loan(_) | Event::Client(_) => Ok(()),
         }
     }
 }
