@@ -32,6 +32,8 @@ const FRAME_MIN_SIDE: f32 = 160.0;
 const FRAME_GAP: f32 = 8.0;
 const FRAME_PADDING: f32 = 8.0;
 const FRAME_STROKE: f32 = 1.5;
+/// Narrowest column worth setting text in beside the frames.
+const MIN_COLUMN: f32 = 72.0;
 
 const LINE_FACTOR: f32 = 1.25;
 /// Baseline below the top of a line box, as a fraction of the type size
@@ -310,11 +312,17 @@ impl Layout<'_> {
         } else {
             width - frames_width - 2.0 * FRAME_GAP
         };
-        self.blocks(left, x, left_width);
-        if self.pages.len() == top_page {
-            self.y = self.y.max(top + side);
+        if left_width >= MIN_COLUMN {
+            self.blocks(left, x, left_width);
+            if self.pages.len() == top_page {
+                self.y = self.y.max(top + side);
+            }
+            self.y += 10.0;
+        } else {
+            // No room beside the frames: what was meant for the left follows them.
+            self.y = top + side + 10.0;
+            self.blocks(left, x, width);
         }
-        self.y += 10.0;
     }
 
     fn table(&mut self, table: &Table, x: f32, width: f32) {
@@ -639,4 +647,214 @@ fn append(line: &mut Line, text: String, bold: bool, gap: f32, width: f32) {
         }),
     }
     line.width += gap + width;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{Client, ContractParams, Lender, Offer, ScheduleRow};
+    use crate::pdf::markup;
+
+    fn params() -> ContractParams {
+        let row = |number: u32, balance: &str| ScheduleRow {
+            number,
+            date: format!("2026-0{number}-10"),
+            payment: "5\u{a0}400,00".to_owned(),
+            principal: "5\u{a0}000,00".to_owned(),
+            interest: "400,00".to_owned(),
+            balance: balance.to_owned(),
+        };
+        ContractParams {
+            contract_number: "7".to_owned(),
+            contract_date: "2026-01-10".to_owned(),
+            client: Client {
+                full_name: "Петров Пётр Петрович".to_owned(),
+                birth_date: "1985-02-03".to_owned(),
+                passport: "40 01 000001".to_owned(),
+                address: "г. Санкт-Петербург".to_owned(),
+                phone: "+7 900 000-00-00".to_owned(),
+            },
+            lender: Lender {
+                name: "ООО «Заём»".to_owned(),
+                ogrn: "1000000000001".to_owned(),
+                inn: "7800000001".to_owned(),
+                address: "г. Санкт-Петербург".to_owned(),
+            },
+            offer: Offer {
+                amount: "10\u{a0}000,00".to_owned(),
+                currency: "руб.".to_owned(),
+                term_days: 60,
+                rate_text: "48,000 % годовых".to_owned(),
+                psk_percent: "48,123".to_owned(),
+                psk_money: "800,00".to_owned(),
+                total_to_repay: "10\u{a0}800,00".to_owned(),
+            },
+            schedule: vec![row(1, "5\u{a0}000,00"), row(2, "0,00")],
+        }
+    }
+
+    fn builtin_pages() -> Vec<Page> {
+        let agreements = crate::Agreements::builtin().unwrap();
+        let html = agreements
+            .render_html(crate::LOAN_AGREEMENT, &params())
+            .unwrap();
+        let fonts = Fonts::load().unwrap();
+        layout(&markup::parse(&html).unwrap(), &fonts)
+    }
+
+    #[test]
+    fn full_cost_frames_sit_top_right_of_the_first_page() {
+        let pages = builtin_pages();
+        let first = &pages[0];
+        let frames: Vec<(f32, f32, f32, f32)> = first
+            .iter()
+            .filter_map(|op| match op {
+                Op::Rect {
+                    x,
+                    y,
+                    width,
+                    height,
+                    stroke,
+                } if *stroke == FRAME_STROKE => Some((*x, *y, *width, *height)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frames.len(), 2, "one frame for percent, one for money");
+        let page_area = PAGE_WIDTH * PAGE_HEIGHT;
+        for (x, y, width, height) in &frames {
+            assert_eq!(width, height, "square");
+            assert!(
+                width * height >= 0.05 * page_area,
+                "at least 5 % of the page"
+            );
+            assert_eq!(*y, MARGIN_TOP, "at the top");
+            assert!(*x > PAGE_WIDTH / 3.0, "on the right");
+        }
+        let (x, _, width, _) = frames[1];
+        assert!((x + width - (PAGE_WIDTH - MARGIN_RIGHT)).abs() < 0.01);
+        assert!(pages[1..].iter().flatten().all(|op| !matches!(
+            op,
+            Op::Rect { stroke, .. } if *stroke == FRAME_STROKE
+        )));
+
+        // Frame text: upper case, in the largest size used on the page.
+        let text_in = |(fx, fy, fw, fh): (f32, f32, f32, f32)| -> (String, Vec<f32>) {
+            let mut text = String::new();
+            let mut sizes = Vec::new();
+            for op in first {
+                if let Op::Text {
+                    x,
+                    y,
+                    size,
+                    text: t,
+                    ..
+                } = op
+                {
+                    if *x >= fx && *x <= fx + fw && *y >= fy && *y <= fy + fh {
+                        text.push_str(t);
+                        text.push(' ');
+                        sizes.push(*size);
+                    }
+                }
+            }
+            (text, sizes)
+        };
+        let largest = first
+            .iter()
+            .filter_map(|op| match op {
+                Op::Text { size, .. } => Some(*size),
+                _ => None,
+            })
+            .fold(0.0, f32::max);
+        let (percent, percent_sizes) = text_in(frames[0]);
+        let (money, money_sizes) = text_in(frames[1]);
+        assert!(percent.contains("48,123"), "{percent}");
+        assert!(percent.contains("ГОДОВЫХ"), "{percent}");
+        assert!(money.contains("800,00\u{a0}РУБ."), "{money}");
+        assert_eq!(percent, percent.to_uppercase());
+        assert!(percent_sizes
+            .iter()
+            .chain(&money_sizes)
+            .all(|size| *size == largest));
+    }
+
+    #[test]
+    fn every_page_gets_the_footer_with_its_number() {
+        let pages = builtin_pages();
+        let count = pages.len();
+        for (index, page) in pages.iter().enumerate() {
+            let footer = format!("страница {} из {count}", index + 1);
+            assert!(
+                page.iter().any(|op| matches!(
+                    op,
+                    Op::Text { text, y, .. } if text.contains(&footer) && *y > PAGE_HEIGHT - MARGIN_BOTTOM
+                )),
+                "page {}",
+                index + 1
+            );
+        }
+    }
+
+    fn text(value: &str) -> Inline {
+        Inline::Text {
+            text: value.to_owned(),
+            bold: false,
+        }
+    }
+
+    #[test]
+    fn wrapping_collapses_whitespace_and_keeps_no_break_spaces() {
+        let fonts = Fonts::load().unwrap();
+        let lines = wrap(&fonts, &[text("  Сумма \n\t займа  ")], 9.0, 500.0, false);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].pieces[0].text, "Сумма займа");
+
+        let amount = "120\u{a0}000,00";
+        let content = [text(&format!("Итого {amount} руб."))];
+        let one_line = fonts.face(false).width(&format!("Итого {amount}"), 9.0);
+        let lines = wrap(&fonts, &content, 9.0, one_line - 1.0, false);
+        assert_eq!(lines[0].pieces[0].text, "Итого");
+        assert!(
+            lines[1].pieces[0].text.starts_with(amount),
+            "amount not split"
+        );
+    }
+
+    #[test]
+    fn faces_change_inside_a_word_without_a_gap() {
+        let fonts = Fonts::load().unwrap();
+        let content = [
+            Inline::Text {
+                text: "10".to_owned(),
+                bold: true,
+            },
+            text("% годовых"),
+        ];
+        let lines = wrap(&fonts, &content, 9.0, 500.0, false);
+        let pieces = &lines[0].pieces;
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[1].x, fonts.face(true).width("10", 9.0));
+        assert_eq!(pieces[1].text, "% годовых");
+    }
+
+    #[test]
+    fn words_wider_than_the_line_are_cut() {
+        let fonts = Fonts::load().unwrap();
+        let word = "ОченьДлинноеСловоБезПробелов".repeat(3);
+        let lines = wrap(
+            &fonts,
+            &[text(&word), Inline::Break, text("дальше")],
+            9.0,
+            80.0,
+            true,
+        );
+        assert!(lines.len() > 3);
+        assert!(lines.iter().all(|line| line.width <= 80.0));
+        let joined: String = lines[..lines.len() - 1]
+            .iter()
+            .flat_map(|line| line.pieces.iter().map(|piece| piece.text.as_str()))
+            .collect();
+        assert_eq!(joined, word.to_uppercase());
+        assert_eq!(lines[lines.len() - 1].pieces[0].text, "ДАЛЬШЕ");
+    }
 }

@@ -92,7 +92,7 @@ pub(crate) fn parse(html: &str) -> Result<Document, Error> {
         .map(|title| collapse(&text_of(title)))
         .filter(|title| !title.is_empty());
     let mut blocks = Vec::new();
-    collect_blocks(root, &mut blocks, &mut doc.footer);
+    collect_nodes(std::iter::once(root), &mut blocks, &mut doc.footer);
     doc.blocks = blocks;
     Ok(doc)
 }
@@ -392,4 +392,103 @@ fn row(tr: Node<'_, '_>) -> Vec<Cell> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(content: &[Inline]) -> String {
+        content
+            .iter()
+            .map(|item| match item {
+                Inline::Text { text, .. } => collapse(text),
+                Inline::Break => "|".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn reads_the_supported_subset() {
+        let html = r#"<!DOCTYPE html>
+<html lang="ru"><head><title> Договор  № 1 </title><style>p { color: red }</style></head>
+<body>
+  <div class="top">
+    <div><p><b>ООО «Заём»</b></p><p>ОГРН 1</p></div>
+    <div class="psk"><div>ПСК<br/><b>10,000&#160;%</b></div><div>ПСК &amp; деньги</div></div>
+  </div>
+  <h1>Заголовок</h1>
+  <p class="center small">Мелкий текст</p>
+  <table data-widths="1,3">
+    <thead><tr><th>№</th><th>Условие</th></tr></thead>
+    <tbody><tr><td class="num">1</td><td>Сумма</td></tr></tbody>
+    <tfoot><tr><td colspan="2">Итого</td></tr></tfoot>
+  </table>
+  <ol><li>первый</li><li>второй</li></ol>
+  <div class="keep"><h2>Подпись</h2><p>АСП</p></div>
+  <hr/>
+  <div class="page-break"></div>
+  свободный текст
+  <footer>стр. [page] из [pages]</footer>
+</body></html>"#;
+        let doc = parse(html).unwrap();
+        assert_eq!(doc.title.as_deref(), Some("Договор № 1"));
+        assert_eq!(doc.lang.as_deref(), Some("ru"));
+        assert_eq!(
+            doc.footer.as_deref().map(plain).as_deref(),
+            Some("стр. [page] из [pages]")
+        );
+        let blocks = &doc.blocks;
+        assert_eq!(blocks.len(), 10, "{blocks:#?}");
+        match &blocks[0] {
+            Block::Top { left, frames } => {
+                assert_eq!(left.len(), 2);
+                assert_eq!(frames.len(), 2);
+                assert_eq!(plain(&frames[0]), "ПСК | 10,000\u{a0}%");
+                assert!(matches!(&frames[0][2], Inline::Text { bold: true, .. }));
+                assert_eq!(plain(&frames[1]), "ПСК & деньги");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&blocks[1], Block::Heading { level: 1, .. }));
+        assert!(matches!(
+            &blocks[2],
+            Block::Paragraph {
+                align: Align::Center,
+                small: true,
+                ..
+            }
+        ));
+        match &blocks[3] {
+            Block::Table(table) => {
+                assert_eq!(table.widths, vec![1.0, 3.0]);
+                assert_eq!(table.head.len(), 1);
+                assert_eq!(table.body.len(), 2, "tfoot rows follow the body");
+                assert_eq!(table.body[0][0].align, Align::Right);
+                assert_eq!(table.head[0][0].align, Align::Center);
+                assert_eq!(table.body[1][0].span, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &blocks[4] {
+            Block::Paragraph { content, .. } => assert_eq!(plain(content), "1. первый"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&blocks[6], Block::Keep(inner) if inner.len() == 2));
+        assert!(matches!(&blocks[7], Block::Rule));
+        assert!(matches!(&blocks[8], Block::PageBreak));
+        match &blocks[9] {
+            Block::Paragraph { content, .. } => {
+                assert_eq!(plain(content).trim(), "свободный текст")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn named_html_entities_are_refused_with_their_position() {
+        let err = parse("<html><body><p>a&nbsp;b</p></body></html>").unwrap_err();
+        assert!(matches!(err, Error::Markup(message) if message.contains("1:")));
+    }
 }
