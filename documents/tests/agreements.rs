@@ -277,3 +277,10 @@ fn parameters_are_escaped_and_bad_dates_refused() {
         other => panic!("expected a render error, got {other:?}"),
     }
 }
+
+#[test]
+fn renderer_and_store_can_be_shared_between_tasks() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Agreements>();
+    shared::<etr_documents::DocumentStore>();
+}
