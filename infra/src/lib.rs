@@ -13,5 +13,6 @@ pub mod invalid_passports;
 pub mod kafka;
 pub mod pg;
 pub mod registry;
+pub mod watchlists;
 
 pub use error::Error;
