@@ -19,6 +19,7 @@ pub mod error;
 pub mod identification;
 pub mod identity;
 pub mod ids;
+pub mod legal;
 pub mod loan;
 pub mod money;
 pub mod otp;

@@ -44,3 +44,15 @@ pub trait SmsGateway: Send + Sync {
     /// Sends `message`; `Err` with the gateway's reason when it refused or failed.
     fn send<'a>(&'a self, message: &'a SmsMessage) -> BoxFuture<'a, Result<(), String>>;
 }
+
+/// The federal bankruptcy register (seed 000, 6.6.2 bankrupt-check-service: bankruptcy cases
+/// of a client by personal data, with the status of each; the register is kept under 127-FZ).
+pub trait BankruptcyRegistry: Send + Sync {
+    /// The cases the register holds on `subject`, every status included (an empty list when
+    /// there are none; [`crate::legal::bankruptcy_hits`] says which count). `Err` with the
+    /// register's reason when it could not answer.
+    fn lookup<'a>(
+        &'a self,
+        subject: &'a crate::legal::Subject,
+    ) -> BoxFuture<'a, Result<Vec<crate::legal::BankruptcyCase>, String>>;
+}

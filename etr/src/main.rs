@@ -5,6 +5,7 @@ mod bench;
 mod calc;
 mod dead_letters;
 mod demo;
+mod lists;
 mod log;
 mod passports;
 mod platform;
@@ -122,6 +123,12 @@ enum Cmd {
         #[command(subcommand)]
         action: passports::Action,
     },
+    /// Watch lists: load the Rosfinmonitoring list, check a person against every list,
+    /// manage the operators' block and allow lists.
+    Lists {
+        #[command(subcommand)]
+        action: lists::Action,
+    },
     /// Money math as the platform does it, for checking numbers by hand.
     Calc {
         #[command(subcommand)]
@@ -202,5 +209,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::DeadLetters { action } => dead_letters::run(&settings, action).await,
         Cmd::Calc { which } => calc::run(which),
         Cmd::Passports { action } => passports::run(&settings, action).await,
+        Cmd::Lists { action } => lists::run(&settings, action).await,
     }
 }

@@ -19,6 +19,12 @@ pub enum Error {
     Crypto(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A named thing (a watch list, a list entry, a load) does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A request refused before anything was written (a malformed or conflicting value).
+    #[error("refused: {0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

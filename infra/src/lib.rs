@@ -14,5 +14,6 @@ pub mod kafka;
 pub mod pg;
 pub mod registry;
 pub mod vault;
+pub mod watchlists;
 
 pub use error::Error;

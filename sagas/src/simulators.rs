@@ -242,3 +242,63 @@ impl etr_domain::ports::SmsGateway for SmsSimulator {
         })
     }
 }
+
+/// Federal bankruptcy register simulator (seed 000, 6.6.2 bankrupt-check-service). Every
+/// answer is a function of the subject: one open case when the surname starts with `Банкрот`
+/// (compared normalised: any case, `Ё` as `Е`; matched on name and birth date) or when an
+/// INN among the documents ends in `000` (matched on the document); no case
+/// otherwise. A full name starting with `Timeout` (any case) never answers, for testing the
+/// caller's timeout. Each answer waits `latency` first.
+#[derive(Debug, Clone, Default)]
+pub struct BankruptcyRegistrySimulator {
+    pub latency: Duration,
+}
+
+impl BankruptcyRegistrySimulator {
+    pub fn new(latency: Duration) -> Self {
+        BankruptcyRegistrySimulator { latency }
+    }
+}
+
+impl etr_domain::ports::BankruptcyRegistry for BankruptcyRegistrySimulator {
+    fn lookup<'a>(
+        &'a self,
+        subject: &'a etr_domain::legal::Subject,
+    ) -> BoxFuture<'a, Result<Vec<etr_domain::legal::BankruptcyCase>, String>> {
+        use etr_domain::legal::{normalize_name, BankruptcyCase, CaseStatus, Document, MatchedOn};
+        Box::pin(async move {
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
+            let name = subject.normalized_name();
+            if name.starts_with("TIMEOUT") {
+                std::future::pending::<()>().await;
+            }
+            // A stable case number from what identified the person.
+            let case = |key: &str, matched_on| {
+                let n = key.bytes().fold(0u32, |acc, b| {
+                    acc.wrapping_mul(31).wrapping_add(u32::from(b))
+                }) % 1_000_000;
+                BankruptcyCase {
+                    case_number: format!("А40-{n:06}/2025"),
+                    status: CaseStatus::Open,
+                    court: "Арбитражный суд города Москвы".to_owned(),
+                    opened_on: None,
+                    matched_on,
+                }
+            };
+            let by_inn = subject.documents.iter().find_map(|d| match d {
+                Document::Inn(inn) if inn.as_str().ends_with("000") => Some(inn.as_str()),
+                _ => None,
+            });
+            if let Some(inn) = by_inn {
+                return Ok(vec![case(inn, MatchedOn::Document)]);
+            }
+            if normalize_name(subject.surname()).starts_with("БАНКРОТ") {
+                let key = format!("{name}/{}", subject.birth_date);
+                return Ok(vec![case(&key, MatchedOn::NameAndBirthDate)]);
+            }
+            Ok(Vec::new())
+        })
+    }
+}
