@@ -748,6 +748,7 @@ fn overdue_loan() -> Log {
             principal: rub("5000.00"),
             term_days: 30,
             daily_rate_percent: "0.8".into(),
+            terms: None,
         },
     );
     log.skip_to(8);

@@ -244,66 +244,59 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     let application_id = Uuid::new_v4();
     let loan_id = Uuid::new_v4();
     let offer_id = Uuid::new_v4();
-    let app = |command| Command::Application {
-        client_id: ClientId(client),
-        application_id,
-        command,
-    };
     let lend = |command| Command::Loan {
         client_id: ClientId(client),
         loan_id,
         command,
     };
+    let product = etr_domain::product::Product {
+        id: "payday-30".into(),
+        name: "До зарплаты".into(),
+        min_amount: rust_decimal::Decimal::from(1_000),
+        max_amount: rust_decimal::Decimal::from(30_000),
+        pricing: etr_domain::product::Pricing::Daily {
+            daily_rate: rust_decimal::Decimal::new(8, 3),
+            min_days: 7,
+            max_days: 30,
+        },
+    };
+    let today = time::OffsetDateTime::now_utc().date();
+    let made = etr_domain::product::offer(&product, rust_decimal::Decimal::from(5_000), 30, today)
+        .unwrap();
     let offer = application::Offer {
         offer_id,
+        product_id: made.product_id,
         amount: rub("5000.00"),
-        term_days: 30,
-        daily_rate_percent: "0.8".into(),
+        term: 30,
+        term_unit: "days".into(),
+        contract_date: made.contract_date,
+        schedule: made.instalments,
+        charges: made.charges,
+        psk_percent: made.psk.percent,
+        psk_money: made.psk.money,
     };
-    for (key, command) in [
-        (
-            "a1",
-            app(application::Command::SubmitApplication {
-                client_id: ClientId(client),
-                requested: rub("5000.00"),
-                term_days: 30,
-                partner_id: Some("shop-1".into()),
+    // The loan as the conveyor issues it (its own test drives an application end to end):
+    // with the offer's schedule and PSK.
+    for (key, command) in [(
+        "l1",
+        lend(loan::Command::IssueLoan {
+            application_id,
+            principal: rub("5000.00"),
+            term_days: 30,
+            daily_rate_percent: "0.8".into(),
+            terms: Some(loan::Terms {
+                product_id: offer.product_id.clone(),
+                term: offer.term,
+                term_unit: offer.term_unit.clone(),
+                contract_date: offer.contract_date,
+                schedule: offer.schedule.clone(),
+                psk_percent: offer.psk_percent,
+                psk_money: offer.psk_money,
+                card_id: None,
+                payout_reference: "sbc-payout-1".into(),
             }),
-        ),
-        (
-            "a2",
-            app(application::Command::RecordIdentification {
-                passed: true,
-                reason: None,
-            }),
-        ),
-        (
-            "a3",
-            app(application::Command::RecordScoring {
-                offers: vec![offer],
-                decline_reason: None,
-            }),
-        ),
-        ("a4", app(application::Command::ChooseOffer { offer_id })),
-        (
-            "a5",
-            app(application::Command::SignContract {
-                contract_id: Uuid::new_v4(),
-            }),
-        ),
-        (
-            "l1",
-            lend(loan::Command::IssueLoan {
-                application_id,
-                principal: rub("5000.00"),
-                term_days: 30,
-                daily_rate_percent: "0.8".into(),
-            }),
-        ),
-        (
-            "a6",
-            app(application::Command::RecordDisbursement { loan_id }),
-        ),
+        }),
+    ),
         (
             "l2",
             lend(loan::Command::ProlongLoan {
@@ -324,25 +317,17 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
         }),
     )
     .await;
-    let q = "query($c: UUID!, $a: UUID!, $l: UUID!, $p: PositionInput) { \
-             application(id: $a, minPosition: $p) { status requestedAmount currency termDays partnerId chosenOfferId loanId offers { offerId amount { amount currency } termDays dailyRatePercent } } \
-             loan(id: $l, minPosition: $p) { status principal outstanding repaid fees termDays dailyRatePercent dueOn issuedAt movements { kind amount currency } } \
-             client(id: $c, minPosition: $p) { wallets { walletId balance } applications { applicationId status } loans { loanId outstanding } } }";
+    let q = "query($c: UUID!, $l: UUID!, $p: PositionInput) { \
+             loan(id: $l, minPosition: $p) { status principal outstanding repaid fees termDays dailyRatePercent dueOn issuedAt pskPercent pskMoney productId schedule { number date payment principal interest balance } movements { kind amount currency } } \
+             client(id: $c, minPosition: $p) { wallets { walletId balance } loans { loanId outstanding } } }";
     let v = env
         .graphql(
             Some(&mine),
             q,
-            json!({"c": client, "a": application_id, "l": loan_id, "p": position}),
+            json!({"c": client, "l": loan_id, "p": position}),
         )
         .await;
     assert!(v["errors"].is_null(), "{v}");
-    let a = &v["data"]["application"];
-    assert_eq!(a["status"], "disbursed", "{v}");
-    assert_eq!(a["requestedAmount"], "5000.00");
-    assert_eq!(a["partnerId"], "shop-1");
-    assert_eq!(a["loanId"], loan_id.to_string());
-    assert_eq!(a["offers"][0]["amount"]["amount"], "5000.00");
-    assert_eq!(a["offers"][0]["amount"]["currency"], "RUB");
     let l = &v["data"]["loan"];
     assert_eq!(l["status"], "active");
     assert_eq!(l["principal"], "5000.00");
@@ -350,6 +335,11 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     assert_eq!(l["outstanding"], "3949.50", "{v}");
     assert_eq!(l["repaid"], "1200.50");
     assert_eq!(l["fees"], "150.00");
+    assert_eq!(l["pskPercent"], offer.psk_percent.to_string(), "{l}");
+    assert_eq!(l["productId"], "payday-30");
+    // One payday repayment: 5000.00 + 5000.00 × 0.8 % × 30 days.
+    assert_eq!(l["schedule"][0]["payment"], "6200.00", "{l}");
+    assert_eq!(l["schedule"][0]["interest"], "1200.00");
     assert_eq!(l["termDays"], 37);
     let issued = time::Date::parse(
         &l["issuedAt"].as_str().unwrap()[..10],
@@ -370,7 +360,6 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     assert_eq!(kinds, vec!["prolongation_fee", "repayment"]);
     let c = &v["data"]["client"];
     assert_eq!(c["wallets"][0]["balance"], "749.75");
-    assert_eq!(c["applications"][0]["status"], "disbursed");
     assert_eq!(c["loans"][0]["outstanding"], "3949.50");
     // Another client cannot read the loan.
     let v = env

@@ -9,21 +9,76 @@ use crate::loaders::children;
 use crate::wallets::amount_text;
 use crate::{pool, reach, store, PositionInput, LENDING};
 
-/// A product offer made after scoring.
-#[derive(SimpleObject, serde::Deserialize, Clone)]
+/// A product offer made after scoring: its preliminary schedule and its PSK (353-FZ art. 6).
+#[derive(SimpleObject, Clone)]
 pub struct Offer {
     pub offer_id: Uuid,
+    pub product_id: String,
     pub amount: OfferAmount,
-    pub term_days: u32,
-    /// Daily interest rate, percent (e.g. "0.8").
-    pub daily_rate_percent: String,
+    /// Months or days, as `term_unit` says.
+    pub term: u32,
+    /// `months` or `days`.
+    pub term_unit: String,
+    pub contract_date: Date,
+    /// Σ interest over the term, decimal string, roubles.
+    pub charges: String,
+    /// PSK in percent a year, 3 decimals.
+    pub psk_percent: String,
+    /// PSK in money: what is paid beyond the amount issued, roubles.
+    pub psk_money: String,
+    pub schedule: Vec<Instalment>,
 }
 
-#[derive(SimpleObject, serde::Deserialize, Clone)]
+#[derive(SimpleObject, Clone)]
 pub struct OfferAmount {
     /// Decimal string, exact.
     pub amount: String,
     pub currency: String,
+}
+
+/// One instalment of a schedule; amounts are decimal strings in roubles with kopecks.
+#[derive(SimpleObject, Clone)]
+pub struct Instalment {
+    pub number: u32,
+    pub date: Date,
+    pub days: u32,
+    pub payment: String,
+    pub principal: String,
+    pub interest: String,
+    pub balance: String,
+}
+
+fn instalments(schedule: &[etr_domain::schedule::Instalment]) -> Vec<Instalment> {
+    schedule
+        .iter()
+        .map(|i| Instalment {
+            number: i.number,
+            date: i.date,
+            days: i.days,
+            payment: amount_text(&i.payment.to_string()),
+            principal: amount_text(&i.principal.to_string()),
+            interest: amount_text(&i.interest.to_string()),
+            balance: amount_text(&i.balance.to_string()),
+        })
+        .collect()
+}
+
+fn offer_view(offer: &etr_domain::application::Offer) -> Offer {
+    Offer {
+        offer_id: offer.offer_id,
+        product_id: offer.product_id.clone(),
+        amount: OfferAmount {
+            amount: amount_text(&offer.amount.amount.to_string()),
+            currency: offer.amount.currency.code().to_owned(),
+        },
+        term: offer.term,
+        term_unit: offer.term_unit.clone(),
+        contract_date: offer.contract_date,
+        charges: amount_text(&offer.charges.to_string()),
+        psk_percent: offer.psk_percent.to_string(),
+        psk_money: amount_text(&offer.psk_money.to_string()),
+        schedule: instalments(&offer.schedule),
+    }
 }
 
 #[derive(SimpleObject, sqlx::FromRow, Clone)]
@@ -31,7 +86,9 @@ pub struct OfferAmount {
 pub struct Application {
     pub application_id: Uuid,
     pub client_id: Uuid,
-    /// submitted, identified, approved, declined, offer_chosen, contract_signed, disbursed, cancelled.
+    /// draft, submitted, identified, checked, manual_review, approved, offer_chosen,
+    /// contract_generated, signed, card_binding, card_bound, disbursed, declined, cancelled,
+    /// expired, failed.
     pub status: String,
     /// Decimal string, exact.
     pub requested_amount: Option<String>,
@@ -43,7 +100,7 @@ pub struct Application {
     /// Why it was declined or cancelled.
     pub reason: Option<String>,
     #[graphql(skip)]
-    pub offers: sqlx::types::Json<Vec<Offer>>,
+    pub state: sqlx::types::Json<etr_domain::application::Application>,
     pub version: i64,
     pub submitted_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -53,17 +110,63 @@ pub struct Application {
 impl Application {
     /// The offers made after scoring (empty before approval).
     async fn offers(&self) -> Vec<Offer> {
-        self.offers
-            .0
-            .iter()
-            .map(|offer| Offer {
-                amount: OfferAmount {
-                    amount: amount_text(&offer.amount.amount),
-                    currency: offer.amount.currency.clone(),
-                },
-                ..offer.clone()
-            })
-            .collect()
+        self.state.0.offers.iter().map(offer_view).collect()
+    }
+
+    /// Why it was referred, declined or cancelled (every reason recorded).
+    async fn reasons(&self) -> &[String] {
+        &self.state.0.reasons
+    }
+
+    /// The identification method that identified the client.
+    async fn identification_method(&self) -> Option<&str> {
+        self.state.0.identification_method.as_deref()
+    }
+
+    /// The risk module's score.
+    async fn score(&self) -> Option<u32> {
+        self.state.0.score
+    }
+
+    /// The debt-load ratio (PDN, Bank of Russia 6579-U) recorded with the decision, percent
+    /// with 1 decimal.
+    async fn pdn_percent(&self) -> Option<String> {
+        self.state.0.pdn_percent.map(|p| p.to_string())
+    }
+
+    /// Until when the approval waits for the signature.
+    async fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.state.0.expires_at
+    }
+
+    /// SHA-256 of the contract document the client signs (hex), once generated.
+    async fn contract_sha256(&self) -> Option<&str> {
+        self.state.0.contract.as_ref().map(|c| c.document_sha256.as_str())
+    }
+
+    async fn signed(&self) -> bool {
+        self.state.0.signed
+    }
+
+    /// The bound card the loan is paid out to (masked).
+    async fn card_masked_pan(&self) -> Option<&str> {
+        self.state.0.card.as_ref().map(|c| c.masked_pan.as_str())
+    }
+
+    /// Where the conveyor's run stands and what it waits for.
+    async fn process_step(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let pool = pool(ctx)?;
+        let state: Option<serde_json::Value> = sqlx::query_scalar(
+            "SELECT state FROM process_instances WHERE process = $1 AND instance_id = $2",
+        )
+        .bind(etr_domain::conveyor::PROCESS)
+        .bind(self.application_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(store)?;
+        Ok(state
+            .and_then(|s| serde_json::from_value::<etr_domain::conveyor::State>(s).ok())
+            .map(|s| s.stage.label().to_owned()))
     }
 }
 
@@ -88,6 +191,8 @@ pub struct Loan {
     pub due_on: Date,
     pub version: i64,
     pub updated_at: OffsetDateTime,
+    #[graphql(skip)]
+    pub state: sqlx::types::Json<etr_domain::loan::Loan>,
 }
 
 /// A repayment or a prolongation fee.
@@ -105,19 +210,47 @@ pub struct LoanMovement {
 
 #[ComplexObject]
 impl Loan {
+    /// The schedule the client signed (empty for a loan issued without an offer).
+    async fn schedule(&self) -> Vec<Instalment> {
+        self.state
+            .0
+            .terms
+            .as_ref()
+            .map(|t| instalments(&t.schedule))
+            .unwrap_or_default()
+    }
+
+    /// PSK in percent a year, 3 decimals, as signed.
+    async fn psk_percent(&self) -> Option<String> {
+        self.state.0.terms.as_ref().map(|t| t.psk_percent.to_string())
+    }
+
+    /// PSK in money, roubles, as signed.
+    async fn psk_money(&self) -> Option<String> {
+        self.state
+            .0
+            .terms
+            .as_ref()
+            .map(|t| amount_text(&t.psk_money.to_string()))
+    }
+
+    async fn product_id(&self) -> Option<&str> {
+        self.state.0.terms.as_ref().map(|t| t.product_id.as_str())
+    }
+
     /// Repayments and prolongation fees, in log order.
     async fn movements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LoanMovement>> {
         children(ctx, self.loan_id).await
     }
 }
 
-const APPLICATION_COLUMNS: &str = "application_id, client_id, status, requested_amount::text AS requested_amount, currency, term_days, partner_id, chosen_offer_id, loan_id, reason, offers, version, submitted_at, updated_at";
-const LOAN_COLUMNS: &str = "loan_id, client_id, application_id, status, principal::text AS principal, currency, outstanding::text AS outstanding, repaid::text AS repaid, fees::text AS fees, term_days, daily_rate_percent, issued_at, due_on, version, updated_at";
+const APPLICATION_COLUMNS: &str = "application_id, client_id, status, requested_amount::text AS requested_amount, currency, term_days, partner_id, chosen_offer_id, loan_id, reason, state, version, submitted_at, updated_at";
+const LOAN_COLUMNS: &str = "loan_id, client_id, application_id, status, principal::text AS principal, currency, outstanding::text AS outstanding, repaid::text AS repaid, fees::text AS fees, term_days, daily_rate_percent, issued_at, due_on, version, updated_at, state";
 
 /// Loader queries (see [`crate::loaders::Children`]).
-pub(crate) const APPLICATIONS_OF_CLIENTS: &str = "SELECT client_id AS group_key, application_id, client_id, status, requested_amount::text AS requested_amount, currency, term_days, partner_id, chosen_offer_id, loan_id, reason, offers, version, submitted_at, updated_at \
+pub(crate) const APPLICATIONS_OF_CLIENTS: &str = "SELECT client_id AS group_key, application_id, client_id, status, requested_amount::text AS requested_amount, currency, term_days, partner_id, chosen_offer_id, loan_id, reason, state, version, submitted_at, updated_at \
      FROM rm_applications WHERE client_id = ANY($1) ORDER BY submitted_at DESC, application_id";
-pub(crate) const LOANS_OF_CLIENTS: &str = "SELECT client_id AS group_key, loan_id, client_id, application_id, status, principal::text AS principal, currency, outstanding::text AS outstanding, repaid::text AS repaid, fees::text AS fees, term_days, daily_rate_percent, issued_at, due_on, version, updated_at \
+pub(crate) const LOANS_OF_CLIENTS: &str = "SELECT client_id AS group_key, loan_id, client_id, application_id, status, principal::text AS principal, currency, outstanding::text AS outstanding, repaid::text AS repaid, fees::text AS fees, term_days, daily_rate_percent, issued_at, due_on, version, updated_at, state \
      FROM rm_loans WHERE client_id = ANY($1) ORDER BY issued_at DESC, loan_id";
 pub(crate) const MOVEMENTS_OF_LOANS: &str = "SELECT loan_id AS group_key, kind, amount::text AS amount, currency, reference, partition, sequence, occurred_at \
      FROM rm_loan_movements WHERE loan_id = ANY($1) ORDER BY partition, sequence";

@@ -81,6 +81,7 @@ fn status_of(state: &State) -> String {
             etr_domain::wallet::Status::Closed => "closed".into(),
         },
         State::Payment(p) => p.status.label().into(),
+        State::Client(c) => c.status.label().into(),
         State::Application(a) => a.status.label().into(),
         State::Loan(l) => l.status.label().into(),
     }
