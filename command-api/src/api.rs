@@ -33,6 +33,12 @@ use crate::handler::{
 /// What the API needs: the command handler and the external systems it asks.
 pub struct App {
     pub handler: Handler,
+    /// The platform's database (application routing, operator tasks).
+    pub pool: sqlx::PgPool,
+    /// Seals and opens personal data, searches the registry.
+    pub vault: etr_infra::vault::Vault,
+    /// One-time passwords for signatures.
+    pub otp: crate::otp::Otp,
     pub fraud: Arc<dyn FraudControl>,
     /// Limits of the client group new wallets are opened in.
     pub default_limits: Limits,
@@ -55,6 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route(TOP_UPS, post(top_up))
         .route(PAYMENTS, post(pay))
         .route(TRANSFERS, post(transfer))
+        .merge(crate::lending::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -252,7 +259,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -260,13 +267,13 @@ impl ApiError {
             forward_to: None,
         }
     }
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
-    fn unauthenticated(message: impl Into<String>) -> Self {
+    pub(crate) fn unauthenticated(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }
-    fn forbidden(message: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 }
@@ -322,7 +329,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Maps a command outcome (first or replayed) to the HTTP response.
-fn outcome_response(handled: Handled, accepted_status: StatusCode) -> Response {
+pub(crate) fn outcome_response(handled: Handled, accepted_status: StatusCode) -> Response {
     let Handled { outcome, replayed } = handled;
     let (status, body) = match outcome {
         Outcome::Accepted {
@@ -408,11 +415,11 @@ fn payment_view(id: Uuid, p: &payment::Payment) -> PaymentView {
 
 // ---- extraction --------------------------------------------------------------------------
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     crate::body::parse(body).map_err(|e| ApiError::bad_request(e.code(), e.to_string()))
 }
 
-fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(crate) fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     path.map(|Path(p)| p)
         .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
 }
@@ -420,18 +427,7 @@ fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
 /// Who may send a command for `client`, and as which actor: the client itself (its own
 /// token), a partner shop or an operator (their tokens name them); auditors only read.
 fn actor(keys: &Keys, headers: &HeaderMap, client: ClientId) -> Result<Actor, ApiError> {
-    let authorization = match headers.get("authorization").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => {
-            return Err(ApiError::unauthenticated(
-                "the Authorization header is not text",
-            ))
-        }
-    };
-    let viewer = keys
-        .verify_header(authorization)
-        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let viewer = viewer(keys, headers)?;
     match viewer.role {
         Role::Client if viewer.client == Some(client.0) => Ok(Actor::client(client)),
         Role::Client => Err(ApiError::forbidden(
@@ -462,6 +458,38 @@ fn meta(
     body: &Bytes,
 ) -> Result<Meta, ApiError> {
     let actor = actor(keys, headers, client)?;
+    let key = idempotency_key(headers)?;
+    let correlation_id = headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map_or_else(|| key.clone(), str::to_owned);
+    Ok(Meta {
+        command_id: client_command_id(client, &key),
+        correlation_id,
+        actor,
+        request_hash: request_fingerprint("POST", route, path_params, body),
+    })
+}
+
+/// The bearer token's viewer. Errors: 401 `unauthenticated`.
+pub(crate) fn viewer(keys: &Keys, headers: &HeaderMap) -> Result<etr_infra::auth::Viewer, ApiError> {
+    let authorization = match headers.get("authorization").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            return Err(ApiError::unauthenticated(
+                "the Authorization header is not text",
+            ))
+        }
+    };
+    keys.verify_header(authorization)
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))
+}
+
+/// The `Idempotency-Key` header: 1–200 visible ASCII characters.
+/// Errors: 400 `missing_idempotency_key`, `invalid_idempotency_key`.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let key = headers
         .get("idempotency-key")
         .ok_or_else(|| {
@@ -484,17 +512,7 @@ fn meta(
             "Idempotency-Key must be 1–200 visible ASCII characters",
         ));
     }
-    let correlation_id = headers
-        .get("x-correlation-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map_or_else(|| key.to_owned(), str::to_owned);
-    Ok(Meta {
-        command_id: client_command_id(client, key),
-        correlation_id,
-        actor,
-        request_hash: request_fingerprint("POST", route, path_params, body),
-    })
+    Ok(key.to_owned())
 }
 
 /// A deterministic id minted for a command (a retried command mints the same one).
@@ -769,10 +787,37 @@ async fn transfer(
 #[openapi(
     info(
         title = "ETR command API",
-        description = "Commands of partners and clients: wallets, top-ups, payments, transfers. Every POST takes an Idempotency-Key; amounts are decimal strings."
+        description = "Commands of partners, clients and operators: wallets, top-ups, payments, transfers; the loan conveyor (client registration, applications from creation to disbursement, operator reviews). Every POST takes an Idempotency-Key; amounts are decimal strings."
     ),
-    paths(open_wallet, top_up, pay, transfer),
+    paths(
+        open_wallet,
+        top_up,
+        pay,
+        transfer,
+        crate::lending::register_by_partner,
+        crate::lending::register_self,
+        crate::lending::create_application,
+        crate::lending::get_application,
+        crate::lending::get_cart,
+        crate::lending::act,
+        crate::lending::review,
+        crate::lending::block,
+        crate::lending::unblock
+    ),
     components(schemas(
+        crate::lending::RegistrationRequest,
+        crate::lending::PassportInput,
+        crate::lending::EmploymentInput,
+        crate::lending::GuarantorInput,
+        crate::lending::ApplicationRequest,
+        crate::lending::CartItemInput,
+        crate::lending::ApplicationView,
+        crate::lending::ChooseOfferRequest,
+        crate::lending::SignRequest,
+        crate::lending::CardRequest,
+        crate::lending::ReasonRequest,
+        crate::lending::ReviewRequest,
+        crate::lending::EmptyRequest,
         OpenWalletRequest,
         TopUpRequest,
         PaymentRequest,

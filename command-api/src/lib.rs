@@ -1,4 +1,5 @@
-//! The command side: the REST API for partners and clients ([`api`]), the command handler
+//! The command side: the REST API for partners and clients ([`api`], the loan conveyor's
+//! routes in [`lending`]), the command handler
 //! that commits each command in one Postgres transaction ([`handler`]), and the relay that
 //! publishes the outbox to the Kafka log in order ([`relay`]).
 //!
@@ -11,6 +12,7 @@ pub mod body;
 pub mod committer;
 pub mod error;
 pub mod handler;
+pub mod lending;
 pub mod otp;
 pub mod relay;
 pub mod writer;

@@ -56,3 +56,91 @@ pub trait BankruptcyRegistry: Send + Sync {
         subject: &'a crate::legal::Subject,
     ) -> BoxFuture<'a, Result<Vec<crate::legal::BankruptcyCase>, String>>;
 }
+
+/// How an external system answered a request that changes something on its side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer<T> {
+    Done(T),
+    /// A definite refusal: retrying will not change it.
+    Refused(String),
+    /// No answer that can be relied on (unavailable, an error page): retry later with the
+    /// same idempotency key.
+    Unavailable(String),
+}
+
+/// Identity checks through external services (seed 000, 6.11.3–6.11.6): SNILS (rndsoft),
+/// INN by passport (FNS), the mobile operator's confirmation of the data (mobile ID) and
+/// passport recognition. `method` is the catalogue's method id.
+pub trait IdentityChecks: Send + Sync {
+    /// `Done(())` when the service confirmed the client's data for `method`, `Refused` with
+    /// its reason when it did not.
+    fn confirm<'a>(
+        &'a self,
+        method: &'a str,
+        data: &'a crate::personal::PersonalData,
+    ) -> BoxFuture<'a, Answer<()>>;
+}
+
+/// What the risk module is asked (seed 000, 6.12.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreRequest {
+    pub client_id: ClientId,
+    pub application_id: Uuid,
+    pub requested: Money,
+    pub term: u32,
+    /// Roubles a month, if the client stated it.
+    pub monthly_income: Option<rust_decimal::Decimal>,
+    pub repeat_client: bool,
+}
+
+/// The risk module: a score in 0..=1000 (higher is better).
+pub trait RiskModule: Send + Sync {
+    fn score<'a>(&'a self, request: &'a ScoreRequest) -> BoxFuture<'a, Answer<u32>>;
+}
+
+/// A card to bind (seed 000, 6.9: registration with the payment provider, a 1-rouble
+/// verification hold, confirmation, release).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardToBind {
+    /// The binding id: the provider's idempotency key for every step.
+    pub binding_id: Uuid,
+    pub client_id: ClientId,
+    /// The token the provider's card form returned.
+    pub card_token: String,
+}
+
+/// A payout of a loan to a bound card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutOrder {
+    /// The provider's idempotency key.
+    pub payout_id: Uuid,
+    pub client_id: ClientId,
+    pub card_token: String,
+    pub amount: Money,
+}
+
+/// A payment provider that binds cards and pays out loans (SBC, Tinkoff, Elecsnet:
+/// seed 000, 6.9.3–6.9.5). Every call is idempotent by its id.
+pub trait CardProvider: Send + Sync {
+    /// Registers the card; `Done` with the provider's card reference.
+    fn register<'a>(&'a self, card: &'a CardToBind) -> BoxFuture<'a, Answer<String>>;
+    /// Holds `amount` on the card to verify it; `Done` with the hold's reference.
+    fn hold<'a>(&'a self, card: &'a CardToBind, amount: Money) -> BoxFuture<'a, Answer<String>>;
+    /// Confirms the card after the hold succeeded.
+    fn confirm<'a>(&'a self, card: &'a CardToBind, hold: &'a str) -> BoxFuture<'a, Answer<()>>;
+    /// Releases the verification hold (also the compensation after a failed binding).
+    fn release<'a>(&'a self, card: &'a CardToBind, hold: &'a str) -> BoxFuture<'a, Answer<()>>;
+    /// Pays `order.amount` out to the card; `Done` with the provider's reference.
+    fn payout<'a>(&'a self, order: &'a PayoutOrder) -> BoxFuture<'a, Answer<String>>;
+}
+
+/// Notifications to a client (seed 000, 6.3.1: personal cabinet, SMS, push).
+pub trait Notifier: Send + Sync {
+    /// Sends `text`; `key` makes a repeated notification a no-op.
+    fn notify<'a>(
+        &'a self,
+        client: ClientId,
+        key: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}

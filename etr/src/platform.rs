@@ -46,6 +46,14 @@ async fn serve(
         etr_platform::payment_policy(),
         Restart::Supervised,
     )?;
+    // And the loan conveyor, against the simulators of its external systems.
+    etr_platform::start_conveyor(
+        &settings,
+        &pool,
+        app.clone(),
+        etr_platform::simulated_lending_ports(&pool),
+        Restart::Supervised,
+    )?;
     let listener = etr_platform::bind("the command API", &settings.command_api_addr).await?;
     tracing::info!(addr = %settings.command_api_addr, "command API listening");
     let server = tokio::spawn(async move { axum::serve(listener, api::router(app)).await });

@@ -76,11 +76,49 @@ CREATE TABLE process_dead_letters (
     PRIMARY KEY (process, instance_id, recorded_at)
 );
 
--- Notifications sent to clients through the notification port, kept for support.
+-- Notifications to clients: queued by the process managers (in the transaction that moved
+-- the instance), sent through the notification port by their executor, kept for support.
 CREATE TABLE client_notifications (
     id           BIGSERIAL   PRIMARY KEY,
     client_id    UUID        NOT NULL,
     dedup_key    TEXT        NOT NULL UNIQUE,
     text         TEXT        NOT NULL,
-    sent_at      TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+    queued_at    TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    -- NULL until the port took it
+    sent_at      TIMESTAMPTZ
+);
+CREATE INDEX client_notifications_pending ON client_notifications (id) WHERE sent_at IS NULL;
+
+-- Books of the simulated external systems (payment providers, SMS gateway). Only the
+-- simulators write them; a real adapter keeps nothing here. They live in the platform's
+-- database so that a simulator stays idempotent across a restart of the platform, and tests
+-- can read what was "sent" and "paid".
+CREATE TABLE simulator_card_operations (
+    provider     TEXT          NOT NULL,
+    -- hold | payout
+    kind         TEXT          NOT NULL,
+    key          UUID          NOT NULL,
+    amount       NUMERIC(20,2),
+    attempts     INTEGER       NOT NULL,
+    reference    TEXT,
+    settled_at   TIMESTAMPTZ,
+    released_at  TIMESTAMPTZ,
+    PRIMARY KEY (provider, kind, key)
+);
+
+CREATE TABLE simulator_sms (
+    id       BIGSERIAL   PRIMARY KEY,
+    phone    TEXT        NOT NULL,
+    text     TEXT        NOT NULL,
+    sent_at  TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX simulator_sms_phone ON simulator_sms (phone, id);
+
+-- Which client (partition) an application belongs to and which partner created it: the
+-- routing of `/v1/partner/applications/{id}` (written before the command, idempotently).
+CREATE TABLE application_routes (
+    application_id  UUID        PRIMARY KEY,
+    client_id       UUID        NOT NULL,
+    partner_id      TEXT,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );

@@ -25,6 +25,9 @@ pub enum Error {
     /// A URL that names no client (`…/v1/clients/<client id>/…`).
     #[error("not a client URL (…/v1/clients/<client id>/…): {0}")]
     NotClientUrl(String),
+    /// A configuration file or value of the platform is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
     #[error(transparent)]
     Infra(#[from] etr_infra::Error),
     #[error(transparent)]

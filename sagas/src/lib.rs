@@ -7,10 +7,13 @@
 //! ([`etr_domain::ids::platform_command_id`]) through the [`runtime::Commands`] port.
 //! Its decisions are a pure `step` function in the domain; this crate performs them.
 //!
-//! Running today: [`payment_execution`] (statuses 3 → 4 → 6 / 8 of a wallet payment). The
-//! loan conveyor's processes (identification, scoring, disbursement) reuse [`runtime`].
+//! Running today: [`payment_execution`] (statuses 3 → 4 → 6 / 8 of a wallet payment) and
+//! [`conveyor`] (a loan application from submission to disbursement: identification, legal
+//! checks, scoring, the contract, card binding, the payout).
 
+pub mod conveyor;
 pub mod error;
+pub mod lending_simulators;
 pub mod payment_execution;
 pub mod runtime;
 pub mod simulators;

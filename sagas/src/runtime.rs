@@ -36,6 +36,13 @@ pub enum Issued {
 /// for certain; the step is retried later with the same command id.
 pub trait Commands: Send + Sync {
     fn issue(&self, issue: Issue) -> BoxFuture<'_, Result<Issued, String>>;
+
+    /// The committed state of an aggregate (`None` before its first event): what the
+    /// command side decides against, fresher than any read model.
+    fn state(
+        &self,
+        target: etr_domain::AggregateRef,
+    ) -> BoxFuture<'_, Result<Option<etr_domain::State>, String>>;
 }
 
 /// One instance row, locked for update inside `tx`.
