@@ -473,7 +473,10 @@ fn meta(
 }
 
 /// The bearer token's viewer. Errors: 401 `unauthenticated`.
-pub(crate) fn viewer(keys: &Keys, headers: &HeaderMap) -> Result<etr_infra::auth::Viewer, ApiError> {
+pub(crate) fn viewer(
+    keys: &Keys,
+    headers: &HeaderMap,
+) -> Result<etr_infra::auth::Viewer, ApiError> {
     let authorization = match headers.get("authorization").map(|v| v.to_str()) {
         None => None,
         Some(Ok(v)) => Some(v),

@@ -32,9 +32,7 @@ use time::{Date, OffsetDateTime};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::{
-    idempotency_key, outcome_response, parse_body, path_ids, viewer, ApiError, App,
-};
+use crate::api::{idempotency_key, outcome_response, parse_body, path_ids, viewer, ApiError, App};
 use crate::handler::{request_fingerprint, Meta};
 
 pub(crate) const PARTNER_CLIENTS: &str = "/v1/partner/clients";
@@ -375,7 +373,8 @@ async fn register(
         handled,
         StatusCode::CREATED,
         serde_json::json!({ "client_id": client }),
-    ).await)
+    )
+    .await)
 }
 
 #[utoipa::path(post, path = "/v1/partner/clients", request_body = RegistrationRequest,
@@ -396,7 +395,16 @@ async fn register_by_partner(
         format!("partner:{partner}/{key}").as_bytes(),
     ));
     let actor = Caller::Partner(partner.clone()).actor();
-    register(&app, &headers, client, actor, partner, PARTNER_CLIENTS, &body).await
+    register(
+        &app,
+        &headers,
+        client,
+        actor,
+        partner,
+        PARTNER_CLIENTS,
+        &body,
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/me/registration", request_body = RegistrationRequest,
@@ -544,18 +552,20 @@ async fn create_application(
         handled,
         StatusCode::CREATED,
         serde_json::json!({ "application_id": application_id, "client_id": client }),
-    ).await)
+    )
+    .await)
 }
 
 /// The application's client, once the caller may see it. Errors: 404 `application_not_found`
 /// (also for an application of another partner or client).
 async fn route_of(app: &App, caller: &Caller, id: Uuid) -> Result<ClientId, ApiError> {
-    let row: Option<(Uuid, Option<String>)> =
-        sqlx::query_as("SELECT client_id, partner_id FROM application_routes WHERE application_id = $1")
-            .bind(id)
-            .fetch_optional(&app.pool)
-            .await
-            .map_err(internal)?;
+    let row: Option<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT client_id, partner_id FROM application_routes WHERE application_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&app.pool)
+    .await
+    .map_err(internal)?;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -638,7 +648,8 @@ async fn view(app: &App, a: &Application) -> Result<ApplicationView, ApiError> {
         status: a.status.label().into(),
         process_step,
         expires_at: a.expires_at.and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339).ok()
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
         }),
         offers: serde_json::to_value(&a.offers).map_err(internal)?,
         chosen_offer_id: a.chosen_offer,
@@ -897,13 +908,13 @@ async fn act(
                 }
             }
         }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no action `{other}`: submit, offer, otp, sign, card, goods-handed-over, cancel"),
-            ))
-        }
+        other => return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no action `{other}`: submit, offer, otp, sign, card, goods-handed-over, cancel"
+            ),
+        )),
     };
     let handled = app
         .handler
@@ -920,15 +931,18 @@ async fn act(
         handled,
         StatusCode::OK,
         serde_json::json!({ "application_id": id }),
-    ).await)
+    )
+    .await)
 }
 
 /// Sends the signing code to the client's phone (from its sealed personal data).
 async fn send_code(app: &App, client: ClientId, id: Uuid) -> Result<Response, ApiError> {
     let a = application_state(app, id).await?;
-    let Some(contract) = a.contract.as_ref().filter(|_| {
-        a.status == application::Status::ContractGenerated
-    }) else {
+    let Some(contract) = a
+        .contract
+        .as_ref()
+        .filter(|_| a.status == application::Status::ContractGenerated)
+    else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_contract",
@@ -953,14 +967,18 @@ async fn send_code(app: &App, client: ClientId, id: Uuid) -> Result<Response, Ap
             "the client has no phone on record",
         )
     })?;
-    let data = app.vault.open(client, &personal).await.map_err(|e| match e {
-        etr_infra::Error::Erased(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "personal_data_erased",
-            "the client's personal data was erased",
-        ),
-        other => internal(other),
-    })?;
+    let data = app
+        .vault
+        .open(client, &personal)
+        .await
+        .map_err(|e| match e {
+            etr_infra::Error::Erased(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "personal_data_erased",
+                "the client's personal data was erased",
+            ),
+            other => internal(other),
+        })?;
     let purpose = signing_purpose(id, &contract.document_sha256);
     app.otp
         .send(client, &purpose, &data.phone, OffsetDateTime::now_utc())
@@ -1065,7 +1083,8 @@ async fn review(
         handled,
         StatusCode::OK,
         serde_json::json!({ "application_id": id }),
-    ).await)
+    )
+    .await)
 }
 
 async fn block_or_unblock(
@@ -1100,7 +1119,8 @@ async fn block_or_unblock(
         handled,
         StatusCode::OK,
         serde_json::json!({ "client_id": client }),
-    ).await)
+    )
+    .await)
 }
 
 #[utoipa::path(post, path = "/v1/operator/clients/{client_id}/block", request_body = ReasonRequest,

@@ -491,7 +491,9 @@ pub fn decide(
     let events = decide_application(&state, id, command, context, &client)?;
     for event in events {
         if let Event::ApplicationCreated { .. } = &event {
-            out.push(on_client(client::Event::ApplicationOpened { application_id: id }));
+            out.push(on_client(client::Event::ApplicationOpened {
+                application_id: id,
+            }));
         }
         if let Event::ApplicationCardBound { card } = &event {
             out.push(on_client(client::Event::CardBound { card: card.clone() }));
@@ -768,7 +770,10 @@ fn decide_application(
             let Some(contract) = &state.contract else {
                 return Err(refuse("sign the contract"));
             };
-            if !contract.document_sha256.eq_ignore_ascii_case(document_sha256) {
+            if !contract
+                .document_sha256
+                .eq_ignore_ascii_case(document_sha256)
+            {
                 return Err(Error::ContractHashMismatch {
                     expected: contract.document_sha256.clone(),
                 });

@@ -135,9 +135,14 @@ impl Outcome {
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
     /// An activity is due or running.
-    Perform { activity: Activity },
+    Perform {
+        activity: Activity,
+    },
     /// An activity's outcome is being recorded as `step`.
-    Record { step: String, outcome: Outcome },
+    Record {
+        step: String,
+        outcome: Outcome,
+    },
     /// Waiting for an operator (photo identification, a referred application).
     AwaitOperator,
     /// Approved: waiting for the client to choose an offer (expires at `expires_at`).
@@ -149,7 +154,9 @@ pub enum Stage {
     /// The expiry is being recorded.
     Expiring,
     /// An activity failed for good and went to the dead-letter table.
-    Parked { reason: String },
+    Parked {
+        reason: String,
+    },
     Done,
 }
 
@@ -192,6 +199,22 @@ pub struct State {
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub expires_at: Option<OffsetDateTime>,
     pub last_error: Option<String>,
+    /// Operator reviews resolved so far: a stage taken again after a review records its
+    /// outcome under a new step (`scoring/review-1`), never under the step whose first
+    /// outcome the command side would answer again.
+    #[serde(default)]
+    pub reviews: u32,
+}
+
+impl State {
+    /// The command-id step under which the outcome of `activity` is recorded in this run.
+    pub fn step_of(&self, activity: &Activity) -> String {
+        if self.reviews == 0 {
+            activity.step()
+        } else {
+            format!("{}/review-{}", activity.step(), self.reviews)
+        }
+    }
 }
 
 /// What moves an instance.
@@ -228,13 +251,20 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Perform(Activity),
-    Issue { step: String, command: Command },
+    Issue {
+        step: String,
+        command: Command,
+    },
     WakeAt(OffsetDateTime),
     ClearTimer,
     /// Tell the client (through the notification port).
-    Notify { text: String },
+    Notify {
+        text: String,
+    },
     /// Park the instance in the dead-letter table with the reason.
-    DeadLetter { reason: String },
+    DeadLetter {
+        reason: String,
+    },
 }
 
 fn backoff(policy: &Policy, attempts: u32) -> Duration {
@@ -274,6 +304,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                     attempts: 0,
                     expires_at: None,
                     last_error: None,
+                    reviews: 0,
                 },
                 (None, _) => return (None, Vec::new()),
             };
@@ -292,8 +323,14 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
             activity,
             outcome,
         } => match state {
-            Some(s) if s.stage == (Stage::Perform { activity: activity.clone() }) => {
-                let (s, a) = record(s, activity.step(), outcome, now, policy);
+            Some(s)
+                if s.stage
+                    == (Stage::Perform {
+                        activity: activity.clone(),
+                    }) =>
+            {
+                let step = s.step_of(&activity);
+                let (s, a) = record(s, step, outcome, now, policy);
                 (Some(s), a)
             }
             other => (other, Vec::new()),
@@ -304,7 +341,12 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
             transient,
             reason,
         } => match state {
-            Some(s) if s.stage == (Stage::Perform { activity: activity.clone() }) => {
+            Some(s)
+                if s.stage
+                    == (Stage::Perform {
+                        activity: activity.clone(),
+                    }) =>
+            {
                 let (s, a) = on_failure(s, activity, transient, reason, now, policy);
                 (Some(s), a)
             }
@@ -357,12 +399,16 @@ fn on_event(mut state: State, event: &Event, at: OffsetDateTime) -> (State, Vec<
         Event::ApplicationCreated { .. } | Event::GoodsHandedOver => (state, Vec::new()),
         Event::ApplicationSubmitted { .. } => perform(state, Activity::Identify, at),
         Event::ClientIdentified { .. } => perform(state, Activity::LegalChecks, at),
-        Event::ReviewResolved { stage, .. } if stage == "identification" => {
-            perform(state, Activity::LegalChecks, at)
+        Event::ReviewResolved { stage, .. } => {
+            state.reviews += 1;
+            let next = if stage == "identification" {
+                Activity::LegalChecks
+            } else {
+                Activity::Score
+            };
+            perform(state, next, at)
         }
-        Event::LegalChecksPassed | Event::ReviewResolved { .. } => {
-            perform(state, Activity::Score, at)
-        }
+        Event::LegalChecksPassed => perform(state, Activity::Score, at),
         Event::IdentificationReferred { .. } | Event::ApplicationReferred { .. } => {
             state.stage = Stage::AwaitOperator;
             (state, vec![Action::ClearTimer])
@@ -511,16 +557,19 @@ fn on_failure(
             now,
             policy,
         ),
-        Activity::BindCard { binding_id } => record(
-            state,
-            activity.step(),
-            Outcome::CardBinding {
-                binding_id,
-                failure: Some(exhausted),
-            },
-            now,
-            policy,
-        ),
+        Activity::BindCard { binding_id } => {
+            let step = state.step_of(&activity);
+            record(
+                state,
+                step,
+                Outcome::CardBinding {
+                    binding_id,
+                    failure: Some(exhausted),
+                },
+                now,
+                policy,
+            )
+        }
         _ => {
             state.stage = Stage::Parked {
                 reason: exhausted.clone(),

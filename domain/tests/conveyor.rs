@@ -2,7 +2,9 @@
 //! event, a timer or an activity's result arrives, then these actions.
 
 use etr_domain::application::{Command, Contract, Event, Identification};
-use etr_domain::conveyor::{step, Action, Activity, Input, Outcome, Policy, Stage, State, Versions};
+use etr_domain::conveyor::{
+    step, Action, Activity, Input, Outcome, Policy, Stage, State, Versions,
+};
 use etr_domain::ClientId;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -61,8 +63,8 @@ fn a_draft_starts_no_run_and_a_submission_starts_identification() {
 }
 
 #[test]
-fn an_activity_result_is_stored_before_its_command_is_issued_and_a_repeat_issues_the_same_command(
-) {
+fn an_activity_result_is_stored_before_its_command_is_issued_and_a_repeat_issues_the_same_command()
+{
     let policy = Policy::default();
     let (s, actions) = step(Some(submitted()), Input::Due { now: T0 }, &policy);
     assert_eq!(
@@ -218,7 +220,10 @@ fn transient_payout_failures_back_off_then_the_payout_is_compensated() {
         },
     );
     assert_eq!(s.unwrap().stage, Stage::Done);
-    assert!(matches!(actions.as_slice(), [Action::ClearTimer, Action::Notify { .. }]));
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::ClearTimer, Action::Notify { .. }]
+    ));
 }
 
 #[test]
@@ -305,4 +310,60 @@ fn repeat_clients_take_the_version_without_photo_identification() {
     assert_eq!(new.name, "standard");
     assert!(!new.skip_manual_identification);
     assert!(Versions(vec![]).pick(false, "web").is_none());
+}
+
+#[test]
+fn a_stage_taken_again_after_a_review_records_under_a_new_step() {
+    // The first scoring referred the application; its command id is spent. After the
+    // operator clears it, the new scoring must not reuse that id (the command side would
+    // answer the referral again and the run would never move).
+    let policy = Policy::default();
+    let mut s = submitted();
+    s.stage = Stage::Perform {
+        activity: Activity::Score,
+    };
+    let outcome = |reasons: Vec<String>| {
+        Outcome::Scoring(etr_domain::application::Scoring::ManualReview {
+            reasons,
+            score: 500,
+            pdn_percent: None,
+        })
+    };
+    let (s, actions) = step(
+        Some(s),
+        Input::Performed {
+            now: T0,
+            activity: Activity::Score,
+            outcome: outcome(vec!["duplicate".into()]),
+        },
+        &policy,
+    );
+    let first = actions.iter().find_map(|a| match a {
+        Action::Issue { step, .. } => Some(step.clone()),
+        _ => None,
+    });
+    assert_eq!(first.as_deref(), Some("scoring"));
+    let (s, _) = event(
+        s,
+        Event::ReviewResolved {
+            stage: "scoring".into(),
+            approved: true,
+            reason: "a relative".into(),
+        },
+    );
+    let (s, _) = step(s, Input::Due { now: T0 }, &policy);
+    let (_, actions) = step(
+        s,
+        Input::Performed {
+            now: T0,
+            activity: Activity::Score,
+            outcome: outcome(vec![]),
+        },
+        &policy,
+    );
+    let second = actions.iter().find_map(|a| match a {
+        Action::Issue { step, .. } => Some(step.clone()),
+        _ => None,
+    });
+    assert_eq!(second.as_deref(), Some("scoring/review-1"));
 }

@@ -2,8 +2,8 @@
 
 use etr_domain::application::{self, Contract, Identification, Offer, Scoring, Verdict};
 use etr_domain::client;
-use etr_domain::personal::Sealed;
 use etr_domain::loan;
+use etr_domain::personal::Sealed;
 use etr_domain::{
     decide, evolve, Actor, AggregateKind, AggregateRef, ClientId, Command, Context, Currency,
     Money, State,
@@ -265,7 +265,10 @@ fn a_client_has_one_open_application_at_a_time() {
             _ => unreachable!(),
         },
     };
-    assert_eq!(run(&mut s, other.clone()), Err("application_already_open".into()));
+    assert_eq!(
+        run(&mut s, other.clone()),
+        Err("application_already_open".into())
+    );
     run(
         &mut s,
         app(application::Command::CancelApplication {
@@ -397,8 +400,7 @@ fn an_approval_expires_only_after_its_deadline() {
         actor: Actor::system("test"),
     };
     assert_eq!(
-        decide(&s, &app(application::Command::ExpireApplication), &early)
-            .map_err(|e| e.code()),
+        decide(&s, &app(application::Command::ExpireApplication), &early).map_err(|e| e.code()),
         Err("not_yet_due")
     );
     let events = run(&mut s, app(application::Command::ExpireApplication)).unwrap();

@@ -277,26 +277,27 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     };
     // The loan as the conveyor issues it (its own test drives an application end to end):
     // with the offer's schedule and PSK.
-    for (key, command) in [(
-        "l1",
-        lend(loan::Command::IssueLoan {
-            application_id,
-            principal: rub("5000.00"),
-            term_days: 30,
-            daily_rate_percent: "0.8".into(),
-            terms: Some(loan::Terms {
-                product_id: offer.product_id.clone(),
-                term: offer.term,
-                term_unit: offer.term_unit.clone(),
-                contract_date: offer.contract_date,
-                schedule: offer.schedule.clone(),
-                psk_percent: offer.psk_percent,
-                psk_money: offer.psk_money,
-                card_id: None,
-                payout_reference: "sbc-payout-1".into(),
+    for (key, command) in [
+        (
+            "l1",
+            lend(loan::Command::IssueLoan {
+                application_id,
+                principal: rub("5000.00"),
+                term_days: 30,
+                daily_rate_percent: "0.8".into(),
+                terms: Some(loan::Terms {
+                    product_id: offer.product_id.clone(),
+                    term: offer.term,
+                    term_unit: offer.term_unit.clone(),
+                    contract_date: offer.contract_date,
+                    schedule: offer.schedule.clone(),
+                    psk_percent: offer.psk_percent,
+                    psk_money: offer.psk_money,
+                    card_id: None,
+                    payout_reference: "sbc-payout-1".into(),
+                }),
             }),
-        }),
-    ),
+        ),
         (
             "l2",
             lend(loan::Command::ProlongLoan {

@@ -152,7 +152,9 @@ impl Vault {
                     aad: &associated_data(client, version),
                 },
             )
-            .map_err(|_| Error::Crypto("the sealed data does not open with this client's key".into()))?;
+            .map_err(|_| {
+                Error::Crypto("the sealed data does not open with this client's key".into())
+            })?;
         serde_json::from_slice(&plain).map_err(|e| Error::Crypto(e.to_string()))
     }
 

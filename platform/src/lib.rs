@@ -205,8 +205,9 @@ pub async fn command_app(
         committed,
         handler::Settings::new(settings.command_api_advertised_addr.clone()),
     );
-    let sms: Arc<dyn etr_domain::ports::SmsGateway> =
-        Arc::new(etr_sagas::lending_simulators::RecordingSmsGateway::new(pool.clone()));
+    let sms: Arc<dyn etr_domain::ports::SmsGateway> = Arc::new(
+        etr_sagas::lending_simulators::RecordingSmsGateway::new(pool.clone()),
+    );
     Ok(Arc::new(App {
         handler,
         pool: pool.clone(),
@@ -583,7 +584,11 @@ pub fn simulated_lending_ports(pool: &PgPool) -> etr_sagas::conveyor::Ports {
     for name in ["sbc", "tinkoff", "elecsnet"] {
         cards.insert(
             name.to_owned(),
-            Arc::new(sim::CardProviderSimulator::new(name, Duration::ZERO, pool.clone())),
+            Arc::new(sim::CardProviderSimulator::new(
+                name,
+                Duration::ZERO,
+                pool.clone(),
+            )),
         );
     }
     etr_sagas::conveyor::Ports {
@@ -621,7 +626,8 @@ pub fn start_conveyor(
         restart,
     )?;
     let dir = std::env::var("ETR_DOCUMENTS_DIR").unwrap_or_else(|_| "target/etr-documents".into());
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("ETR_DOCUMENTS_DIR={dir}: {e}")))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Config(format!("ETR_DOCUMENTS_DIR={dir}: {e}")))?;
     let executor = etr_sagas::conveyor::Executor {
         pool: pool.clone(),
         policy,

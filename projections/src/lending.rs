@@ -17,7 +17,12 @@ impl Projection for Lending {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["rm_applications", "rm_loans", "rm_loan_movements", "rm_customers"]
+        &[
+            "rm_applications",
+            "rm_loans",
+            "rm_loan_movements",
+            "rm_customers",
+        ]
     }
 
     async fn apply(

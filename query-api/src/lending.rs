@@ -141,7 +141,11 @@ impl Application {
 
     /// SHA-256 of the contract document the client signs (hex), once generated.
     async fn contract_sha256(&self) -> Option<&str> {
-        self.state.0.contract.as_ref().map(|c| c.document_sha256.as_str())
+        self.state
+            .0
+            .contract
+            .as_ref()
+            .map(|c| c.document_sha256.as_str())
     }
 
     async fn signed(&self) -> bool {
@@ -222,7 +226,11 @@ impl Loan {
 
     /// PSK in percent a year, 3 decimals, as signed.
     async fn psk_percent(&self) -> Option<String> {
-        self.state.0.terms.as_ref().map(|t| t.psk_percent.to_string())
+        self.state
+            .0
+            .terms
+            .as_ref()
+            .map(|t| t.psk_percent.to_string())
     }
 
     /// PSK in money, roubles, as signed.

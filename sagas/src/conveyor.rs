@@ -10,8 +10,12 @@
 //!   same command, answered with its first outcome.
 
 use etr_documents::{agreement_key, Agreements, ContractParams, DocumentStore};
-use etr_domain::application::{self, Application, Contract, Identification, Offer, Scoring, Verdict};
-use etr_domain::conveyor::{step, Action, Activity, Input, Outcome, Policy, State, Versions, PROCESS};
+use etr_domain::application::{
+    self, Application, Contract, Identification, Offer, Scoring, Verdict,
+};
+use etr_domain::conveyor::{
+    step, Action, Activity, Input, Outcome, Policy, State, Versions, PROCESS,
+};
 use etr_domain::identification::Catalogue;
 use etr_domain::ids::{derived_id, platform_command_id};
 use etr_domain::legal;
@@ -88,8 +92,7 @@ impl Projection for Tracker {
         )
         .await
         .map_err(to_projection_error)?;
-        if let application::Event::ApplicationReferred { stage, reasons, .. } = application_event
-        {
+        if let application::Event::ApplicationReferred { stage, reasons, .. } = application_event {
             open_task(
                 tx,
                 derived_id(id, &format!("review/{stage}/{}", envelope.sequence)),
@@ -303,8 +306,16 @@ impl Executor {
             let state: State = serde_json::from_value(state)?;
             let (next, actions) = step(Some(state), Input::Due { now }, &self.policy);
             let Some(next) = next else { continue };
-            runtime::store(&mut tx, PROCESS, id, client, &correlation, &next, timer(&actions))
-                .await?;
+            runtime::store(
+                &mut tx,
+                PROCESS,
+                id,
+                client,
+                &correlation,
+                &next,
+                timer(&actions),
+            )
+            .await?;
             work.push((id, ClientId(client), correlation, actions));
         }
         tx.commit().await?;
@@ -407,8 +418,16 @@ impl Executor {
         let instance = runtime::load::<State>(&mut tx, PROCESS, id).await?;
         let (next, actions) = step(instance.state, input, &self.policy);
         if let Some(next) = &next {
-            runtime::store(&mut tx, PROCESS, id, client.0, correlation, next, timer(&actions))
-                .await?;
+            runtime::store(
+                &mut tx,
+                PROCESS,
+                id,
+                client.0,
+                correlation,
+                next,
+                timer(&actions),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(actions)
@@ -443,7 +462,12 @@ impl Executor {
         Ok(())
     }
 
-    async fn queue_notification(&self, client: ClientId, key: &str, text: &str) -> Result<(), Error> {
+    async fn queue_notification(
+        &self,
+        client: ClientId,
+        key: &str,
+        text: &str,
+    ) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO client_notifications (client_id, dedup_key, text) VALUES ($1, $2, $3) ON CONFLICT (dedup_key) DO NOTHING",
         )
@@ -467,12 +491,19 @@ impl Executor {
         .await?;
         let mut sent = 0;
         for (row, client, key, text) in pending {
-            match self.ports.notifier.notify(ClientId(client), &key, &text).await {
+            match self
+                .ports
+                .notifier
+                .notify(ClientId(client), &key, &text)
+                .await
+            {
                 Ok(()) => {
-                    sqlx::query("UPDATE client_notifications SET sent_at = clock_timestamp() WHERE id = $1")
-                        .bind(row)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE client_notifications SET sent_at = clock_timestamp() WHERE id = $1",
+                    )
+                    .bind(row)
+                    .execute(&mut *tx)
+                    .await?;
                     sent += 1;
                 }
                 Err(e) => tracing::warn!(%client, error = %e, "notification not sent; retried"),
@@ -542,7 +573,11 @@ impl Executor {
         }
     }
 
-    async fn personal(&self, client: ClientId, registry: &client::Client) -> Result<PersonalData, Failure> {
+    async fn personal(
+        &self,
+        client: ClientId,
+        registry: &client::Client,
+    ) -> Result<PersonalData, Failure> {
         let sealed = registry
             .personal
             .as_ref()
@@ -558,7 +593,8 @@ impl Executor {
         registry: &client::Client,
     ) -> Result<Outcome, Failure> {
         let data = self.personal(client, registry).await?;
-        let failed = |reasons: Vec<String>| Outcome::Identification(Identification::Failed { reasons });
+        let failed =
+            |reasons: Vec<String>| Outcome::Identification(Identification::Failed { reasons });
         if let Some(passport) = &data.passport {
             if etr_infra::invalid_passports::is_invalid(&self.pool, &passport.number).await? {
                 return Ok(failed(vec![format!(
@@ -599,7 +635,10 @@ impl Executor {
                     ticket_id,
                 }));
             }
-            match answer(&method.id, self.ports.identity.confirm(&method.id, &data).await)? {
+            match answer(
+                &method.id,
+                self.ports.identity.confirm(&method.id, &data).await,
+            )? {
                 Ok(()) => {
                     return Ok(Outcome::Identification(Identification::Identified {
                         method: method.id.clone(),
@@ -666,7 +705,9 @@ impl Executor {
         let mut review = Vec::new();
         if !cleared {
             for (other, kind) in self.vault.duplicates(client).await? {
-                review.push(format!("possible duplicate: the same {kind} as client {other}"));
+                review.push(format!(
+                    "possible duplicate: the same {kind} as client {other}"
+                ));
             }
         }
         let request = ScoreRequest {
@@ -708,13 +749,14 @@ impl Executor {
             if offers.len() == 3 {
                 break;
             }
-            let made = match product::offer(product, requested.amount, application.term, contract_date) {
-                Ok(made) => made,
-                Err(e) => {
-                    refusals.push(format!("{}: {e}", product.id));
-                    continue;
-                }
-            };
+            let made =
+                match product::offer(product, requested.amount, application.term, contract_date) {
+                    Ok(made) => made,
+                    Err(e) => {
+                        refusals.push(format!("{}: {e}", product.id));
+                        continue;
+                    }
+                };
             let term_days = made
                 .instalments
                 .last()
@@ -738,7 +780,8 @@ impl Executor {
                         continue;
                     }
                     Ok(pdn) => {
-                        pdn_percent = Some(pdn_percent.map_or(pdn.percent, |p: Decimal| p.max(pdn.percent)));
+                        pdn_percent =
+                            Some(pdn_percent.map_or(pdn.percent, |p: Decimal| p.max(pdn.percent)));
                     }
                     Err(e) => refusals.push(format!("{}: {e}", product.id)),
                 }
@@ -826,19 +869,34 @@ impl Executor {
             .map(|i| (i.date - offer.contract_date).whole_days())
             .and_then(|d| u32::try_from(d).ok())
             .unwrap_or(offer.term);
-        let rate_text = match self.rules.products.iter().find(|p| p.id == offer.product_id) {
+        let rate_text = match self
+            .rules
+            .products
+            .iter()
+            .find(|p| p.id == offer.product_id)
+        {
             Some(Product {
                 pricing: product::Pricing::Daily { daily_rate, .. },
                 ..
-            }) => format!("{} % в день", (*daily_rate * Decimal::from(100)).normalize()),
+            }) => format!(
+                "{} % в день",
+                (*daily_rate * Decimal::from(100)).normalize()
+            ),
             Some(Product {
                 pricing: product::Pricing::Monthly { annual_rate, .. },
                 ..
-            }) => format!("{} % годовых", (*annual_rate * Decimal::from(100)).normalize()),
+            }) => format!(
+                "{} % годовых",
+                (*annual_rate * Decimal::from(100)).normalize()
+            ),
             None => String::new(),
         };
         let params = ContractParams {
-            contract_number: format!("{}", id.simple()).chars().take(12).collect::<String>().to_uppercase(),
+            contract_number: format!("{}", id.simple())
+                .chars()
+                .take(12)
+                .collect::<String>()
+                .to_uppercase(),
             contract_date: offer.contract_date.to_string(),
             client: etr_documents::Client {
                 full_name: data.full_name(),
@@ -932,7 +990,9 @@ impl Executor {
         }
         let hold = match answer(
             "verification hold",
-            provider.hold(&card, Money::new(Decimal::ONE, Currency::Rub)).await,
+            provider
+                .hold(&card, Money::new(Decimal::ONE, Currency::Rub))
+                .await,
         )? {
             Ok(hold) => hold,
             Err(reason) => return Ok(failed(reason)),

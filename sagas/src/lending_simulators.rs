@@ -6,8 +6,8 @@
 
 use etr_domain::personal::PersonalData;
 use etr_domain::ports::{
-    Answer, BoxFuture, CardProvider, CardToBind, IdentityChecks, Notifier, PayoutOrder,
-    RiskModule, ScoreRequest,
+    Answer, BoxFuture, CardProvider, CardToBind, IdentityChecks, Notifier, PayoutOrder, RiskModule,
+    ScoreRequest,
 };
 use etr_domain::{ClientId, Money};
 use rust_decimal::Decimal;
@@ -100,7 +100,12 @@ impl CardProviderSimulator {
 
     /// Records an operation once per (kind, key); returns the attempt number of the key
     /// and the reference stored by its first successful attempt.
-    async fn book(&self, kind: &str, key: Uuid, amount: Option<Money>) -> Result<(i32, Option<String>), String> {
+    async fn book(
+        &self,
+        kind: &str,
+        key: Uuid,
+        amount: Option<Money>,
+    ) -> Result<(i32, Option<String>), String> {
         sqlx::query_as(
             "INSERT INTO simulator_card_operations (provider, kind, key, amount, attempts) VALUES ($1, $2, $3, $4, 1) \
              ON CONFLICT (provider, kind, key) DO UPDATE SET attempts = simulator_card_operations.attempts + 1 \
@@ -203,7 +208,10 @@ impl CardProvider for CardProviderSimulator {
             if order.card_token.contains("payout-fail") {
                 return Answer::Refused("the provider refused the payout".into());
             }
-            let (attempt, paid) = match self.book("payout", order.payout_id, Some(order.amount)).await {
+            let (attempt, paid) = match self
+                .book("payout", order.payout_id, Some(order.amount))
+                .await
+            {
                 Ok(booked) => booked,
                 Err(e) => return Answer::Unavailable(e),
             };
@@ -211,7 +219,10 @@ impl CardProvider for CardProviderSimulator {
                 return Answer::Done(reference);
             }
             if attempt <= flaky_attempts(&order.card_token) {
-                return Answer::Unavailable(format!("{} is unavailable (attempt {attempt})", self.name));
+                return Answer::Unavailable(format!(
+                    "{} is unavailable (attempt {attempt})",
+                    self.name
+                ));
             }
             let reference = format!("{}-payout-{}", self.name, order.payout_id.simple());
             match self.settle("payout", order.payout_id, &reference).await {

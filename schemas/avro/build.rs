@@ -25,7 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     entries.sort();
     let mut out = String::from("&[\n");
     for (aggregate, event, path) in entries {
-        writeln!(out, "    ({aggregate:?}, {event:?}, include_str!({path:?})),")?;
+        writeln!(
+            out,
+            "    ({aggregate:?}, {event:?}, include_str!({path:?})),"
+        )?;
     }
     out.push_str("]\n");
     let target = Path::new(&std::env::var("OUT_DIR")?).join("catalog.rs");

@@ -2,9 +2,9 @@
 
 use etr_domain::application::{self, CartItem, Contract, Offer};
 use etr_domain::client;
+use etr_domain::payment;
 use etr_domain::personal::Sealed;
 use etr_domain::schedule::Instalment;
-use etr_domain::payment;
 use etr_domain::wallet::{self, Limits};
 use etr_domain::{loan, Actor, ClientId, Currency, Envelope, Event, Money};
 use rust_decimal::Decimal;

@@ -1,0 +1,702 @@
+//! The loan conveyor end to end on the real broker and Postgres: a partner takes an
+//! application from creation to a disbursed loan using only REST calls (reading the signing
+//! code from the SMS simulator's books), GraphQL shows the loan with its schedule and PSK;
+//! a client does the same through its own routes; the failures the conveyor must survive
+//! are injected through the simulators' inputs and each shows as events; a SIGKILL in the
+//! middle of a flow loses nothing and repeats no step.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::{token, Api, Env};
+use uuid::Uuid;
+
+use etr_query_api::auth::Role;
+
+const PARTNER: &str = "shop-42";
+
+struct Flow<'a> {
+    api: &'a Api,
+    pool: &'a sqlx::PgPool,
+    bearer: String,
+    /// `/v1/partner/applications` or `/v1/me/applications`.
+    base: &'static str,
+}
+
+fn unique_phone() -> String {
+    let n = Uuid::new_v4().as_u128() % 10_000_000;
+    format!("+7916{n:07}")
+}
+
+fn unique_passport() -> String {
+    let n = Uuid::new_v4().as_u128();
+    format!("{:04} {:06}", 4500 + (n % 400), (n / 400) % 1_000_000)
+}
+
+fn person(last_name: &str, phone: &str, passport: &str) -> Value {
+    json!({
+        "last_name": last_name,
+        "first_name": "Иван",
+        "middle_name": "Петрович",
+        "birth_date": "1988-03-14",
+        "phone": phone,
+        "email": "ivan@example.ru",
+        "passport": {
+            "number": passport,
+            "issued_on": "2010-05-20",
+            "department_code": "770-001",
+            "issued_by": "ОВД Тверского района г. Москвы"
+        },
+        "registration_address": "г. Москва, ул. Ленина, д. 1, кв. 2",
+        "employment": {"employer": "ООО Ромашка", "position": "инженер", "months_employed": 36},
+        "monthly_income": "90000.00",
+        "guarantors": [{"full_name": "Петров Пётр", "phone": "+79160000001", "relation": "брат"}]
+    })
+}
+
+impl Flow<'_> {
+    async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let (status, _, body) = self
+            .api
+            .post_as(Some(&self.bearer), path, Some(key), &body.to_string())
+            .await
+            .unwrap();
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .api
+            .http
+            .get(format!("{}{path}", self.api.base))
+            .bearer_auth(&self.bearer)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn create(&self, client: Option<&str>, amount: &str, term: u32, product: &str) -> String {
+        let mut body = json!({
+            "amount": amount, "currency": "RUB", "term": term, "product_id": product,
+            "cart": [{"name": "Смартфон", "quantity": 1, "price": amount}]
+        });
+        if let Some(c) = client {
+            body["client_id"] = json!(c);
+        }
+        let (status, body) = self
+            .post(self.base, &format!("create-{}", Uuid::new_v4()), body)
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["application_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the application's status is one of `statuses`.
+    async fn wait(&self, app: &str, statuses: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, view) = self.get(&format!("{}/{app}", self.base)).await;
+            assert_eq!(status, 200, "{view}");
+            if statuses.contains(&view["status"].as_str().unwrap_or_default()) {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "application {app} stayed {view} (waiting for {statuses:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Waits until the conveyor's run of the application is at `step` (the run follows the
+    /// log, so it may trail the application's committed status a little).
+    async fn wait_step(&self, app: &str, step: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, view) = self.get(&format!("{}/{app}", self.base)).await;
+            if view["process_step"] == step {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "{view} never reached {step}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn last_code(&self, phone: &str) -> String {
+        let text: String = sqlx::query_scalar(
+            "SELECT text FROM simulator_sms WHERE phone = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(phone)
+        .fetch_one(self.pool)
+        .await
+        .expect("a code was sent");
+        text.split(|c: char| !c.is_ascii_digit())
+            .rfind(|w| !w.is_empty())
+            .unwrap()
+            .to_owned()
+    }
+
+    /// From approval to the card binding request: choose the first offer, sign with the
+    /// code, give the card.
+    async fn sign_and_bind(&self, app: &str, phone: &str, card_token: &str) -> Value {
+        let approved = self.wait(app, &["approved"]).await;
+        let offer = approved["offers"][0]["offer_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, body) = self
+            .post(
+                &format!("{}/{app}/offer", self.base),
+                "offer",
+                json!({"offer_id": offer}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let generated = self.wait(app, &["contract_generated"]).await;
+        let sha = generated["contract_sha256"].as_str().unwrap().to_owned();
+        assert_eq!(sha.len(), 64);
+        // A wrong code is refused and signs nothing.
+        let (status, body) = self
+            .post(&format!("{}/{app}/otp", self.base), "otp-1", json!({}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["document_sha256"], sha);
+        let code = self.last_code(phone).await;
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let (status, body) = self
+            .post(
+                &format!("{}/{app}/sign", self.base),
+                "sign-wrong",
+                json!({"code": wrong}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("otp_wrong")),
+            "{body}"
+        );
+        let (status, body) = self
+            .post(
+                &format!("{}/{app}/sign", self.base),
+                "sign",
+                json!({"code": code}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "accepted", "{body}");
+        // The same request again answers the first outcome (the code is spent by now).
+        let (status, again) = self
+            .post(
+                &format!("{}/{app}/sign", self.base),
+                "sign",
+                json!({"code": code}),
+            )
+            .await;
+        assert_eq!((status, &again["command_id"]), (200, &body["command_id"]));
+        let (status, body) = self
+            .post(
+                &format!("{}/{app}/card", self.base),
+                "card",
+                json!({"provider": "sbc", "card_token": card_token, "masked_pan": "220220******1234"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        approved
+    }
+}
+
+/// Events of the log by application (aggregate id) and type.
+async fn events_by_application(env: &Env) -> BTreeMap<String, Vec<String>> {
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in support::read_topic(env).await {
+        by.entry(r.envelope.aggregate_id.to_string())
+            .or_default()
+            .push(r.event.name().to_owned());
+    }
+    by
+}
+
+fn platform_env(env: &Env, extra: &[(&str, &str)]) -> std::process::Command {
+    let mut command = env.command(&["up"]);
+    command
+        .env("ETR_CONVEYOR_ATTEMPT_TIMEOUT_MS", "3000")
+        .env("ETR_OTP_RESEND_AFTER_SECS", "0")
+        .env(
+            "ETR_DOCUMENTS_DIR",
+            format!("target/test-documents/{}", env.topic),
+        );
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_shows_as_events() {
+    let env = Env::new("conveyor").await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    etr_infra::pg::connect_and_migrate(&env.database_url, 2)
+        .await
+        .unwrap();
+    // A passport on the MVD list, loaded as the published file is.
+    let invalid = unique_passport();
+    let (series, number) = invalid.split_once(' ').unwrap();
+    etr_infra::invalid_passports::load(
+        &pool,
+        "test",
+        std::io::Cursor::new(format!("PASSP_SERIES,PASSP_NUMBER\n{series},{number}\n")),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let _platform = env
+        .start_with(platform_env(
+            &env,
+            &[("ETR_CONVEYOR_SIGN_WITHIN_SECS", "20")],
+        ))
+        .await;
+    let api = Api::new(&env);
+    let partner = Flow {
+        api: &api,
+        pool: &pool,
+        bearer: token(PARTNER, Role::Partner),
+        base: "/v1/partner/applications",
+    };
+
+    // Registration parses identifiers once; a bad check digit is a 400 with its code.
+    let mut bad = person("Иванов", &unique_phone(), &unique_passport());
+    bad["snils"] = json!("112-233-445 96");
+    let (status, body) = partner.post("/v1/partner/clients", "bad", bad).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("snils_checksum")),
+        "{body}"
+    );
+
+    async fn register(partner: &Flow<'_>, key: &str, person: Value) -> String {
+        let (status, body) = partner.post("/v1/partner/clients", key, person).await;
+        assert_eq!(status, 201, "{body}");
+        body["client_id"].as_str().unwrap().to_owned()
+    }
+
+    // 1. The happy path: identified, checked, scored, offers with PSK, contract signed by
+    //    OTP, card bound, paid out, loan issued.
+    let phone = unique_phone();
+    let mut happy = person("Иванов", &phone, &unique_passport());
+    happy["snils"] = json!("112-233-445 95");
+    happy["inn"] = json!("500100732259");
+    let client = register(&partner, "happy", happy).await;
+    let app = partner
+        .create(Some(&client), "15000.00", 30, "payday-30")
+        .await;
+    let approved = partner.sign_and_bind(&app, &phone, "tok-happy").await;
+    assert!(approved["offers"].as_array().unwrap().len() <= 3);
+    assert_eq!(approved["offers"][0]["product_id"], "payday-30");
+    let disbursed = partner.wait(&app, &["disbursed"]).await;
+    let loan_id = disbursed["loan_id"].as_str().unwrap().to_owned();
+    partner.wait_step(&app, "done").await;
+    let (status, cart) = partner
+        .get(&format!("/v1/partner/applications/{app}/cart"))
+        .await;
+    assert_eq!((status, cart["total"].as_str()), (200, Some("15000.00")));
+    // Another partner does not see it.
+    let other = Flow {
+        api: &api,
+        pool: &pool,
+        bearer: token("shop-7", Role::Partner),
+        base: "/v1/partner/applications",
+    };
+    let (status, _) = other.get(&format!("/v1/partner/applications/{app}")).await;
+    assert_eq!(status, 404);
+
+    // GraphQL shows the loan with the signed schedule and PSK (the client reads its own).
+    let q = "query($l: UUID!) { loan(id: $l) { status principal pskPercent pskMoney productId schedule { number date payment principal interest balance } } }";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let loan = loop {
+        let v = env
+            .graphql(
+                Some(&token(&client, Role::Client)),
+                q,
+                json!({"l": loan_id}),
+            )
+            .await;
+        assert!(v["errors"].is_null(), "{v}");
+        if !v["data"]["loan"].is_null() {
+            break v["data"]["loan"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the loan never reached the read model"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let offer = &approved["offers"][0];
+    assert_eq!(loan["status"], "active");
+    assert_eq!(loan["principal"], "15000.00");
+    assert_eq!(loan["pskPercent"], offer["psk_percent"], "{loan}");
+    // 15000.00 × 0.8 % × 30 days = 3600.00 interest, one repayment.
+    assert_eq!(loan["schedule"][0]["payment"], "18600.00", "{loan}");
+    assert_eq!(loan["schedule"][0]["interest"], "3600.00");
+    assert_eq!(loan["pskMoney"], "3600.00");
+    let v = env
+        .graphql(
+            Some(&token(&client, Role::Client)),
+            "query($a: UUID!) { application(id: $a) { status score pdnPercent identificationMethod contractSha256 signed cardMaskedPan offers { pskPercent schedule { payment } } } }",
+            json!({"a": app}),
+        )
+        .await;
+    assert_eq!(v["data"]["application"]["status"], "disbursed", "{v}");
+    assert_eq!(v["data"]["application"]["identificationMethod"], "snils");
+    assert_eq!(
+        v["data"]["application"]["cardMaskedPan"],
+        "220220******1234"
+    );
+
+    // 2. Provider timeouts are retried: the payout is unavailable twice, then pays once.
+    let phone2 = unique_phone();
+    let flaky_client = register(
+        &partner,
+        "flaky",
+        person("Сидоров", &phone2, &unique_passport()),
+    )
+    .await;
+    let flaky = partner
+        .create(Some(&flaky_client), "10000.00", 30, "payday-30")
+        .await;
+    partner.sign_and_bind(&flaky, &phone2, "tok-flaky-2").await;
+    partner.wait(&flaky, &["disbursed"]).await;
+    let (attempts, settled): (i32, bool) = sqlx::query_as(
+        "SELECT attempts, reference IS NOT NULL FROM simulator_card_operations WHERE kind = 'payout' AND key = $1",
+    )
+    .bind(etr_domain::ids::derived_id(flaky.parse().unwrap(), "payout"))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((attempts, settled), (3, true));
+
+    // 3. A definite payout failure is compensated: the contract annulled, the application
+    //    failed, the client told.
+    let phone3 = unique_phone();
+    let failing_client = register(
+        &partner,
+        "failing",
+        person("Петров", &phone3, &unique_passport()),
+    )
+    .await;
+    let failing = partner
+        .create(Some(&failing_client), "10000.00", 30, "payday-30")
+        .await;
+    partner
+        .sign_and_bind(&failing, &phone3, "tok-payout-fail")
+        .await;
+    let failed = partner.wait(&failing, &["failed"]).await;
+    assert!(failed["loan_id"].is_null());
+    assert_eq!(failed["reasons"][0], "the provider refused the payout");
+
+    // 4. A declined verification hold fails the binding; another card binds.
+    let phone4 = unique_phone();
+    let card_client = register(
+        &partner,
+        "card-client",
+        person("Кузнецов", &phone4, &unique_passport()),
+    )
+    .await;
+    let card_app = partner
+        .create(Some(&card_client), "10000.00", 30, "payday-30")
+        .await;
+    partner
+        .sign_and_bind(&card_app, &phone4, "tok-decline")
+        .await;
+    let back = partner.wait(&card_app, &["signed"]).await;
+    assert_eq!(
+        back["reasons"][0],
+        "the issuer declined the verification hold"
+    );
+    let (status, body) = partner
+        .post(
+            &format!("/v1/partner/applications/{card_app}/card"),
+            "card-2",
+            json!({"provider": "tinkoff", "card_token": "tok-good", "masked_pan": "553691******7788"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    partner.wait(&card_app, &["disbursed"]).await;
+
+    // 5. A passport on the invalid list declines with the reason.
+    let invalid_client = register(
+        &partner,
+        "invalid",
+        person("Смирнов", &unique_phone(), &invalid),
+    )
+    .await;
+    let invalid_app = partner
+        .create(Some(&invalid_client), "10000.00", 30, "payday-30")
+        .await;
+    let declined = partner.wait(&invalid_app, &["declined"]).await;
+    assert_eq!(
+        declined["reasons"][0],
+        format!("passport {series} {number} is on the MVD list of invalid passports")
+    );
+
+    // 6. A duplicate client (the same phone as another) goes to manual review; an operator
+    //    clears it and the conveyor carries on.
+    let dup_client = register(
+        &partner,
+        "dup",
+        person("Иванов", &phone, &unique_passport()),
+    )
+    .await;
+    let dup = partner
+        .create(Some(&dup_client), "10000.00", 30, "payday-30")
+        .await;
+    let referred = partner.wait(&dup, &["manual_review"]).await;
+    assert!(
+        referred["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("possible duplicate: the same phone as client "),
+        "{referred}"
+    );
+    partner.wait_step(&dup, "awaiting_operator").await;
+    let tasks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM operator_tasks WHERE application_id = $1 AND resolved_at IS NULL",
+    )
+    .bind(Uuid::parse_str(&dup).unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tasks, 1);
+    let (status, _, body) = api
+        .post_as(
+            Some(&token("op-1", Role::Operator)),
+            &format!("/v1/operator/applications/{dup}/review"),
+            Some("review"),
+            &json!({"approve": true, "reason": "a relative shares the phone"}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    partner.wait(&dup, &["approved"]).await;
+
+    // 7. An approval nobody signs expires when its timer fires.
+    let lapsing_client = register(
+        &partner,
+        "lapsing",
+        person("Орлов", &unique_phone(), &unique_passport()),
+    )
+    .await;
+    let lapsing = partner
+        .create(Some(&lapsing_client), "10000.00", 30, "payday-30")
+        .await;
+    partner.wait(&lapsing, &["approved"]).await;
+    partner.wait(&lapsing, &["expired"]).await;
+    partner.wait_step(&lapsing, "done").await;
+
+    // Every outcome is on the log, each step once.
+    support::wait_published(&env).await;
+    let events = events_by_application(&env).await;
+    let of = |id: &str| events.get(id).cloned().unwrap_or_default();
+    let once = |id: &str, name: &str| of(id).iter().filter(|e| *e == name).count();
+    for step in [
+        "ApplicationCreated",
+        "ApplicationSubmitted",
+        "ClientIdentified",
+        "LegalChecksPassed",
+        "ApplicationApproved",
+        "OfferChosen",
+        "ContractGenerated",
+        "ContractSigned",
+        "CardBindingRequested",
+        "ApplicationCardBound",
+        "LoanDisbursed",
+    ] {
+        assert_eq!(once(&app, step), 1, "{step} in {:?}", of(&app));
+        assert_eq!(once(&flaky, step), 1, "{step} in {:?}", of(&flaky));
+    }
+    assert_eq!(once(&loan_id, "LoanIssued"), 1);
+    assert_eq!(
+        once(&failing, "DisbursementFailed"),
+        1,
+        "{:?}",
+        of(&failing)
+    );
+    assert_eq!(once(&card_app, "CardBindingFailed"), 1);
+    assert_eq!(once(&invalid_app, "IdentificationFailed"), 1);
+    assert_eq!(once(&dup, "ApplicationReferred"), 1);
+    assert_eq!(once(&dup, "ReviewResolved"), 1);
+    assert_eq!(once(&lapsing, "ApplicationExpired"), 1);
+    // The client was told about the failed payout.
+    let told: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM client_notifications WHERE client_id = $1 AND text LIKE 'Выдача займа не удалась%'",
+    )
+    .bind(Uuid::parse_str(&failing_client).unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(told, 1);
+    // Personal data is on the log only sealed: no name, phone or passport in the bytes.
+    for r in support::read_topic(&env).await {
+        let text = String::from_utf8_lossy(&r.raw);
+        assert!(
+            !text.contains("Иванов") && !text.contains(&phone[1..]),
+            "{text}"
+        );
+    }
+    // Every verification hold was released.
+    let open_holds: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM simulator_card_operations WHERE kind = 'hold' AND released_at IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(open_holds, 0);
+    drop(_platform);
+    pool.close().await;
+    etr_infra::pg::drop_database(&env.database_url)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_takes_its_own_application_to_a_loan_and_a_kill_mid_flow_repeats_no_step() {
+    let env = Env::new("conveyor_client").await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let platform = env.start_with(platform_env(&env, &[])).await;
+    let api = Api::new(&env);
+    let client = Uuid::new_v4().to_string();
+    let me = Flow {
+        api: &api,
+        pool: &pool,
+        bearer: token(&client, Role::Client),
+        base: "/v1/me/applications",
+    };
+    let phone = unique_phone();
+    let (status, body) = me
+        .post(
+            "/v1/me/registration",
+            "register",
+            person("Волков", &phone, &unique_passport()),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["client_id"], client.as_str());
+    // A client applies for itself: naming a client is refused.
+    let (status, body) = me
+        .post(
+            "/v1/me/applications",
+            "bad",
+            json!({"client_id": client, "amount": "5000.00", "currency": "RUB", "term": 30}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unknown_field"))
+    );
+    // An installment loan: monthly annuity, PSK over a monthly base period.
+    let app = me.create(None, "24000.00", 6, "installment-12").await;
+    // The same client cannot open a second application while this one is open.
+    let (status, body) = me
+        .post(
+            "/v1/me/applications",
+            "second",
+            json!({"amount": "5000.00", "currency": "RUB", "term": 30}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("application_already_open")),
+        "{body}"
+    );
+    // The payout provider is unavailable for the first three attempts: the run is between
+    // retries when the whole platform is killed.
+    me.sign_and_bind(&app, &phone, "tok-flaky-3").await;
+    me.wait(&app, &["card_bound"]).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    platform.kill();
+    let attempts_before: Option<i32> = sqlx::query_scalar(
+        "SELECT attempts FROM simulator_card_operations WHERE kind = 'payout' AND key = $1",
+    )
+    .bind(etr_domain::ids::derived_id(app.parse().unwrap(), "payout"))
+    .fetch_optional(&pool)
+    .await
+    .unwrap();
+    // Restarted: the run resumes from its stored step and completes.
+    let platform = env.start_with(platform_env(&env, &[])).await;
+    let done = me.wait(&app, &["disbursed"]).await;
+    let loan_id = done["loan_id"].as_str().unwrap().to_owned();
+    let (attempts, payouts): (i32, i64) = sqlx::query_as(
+        "SELECT max(attempts), count(*) FILTER (WHERE reference IS NOT NULL) FROM simulator_card_operations WHERE kind = 'payout' AND key = $1",
+    )
+    .bind(etr_domain::ids::derived_id(app.parse().unwrap(), "payout"))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(payouts, 1, "paid out once");
+    assert_eq!(
+        attempts, 4,
+        "three refusals then the payment (before the kill: {attempts_before:?})"
+    );
+    // The log shows each step once, across the kill.
+    support::wait_published(&env).await;
+    let events = events_by_application(&env).await;
+    let of = |id: &str| events.get(id).cloned().unwrap_or_default();
+    let mut seen = BTreeMap::new();
+    for e in of(&app) {
+        *seen.entry(e).or_insert(0) += 1;
+    }
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    assert_eq!(seen.get("LoanDisbursed"), Some(&1), "{seen:?}");
+    assert_eq!(of(&loan_id), vec!["LoanIssued".to_owned()]);
+    // The platform's own commands: one record per step, all of them accepted once.
+    let steps: Vec<String> = support::platform_commands(&pool)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| id.contains(&app))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = steps.iter().collect();
+    assert_eq!(distinct.len(), steps.len(), "{steps:?}");
+    for step in [
+        "identification",
+        "legal-checks",
+        "scoring",
+        "contract",
+        "disbursement",
+    ] {
+        assert!(
+            steps.iter().any(|s| s.ends_with(&format!("/{step}"))),
+            "{step} missing from {steps:?}"
+        );
+    }
+    // The loan, with its monthly schedule, in GraphQL.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = env
+            .graphql(
+                Some(&token(&client, Role::Client)),
+                "query($l: UUID!) { loan(id: $l) { pskPercent schedule { number payment balance } } }",
+                json!({"l": loan_id}),
+            )
+            .await;
+        let loan = &v["data"]["loan"];
+        if !loan.is_null() {
+            let schedule = loan["schedule"].as_array().unwrap();
+            assert_eq!(schedule.len(), 6, "{loan}");
+            assert_eq!(schedule[5]["balance"], "0.00");
+            assert!(
+                rust_decimal::Decimal::from_str_exact(loan["pskPercent"].as_str().unwrap()).is_ok()
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(platform);
+    pool.close().await;
+    etr_infra::pg::drop_database(&env.database_url)
+        .await
+        .unwrap();
+}
