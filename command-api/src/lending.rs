@@ -590,7 +590,7 @@ async fn application_state(app: &App, id: Uuid) -> Result<Application, ApiError>
         .committed_state(AggregateRef::application(id))
         .await?
     {
-        Some(State::Application(a)) => Ok(a),
+        Some(State::Application(a)) => Ok(*a),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "application_not_found",

@@ -472,7 +472,7 @@ pub fn decide(
     context: &Context,
 ) -> Result<Vec<(AggregateRef, AnyEvent)>, Error> {
     let state = match states.get(&app_ref(id)) {
-        Some(State::Application(a)) => a.clone(),
+        Some(State::Application(a)) => (**a).clone(),
         _ => Application {
             id,
             ..Default::default()
@@ -519,7 +519,7 @@ pub fn decide(
                 principal: offer.amount,
                 term_days: term_days(offer),
                 daily_rate_percent: daily_rate_percent(offer),
-                terms: Some(loan::Terms {
+                terms: Some(Box::new(loan::Terms {
                     product_id: offer.product_id.clone(),
                     term: offer.term,
                     term_unit: offer.term_unit.clone(),
@@ -529,7 +529,7 @@ pub fn decide(
                     psk_money: offer.psk_money,
                     card_id: state.card.as_ref().map(|c| c.card_id),
                     payout_reference: payout_reference.clone(),
-                }),
+                })),
             };
             for e in loan::decide(&loan_state, *loan_id, &issue)? {
                 out.push((loan_ref, AnyEvent::Loan(e)));

@@ -237,7 +237,7 @@ pub enum State {
     Client(client::Client),
     Wallet(Wallet),
     Payment(Payment),
-    Application(application::Application),
+    Application(Box<application::Application>),
     Loan(loan::Loan),
 }
 
@@ -257,10 +257,10 @@ impl State {
                 id: target.id,
                 ..Payment::default()
             }),
-            AggregateKind::Application => State::Application(application::Application {
+            AggregateKind::Application => State::Application(Box::new(application::Application {
                 id: target.id,
                 ..Default::default()
-            }),
+            })),
             AggregateKind::Loan => State::Loan(loan::Loan {
                 id: target.id,
                 ..Default::default()
@@ -277,7 +277,7 @@ pub fn evolve(state: State, client: ClientId, event: &Event) -> State {
         (State::Wallet(s), Event::Wallet(e)) => State::Wallet(wallet::evolve(s, e)),
         (State::Payment(s), Event::Payment(e)) => State::Payment(payment::evolve(s, client, e)),
         (State::Application(s), Event::Application(e)) => {
-            State::Application(application::evolve(s, client, e))
+            State::Application(Box::new(application::evolve(*s, client, e)))
         }
         (State::Loan(s), Event::Loan(e)) => State::Loan(loan::evolve(s, client, e)),
         (s, _) => s,

@@ -270,7 +270,7 @@ pub enum Action {
 fn backoff(policy: &Policy, attempts: u32) -> Duration {
     let mut wait = policy.first_backoff;
     for _ in 1..attempts {
-        wait = wait * 2;
+        wait *= 2;
         if wait >= policy.max_backoff {
             return policy.max_backoff;
         }

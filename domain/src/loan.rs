@@ -76,7 +76,7 @@ pub enum Command {
         principal: Money,
         term_days: u32,
         daily_rate_percent: String,
-        terms: Option<Terms>,
+        terms: Option<Box<Terms>>,
     },
     AcceptRepayment {
         repayment_id: Uuid,
@@ -98,7 +98,7 @@ pub enum Event {
         term_days: u32,
         daily_rate_percent: String,
         #[serde(default)]
-        terms: Option<Terms>,
+        terms: Option<Box<Terms>>,
     },
     RepaymentAccepted {
         repayment_id: Uuid,
@@ -200,7 +200,7 @@ pub fn evolve(mut state: Loan, client: ClientId, event: &Event) -> Loan {
             terms,
             ..
         } => {
-            state.terms = terms.clone();
+            state.terms = terms.as_deref().cloned();
             state.id = *loan_id;
             state.client_id = Some(client);
             state.application_id = Some(*application_id);

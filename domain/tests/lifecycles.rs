@@ -293,7 +293,7 @@ fn an_unknown_or_blocked_client_cannot_apply() {
     )
     .unwrap();
     assert_eq!(run(&mut s, create(true)), Err("client_blocked".into()));
-    assert!(s.get(&AggregateRef::application(APP)).is_none());
+    assert!(!s.contains_key(&AggregateRef::application(APP)));
 }
 
 #[test]
@@ -446,7 +446,7 @@ fn a_payout_in_progress_cannot_be_cancelled_and_a_failed_payout_annuls_the_contr
     .unwrap();
     assert_eq!(events, vec!["DisbursementFailed", "ApplicationClosed"]);
     assert_eq!(status(&s), application::Status::Failed);
-    assert!(s.get(&AggregateRef::loan(LOAN)).is_none());
+    assert!(!s.contains_key(&AggregateRef::loan(LOAN)));
 }
 
 #[test]

@@ -47,11 +47,11 @@ async fn serve(
         Restart::Supervised,
     )?;
     // And the loan conveyor, against the simulators of its external systems.
-    etr_platform::start_conveyor(
+    etr_platform::lending::start_conveyor(
         &settings,
         &pool,
         app.clone(),
-        etr_platform::simulated_lending_ports(&pool),
+        etr_platform::lending::simulated_lending_ports(&pool),
         Restart::Supervised,
     )?;
     let listener = etr_platform::bind("the command API", &settings.command_api_addr).await?;

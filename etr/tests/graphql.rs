@@ -285,7 +285,7 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
                 principal: rub("5000.00"),
                 term_days: 30,
                 daily_rate_percent: "0.8".into(),
-                terms: Some(loan::Terms {
+                terms: Some(Box::new(loan::Terms {
                     product_id: offer.product_id.clone(),
                     term: offer.term,
                     term_unit: offer.term_unit.clone(),
@@ -295,7 +295,7 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
                     psk_money: offer.psk_money,
                     card_id: None,
                     payout_reference: "sbc-payout-1".into(),
-                }),
+                })),
             }),
         ),
         (

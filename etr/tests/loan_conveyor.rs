@@ -623,6 +623,10 @@ async fn a_client_takes_its_own_application_to_a_loan_and_a_kill_mid_flow_repeat
     .fetch_optional(&pool)
     .await
     .unwrap();
+    assert!(
+        matches!(attempts_before, Some(n) if n < 4),
+        "the kill came before the payout was made: {attempts_before:?}"
+    );
     // Restarted: the run resumes from its stored step and completes.
     let platform = env.start_with(platform_env(&env, &[])).await;
     let done = me.wait(&app, &["disbursed"]).await;

@@ -556,7 +556,7 @@ impl Executor {
             .await
             .map_err(transient)?
         {
-            Some(etr_domain::State::Application(a)) if a.client_id == Some(client) => Ok(a),
+            Some(etr_domain::State::Application(a)) if a.client_id == Some(client) => Ok(*a),
             _ => Err(definite(format!("application {id} does not exist"))),
         }
     }

@@ -244,7 +244,7 @@ pub fn every_event() -> Vec<Event> {
             principal: money(1_500_000),
             term_days: 30,
             daily_rate_percent: "0.8".into(),
-            terms: Some(loan::Terms {
+            terms: Some(Box::new(loan::Terms {
                 product_id: "payday-30".into(),
                 term: 30,
                 term_unit: "days".into(),
@@ -254,7 +254,7 @@ pub fn every_event() -> Vec<Event> {
                 psk_money: Decimal::new(360_000, 2),
                 card_id: Some(id(14)),
                 payout_reference: "sbc-payout-1".into(),
-            }),
+            })),
         }),
         L(loan::Event::RepaymentAccepted {
             repayment_id: id(13),
