@@ -908,13 +908,15 @@ async fn act(
                 }
             }
         }
-        other => return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
                 "no action `{other}`: submit, offer, otp, sign, card, goods-handed-over, cancel"
             ),
-        )),
+            ))
+        }
     };
     let handled = app
         .handler
