@@ -805,7 +805,11 @@ async fn transfer(
         crate::lending::act,
         crate::lending::review,
         crate::lending::block,
-        crate::lending::unblock
+        crate::lending::unblock,
+        crate::lending::erase,
+        crate::lending::tag,
+        crate::lending::untag,
+        crate::lending::search
     ),
     components(schemas(
         crate::lending::RegistrationRequest,
@@ -821,6 +825,7 @@ async fn transfer(
         crate::lending::ReasonRequest,
         crate::lending::ReviewRequest,
         crate::lending::EmptyRequest,
+        crate::lending::TagRequest,
         OpenWalletRequest,
         TopUpRequest,
         PaymentRequest,

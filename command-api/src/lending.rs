@@ -42,6 +42,10 @@ pub(crate) const ME_APPLICATIONS: &str = "/v1/me/applications";
 pub(crate) const REVIEW: &str = "/v1/operator/applications/{application_id}/review";
 pub(crate) const BLOCK: &str = "/v1/operator/clients/{client_id}/block";
 pub(crate) const UNBLOCK: &str = "/v1/operator/clients/{client_id}/unblock";
+pub(crate) const ERASE: &str = "/v1/operator/clients/{client_id}/erase";
+pub(crate) const TAGS: &str = "/v1/operator/clients/{client_id}/tags";
+pub(crate) const UNTAG: &str = "/v1/operator/clients/{client_id}/tags/{tag}/remove";
+pub(crate) const SEARCH: &str = "/v1/operator/clients";
 
 /// The routes of this module.
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -50,7 +54,11 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route(ME_REGISTRATION, post(register_self))
         .route(REVIEW, post(review))
         .route(BLOCK, post(block))
-        .route(UNBLOCK, post(unblock));
+        .route(UNBLOCK, post(unblock))
+        .route(ERASE, post(erase))
+        .route(TAGS, post(tag))
+        .route(UNTAG, post(untag))
+        .route(SEARCH, get(search));
     for base in [PARTNER_APPLICATIONS, ME_APPLICATIONS] {
         router = router
             .route(base, post(create_application))
@@ -1147,4 +1155,205 @@ async fn unblock(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     block_or_unblock(&app, path, &headers, &body, false).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagRequest {
+    /// 1–64 characters of a-z, 0-9, _ and -.
+    pub tag: String,
+    pub reason: String,
+}
+
+/// Sends a registry command as an operator; `client` names the partition.
+async fn operator_command(
+    app: &App,
+    headers: &HeaderMap,
+    client: ClientId,
+    route: &str,
+    path_params: &[&str],
+    body: &Bytes,
+    command: client::Command,
+) -> Result<crate::handler::Handled, ApiError> {
+    let actor = operator(app, headers)?;
+    let meta = meta(headers, client, actor, route, path_params, body)?;
+    Ok(app
+        .handler
+        .handle(
+            meta,
+            Command::Client {
+                client_id: client,
+                command,
+            },
+        )
+        .await?)
+}
+
+#[utoipa::path(post, path = "/v1/operator/clients/{client_id}/erase", request_body = ReasonRequest,
+    params(("client_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)))]
+async fn erase(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<Uuid>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    operator(&app, &headers)?;
+    let client = ClientId(path_ids(path)?);
+    let req: ReasonRequest = parse_body(&body)?;
+    let handled = operator_command(
+        &app,
+        &headers,
+        client,
+        ERASE,
+        &[&client.to_string()],
+        &body,
+        client::Command::ErasePersonalData { reason: req.reason },
+    )
+    .await?;
+    // Recorded first, then the key is destroyed; a retry with the same key destroys it
+    // again (idempotent) if the process stopped in between.
+    if matches!(handled.outcome, crate::handler::Outcome::Accepted { .. }) {
+        app.vault.erase(client).await.map_err(internal)?;
+    }
+    Ok(respond(
+        handled,
+        StatusCode::OK,
+        serde_json::json!({ "client_id": client }),
+    )
+    .await)
+}
+
+#[utoipa::path(post, path = "/v1/operator/clients/{client_id}/tags", request_body = TagRequest,
+    params(("client_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)))]
+async fn tag(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<Uuid>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    operator(&app, &headers)?;
+    let client = ClientId(path_ids(path)?);
+    let req: TagRequest = parse_body(&body)?;
+    let handled = operator_command(
+        &app,
+        &headers,
+        client,
+        TAGS,
+        &[&client.to_string()],
+        &body,
+        client::Command::TagClient {
+            tag: req.tag,
+            reason: req.reason,
+        },
+    )
+    .await?;
+    Ok(respond(
+        handled,
+        StatusCode::OK,
+        serde_json::json!({ "client_id": client }),
+    )
+    .await)
+}
+
+#[utoipa::path(post, path = "/v1/operator/clients/{client_id}/tags/{tag}/remove", request_body = ReasonRequest,
+    params(("client_id" = Uuid, Path), ("tag" = String, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)))]
+async fn untag(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<(Uuid, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    operator(&app, &headers)?;
+    let (client, tag) = path_ids(path)?;
+    let client = ClientId(client);
+    let req: ReasonRequest = parse_body(&body)?;
+    let handled = operator_command(
+        &app,
+        &headers,
+        client,
+        UNTAG,
+        &[&client.to_string(), &tag],
+        &body,
+        client::Command::UntagClient {
+            tag: tag.clone(),
+            reason: req.reason,
+        },
+    )
+    .await?;
+    Ok(respond(
+        handled,
+        StatusCode::OK,
+        serde_json::json!({ "client_id": client }),
+    )
+    .await)
+}
+
+/// One search criterion: `phone`, `passport`, `inn` or `snils`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    pub phone: Option<String>,
+    pub passport: Option<String>,
+    pub inn: Option<String>,
+    pub snils: Option<String>,
+}
+
+/// Clients matching one identifier (by its blind index: the identifier is parsed into its
+/// canonical form, keyed-hashed and looked up; nothing is compared in clear).
+#[utoipa::path(get, path = "/v1/operator/clients", params(SearchQuery),
+    responses((status = 200, description = "`{\"client_ids\": [...]}`"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody)))]
+async fn search(
+    AxumState(app): AxumState<Arc<App>>,
+    query: Result<axum::extract::Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use etr_infra::vault::Lookup;
+    operator(&app, &headers)?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let criterion = match (q.phone, q.passport, q.inn, q.snils) {
+        (Some(p), None, None, None) => (
+            Lookup::Phone,
+            PhoneE164::parse(&p)
+                .map_err(|e| identity_error("phone", e))?
+                .as_str()
+                .to_owned(),
+        ),
+        (None, Some(p), None, None) => (
+            Lookup::Passport,
+            PassportNumber::parse(&p)
+                .map_err(|e| identity_error("passport", e))?
+                .as_str()
+                .to_owned(),
+        ),
+        (None, None, Some(i), None) => (
+            Lookup::Inn,
+            Inn::parse(&i)
+                .map_err(|e| identity_error("inn", e))?
+                .as_str()
+                .to_owned(),
+        ),
+        (None, None, None, Some(s)) => (
+            Lookup::Snils,
+            Snils::parse(&s)
+                .map_err(|e| identity_error("snils", e))?
+                .as_str()
+                .to_owned(),
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "one_criterion",
+                "give exactly one of phone, passport, inn, snils",
+            ))
+        }
+    };
+    let found = app
+        .vault
+        .find(criterion.0, &criterion.1)
+        .await
+        .map_err(internal)?;
+    Ok(Json(serde_json::json!({ "client_ids": found })).into_response())
 }

@@ -61,6 +61,9 @@ pub struct Client {
     pub open_application: Option<Uuid>,
     /// Loans disbursed to the client (a repeat client has at least one).
     pub loans_disbursed: u32,
+    /// The client's data key was destroyed (152-FZ art. 21): its sealed data no longer opens.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +87,11 @@ pub enum Command {
         tag: String,
         reason: String,
     },
+    /// Erase the client's personal data: the key store destroys its key after this is
+    /// recorded.
+    ErasePersonalData {
+        reason: String,
+    },
 }
 
 impl Command {
@@ -95,6 +103,7 @@ impl Command {
             Command::UnblockClient => "UnblockClient",
             Command::TagClient { .. } => "TagClient",
             Command::UntagClient { .. } => "UntagClient",
+            Command::ErasePersonalData { .. } => "ErasePersonalData",
         }
     }
 }
@@ -123,6 +132,10 @@ pub enum Event {
     CardBound {
         card: BoundCard,
     },
+    /// The client's personal data was erased (its key destroyed); the events stay.
+    PersonalDataErased {
+        reason: String,
+    },
     /// An application of the client was created; until it ends no other may be.
     ApplicationOpened {
         application_id: Uuid,
@@ -144,6 +157,7 @@ impl Event {
             Event::ClientTagged { .. } => "ClientTagged",
             Event::ClientUntagged { .. } => "ClientUntagged",
             Event::CardBound { .. } => "CardBound",
+            Event::PersonalDataErased { .. } => "PersonalDataErased",
             Event::ApplicationOpened { .. } => "ApplicationOpened",
             Event::ApplicationClosed { .. } => "ApplicationClosed",
         }
@@ -198,9 +212,26 @@ pub fn decide(state: &Client, id: Uuid, command: &Command) -> Result<Vec<Event>,
         },
         (S::New, _) => return Err(Error::ClientNotFound(id)),
         (_, Command::RegisterClient { .. }) => return Err(refuse("be registered again")),
+        (_, Command::ChangePersonalData { .. }) if state.erased => {
+            return Err(refuse("change erased personal data"))
+        }
         (_, Command::ChangePersonalData { personal }) => Event::PersonalDataChanged {
             personal: personal.clone(),
         },
+        (_, Command::ErasePersonalData { .. }) if state.erased => {
+            return Err(refuse("be erased twice"))
+        }
+        (_, Command::ErasePersonalData { reason }) => {
+            reason_required(reason)?;
+            if let Some(open) = state.open_application {
+                return Err(Error::Invalid(format!(
+                    "the client's application {open} is still open"
+                )));
+            }
+            Event::PersonalDataErased {
+                reason: reason.clone(),
+            }
+        }
         (S::Active, Command::BlockClient { reason }) => {
             reason_required(reason)?;
             Event::ClientBlocked {
@@ -256,6 +287,10 @@ pub fn evolve(mut state: Client, event: &Event) -> Client {
         }
         Event::ClientUntagged { tag, .. } => {
             state.tags.remove(tag);
+        }
+        Event::PersonalDataErased { .. } => {
+            state.erased = true;
+            state.personal = None;
         }
         Event::CardBound { card } => {
             if !state.cards.iter().any(|c| c.card_id == card.card_id) {

@@ -220,7 +220,7 @@ async fn events_by_application(env: &Env) -> BTreeMap<String, Vec<String>> {
 }
 
 fn platform_env(env: &Env, extra: &[(&str, &str)]) -> std::process::Command {
-    let mut command = env.command(&["up"]);
+    let mut command = env.command(&["up", "--no-demo"]);
     command
         .env("ETR_CONVEYOR_ATTEMPT_TIMEOUT_MS", "3000")
         .env("ETR_OTP_RESEND_AFTER_SECS", "0")
@@ -698,6 +698,83 @@ async fn a_client_takes_its_own_application_to_a_loan_and_a_kill_mid_flow_repeat
         assert!(Instant::now() < deadline, "{v}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The registry: an operator finds the client by phone (a blind index, nothing in clear);
+    // GraphQL opens the personal data for the client itself and operators, not partners.
+    let operator = token("op-1", Role::Operator);
+    let found: Value = api
+        .http
+        .get(format!(
+            "{}/v1/operator/clients?phone={}",
+            api.base,
+            phone.replace('+', "%2B")
+        ))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["client_ids"], json!([client]), "{found}");
+    let customer = "query($c: UUID!) { customer(id: $c) { status loansDisbursed cards { maskedPan } personalDataErased personal { lastName phone passport monthlyIncome } } }";
+    let mine = env
+        .graphql(
+            Some(&token(&client, Role::Client)),
+            customer,
+            json!({"c": client}),
+        )
+        .await;
+    assert_eq!(
+        mine["data"]["customer"]["personal"]["lastName"], "Волков",
+        "{mine}"
+    );
+    assert_eq!(
+        mine["data"]["customer"]["personal"]["phone"],
+        phone.as_str()
+    );
+    assert_eq!(
+        mine["data"]["customer"]["personal"]["monthlyIncome"],
+        "90000.00"
+    );
+    let theirs = env
+        .graphql(
+            Some(&token("shop-1", Role::Partner)),
+            customer,
+            json!({"c": client}),
+        )
+        .await;
+    assert!(theirs["data"]["customer"]["personal"].is_null(), "{theirs}");
+    // Erasure destroys the client's key: the events stay and the chain still verifies, the
+    // personal data no longer opens.
+    let (status, _, body) = api
+        .post_as(
+            Some(&operator),
+            &format!("/v1/operator/clients/{client}/erase"),
+            Some("erase"),
+            &json!({"reason": "the client asked (152-FZ art. 21)"}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let erased = env
+        .graphql(Some(&operator), customer, json!({"c": client}))
+        .await;
+    assert_eq!(
+        erased["data"]["customer"]["personalDataErased"], true,
+        "{erased}"
+    );
+    assert!(erased["data"]["customer"]["personal"].is_null());
+    support::wait_published(&env).await;
+    let verified = env
+        .command(&["timeline", &client, "--verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
     drop(platform);
     pool.close().await;
     etr_infra::pg::drop_database(&env.database_url)

@@ -14,6 +14,7 @@
 //! `/metrics` exposes every projection's lag in the Prometheus text format.
 
 pub mod auth;
+pub mod customers;
 pub mod lending;
 mod loaders;
 mod metrics;
@@ -53,6 +54,7 @@ pub const PROJECTIONS: [&str; 3] = [WALLETS, LENDING, TIMELINE];
 pub struct Query(
     wallets::WalletQuery,
     lending::LendingQuery,
+    customers::CustomerQuery,
     timeline::TimelineQuery,
     StatusQuery,
 );

@@ -136,6 +136,9 @@ pub fn every_event() -> Vec<Event> {
             reason: "reviewed".into(),
         }),
         C(client::Event::CardBound { card: card.clone() }),
+        C(client::Event::PersonalDataErased {
+            reason: "the client's request under 152-FZ".into(),
+        }),
         C(client::Event::ApplicationOpened {
             application_id: id(7),
         }),

@@ -1,0 +1,171 @@
+//! The customer registry (`rm_customers`): a client's cabinet, with its personal data opened
+//! for the readers allowed to see it — the client itself and operators. Partners and
+//! auditors see the cabinet without personal data. Personal data stays sealed in the read
+//! model; it is opened here, per request, with the client's key (`infra::vault`); an erased
+//! client's data no longer opens and shows as erased.
+
+use async_graphql::{Context, Object, SimpleObject};
+use etr_domain::personal::Sealed;
+use etr_domain::{client, ClientId};
+use etr_infra::auth::Role;
+use etr_infra::vault::Vault;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::{may_read, viewer};
+use crate::{pool, reach, store, PositionInput, LENDING};
+
+/// A bound card, as shown (never the card number).
+#[derive(SimpleObject, Clone)]
+pub struct Card {
+    pub card_id: Uuid,
+    pub provider: String,
+    pub masked_pan: String,
+}
+
+/// A tag with the reason it was set.
+#[derive(SimpleObject, Clone)]
+pub struct Tag {
+    pub tag: String,
+    pub reason: String,
+}
+
+/// A client's personal data, opened.
+#[derive(SimpleObject, Clone)]
+pub struct PersonalData {
+    pub last_name: String,
+    pub first_name: String,
+    pub middle_name: Option<String>,
+    pub birth_date: time::Date,
+    /// E.164.
+    pub phone: String,
+    pub email: Option<String>,
+    /// Series and number.
+    pub passport: Option<String>,
+    pub snils: Option<String>,
+    pub inn: Option<String>,
+    pub registration_address: Option<String>,
+    /// Roubles a month, decimal string.
+    pub monthly_income: Option<String>,
+}
+
+/// A client of the registry.
+#[derive(SimpleObject, Clone)]
+pub struct Customer {
+    pub client_id: Uuid,
+    /// active | blocked
+    pub status: String,
+    pub registered_by: Option<String>,
+    pub block_reason: Option<String>,
+    pub tags: Vec<Tag>,
+    pub cards: Vec<Card>,
+    pub open_application_id: Option<Uuid>,
+    pub loans_disbursed: u32,
+    /// Opened for the client itself and operators; `null` for other readers and once erased.
+    pub personal: Option<PersonalData>,
+    /// The client's data key was destroyed: its personal data can no longer be read.
+    pub personal_data_erased: bool,
+    pub registered_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Default)]
+pub struct CustomerQuery;
+
+#[Object]
+impl CustomerQuery {
+    /// A client of the registry. Errors: `UNAUTHENTICATED`, `FORBIDDEN` (another client),
+    /// `POSITION_NOT_REACHED`.
+    async fn customer(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        min_position: Option<PositionInput>,
+    ) -> async_graphql::Result<Option<Customer>> {
+        let v = viewer(ctx)?;
+        may_read(ctx, id)?;
+        let pool = pool(ctx)?;
+        reach(pool, LENDING, min_position).await?;
+        let row: Option<(
+            sqlx::types::Json<client::Client>,
+            OffsetDateTime,
+            OffsetDateTime,
+        )> = sqlx::query_as(
+            "SELECT state, registered_at, updated_at FROM rm_customers WHERE client_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(store)?;
+        let Some((state, registered_at, updated_at)) = row else {
+            return Ok(None);
+        };
+        let c = state.0;
+        let may_open = matches!(v.role, Role::Client | Role::Operator);
+        let (personal, erased) = match (&c.personal, may_open) {
+            (Some(sealed), true) => open(pool, id, sealed).await?,
+            _ => (None, false),
+        };
+        Ok(Some(Customer {
+            client_id: id,
+            status: c.status.label().into(),
+            registered_by: c.registered_by,
+            block_reason: c.block_reason,
+            tags: c
+                .tags
+                .into_iter()
+                .map(|(tag, reason)| Tag { tag, reason })
+                .collect(),
+            cards: c
+                .cards
+                .into_iter()
+                .map(|card| Card {
+                    card_id: card.card_id,
+                    provider: card.provider,
+                    masked_pan: card.masked_pan,
+                })
+                .collect(),
+            open_application_id: c.open_application,
+            loans_disbursed: c.loans_disbursed,
+            personal,
+            personal_data_erased: erased || c.erased,
+            registered_at,
+            updated_at,
+        }))
+    }
+}
+
+async fn open(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+    sealed: &Sealed,
+) -> async_graphql::Result<(Option<PersonalData>, bool)> {
+    match Vault::new(pool.clone()).open(ClientId(id), sealed).await {
+        Ok(d) => Ok((
+            Some(PersonalData {
+                last_name: d.last_name,
+                first_name: d.first_name,
+                middle_name: d.middle_name,
+                birth_date: d.birth_date,
+                phone: d.phone.as_str().to_owned(),
+                email: d.email.map(|e| e.as_str().to_owned()),
+                passport: d
+                    .passport
+                    .map(|p| format!("{} {}", p.number.series(), p.number.number())),
+                snils: d.snils.map(|s| s.as_str().to_owned()),
+                inn: d.inn.map(|i| i.as_str().to_owned()),
+                registration_address: d.registration_address,
+                monthly_income: d.monthly_income.map(|i| format!("{i:.2}")),
+            }),
+            false,
+        )),
+        Err(etr_infra::Error::Erased(_)) => Ok((None, true)),
+        Err(e) => {
+            tracing::error!(error = %e, client = %id, "personal data does not open");
+            Err(crate::auth::error(
+                "INTERNAL",
+                "the client's personal data could not be opened",
+            ))
+        }
+    }
+}
