@@ -39,6 +39,10 @@ pub struct App {
     pub vault: etr_infra::vault::Vault,
     /// One-time passwords for signatures.
     pub otp: crate::otp::Otp,
+    /// The validation rules of client documents (configuration).
+    pub document_rules: etr_domain::documents::Rules,
+    /// Where client documents are kept (sealed with the client's key).
+    pub documents: etr_documents::DocumentStore,
     pub fraud: Arc<dyn FraudControl>,
     /// Limits of the client group new wallets are opened in.
     pub default_limits: Limits,
@@ -809,7 +813,9 @@ async fn transfer(
         crate::lending::erase,
         crate::lending::tag,
         crate::lending::untag,
-        crate::lending::search
+        crate::lending::search,
+        crate::lending::partner_document,
+        crate::lending::my_document
     ),
     components(schemas(
         crate::lending::RegistrationRequest,
@@ -826,6 +832,7 @@ async fn transfer(
         crate::lending::ReviewRequest,
         crate::lending::EmptyRequest,
         crate::lending::TagRequest,
+        crate::lending::DocumentRequest,
         OpenWalletRequest,
         TopUpRequest,
         PaymentRequest,

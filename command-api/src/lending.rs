@@ -46,6 +46,8 @@ pub(crate) const ERASE: &str = "/v1/operator/clients/{client_id}/erase";
 pub(crate) const TAGS: &str = "/v1/operator/clients/{client_id}/tags";
 pub(crate) const UNTAG: &str = "/v1/operator/clients/{client_id}/tags/{tag}/remove";
 pub(crate) const SEARCH: &str = "/v1/operator/clients";
+pub(crate) const PARTNER_DOCUMENTS: &str = "/v1/partner/clients/{client_id}/documents";
+pub(crate) const ME_DOCUMENTS: &str = "/v1/me/documents";
 
 /// The routes of this module.
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -58,7 +60,9 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route(ERASE, post(erase))
         .route(TAGS, post(tag))
         .route(UNTAG, post(untag))
-        .route(SEARCH, get(search));
+        .route(SEARCH, get(search))
+        .route(PARTNER_DOCUMENTS, post(partner_document))
+        .route(ME_DOCUMENTS, post(my_document));
     for base in [PARTNER_APPLICATIONS, ME_APPLICATIONS] {
         router = router
             .route(base, post(create_application))
@@ -1356,4 +1360,166 @@ async fn search(
         .await
         .map_err(internal)?;
     Ok(Json(serde_json::json!({ "client_ids": found })).into_response())
+}
+
+/// A document file (at most what the request body allows: 256 KiB in all).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentRequest {
+    /// A configured document type, e.g. `passport_photo`, `selfie`, `income_statement`.
+    pub kind: String,
+    /// MIME type, e.g. `image/jpeg`.
+    pub content_type: String,
+    /// The file, base64 (standard alphabet, padded).
+    pub content_base64: String,
+    /// The document's number, for types that carry one.
+    pub number: Option<String>,
+}
+
+async fn file_document(
+    app: &App,
+    headers: &HeaderMap,
+    client: ClientId,
+    actor: Actor,
+    route: &str,
+    path_params: &[&str],
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    let meta = meta(headers, client, actor, route, path_params, body)?;
+    let req: DocumentRequest = parse_body(body)?;
+    let file = base64::engine::general_purpose::STANDARD
+        .decode(req.content_base64.trim())
+        .map_err(|e| ApiError::bad_request("invalid_base64", format!("content_base64: {e}")))?;
+    let number = app
+        .document_rules
+        .check(
+            &req.kind,
+            &req.content_type,
+            u64::try_from(file.len()).unwrap_or(u64::MAX),
+            req.number.as_deref(),
+        )
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let document_id = minted(&meta, "document");
+    let sealed_file = app
+        .vault
+        .seal_bytes(client, &file)
+        .await
+        .map_err(|e| match e {
+            etr_infra::Error::Erased(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "personal_data_erased",
+                "the client's personal data was erased",
+            ),
+            other => internal(other),
+        })?;
+    let location = app
+        .documents
+        .put(
+            &format!("documents/{client}/{document_id}"),
+            serde_json::to_vec(&sealed_file).map_err(internal)?,
+        )
+        .await
+        .map_err(internal)?;
+    let number = match number {
+        Some(n) => Some(
+            app.vault
+                .seal_bytes(client, n.as_bytes())
+                .await
+                .map_err(internal)?,
+        ),
+        None => None,
+    };
+    let handled = app
+        .handler
+        .handle(
+            meta,
+            Command::Client {
+                client_id: client,
+                command: client::Command::AddDocument {
+                    document: etr_domain::documents::Document {
+                        document_id,
+                        kind: req.kind,
+                        content_type: req.content_type,
+                        size_bytes: u64::try_from(file.len()).unwrap_or(u64::MAX),
+                        location,
+                        number,
+                    },
+                },
+            },
+        )
+        .await?;
+    Ok(respond(
+        handled,
+        StatusCode::CREATED,
+        serde_json::json!({ "client_id": client, "document_id": document_id }),
+    )
+    .await)
+}
+
+/// A partner files a document of a client it registered.
+#[utoipa::path(post, path = "/v1/partner/clients/{client_id}/documents", request_body = DocumentRequest,
+    params(("client_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 201, description = "filed; the body carries `document_id`"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse)))]
+async fn partner_document(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<Uuid>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = caller(&app, &headers, true)?;
+    let Caller::Partner(partner) = &caller else {
+        return Err(ApiError::forbidden("this route takes a partner token"));
+    };
+    let client = ClientId(path_ids(path)?);
+    let registered_by = match app
+        .handler
+        .committed_state(AggregateRef::client(client))
+        .await?
+    {
+        Some(State::Client(c)) => c.registered_by,
+        _ => None,
+    };
+    if registered_by.as_deref() != Some(partner.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "client_not_found",
+            format!("client {client} is not one this partner registered"),
+        ));
+    }
+    file_document(
+        &app,
+        &headers,
+        client,
+        caller.actor(),
+        PARTNER_DOCUMENTS,
+        &[&client.to_string()],
+        &body,
+    )
+    .await
+}
+
+/// A client files one of its own documents.
+#[utoipa::path(post, path = "/v1/me/documents", request_body = DocumentRequest,
+    params(("Idempotency-Key" = String, Header)),
+    responses((status = 201, description = "filed; the body carries `document_id`"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse)))]
+async fn my_document(
+    AxumState(app): AxumState<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = caller(&app, &headers, false)?;
+    let Caller::Client(client) = caller else {
+        return Err(ApiError::forbidden("this route takes a client token"));
+    };
+    file_document(
+        &app,
+        &headers,
+        client,
+        caller.actor(),
+        ME_DOCUMENTS,
+        &[],
+        &body,
+    )
+    .await
 }

@@ -64,6 +64,9 @@ pub struct Client {
     /// The client's data key was destroyed (152-FZ art. 21): its sealed data no longer opens.
     #[serde(default)]
     pub erased: bool,
+    /// The documents on file (kind and id; the file itself is in the document store).
+    #[serde(default)]
+    pub documents: Vec<crate::documents::Document>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +95,10 @@ pub enum Command {
     ErasePersonalData {
         reason: String,
     },
+    /// File a document checked against the configured rules at the edge.
+    AddDocument {
+        document: crate::documents::Document,
+    },
 }
 
 impl Command {
@@ -104,6 +111,7 @@ impl Command {
             Command::TagClient { .. } => "TagClient",
             Command::UntagClient { .. } => "UntagClient",
             Command::ErasePersonalData { .. } => "ErasePersonalData",
+            Command::AddDocument { .. } => "AddDocument",
         }
     }
 }
@@ -136,6 +144,9 @@ pub enum Event {
     PersonalDataErased {
         reason: String,
     },
+    DocumentAdded {
+        document: crate::documents::Document,
+    },
     /// An application of the client was created; until it ends no other may be.
     ApplicationOpened {
         application_id: Uuid,
@@ -158,6 +169,7 @@ impl Event {
             Event::ClientUntagged { .. } => "ClientUntagged",
             Event::CardBound { .. } => "CardBound",
             Event::PersonalDataErased { .. } => "PersonalDataErased",
+            Event::DocumentAdded { .. } => "DocumentAdded",
             Event::ApplicationOpened { .. } => "ApplicationOpened",
             Event::ApplicationClosed { .. } => "ApplicationClosed",
         }
@@ -217,6 +229,12 @@ pub fn decide(state: &Client, id: Uuid, command: &Command) -> Result<Vec<Event>,
         }
         (_, Command::ChangePersonalData { personal }) => Event::PersonalDataChanged {
             personal: personal.clone(),
+        },
+        (_, Command::AddDocument { .. }) if state.erased => {
+            return Err(refuse("file documents after erasure"))
+        }
+        (_, Command::AddDocument { document }) => Event::DocumentAdded {
+            document: document.clone(),
         },
         (_, Command::ErasePersonalData { .. }) if state.erased => {
             return Err(refuse("be erased twice"))
@@ -291,6 +309,18 @@ pub fn evolve(mut state: Client, event: &Event) -> Client {
         Event::PersonalDataErased { .. } => {
             state.erased = true;
             state.personal = None;
+            for d in &mut state.documents {
+                d.number = None;
+            }
+        }
+        Event::DocumentAdded { document } => {
+            if !state
+                .documents
+                .iter()
+                .any(|d| d.document_id == document.document_id)
+            {
+                state.documents.push(document.clone());
+            }
         }
         Event::CardBound { card } => {
             if !state.cards.iter().any(|c| c.card_id == card.card_id) {

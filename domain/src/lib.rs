@@ -14,6 +14,7 @@ pub mod caps;
 pub mod client;
 pub mod command;
 pub mod conveyor;
+pub mod documents;
 pub mod envelope;
 pub mod error;
 pub mod identification;

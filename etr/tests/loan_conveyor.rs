@@ -481,7 +481,80 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
     assert_eq!(status, 200, "{body}");
     partner.wait(&dup, &["approved"]).await;
 
-    // 7. An approval nobody signs expires when its timer fires.
+    // 7. Photo identification: the automatic checks do not confirm the client, the photos
+    //    on file make the manual method available, an operator's task opens and the run
+    //    resumes when the operator resolves it. Documents are checked by the configured
+    //    rules first.
+    let photo_client = register(
+        &partner,
+        "photo",
+        person("Неопознанов", &unique_phone(), &unique_passport()),
+    )
+    .await;
+    let jpeg = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA=";
+    let (status, body) = partner
+        .post(
+            &format!("/v1/partner/clients/{photo_client}/documents"),
+            "doc-bad",
+            json!({"kind": "passport_photo", "content_type": "application/pdf", "content_base64": jpeg}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("document_content_type")),
+        "{body}"
+    );
+    for kind in ["passport_photo", "selfie"] {
+        let (status, body) = partner
+            .post(
+                &format!("/v1/partner/clients/{photo_client}/documents"),
+                &format!("doc-{kind}"),
+                json!({"kind": kind, "content_type": "image/jpeg", "content_base64": jpeg}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Another partner cannot file documents for this client.
+    let (status, _, _) = api
+        .post_as(
+            Some(&token("shop-7", Role::Partner)),
+            &format!("/v1/partner/clients/{photo_client}/documents"),
+            Some("doc-x"),
+            &json!({"kind": "selfie", "content_type": "image/jpeg", "content_base64": jpeg})
+                .to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    let photo = partner
+        .create(Some(&photo_client), "10000.00", 30, "payday-30")
+        .await;
+    let waiting = partner.wait(&photo, &["manual_review"]).await;
+    assert_eq!(
+        waiting["reasons"][0], "Фотоидентификация needs an operator",
+        "{waiting}"
+    );
+    let kind: String = sqlx::query_scalar(
+        "SELECT kind FROM operator_tasks WHERE application_id = $1 AND resolved_at IS NULL",
+    )
+    .bind(Uuid::parse_str(&photo).unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kind, "photo_identification");
+    let (status, _, body) = api
+        .post_as(
+            Some(&token("op-2", Role::Operator)),
+            &format!("/v1/operator/applications/{photo}/review"),
+            Some("photo-review"),
+            &json!({"approve": true, "reason": "the photos match the passport"}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    partner.wait(&photo, &["approved"]).await;
+
+    // 8. An approval nobody signs expires when its timer fires.
     let lapsing_client = register(
         &partner,
         "lapsing",

@@ -105,15 +105,20 @@ impl Vault {
     ///
     /// Errors: [`Error::Erased`] for an erased client; Postgres; [`Error::Crypto`].
     pub async fn seal(&self, client: ClientId, data: &PersonalData) -> Result<Sealed> {
+        let plain = serde_json::to_vec(data).map_err(|e| Error::Crypto(e.to_string()))?;
+        self.seal_bytes(client, &plain).await
+    }
+
+    /// Seals any bytes of the client (a document's file or number) like [`Vault::seal`].
+    pub async fn seal_bytes(&self, client: ClientId, plain: &[u8]) -> Result<Sealed> {
         let (version, key) = self.key(client, true).await?;
         let nonce = random::<24>()?;
-        let plain = serde_json::to_vec(data).map_err(|e| Error::Crypto(e.to_string()))?;
         let cipher = XChaCha20Poly1305::new(&key.into());
         let sealed = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
-                    msg: &plain,
+                    msg: plain,
                     aad: &associated_data(client, version),
                 },
             )
@@ -130,6 +135,12 @@ impl Vault {
     /// Errors: [`Error::Erased`] once the key is destroyed; [`Error::Crypto`] for a value
     /// sealed for another client or altered.
     pub async fn open(&self, client: ClientId, sealed: &Sealed) -> Result<PersonalData> {
+        let plain = self.open_bytes(client, sealed).await?;
+        serde_json::from_slice(&plain).map_err(|e| Error::Crypto(e.to_string()))
+    }
+
+    /// Opens bytes sealed by [`Vault::seal_bytes`]; errors as [`Vault::open`].
+    pub async fn open_bytes(&self, client: ClientId, sealed: &Sealed) -> Result<Vec<u8>> {
         let (version, key) = self.key(client, false).await?;
         if version != sealed.key_version {
             return Err(Error::Crypto(format!(
@@ -155,7 +166,7 @@ impl Vault {
             .map_err(|_| {
                 Error::Crypto("the sealed data does not open with this client's key".into())
             })?;
-        serde_json::from_slice(&plain).map_err(|e| Error::Crypto(e.to_string()))
+        Ok(plain)
     }
 
     /// Destroys the client's key and lookup rows. Idempotent.

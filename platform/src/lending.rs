@@ -49,6 +49,30 @@ pub fn conveyor_rules() -> Result<etr_sagas::conveyor::Rules, Error> {
     })
 }
 
+/// The validation rules of client documents: `platform/config/documents.json`, or the file
+/// `ETR_DOCUMENT_RULES_FILE` names.
+///
+/// Errors: [`Error::Config`] for a file that cannot be read or parsed.
+pub fn document_rules() -> Result<etr_domain::documents::Rules, Error> {
+    let json = match std::env::var("ETR_DOCUMENT_RULES_FILE") {
+        Ok(path) => std::fs::read_to_string(&path)
+            .map_err(|e| Error::Config(format!("ETR_DOCUMENT_RULES_FILE={path}: {e}")))?,
+        Err(_) => include_str!("../config/documents.json").to_owned(),
+    };
+    etr_domain::documents::Rules::from_json(&json).map_err(|e| Error::Config(e.to_string()))
+}
+
+/// The document store: a local directory, `ETR_DOCUMENTS_DIR` (default
+/// `target/etr-documents`), created when missing.
+///
+/// Errors: [`Error::Config`] when the directory cannot be created.
+pub fn document_store() -> Result<etr_documents::DocumentStore, Error> {
+    let dir = std::env::var("ETR_DOCUMENTS_DIR").unwrap_or_else(|_| "target/etr-documents".into());
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Config(format!("ETR_DOCUMENTS_DIR={dir}: {e}")))?;
+    etr_documents::DocumentStore::local(&dir).map_err(|e| Error::Config(e.to_string()))
+}
+
 /// The conveyor's timing: the defaults of [`etr_domain::conveyor::Policy`], overridden by
 /// `ETR_CONVEYOR_SIGN_WITHIN_SECS` (approval to expiry), `ETR_CONVEYOR_ATTEMPT_TIMEOUT_MS`
 /// (one activity) and `ETR_CONVEYOR_MAX_ATTEMPTS`; a value that is not a positive integer is
@@ -124,9 +148,6 @@ pub fn start_conveyor(
         },
         restart,
     )?;
-    let dir = std::env::var("ETR_DOCUMENTS_DIR").unwrap_or_else(|_| "target/etr-documents".into());
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::Config(format!("ETR_DOCUMENTS_DIR={dir}: {e}")))?;
     let executor = etr_sagas::conveyor::Executor {
         pool: pool.clone(),
         policy,
@@ -136,8 +157,7 @@ pub fn start_conveyor(
         agreements: Arc::new(
             etr_documents::Agreements::builtin().map_err(|e| Error::Config(e.to_string()))?,
         ),
-        documents: etr_documents::DocumentStore::local(&dir)
-            .map_err(|e| Error::Config(e.to_string()))?,
+        documents: document_store()?,
         commands: Arc::new(HandlerCommands(app)),
         poll: Duration::from_millis(100),
     };

@@ -214,6 +214,8 @@ pub async fn command_app(
         pool: pool.clone(),
         vault: etr_infra::vault::Vault::new(pool.clone()),
         otp: etr_command_api::otp::Otp::new(pool.clone(), otp_policy(), sms),
+        document_rules: lending::document_rules()?,
+        documents: lending::document_store()?,
         fraud: Arc::new(FraudSimulator::default()),
         default_limits: Limits::registered(),
         keys: Keys::from_secret(settings.jwt_secret.as_bytes()),

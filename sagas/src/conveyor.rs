@@ -609,7 +609,14 @@ impl Executor {
             .versions
             .pick(registry.loans_disbursed > 0, &application.channel)
             .ok_or_else(|| definite("no process version matches the client"))?;
-        let provided = data.provided();
+        let mut provided = data.provided();
+        for document in &registry.documents {
+            if let Ok(datum) = serde_json::from_value::<etr_domain::identification::Datum>(
+                serde_json::Value::String(document.kind.clone()),
+            ) {
+                provided.insert(datum);
+            }
+        }
         let mut refusals = Vec::new();
         for method in self.rules.identification.available(&provided) {
             if method.manual {

@@ -122,7 +122,9 @@ pub fn every_event() -> Vec<Event> {
             personal: sealed.clone(),
             registered_by: "shop-1".into(),
         }),
-        C(client::Event::PersonalDataChanged { personal: sealed }),
+        C(client::Event::PersonalDataChanged {
+            personal: sealed.clone(),
+        }),
         C(client::Event::ClientBlocked {
             reason: "fraud suspicion".into(),
         }),
@@ -136,6 +138,20 @@ pub fn every_event() -> Vec<Event> {
             reason: "reviewed".into(),
         }),
         C(client::Event::CardBound { card: card.clone() }),
+        C(client::Event::DocumentAdded {
+            document: etr_domain::documents::Document {
+                document_id: id(15),
+                kind: "driver_license".into(),
+                content_type: "image/jpeg".into(),
+                size_bytes: 48_213,
+                location: "documents/2/15".into(),
+                number: Some(Sealed {
+                    key_version: 1,
+                    nonce: "11".repeat(24),
+                    ciphertext: "cd".repeat(20),
+                }),
+            },
+        }),
         C(client::Event::PersonalDataErased {
             reason: "the client's request under 152-FZ".into(),
         }),
