@@ -252,6 +252,17 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
     )
     .await
     .unwrap();
+    // A Rosfinmonitoring list with one person on it (name + birth date).
+    etr_infra::watchlists::load_rosfinmonitoring(
+        &pool,
+        "rfm-test",
+        std::io::Cursor::new(
+            "ID;FIO;DATE_OF_BIRTH;DOCUMENT\n77;Перечнев Иван Петрович;14.03.1988;\n".to_owned(),
+        ),
+        |_| {},
+    )
+    .await
+    .unwrap();
     let _platform = env
         .start_with(platform_env(
             &env,
@@ -281,6 +292,32 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
         assert_eq!(status, 201, "{body}");
         body["client_id"].as_str().unwrap().to_owned()
     }
+
+    // Slow scenarios run beside the others: a payout that never answers (each attempt times
+    // out, then the payout is compensated) and an identity service that is never available
+    // (the step is parked in the dead letters with its reason).
+    let phone_hang = unique_phone();
+    let hang_client = register(
+        &partner,
+        "hang",
+        person("Медленнов", &phone_hang, &unique_passport()),
+    )
+    .await;
+    let hang = partner
+        .create(Some(&hang_client), "10000.00", 30, "payday-30")
+        .await;
+    partner
+        .sign_and_bind(&hang, &phone_hang, "tok-payout-timeout")
+        .await;
+    let poison_client = register(
+        &partner,
+        "poison",
+        person("Недоступнов", &unique_phone(), &unique_passport()),
+    )
+    .await;
+    let poison = partner
+        .create(Some(&poison_client), "10000.00", 30, "payday-30")
+        .await;
 
     // 1. The happy path: identified, checked, scored, offers with PSK, contract signed by
     //    OTP, card bound, paid out, loan issued.
@@ -554,7 +591,57 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
     assert_eq!(status, 200, "{body}");
     partner.wait(&photo, &["approved"]).await;
 
-    // 8. An approval nobody signs expires when its timer fires.
+    // 8. Legal checks: a person on the Rosfinmonitoring list and a person with an open
+    //    bankruptcy case are declined with the reason.
+    let listed = register(
+        &partner,
+        "listed",
+        person("Перечнев", &unique_phone(), &unique_passport()),
+    )
+    .await;
+    let listed_app = partner
+        .create(Some(&listed), "10000.00", 30, "payday-30")
+        .await;
+    let declined = partner.wait(&listed_app, &["declined"]).await;
+    assert!(
+        declined["reasons"][0].as_str().unwrap().contains("77"),
+        "{declined}"
+    );
+    let bankrupt = register(
+        &partner,
+        "bankrupt",
+        person("Банкротов", &unique_phone(), &unique_passport()),
+    )
+    .await;
+    let bankrupt_app = partner
+        .create(Some(&bankrupt), "10000.00", 30, "payday-30")
+        .await;
+    let declined = partner.wait(&bankrupt_app, &["declined"]).await;
+    assert!(
+        !declined["reasons"].as_array().unwrap().is_empty(),
+        "{declined}"
+    );
+
+    // The payout that never answered: compensated after its attempts; the poisoned step:
+    // parked with its reason.
+    let timed_out = partner.wait(&hang, &["failed"]).await;
+    assert_eq!(
+        timed_out["reasons"][0], "no answer in time (after 5 attempts)",
+        "{timed_out}"
+    );
+    partner.wait_step(&poison, "parked").await;
+    let parked: String =
+        sqlx::query_scalar("SELECT reason FROM process_dead_letters WHERE instance_id = $1")
+            .bind(Uuid::parse_str(&poison).unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        parked,
+        "identification: mobile_id: the service is unavailable (after 5 attempts)"
+    );
+
+    // 9. An approval nobody signs expires when its timer fires.
     let lapsing_client = register(
         &partner,
         "lapsing",
@@ -601,6 +688,13 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
     assert_eq!(once(&dup, "ApplicationReferred"), 1);
     assert_eq!(once(&dup, "ReviewResolved"), 1);
     assert_eq!(once(&lapsing, "ApplicationExpired"), 1);
+    assert_eq!(once(&hang, "DisbursementFailed"), 1);
+    assert_eq!(once(&photo, "IdentificationReferred"), 1);
+    assert_eq!(once(&listed_app, "ApplicationDeclined"), 1);
+    assert_eq!(
+        of(&poison),
+        vec!["ApplicationCreated", "ApplicationSubmitted"]
+    );
     // The client was told about the failed payout.
     let told: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM client_notifications WHERE client_id = $1 AND text LIKE 'Выдача займа не удалась%'",

@@ -17,7 +17,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Identity checks: confirms every method, except for a client whose last name starts with
-/// `Неопознан` (refused: "data not confirmed") and a SNILS check for a client without SNILS.
+/// `Неопознан` (refused: "data not confirmed"), a SNILS check for a client without SNILS, and
+/// a client whose last name starts with `Недоступн` (the services never answer usably:
+/// unavailable, every time).
 #[derive(Debug, Default)]
 pub struct IdentityChecksSimulator {
     pub latency: Duration,
@@ -28,6 +30,9 @@ impl IdentityChecks for IdentityChecksSimulator {
         Box::pin(async move {
             if !self.latency.is_zero() {
                 tokio::time::sleep(self.latency).await;
+            }
+            if data.last_name.to_lowercase().starts_with("недоступн") {
+                return Answer::Unavailable("the service is unavailable".into());
             }
             if data.last_name.to_lowercase().starts_with("неопознан") {
                 return Answer::Refused(format!("{method}: the data was not confirmed"));
