@@ -930,6 +930,24 @@ async fn act(
             ))
         }
     };
+    let signature = match &command {
+        application::Command::SignContract {
+            document_sha256,
+            otp_purpose,
+        } => Some(serde_json::json!({
+            "application_id": id,
+            "client_id": client,
+            "document_sha256": document_sha256,
+            "signature": "simple electronic signature: a one-time code sent by SMS, verified",
+            "otp_purpose": otp_purpose,
+            "command_id": meta.command_id,
+            "signed_by": caller.actor(),
+            "signed_at": OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        })),
+        _ => None,
+    };
     let handled = app
         .handler
         .handle(
@@ -941,6 +959,21 @@ async fn act(
             },
         )
         .await?;
+    // The signed agreement: the signature record is stored next to the document it signs.
+    if let (Some(record), crate::handler::Outcome::Accepted { .. }) = (signature, &handled.outcome)
+    {
+        let sha = record["document_sha256"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        app.documents
+            .put(
+                &format!("{}.signature.json", etr_documents::agreement_key(id, &sha)),
+                serde_json::to_vec_pretty(&record).map_err(internal)?,
+            )
+            .await
+            .map_err(internal)?;
+    }
     Ok(respond(
         handled,
         StatusCode::OK,

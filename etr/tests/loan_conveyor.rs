@@ -335,6 +335,18 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
     let disbursed = partner.wait(&app, &["disbursed"]).await;
     let loan_id = disbursed["loan_id"].as_str().unwrap().to_owned();
     partner.wait_step(&app, "done").await;
+    // The signed agreement is stored: the PDF the client signed (its SHA-256 is the one
+    // signed) and the signature record beside it.
+    let sha = disbursed["contract_sha256"].as_str().unwrap().to_owned();
+    let dir = format!("target/test-documents/{}/agreements/{app}", env.topic);
+    let pdf = std::fs::read(format!("{dir}/{sha}.pdf")).expect("the agreement is stored");
+    assert!(pdf.starts_with(b"%PDF"));
+    assert!(etr_documents::verify_hash(&pdf, &sha));
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(format!("{dir}/{sha}.pdf.signature.json")).expect("the signature is stored"),
+    )
+    .unwrap();
+    assert_eq!(record["document_sha256"], sha.as_str());
     let (status, cart) = partner
         .get(&format!("/v1/partner/applications/{app}/cart"))
         .await;
