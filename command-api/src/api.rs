@@ -463,17 +463,22 @@ fn meta(
 ) -> Result<Meta, ApiError> {
     let actor = actor(keys, headers, client)?;
     let key = idempotency_key(headers)?;
-    let correlation_id = headers
-        .get("x-correlation-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map_or_else(|| key.clone(), str::to_owned);
+    let correlation_id = correlation_id(headers, &key);
     Ok(Meta {
         command_id: client_command_id(client, &key),
         correlation_id,
         actor,
         request_hash: request_fingerprint("POST", route, path_params, body),
     })
+}
+
+/// The `X-Correlation-Id` header (1–200 characters), or the Idempotency-Key.
+pub(crate) fn correlation_id(headers: &HeaderMap, key: &str) -> String {
+    headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map_or_else(|| key.to_owned(), str::to_owned)
 }
 
 /// The bearer token's viewer. Errors: 401 `unauthenticated`.

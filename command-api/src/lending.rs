@@ -32,7 +32,9 @@ use time::{Date, OffsetDateTime};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::{idempotency_key, outcome_response, parse_body, path_ids, viewer, ApiError, App};
+use crate::api::{
+    correlation_id, idempotency_key, outcome_response, parse_body, path_ids, viewer, ApiError, App,
+};
 use crate::handler::{request_fingerprint, Meta};
 
 pub(crate) const PARTNER_CLIENTS: &str = "/v1/partner/clients";
@@ -131,11 +133,7 @@ fn meta(
     body: &[u8],
 ) -> Result<Meta, ApiError> {
     let key = idempotency_key(headers)?;
-    let correlation_id = headers
-        .get("x-correlation-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map_or_else(|| key.clone(), str::to_owned);
+    let correlation_id = correlation_id(headers, &key);
     Ok(Meta {
         command_id: client_command_id(client, &key),
         correlation_id,
@@ -1141,10 +1139,8 @@ async fn block_or_unblock(
     body: &Bytes,
     block: bool,
 ) -> Result<Response, ApiError> {
-    let actor = operator(app, headers)?;
+    operator(app, headers)?;
     let client = ClientId(path_ids(path)?);
-    let route = if block { BLOCK } else { UNBLOCK };
-    let meta = meta(headers, client, actor, route, &[&client.to_string()], body)?;
     let command = if block {
         let req: ReasonRequest = parse_body(body)?;
         client::Command::BlockClient { reason: req.reason }
@@ -1152,16 +1148,17 @@ async fn block_or_unblock(
         let _: EmptyRequest = parse_body(body)?;
         client::Command::UnblockClient
     };
-    let handled = app
-        .handler
-        .handle(
-            meta,
-            Command::Client {
-                client_id: client,
-                command,
-            },
-        )
-        .await?;
+    let route = if block { BLOCK } else { UNBLOCK };
+    let handled = operator_command(
+        app,
+        headers,
+        client,
+        route,
+        &[&client.to_string()],
+        body,
+        command,
+    )
+    .await?;
     Ok(respond(
         handled,
         StatusCode::OK,

@@ -563,12 +563,7 @@ fn closing_status(event: &Event) -> Option<Status> {
 
 /// Days from the contract date to the last instalment.
 fn term_days(offer: &Offer) -> u32 {
-    offer
-        .schedule
-        .last()
-        .map(|last| (last.date - offer.contract_date).whole_days())
-        .and_then(|d| u32::try_from(d).ok())
-        .unwrap_or(offer.term)
+    crate::schedule::term_days(offer.contract_date, &offer.schedule).unwrap_or(offer.term)
 }
 
 /// The offer's charges as a daily rate in percent (Σ interest ÷ amount ÷ days × 100), 4

@@ -241,6 +241,13 @@ fn whole_days(from: Date, to: Date) -> Result<u32, ScheduleError> {
 }
 
 /// Σ interest of a schedule, in roubles.
+/// Calendar days from `start` to the last instalment (`None` for an empty schedule or one
+/// that ends before it starts): the term a payday product and the PDN count in days.
+pub fn term_days(start: Date, instalments: &[Instalment]) -> Option<u32> {
+    let last = instalments.last()?;
+    u32::try_from((last.date - start).whole_days()).ok()
+}
+
 pub fn total_interest(instalments: &[Instalment]) -> Decimal {
     kopecks(instalments.iter().map(|i| i.interest).sum())
 }

@@ -36,7 +36,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::Error;
+use crate::error::{to_projection_error, Error};
 use crate::runtime::{self, Commands, Issue, Issued};
 
 /// Feeds the application events to the conveyor's instances.
@@ -131,17 +131,6 @@ fn timer(actions: &[Action]) -> Option<Option<OffsetDateTime>> {
         Action::ClearTimer => Some(None),
         _ => None,
     })
-}
-
-fn to_projection_error(e: Error) -> etr_projections::Error {
-    match e {
-        Error::Postgres(e) => etr_projections::Error::from(e),
-        Error::Json(e) => etr_projections::Error::from(e),
-        Error::Projections(e) => e,
-        other => etr_projections::Error::from(serde_json::Error::io(std::io::Error::other(
-            other.to_string(),
-        ))),
-    }
 }
 
 async fn open_task(
@@ -764,11 +753,7 @@ impl Executor {
                         continue;
                     }
                 };
-            let term_days = made
-                .instalments
-                .last()
-                .map(|i| (i.date - contract_date).whole_days())
-                .and_then(|d| u32::try_from(d).ok())
+            let term_days = etr_domain::schedule::term_days(contract_date, &made.instalments)
                 .unwrap_or(application.term);
             if let Some(income) = data.monthly_income {
                 match etr_domain::pdn::pdn(
@@ -847,11 +832,7 @@ impl Executor {
             .iter()
             .filter_map(|l| {
                 let terms = l.0.terms.as_ref()?;
-                let days = terms
-                    .schedule
-                    .last()
-                    .map(|i| (i.date - terms.contract_date).whole_days())
-                    .and_then(|d| u32::try_from(d).ok())?;
+                let days = etr_domain::schedule::term_days(terms.contract_date, &terms.schedule)?;
                 etr_domain::pdn::average_monthly_payment(&terms.schedule, days)
             })
             .sum())
@@ -870,11 +851,7 @@ impl Executor {
             .ok_or_else(|| definite("no offer was chosen"))?;
         let text = |d: Decimal| format!("{:.2}", d);
         let total: Decimal = offer.schedule.iter().map(|i| i.payment).sum();
-        let term_days = offer
-            .schedule
-            .last()
-            .map(|i| (i.date - offer.contract_date).whole_days())
-            .and_then(|d| u32::try_from(d).ok())
+        let term_days = etr_domain::schedule::term_days(offer.contract_date, &offer.schedule)
             .unwrap_or(offer.term);
         let rate_text = match self
             .rules

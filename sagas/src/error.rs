@@ -11,3 +11,17 @@ pub enum Error {
     #[error("command not taken: {0}")]
     CommandNotTaken(String),
 }
+
+/// A runner error inside a tracker's projection transaction, as the projection runtime
+/// reports it (Postgres and JSON errors keep their kind; anything else is reported as
+/// data that could not be handled).
+pub(crate) fn to_projection_error(e: Error) -> etr_projections::Error {
+    match e {
+        Error::Postgres(e) => etr_projections::Error::from(e),
+        Error::Json(e) => etr_projections::Error::from(e),
+        Error::Projections(e) => e,
+        other => etr_projections::Error::from(serde_json::Error::io(std::io::Error::other(
+            other.to_string(),
+        ))),
+    }
+}

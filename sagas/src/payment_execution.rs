@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use crate::error::Error;
+use crate::error::{to_projection_error, Error};
 use crate::runtime::{self, Commands, Issue, Issued};
 
 pub use etr_domain::payment_execution::PROCESS;
@@ -90,17 +90,6 @@ impl Projection for Tracker {
             .await
             .map_err(to_projection_error)
         }
-    }
-}
-
-fn to_projection_error(e: Error) -> etr_projections::Error {
-    match e {
-        Error::Postgres(e) => etr_projections::Error::from(e),
-        Error::Json(e) => etr_projections::Error::from(e),
-        Error::Projections(e) => e,
-        other => etr_projections::Error::from(serde_json::Error::io(std::io::Error::other(
-            other.to_string(),
-        ))),
     }
 }
 
