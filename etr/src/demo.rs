@@ -1,6 +1,7 @@
 //! The demo scenario `etr up` runs: one client opens two wallets, tops up, pays (one payment
 //! succeeds, one fails at the provider and is released), transfers, tries to overspend, and
-//! then the events it wrote are read back from the log.
+//! then the events it wrote are read back from the log; then a partner takes a loan
+//! application from registration to a disbursed loan through the conveyor.
 
 use anyhow::Context as _;
 use etr_infra::avro::EventCodec;
@@ -154,7 +155,8 @@ pub async fn run(settings: &Settings, codec: &EventCodec) -> anyhow::Result<()> 
                 expected,
                 settings.schema_registry_url
             );
-            return show_read_model(settings, c.client_id, &a, last_position).await;
+            show_read_model(settings, c.client_id, &a, last_position).await?;
+            return loan(settings).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -237,5 +239,156 @@ async fn show_read_model(
     if !v["errors"].is_null() {
         println!("  errors: {}", v["errors"]);
     }
+    Ok(())
+}
+
+/// A partner's loan application through the conveyor, with the simulators' answers: register
+/// the client, apply, choose the first offer, sign with the SMS code (read from the SMS
+/// simulator's books), bind a card, and read the loan's schedule and PSK from GraphQL.
+async fn loan(settings: &Settings) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", settings.command_api_addr);
+    let partner = format!(
+        "Bearer {}",
+        etr_platform::dev_token(settings, "demo-partner", etr_query_api::auth::Role::Partner)?
+    );
+    let run = Uuid::new_v4().simple().to_string();
+    // A new person every run (a repeated passport or phone would be a duplicate client and go
+    // to an operator).
+    let n = Uuid::new_v4().as_u128();
+    let phone = format!("+7916{:07}", n % 10_000_000);
+    let passport = format!("{:04} {:06}", 4500 + (n >> 40) % 400, (n >> 64) % 1_000_000);
+    let post = |path: String, key: String, body: Value| {
+        let (http, partner) = (http.clone(), partner.clone());
+        let url = format!("{base}{path}");
+        async move {
+            let resp = http
+                .post(&url)
+                .header("Idempotency-Key", key)
+                .header(reqwest::header::AUTHORIZATION, partner)
+                .json(&body)
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
+            let status = resp.status().as_u16();
+            anyhow::Ok((status, resp.json::<Value>().await?))
+        }
+    };
+    let get = |path: String| {
+        let (http, partner) = (http.clone(), partner.clone());
+        let url = format!("{base}{path}");
+        async move {
+            let v: Value = http
+                .get(&url)
+                .header(reqwest::header::AUTHORIZATION, partner)
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::Ok(v)
+        }
+    };
+    let wait = |app: String, status: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = get(format!("/v1/partner/applications/{app}")).await?;
+            if v["status"] == status {
+                return anyhow::Ok(v);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the application stayed {} ({})",
+                v["status"],
+                v["process_step"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    println!("── demo: a partner's loan application through the conveyor");
+    let (s, v) = post(
+        "/v1/partner/clients".into(),
+        format!("demo-{run}-client"),
+        json!({"last_name": "Демидов", "first_name": "Иван", "birth_date": "1990-04-12",
+               "phone": phone, "passport": {"number": passport, "issued_on": "2010-05-20",
+               "department_code": "770-001", "issued_by": "ОВД Тверского района"},
+               "monthly_income": "90000.00"}),
+    )
+    .await?;
+    println!(
+        "  {:<44} HTTP {s}  {}",
+        "register the client (personal data sealed)",
+        summary(&v)
+    );
+    let client = v["client_id"].as_str().unwrap_or_default().to_owned();
+    let (s, v) = post(
+        "/v1/partner/applications".into(),
+        format!("demo-{run}-apply"),
+        json!({"client_id": client, "amount": "15000.00", "currency": "RUB", "term": 30,
+               "product_id": "payday-30"}),
+    )
+    .await?;
+    println!(
+        "  {:<44} HTTP {s}  {}",
+        "apply for 15 000.00 RUB, 30 days",
+        summary(&v)
+    );
+    let app = v["application_id"].as_str().unwrap_or_default().to_owned();
+    let approved = wait(app.clone(), "approved").await?;
+    let offer = &approved["offers"][0];
+    println!(
+        "  approved: score {}, PDN {} %, offer {} — PSK {} % ({} RUB)",
+        approved["score"],
+        approved["pdn_percent"],
+        offer["product_id"],
+        offer["psk_percent"],
+        offer["psk_money"]
+    );
+    let (s, v) = post(
+        format!("/v1/partner/applications/{app}/offer"),
+        format!("demo-{run}-offer"),
+        json!({"offer_id": offer["offer_id"]}),
+    )
+    .await?;
+    println!("  {:<44} HTTP {s}  {}", "choose the offer", summary(&v));
+    let generated = wait(app.clone(), "contract_generated").await?;
+    println!(
+        "  contract generated, SHA-256 {}",
+        generated["contract_sha256"]
+    );
+    let (s, _) = post(
+        format!("/v1/partner/applications/{app}/otp"),
+        format!("demo-{run}-otp"),
+        json!({}),
+    )
+    .await?;
+    let pool = etr_infra::pg::connect_and_migrate(&settings.database_url, 1).await?;
+    let text: String = sqlx::query_scalar(
+        "SELECT text FROM simulator_sms WHERE phone = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&phone)
+    .fetch_one(&pool)
+    .await?;
+    let code = text
+        .split(|c: char| !c.is_ascii_digit())
+        .rfind(|w| !w.is_empty())
+        .unwrap_or_default()
+        .to_owned();
+    println!("  {:<44} HTTP {s}  SMS: {text}", "send the signing code");
+    let (s, v) = post(
+        format!("/v1/partner/applications/{app}/sign"),
+        format!("demo-{run}-sign"),
+        json!({"code": code}),
+    )
+    .await?;
+    println!("  {:<44} HTTP {s}  {}", "sign with the code", summary(&v));
+    let (s, v) = post(
+        format!("/v1/partner/applications/{app}/card"),
+        format!("demo-{run}-card"),
+        json!({"provider": "sbc", "card_token": "demo-card", "masked_pan": "220220******1234"}),
+    )
+    .await?;
+    println!("  {:<44} HTTP {s}  {}", "bind a card", summary(&v));
+    let disbursed = wait(app.clone(), "disbursed").await?;
+    println!("  disbursed: loan {}", disbursed["loan_id"]);
     Ok(())
 }
