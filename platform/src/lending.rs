@@ -12,7 +12,8 @@ use crate::{start_projector, Error, HandlerCommands, Restart};
 
 /// The loan conveyor's configuration: the product catalogue and the identification
 /// catalogue (JSON; the built-in `platform/config/*.json` unless `ETR_PRODUCTS_FILE` /
-/// `ETR_IDENTIFICATION_FILE` name others), the process versions, the PDN limit
+/// `ETR_IDENTIFICATION_FILE` name others), the process versions (`ETR_PROCESS_VERSIONS_FILE`,
+/// a JSON list of `{name, repeat_client?, channel?, skip_manual_identification}`), the PDN limit
 /// (`ETR_PDN_DECLINE_ABOVE`, percent, default 80) and the score bands.
 ///
 /// Errors: [`Error::Config`] for a file that cannot be read or parsed.
@@ -34,6 +35,16 @@ pub fn conveyor_rules() -> Result<etr_sagas::conveyor::Rules, Error> {
         include_str!("../config/identification.json"),
     )?)
     .map_err(|e| Error::Config(e.to_string()))?;
+    // Process versions (seed 000, 6.1.5): the first whose conditions hold is taken; by
+    // default repeat clients skip photo identification.
+    let versions = match std::env::var("ETR_PROCESS_VERSIONS_FILE") {
+        Ok(path) => serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .map_err(|e| Error::Config(format!("ETR_PROCESS_VERSIONS_FILE={path}: {e}")))?,
+        )
+        .map_err(|e| Error::Config(format!("process versions: {e}")))?,
+        Err(_) => etr_domain::conveyor::Versions::default(),
+    };
     let pdn_decline_above = std::env::var("ETR_PDN_DECLINE_ABOVE")
         .ok()
         .and_then(|v| rust_decimal::Decimal::from_str_exact(v.trim()).ok())
@@ -41,7 +52,7 @@ pub fn conveyor_rules() -> Result<etr_sagas::conveyor::Rules, Error> {
     Ok(etr_sagas::conveyor::Rules {
         products,
         identification,
-        versions: etr_domain::conveyor::Versions::default(),
+        versions,
         pdn_decline_above,
         decline_below_score: 400,
         review_below_score: 600,
