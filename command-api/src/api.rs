@@ -820,7 +820,9 @@ async fn transfer(
         crate::lending::untag,
         crate::lending::search,
         crate::lending::partner_document,
-        crate::lending::my_document
+        crate::lending::my_document,
+        crate::lending::change_my_personal_data,
+        crate::lending::change_personal_data_by_partner
     ),
     components(schemas(
         crate::lending::RegistrationRequest,

@@ -50,6 +50,8 @@ pub(crate) const UNTAG: &str = "/v1/operator/clients/{client_id}/tags/{tag}/remo
 pub(crate) const SEARCH: &str = "/v1/operator/clients";
 pub(crate) const PARTNER_DOCUMENTS: &str = "/v1/partner/clients/{client_id}/documents";
 pub(crate) const ME_DOCUMENTS: &str = "/v1/me/documents";
+pub(crate) const ME_PERSONAL_DATA: &str = "/v1/me/personal-data";
+pub(crate) const PARTNER_PERSONAL_DATA: &str = "/v1/partner/clients/{client_id}/personal-data";
 
 /// The routes of this module.
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -64,7 +66,9 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route(UNTAG, post(untag))
         .route(SEARCH, get(search))
         .route(PARTNER_DOCUMENTS, post(partner_document))
-        .route(ME_DOCUMENTS, post(my_document));
+        .route(ME_DOCUMENTS, post(my_document))
+        .route(ME_PERSONAL_DATA, post(change_my_personal_data))
+        .route(PARTNER_PERSONAL_DATA, post(change_personal_data_by_partner));
     for base in [PARTNER_APPLICATIONS, ME_APPLICATIONS] {
         router = router
             .route(base, post(create_application))
@@ -1549,6 +1553,113 @@ async fn my_document(
         caller.actor(),
         ME_DOCUMENTS,
         &[],
+        &body,
+    )
+    .await
+}
+
+/// Replaces the client's personal data (the whole set, as at registration), sealed again,
+/// and its search index.
+async fn change_personal_data(
+    app: &App,
+    headers: &HeaderMap,
+    client: ClientId,
+    actor: Actor,
+    route: &str,
+    path_params: &[&str],
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let meta = meta(headers, client, actor, route, path_params, body)?;
+    let req: RegistrationRequest = parse_body(body)?;
+    let data = personal_data(req, OffsetDateTime::now_utc().date())?;
+    let personal = app.vault.seal(client, &data).await.map_err(|e| match e {
+        etr_infra::Error::Erased(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "personal_data_erased",
+            "the client's personal data was erased",
+        ),
+        other => internal(other),
+    })?;
+    let handled = app
+        .handler
+        .handle(
+            meta,
+            Command::Client {
+                client_id: client,
+                command: client::Command::ChangePersonalData { personal },
+            },
+        )
+        .await?;
+    if matches!(handled.outcome, crate::handler::Outcome::Accepted { .. }) {
+        app.vault.index(client, &data).await.map_err(internal)?;
+    }
+    Ok(respond(
+        handled,
+        StatusCode::OK,
+        serde_json::json!({ "client_id": client }),
+    )
+    .await)
+}
+
+#[utoipa::path(post, path = "/v1/me/personal-data", request_body = RegistrationRequest,
+    params(("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)))]
+async fn change_my_personal_data(
+    AxumState(app): AxumState<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Caller::Client(client) = caller(&app, &headers, false)? else {
+        return Err(ApiError::forbidden("this route takes a client token"));
+    };
+    change_personal_data(
+        &app,
+        &headers,
+        client,
+        Actor::client(client),
+        ME_PERSONAL_DATA,
+        &[],
+        &body,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/partner/clients/{client_id}/personal-data", request_body = RegistrationRequest,
+    params(("client_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse)))]
+async fn change_personal_data_by_partner(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<Uuid>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = caller(&app, &headers, true)?;
+    let Caller::Partner(partner) = &caller else {
+        return Err(ApiError::forbidden("this route takes a partner token"));
+    };
+    let client = ClientId(path_ids(path)?);
+    let registered_by = match app
+        .handler
+        .committed_state(AggregateRef::client(client))
+        .await?
+    {
+        Some(State::Client(c)) => c.registered_by,
+        _ => None,
+    };
+    if registered_by.as_deref() != Some(partner.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "client_not_found",
+            format!("client {client} is not one this partner registered"),
+        ));
+    }
+    change_personal_data(
+        &app,
+        &headers,
+        client,
+        caller.actor(),
+        PARTNER_PERSONAL_DATA,
+        &[&client.to_string()],
         &body,
     )
     .await

@@ -896,12 +896,44 @@ async fn a_client_takes_its_own_application_to_a_loan_and_a_kill_mid_flow_repeat
         .await
         .unwrap();
     assert_eq!(found["client_ids"], json!([client]), "{found}");
-    let customer = "query($c: UUID!) { customer(id: $c) { status loansDisbursed cards { maskedPan } personalDataErased personal { lastName phone passport monthlyIncome } } }";
+    // The client changes its phone: the new one is found, the old one no longer.
+    let new_phone = unique_phone();
+    let (status, body) = me
+        .post(
+            "/v1/me/personal-data",
+            "new-phone",
+            person("Волков", &new_phone, &unique_passport()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let changed_at = body["position"].clone();
+    let find = |p: String| {
+        let (http, base, operator) = (api.http.clone(), api.base.clone(), operator.clone());
+        async move {
+            let v: Value = http
+                .get(format!(
+                    "{base}/v1/operator/clients?phone={}",
+                    p.replace('+', "%2B")
+                ))
+                .bearer_auth(&operator)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["client_ids"].clone()
+        }
+    };
+    assert_eq!(find(new_phone.clone()).await, json!([client]));
+    assert_eq!(find(phone.clone()).await, json!([]));
+    let phone = new_phone;
+    let customer = "query($c: UUID!, $p: PositionInput) { customer(id: $c, minPosition: $p) { status loansDisbursed cards { maskedPan } personalDataErased personal { lastName phone passport monthlyIncome } } }";
     let mine = env
         .graphql(
             Some(&token(&client, Role::Client)),
             customer,
-            json!({"c": client}),
+            json!({"c": client, "p": changed_at}),
         )
         .await;
     assert_eq!(
