@@ -84,6 +84,8 @@ CREATE TABLE client_notifications (
     dedup_key    TEXT        NOT NULL UNIQUE,
     text         TEXT        NOT NULL,
     queued_at    TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    -- when an executor took it to send (another may take it again 30 s later)
+    claimed_at   TIMESTAMPTZ,
     -- NULL until the port took it
     sent_at      TIMESTAMPTZ
 );

@@ -469,17 +469,21 @@ impl Executor {
     }
 
     /// Sends queued notifications through the port (at least once; the key makes a repeat
-    /// a no-op at the notification service).
+    /// a no-op at the notification service). Rows are claimed in one statement and the port
+    /// is called outside any transaction; a claim left by a runner that died is taken again
+    /// after 30 s.
     async fn deliver_notifications(&self) -> Result<usize, Error> {
-        let mut tx = self.pool.begin().await?;
-        let pending: Vec<(i64, Uuid, String, String)> = sqlx::query_as(
-            "SELECT id, client_id, dedup_key, text FROM client_notifications WHERE sent_at IS NULL \
-             ORDER BY id LIMIT 32 FOR UPDATE SKIP LOCKED",
+        let claimed: Vec<(i64, Uuid, String, String)> = sqlx::query_as(
+            "UPDATE client_notifications SET claimed_at = clock_timestamp() WHERE id IN ( \
+                 SELECT id FROM client_notifications WHERE sent_at IS NULL \
+                 AND (claimed_at IS NULL OR claimed_at < clock_timestamp() - interval '30 seconds') \
+                 ORDER BY id LIMIT 32 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, client_id, dedup_key, text",
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         let mut sent = 0;
-        for (row, client, key, text) in pending {
+        for (row, client, key, text) in claimed {
             match self
                 .ports
                 .notifier
@@ -491,14 +495,13 @@ impl Executor {
                         "UPDATE client_notifications SET sent_at = clock_timestamp() WHERE id = $1",
                     )
                     .bind(row)
-                    .execute(&mut *tx)
+                    .execute(&self.pool)
                     .await?;
                     sent += 1;
                 }
                 Err(e) => tracing::warn!(%client, error = %e, "notification not sent; retried"),
             }
         }
-        tx.commit().await?;
         Ok(sent)
     }
 
