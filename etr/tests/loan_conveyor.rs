@@ -219,15 +219,21 @@ async fn events_by_application(env: &Env) -> BTreeMap<String, Vec<String>> {
     by
 }
 
+/// Where a test platform keeps its documents: under the workspace's `target/`.
+fn documents_dir(env: &Env) -> String {
+    format!(
+        "{}/../target/test-documents/{}",
+        env!("CARGO_MANIFEST_DIR"),
+        env.topic
+    )
+}
+
 fn platform_env(env: &Env, extra: &[(&str, &str)]) -> std::process::Command {
     let mut command = env.command(&["up", "--no-demo"]);
     command
         .env("ETR_CONVEYOR_ATTEMPT_TIMEOUT_MS", "3000")
         .env("ETR_OTP_RESEND_AFTER_SECS", "0")
-        .env(
-            "ETR_DOCUMENTS_DIR",
-            format!("target/test-documents/{}", env.topic),
-        );
+        .env("ETR_DOCUMENTS_DIR", documents_dir(env));
     for (k, v) in extra {
         command.env(k, v);
     }
@@ -338,7 +344,7 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
     // The signed agreement is stored: the PDF the client signed (its SHA-256 is the one
     // signed) and the signature record beside it.
     let sha = disbursed["contract_sha256"].as_str().unwrap().to_owned();
-    let dir = format!("target/test-documents/{}/agreements/{app}", env.topic);
+    let dir = format!("{}/agreements/{app}", documents_dir(&env));
     let pdf = std::fs::read(format!("{dir}/{sha}.pdf")).expect("the agreement is stored");
     assert!(pdf.starts_with(b"%PDF"));
     assert!(etr_documents::verify_hash(&pdf, &sha));
@@ -734,6 +740,7 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
     assert_eq!(open_holds, 0);
     drop(_platform);
     pool.close().await;
+    let _ = std::fs::remove_dir_all(documents_dir(&env));
     etr_infra::pg::drop_database(&env.database_url)
         .await
         .unwrap();
@@ -988,6 +995,7 @@ async fn a_client_takes_its_own_application_to_a_loan_and_a_kill_mid_flow_repeat
     );
     drop(platform);
     pool.close().await;
+    let _ = std::fs::remove_dir_all(documents_dir(&env));
     etr_infra::pg::drop_database(&env.database_url)
         .await
         .unwrap();
