@@ -799,7 +799,7 @@ async fn transfer(
 #[openapi(
     info(
         title = "ETR command API",
-        description = "Commands of partners, clients and operators: wallets, top-ups, payments, transfers; the loan conveyor (client registration, applications from creation to disbursement, operator reviews). Every POST takes an Idempotency-Key; amounts are decimal strings."
+        description = "Commands of partners, clients and operators: wallets, top-ups, payments, transfers; the loan conveyor (client registration, applications from creation to disbursement, operator reviews). The application routes documented under /v1/partner/applications (partner token: the partner's own applications) are served the same under /v1/me/applications with a client token (the client is the token's subject; `client_id` is then not given). Every POST takes an Idempotency-Key; amounts are decimal strings."
     ),
     paths(
         open_wallet,
