@@ -1501,26 +1501,7 @@ async fn partner_document(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&app, &headers, true)?;
-    let Caller::Partner(partner) = &caller else {
-        return Err(ApiError::forbidden("this route takes a partner token"));
-    };
-    let client = ClientId(path_ids(path)?);
-    let registered_by = match app
-        .handler
-        .committed_state(AggregateRef::client(client))
-        .await?
-    {
-        Some(State::Client(c)) => c.registered_by,
-        _ => None,
-    };
-    if registered_by.as_deref() != Some(partner.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "client_not_found",
-            format!("client {client} is not one this partner registered"),
-        ));
-    }
+    let (caller, client) = registered_client(&app, &headers, path).await?;
     file_document(
         &app,
         &headers,
@@ -1633,7 +1614,28 @@ async fn change_personal_data_by_partner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&app, &headers, true)?;
+    let (caller, client) = registered_client(&app, &headers, path).await?;
+    change_personal_data(
+        &app,
+        &headers,
+        client,
+        caller.actor(),
+        PARTNER_PERSONAL_DATA,
+        &[&client.to_string()],
+        &body,
+    )
+    .await
+}
+
+/// The partner calling and the client of the path, when that partner registered the client.
+/// Errors: 401 / 403 for the token; 404 `client_not_found` for a client of another partner
+/// or none.
+async fn registered_client(
+    app: &App,
+    headers: &HeaderMap,
+    path: Result<Path<Uuid>, PathRejection>,
+) -> Result<(Caller, ClientId), ApiError> {
+    let caller = caller(app, headers, true)?;
     let Caller::Partner(partner) = &caller else {
         return Err(ApiError::forbidden("this route takes a partner token"));
     };
@@ -1653,14 +1655,5 @@ async fn change_personal_data_by_partner(
             format!("client {client} is not one this partner registered"),
         ));
     }
-    change_personal_data(
-        &app,
-        &headers,
-        client,
-        caller.actor(),
-        PARTNER_PERSONAL_DATA,
-        &[&client.to_string()],
-        &body,
-    )
-    .await
+    Ok((caller, client))
 }
