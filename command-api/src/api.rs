@@ -15,7 +15,6 @@ use etr_domain::ids::client_command_id;
 use etr_domain::payment::FraudVerdict;
 use etr_domain::payment_execution::execute_command_id;
 use etr_domain::ports::{FraudControl, PaymentOrder};
-use etr_domain::wallet::Limits;
 use etr_domain::{payment, Actor, AggregateRef, ClientId, Command, Currency, Money, State};
 use etr_infra::auth::{Keys, Role};
 use serde::{Deserialize, Serialize};
@@ -44,8 +43,8 @@ pub struct App {
     /// Where client documents are kept (sealed with the client's key).
     pub documents: etr_documents::DocumentStore,
     pub fraud: Arc<dyn FraudControl>,
-    /// Limits of the client group new wallets are opened in.
-    pub default_limits: Limits,
+    /// The client group catalogue (shared with the handler's writers).
+    pub groups: crate::groups::Groups,
     /// Verifies the bearer tokens commands come with.
     pub keys: Keys,
     /// Forwards a command to the process that writes its partition.
@@ -65,7 +64,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(TOP_UPS, post(top_up))
         .route(PAYMENTS, post(pay))
         .route(TRANSFERS, post(transfer))
+        .route(CONFIRMATION, post(confirm_payment))
+        .route(CONFIRMATION_CODE, post(resend_payment_code))
         .merge(crate::lending::routes())
+        .merge(crate::groups::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -263,6 +265,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -453,7 +461,7 @@ fn actor(keys: &Keys, headers: &HeaderMap, client: ClientId) -> Result<Actor, Ap
 /// looked at for an unauthenticated or forbidden request). The command id is the client's
 /// namespace ([`client_command_id`]); the fingerprint covers the method, the route, every
 /// path parameter and the body ([`request_fingerprint`]).
-fn meta(
+pub(crate) fn meta(
     keys: &Keys,
     headers: &HeaderMap,
     client: ClientId,
@@ -539,6 +547,10 @@ const WALLETS: &str = "/v1/clients/{client_id}/wallets";
 const TOP_UPS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups";
 const PAYMENTS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/payments";
 const TRANSFERS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/transfers";
+const CONFIRMATION: &str =
+    "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/confirmation";
+const CONFIRMATION_CODE: &str =
+    "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/confirmation-code";
 
 // ---- handlers ----------------------------------------------------------------------------
 
@@ -573,10 +585,7 @@ async fn open_wallet(
     let command = Command::Wallet {
         client_id: client,
         wallet_id: minted_id(&meta, "wallet"),
-        command: etr_domain::wallet::Command::OpenWallet {
-            currency,
-            limits: app.default_limits.clone(),
-        },
+        command: etr_domain::wallet::Command::OpenWallet { currency },
     };
     Ok(outcome_response(
         app.handler.handle(meta, command).await?,
@@ -628,6 +637,22 @@ pub struct PaymentWait {
     pub wait: Option<u64>,
 }
 
+/// `?wait=` in seconds, 0–30.
+fn wait_seconds(wait: Result<Query<PaymentWait>, QueryRejection>) -> Result<u64, ApiError> {
+    let wait = wait
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
+        .0
+        .wait
+        .unwrap_or(0);
+    if wait > 30 {
+        return Err(ApiError::bad_request(
+            "invalid_wait",
+            "wait is at most 30 seconds",
+        ));
+    }
+    Ok(wait)
+}
+
 /// Starts a payment: fraud control, lock, balance check and reserve (statuses 0–3) are
 /// committed and the request answers `202 Accepted` with the payment in status 3 (or `201`
 /// when it already ended, e.g. declined by fraud control: status 9). The payment processor
@@ -655,17 +680,7 @@ async fn pay(
         &[&client.to_string(), &wallet_id.to_string()],
         &body,
     )?;
-    let wait = wait
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
-        .0
-        .wait
-        .unwrap_or(0);
-    if wait > 30 {
-        return Err(ApiError::bad_request(
-            "invalid_wait",
-            "wait is at most 30 seconds",
-        ));
-    }
+    let wait = wait_seconds(wait)?;
     let req: PaymentRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
     if req.service_id.trim().is_empty() || req.service_id.len() > 100 {
@@ -704,8 +719,57 @@ async fn pay(
             fraud,
         },
     };
-    let mut started = app.handler.handle(meta, start).await?;
-    let target = AggregateRef::payment(order.payment_id);
+    let started = app.handler.handle(meta, start).await?;
+    let payment_id = order.payment_id;
+    if awaits_confirmation(&started, payment_id) {
+        // Above the group's warning threshold: nothing is reserved until the client enters
+        // the code sent now (a repeated request does not send another one).
+        let confirmation = if started.replayed {
+            serde_json::json!({ "required": true })
+        } else {
+            match crate::lending::send_client_code(&app, client, &payment_purpose(payment_id)).await
+            {
+                Ok(masked) => serde_json::json!({ "required": true, "sent_to": masked }),
+                Err(e) => serde_json::json!({
+                    "required": true,
+                    "sent": false,
+                    "error": { "code": e.code(), "message": e.message() },
+                }),
+            }
+        };
+        return Ok(crate::lending::respond(
+            started,
+            StatusCode::ACCEPTED,
+            serde_json::json!({ "payment_id": payment_id, "confirmation": confirmation }),
+        )
+        .await);
+    }
+    wait_for_execution(&app, started, payment_id, wait).await
+}
+
+/// Whether the payment `payment_id` of an accepted command waits for the client's OTP.
+fn awaits_confirmation(handled: &Handled, payment_id: Uuid) -> bool {
+    matches!(
+        handled.outcome.state(&AggregateRef::payment(payment_id)),
+        Some(State::Payment(p)) if p.status == etr_domain::payment::Status::AwaitingConfirmation
+    )
+}
+
+/// The OTP purpose that confirms a payment.
+fn payment_purpose(payment_id: Uuid) -> String {
+    format!("payment:{payment_id}")
+}
+
+/// Answers a payment's start or confirmation: `201` when it already ended, `202` while in
+/// flight — after waiting up to `wait` seconds for the payment processor's execution step,
+/// `200` with both steps' events, the position of the last one and the states it left.
+async fn wait_for_execution(
+    app: &App,
+    mut started: Handled,
+    payment_id: Uuid,
+    wait: u64,
+) -> Result<Response, ApiError> {
+    let target = AggregateRef::payment(payment_id);
     let in_flight =
         |s: Option<&State>| !matches!(s, Some(State::Payment(p)) if p.status.is_final());
     let status = if in_flight(started.outcome.state(&target)) {
@@ -718,7 +782,7 @@ async fn pay(
     }
     // Wait for the payment processor's execution step: the answer then reports both steps'
     // events, the position of the last one and the states it left.
-    let execution = execute_command_id(order.payment_id);
+    let execution = execute_command_id(payment_id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
         // The state first: if it is final because of the execution, the execution's outcome
@@ -757,6 +821,122 @@ async fn pay(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The code the client received for a payment above its group's warning threshold.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmationRequest {
+    /// The one-time code from the SMS.
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+/// Confirms a payment waiting for the client's OTP (status 0): the code is checked, then
+/// lock, balance check and reservation follow under the client's limits as they are now
+/// (`202`, status 3; `?wait=SECONDS` as for a new payment). A repeated key answers the first
+/// outcome without checking the code again.
+#[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/confirmation", request_body = ConfirmationRequest,
+    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("payment_id" = Uuid, Path), ("Idempotency-Key" = String, Header), PaymentWait),
+    responses((status = 200, body = CommandResponse), (status = 201, body = CommandResponse), (status = 202, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn confirm_payment(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<(Uuid, Uuid, Uuid)>, PathRejection>,
+    wait: Result<Query<PaymentWait>, QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (client, wallet_id, payment_id) = path_ids(path)?;
+    let client = ClientId(client);
+    let meta = meta(
+        &app.keys,
+        &headers,
+        client,
+        CONFIRMATION,
+        &[
+            &client.to_string(),
+            &wallet_id.to_string(),
+            &payment_id.to_string(),
+        ],
+        &body,
+    )?;
+    let wait = wait_seconds(wait)?;
+    let req: ConfirmationRequest = parse_body(&body)?;
+    let command_id = meta.command_id.clone();
+    let confirm = Command::Payment {
+        client_id: client,
+        wallet_id,
+        payment_id,
+        command: etr_domain::payment::Command::Confirm,
+    };
+    // A repeated request answers its first outcome (the code is spent by then).
+    let handled = match app.handler.recorded_outcome(&command_id).await? {
+        Some(_) => app.handler.handle(meta, confirm).await?,
+        None => {
+            let awaiting = matches!(
+                app.handler.committed_state(AggregateRef::payment(payment_id)).await?,
+                Some(State::Payment(p)) if p.client_id == Some(client) && p.wallet_id == wallet_id
+                    && p.status == etr_domain::payment::Status::AwaitingConfirmation
+            );
+            if awaiting {
+                crate::lending::verify_client_code(
+                    &app,
+                    client,
+                    &payment_purpose(payment_id),
+                    &req.code,
+                )
+                .await?;
+            }
+            // Not awaiting: the command is refused with the payment's own reason.
+            app.handler.handle(meta, confirm).await?
+        }
+    };
+    wait_for_execution(&app, handled, payment_id, wait).await
+}
+
+/// Sends a new code for a payment waiting for the client's OTP (the OTP rules limit how
+/// often: `otp_resend_too_soon`, `otp_locked_out`).
+#[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/confirmation-code",
+    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("payment_id" = Uuid, Path)),
+    responses((status = 202, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn resend_payment_code(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<(Uuid, Uuid, Uuid)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (client, wallet_id, payment_id) = path_ids(path)?;
+    let client = ClientId(client);
+    actor(&app.keys, &headers, client)?;
+    let awaiting = match app
+        .handler
+        .committed_state(AggregateRef::payment(payment_id))
+        .await?
+    {
+        Some(State::Payment(p)) if p.client_id == Some(client) && p.wallet_id == wallet_id => {
+            p.status == etr_domain::payment::Status::AwaitingConfirmation
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "payment_not_found",
+                format!("payment {payment_id} does not exist"),
+            ))
+        }
+    };
+    if !awaiting {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "confirmation_not_awaited",
+            format!("payment {payment_id} awaits no confirmation"),
+        ));
+    }
+    let masked =
+        crate::lending::send_client_code(&app, client, &payment_purpose(payment_id)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "payment_id": payment_id, "status": "sent", "sent_to": masked })),
+    )
+        .into_response())
 }
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/transfers", request_body = TransferRequest,
@@ -805,7 +985,13 @@ async fn transfer(
         open_wallet,
         top_up,
         pay,
+        confirm_payment,
+        resend_payment_code,
         transfer,
+        crate::groups::list_groups,
+        crate::groups::put_group,
+        crate::groups::move_client,
+        crate::groups::change_time_zone,
         crate::lending::register_by_partner,
         crate::lending::register_self,
         crate::lending::create_application,
@@ -840,6 +1026,13 @@ async fn transfer(
         crate::lending::EmptyRequest,
         crate::lending::TagRequest,
         crate::lending::DocumentRequest,
+        crate::groups::GroupBody,
+        crate::groups::CurrencyLimitsBody,
+        crate::groups::PeriodLimitsBody,
+        crate::groups::GroupView,
+        crate::groups::MoveClientRequest,
+        crate::groups::TimeZoneRequest,
+        ConfirmationRequest,
         OpenWalletRequest,
         TopUpRequest,
         PaymentRequest,

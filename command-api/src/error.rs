@@ -22,4 +22,7 @@ pub enum Error {
     Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// Stored configuration (e.g. a client group) that does not parse.
+    #[error("configuration: {0}")]
+    Config(String),
 }

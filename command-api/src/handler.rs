@@ -139,6 +139,8 @@ pub struct Settings {
     pub commit_pipelines: usize,
     /// The most commands one commit statement carries.
     pub max_commit: usize,
+    /// The client group catalogue commands are decided under ([`crate::groups`]).
+    pub groups: crate::groups::Groups,
 }
 
 impl Settings {
@@ -150,6 +152,7 @@ impl Settings {
             cache_capacity: 50_000,
             commit_pipelines: 2,
             max_commit: 4_000,
+            groups: crate::groups::Groups::default(),
         }
     }
 }
@@ -192,6 +195,7 @@ impl Handler {
                     max_batch: settings.max_batch,
                     cache_capacity: settings.cache_capacity,
                     committer: committer.clone(),
+                    groups: settings.groups.clone(),
                 });
                 tokio::spawn(writer.run(rx));
                 tx

@@ -117,7 +117,7 @@ fn caller(app: &App, headers: &HeaderMap, partner_route: bool) -> Result<Caller,
     }
 }
 
-fn operator(app: &App, headers: &HeaderMap) -> Result<Actor, ApiError> {
+pub(crate) fn operator(app: &App, headers: &HeaderMap) -> Result<Actor, ApiError> {
     let v = viewer(&app.keys, headers)?;
     if v.role != Role::Operator {
         return Err(ApiError::forbidden("this route takes an operator token"));
@@ -153,7 +153,7 @@ fn minted(meta: &Meta, label: &str) -> Uuid {
     )
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "lending request failed");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -167,7 +167,7 @@ fn identity_error(field: &str, e: etr_domain::identity::IdentityError) -> ApiErr
 }
 
 /// An accepted or refused command's response, with the ids the caller needs next.
-async fn respond(
+pub(crate) async fn respond(
     handled: crate::handler::Handled,
     status: StatusCode,
     ids: serde_json::Value,
@@ -874,52 +874,10 @@ async fn act(
                 ));
             };
             let purpose = signing_purpose(id, &contract.document_sha256);
-            let now = OffsetDateTime::now_utc();
-            let verification = app
-                .otp
-                .verify(client, &purpose, req.code.trim(), now)
-                .await
-                .map_err(|e| match e {
-                    crate::otp::Error::NotSent(_) => ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "otp_not_sent",
-                        "no signing code was sent for this contract",
-                    ),
-                    other => internal(other),
-                })?;
-            match verification {
-                Verification::Verified => application::Command::SignContract {
-                    document_sha256: contract.document_sha256.clone(),
-                    otp_purpose: purpose,
-                },
-                Verification::Wrong { attempts_left } => {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "otp_wrong",
-                        format!("wrong code; {attempts_left} attempts left"),
-                    ))
-                }
-                Verification::LockedOut { until } => {
-                    return Err(ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "otp_locked_out",
-                        format!("too many wrong codes; locked until {until}"),
-                    ))
-                }
-                Verification::Expired => {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "otp_expired",
-                        "the code expired; request a new one",
-                    ))
-                }
-                Verification::AlreadyUsed => {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "otp_used",
-                        "the code was already used; request a new one",
-                    ))
-                }
+            verify_client_code(&app, client, &purpose, &req.code).await?;
+            application::Command::SignContract {
+                document_sha256: contract.document_sha256.clone(),
+                otp_purpose: purpose,
             }
         }
         other => {
@@ -984,23 +942,16 @@ async fn act(
     .await)
 }
 
-/// Sends the signing code to the client's phone (from its sealed personal data).
-async fn send_code(app: &App, client: ClientId, id: Uuid) -> Result<Response, ApiError> {
-    let a = application_state(app, id).await?;
-    let Some(contract) = a
-        .contract
-        .as_ref()
-        .filter(|_| a.status == application::Status::ContractGenerated)
-    else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "no_contract",
-            format!(
-                "a signing code is sent once the contract is generated; the application is {}",
-                a.status.label()
-            ),
-        ));
-    };
+/// Sends a one-time code for `purpose` to the client's phone (from its sealed personal data)
+/// and answers the phone number masked, e.g. `+799***67`.
+///
+/// Errors: `no_personal_data` (no phone on record), `personal_data_erased`, the OTP rules'
+/// refusals (429), `sms_failed`.
+pub(crate) async fn send_client_code(
+    app: &App,
+    client: ClientId,
+    purpose: &str,
+) -> Result<String, ApiError> {
     let personal = match app
         .handler
         .committed_state(AggregateRef::client(client))
@@ -1028,9 +979,8 @@ async fn send_code(app: &App, client: ClientId, id: Uuid) -> Result<Response, Ap
             ),
             other => internal(other),
         })?;
-    let purpose = signing_purpose(id, &contract.document_sha256);
     app.otp
-        .send(client, &purpose, &data.phone, OffsetDateTime::now_utc())
+        .send(client, purpose, &data.phone, OffsetDateTime::now_utc())
         .await
         .map_err(|e| match e {
             crate::otp::Error::Rule(rule) => {
@@ -1044,11 +994,78 @@ async fn send_code(app: &App, client: ClientId, id: Uuid) -> Result<Response, Ap
             other => internal(other),
         })?;
     let phone = data.phone.as_str();
-    let masked = format!(
+    Ok(format!(
         "{}***{}",
         &phone[..phone.len().min(4)],
         &phone[phone.len().saturating_sub(2)..]
-    );
+    ))
+}
+
+/// Checks the client's `code` for `purpose`: `Ok` when it is right, else the refusal
+/// (`otp_not_sent`, `otp_wrong` with the attempts left, `otp_locked_out` 429, `otp_expired`,
+/// `otp_used`).
+pub(crate) async fn verify_client_code(
+    app: &App,
+    client: ClientId,
+    purpose: &str,
+    code: &str,
+) -> Result<(), ApiError> {
+    let verification = app
+        .otp
+        .verify(client, purpose, code.trim(), OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| match e {
+            crate::otp::Error::NotSent(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "otp_not_sent",
+                "no code was sent for this",
+            ),
+            other => internal(other),
+        })?;
+    match verification {
+        Verification::Verified => Ok(()),
+        Verification::Wrong { attempts_left } => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "otp_wrong",
+            format!("wrong code; {attempts_left} attempts left"),
+        )),
+        Verification::LockedOut { until } => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "otp_locked_out",
+            format!("too many wrong codes; locked until {until}"),
+        )),
+        Verification::Expired => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "otp_expired",
+            "the code expired; request a new one",
+        )),
+        Verification::AlreadyUsed => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "otp_used",
+            "the code was already used; request a new one",
+        )),
+    }
+}
+
+/// Sends the signing code to the client's phone (from its sealed personal data).
+async fn send_code(app: &App, client: ClientId, id: Uuid) -> Result<Response, ApiError> {
+    let a = application_state(app, id).await?;
+    let Some(contract) = a
+        .contract
+        .as_ref()
+        .filter(|_| a.status == application::Status::ContractGenerated)
+    else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_contract",
+            format!(
+                "a signing code is sent once the contract is generated; the application is {}",
+                a.status.label()
+            ),
+        ));
+    };
+    let purpose = signing_purpose(id, &contract.document_sha256);
+    let masked = send_client_code(app, client, &purpose).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({
@@ -1204,7 +1221,7 @@ pub struct TagRequest {
 }
 
 /// Sends a registry command as an operator; `client` names the partition.
-async fn operator_command(
+pub(crate) async fn operator_command(
     app: &App,
     headers: &HeaderMap,
     client: ClientId,

@@ -11,6 +11,7 @@ pub mod api;
 pub mod body;
 pub mod committer;
 pub mod error;
+pub mod groups;
 pub mod handler;
 pub mod lending;
 pub mod otp;

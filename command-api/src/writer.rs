@@ -47,6 +47,8 @@ pub struct WriterConfig {
     pub cache_capacity: usize,
     /// The process's committer ([`crate::committer`]), which commits this writer's batches.
     pub committer: mpsc::Sender<Batch>,
+    /// The client group catalogue, read once per batch.
+    pub groups: crate::groups::Groups,
 }
 
 /// The lease this writer holds.
@@ -424,6 +426,7 @@ impl PartitionWriter {
         let mut rows = Rows::default();
         let mut head = lease.head;
 
+        let groups = self.config.groups.current();
         for request in batch {
             let meta = &request.meta;
             // A command id seen before (earlier batch, or earlier in this one) answers with
@@ -458,6 +461,7 @@ impl PartitionWriter {
             let context = Context {
                 now,
                 actor: meta.actor.clone(),
+                groups: groups.clone(),
             };
             let targets = command.targets();
             let mut current: BTreeMap<AggregateRef, (u64, State)> = BTreeMap::new();

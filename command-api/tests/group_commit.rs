@@ -5,7 +5,7 @@
 use etr_command_api::handler::{Handler, Meta, Outcome, Settings, SystemClock};
 use etr_command_api::Error;
 use etr_domain::ids::{client_command_id, partition_of, ClientId};
-use etr_domain::wallet::{self, Limits};
+use etr_domain::wallet;
 use etr_domain::{Actor, Command, Currency, Money};
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -30,11 +30,6 @@ fn open(client: ClientId, wallet: Uuid) -> Command {
         wallet_id: wallet,
         command: wallet::Command::OpenWallet {
             currency: Currency::Rub,
-            limits: Limits {
-                min_operation: Decimal::new(1, 2),
-                max_operation: Decimal::new(100_000_000, 2),
-                max_balance: Decimal::new(99_999_999_900, 2),
-            },
         },
     }
 }

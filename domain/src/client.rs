@@ -6,6 +6,10 @@
 //! (none) ─register─▶ Active ◀─block / unblock─▶ Blocked
 //! ```
 //!
+//! A wallet client also has a client group, a UTC offset for its calendar limits and its
+//! spending per local day (e-wallet spec §2, [`crate::limits`]); these exist for every client,
+//! registered in the registry or not.
+//!
 //! The aggregate id is the client id. Its events carry personal data only sealed
 //! ([`crate::personal::Sealed`]).
 
@@ -14,6 +18,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::limits::{self, GroupId, Source, Spending};
+use crate::money::Money;
 use crate::personal::Sealed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -67,6 +73,25 @@ pub struct Client {
     /// The documents on file (kind and id; the file itself is in the document store).
     #[serde(default)]
     pub documents: Vec<crate::documents::Document>,
+    /// The client's group; `None`: the catalogue's default group.
+    #[serde(default)]
+    pub group: Option<GroupId>,
+    /// The client's UTC offset `±HH:MM` for calendar limits; `None`: Moscow time.
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+    /// What the client spent per local day, for the spend limits.
+    #[serde(default)]
+    pub spending: Spending,
+}
+
+impl Client {
+    /// The UTC offset the client's calendar days are counted in.
+    pub fn offset(&self) -> time::UtcOffset {
+        self.utc_offset
+            .as_deref()
+            .and_then(|o| limits::parse_utc_offset(o).ok())
+            .unwrap_or(limits::MOSCOW)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +124,15 @@ pub enum Command {
     AddDocument {
         document: crate::documents::Document,
     },
+    /// Move the client to another group (spec §2): its limits apply from the next operation.
+    ChangeGroup {
+        group: GroupId,
+        reason: String,
+    },
+    /// Set the UTC offset (`±HH:MM`) in which the client's calendar limits are counted.
+    ChangeTimeZone {
+        utc_offset: String,
+    },
 }
 
 impl Command {
@@ -112,6 +146,8 @@ impl Command {
             Command::UntagClient { .. } => "UntagClient",
             Command::ErasePersonalData { .. } => "ErasePersonalData",
             Command::AddDocument { .. } => "AddDocument",
+            Command::ChangeGroup { .. } => "ChangeClientGroup",
+            Command::ChangeTimeZone { .. } => "ChangeClientTimeZone",
         }
     }
 }
@@ -156,6 +192,32 @@ pub enum Event {
         application_id: Uuid,
         outcome: String,
     },
+    /// The client was moved to `group`.
+    ClientGroupChanged {
+        group: GroupId,
+        reason: String,
+    },
+    /// The client's calendar limits are counted in `utc_offset` (`±HH:MM`) from now on.
+    ClientTimeZoneChanged {
+        utc_offset: String,
+    },
+    /// A payment's amount counts against the spend limits of the client's local `day`, from
+    /// its reservation (or authorisation at a card) on.
+    SpendingCounted {
+        operation_id: Uuid,
+        amount: Money,
+        source: Source,
+        #[serde(with = "crate::schedule::iso_date")]
+        day: time::Date,
+    },
+    /// A failed or cancelled payment's amount no longer counts against `day`'s limits.
+    SpendingReleased {
+        operation_id: Uuid,
+        amount: Money,
+        source: Source,
+        #[serde(with = "crate::schedule::iso_date")]
+        day: time::Date,
+    },
 }
 
 impl Event {
@@ -172,6 +234,10 @@ impl Event {
             Event::DocumentAdded { .. } => "DocumentAdded",
             Event::ApplicationOpened { .. } => "ApplicationOpened",
             Event::ApplicationClosed { .. } => "ApplicationClosed",
+            Event::ClientGroupChanged { .. } => "ClientGroupChanged",
+            Event::ClientTimeZoneChanged { .. } => "ClientTimeZoneChanged",
+            Event::SpendingCounted { .. } => "SpendingCounted",
+            Event::SpendingReleased { .. } => "SpendingReleased",
         }
     }
 }
@@ -198,12 +264,18 @@ fn reason_required(reason: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Decides a registry command.
+/// Decides a registry command. `catalogue` is the current client group catalogue.
 ///
-/// Errors: [`Error::ClientNotFound`] for a client never registered;
-/// [`Error::InvalidTransition`] (registering twice, blocking a blocked client, unblocking an
-/// active one); [`Error::Invalid`] for a bad tag or a missing reason.
-pub fn decide(state: &Client, id: Uuid, command: &Command) -> Result<Vec<Event>, Error> {
+/// Errors: [`Error::ClientNotFound`] for a client never registered (group and time-zone
+/// changes excepted: every wallet client has them); [`Error::InvalidTransition`] (registering
+/// twice, blocking a blocked client, unblocking an active one); [`Error::Invalid`] for a bad
+/// tag, an unknown group, a bad UTC offset or a missing reason.
+pub fn decide(
+    state: &Client,
+    id: Uuid,
+    command: &Command,
+    catalogue: &limits::Catalogue,
+) -> Result<Vec<Event>, Error> {
     use Status as S;
     let refuse = |action: &'static str| Error::InvalidTransition {
         aggregate: "client",
@@ -221,6 +293,26 @@ pub fn decide(state: &Client, id: Uuid, command: &Command) -> Result<Vec<Event>,
         ) => Event::ClientRegistered {
             personal: personal.clone(),
             registered_by: registered_by.clone(),
+        },
+        (_, Command::ChangeGroup { group, reason }) => {
+            reason_required(reason)?;
+            if !catalogue.groups.contains_key(group) {
+                return Err(Error::Invalid(format!(
+                    "there is no client group `{group}`"
+                )));
+            }
+            if state.group.as_ref() == Some(group) {
+                return Err(Error::Invalid(format!(
+                    "the client is already in group `{group}`"
+                )));
+            }
+            Event::ClientGroupChanged {
+                group: group.clone(),
+                reason: reason.clone(),
+            }
+        }
+        (_, Command::ChangeTimeZone { utc_offset }) => Event::ClientTimeZoneChanged {
+            utc_offset: limits::format_utc_offset(limits::parse_utc_offset(utc_offset)?),
         },
         (S::New, _) => return Err(Error::ClientNotFound(id)),
         (_, Command::RegisterClient { .. }) => return Err(refuse("be registered again")),
@@ -341,6 +433,20 @@ pub fn evolve(mut state: Client, event: &Event) -> Client {
                 state.loans_disbursed += 1;
             }
         }
+        Event::ClientGroupChanged { group, .. } => state.group = Some(group.clone()),
+        Event::ClientTimeZoneChanged { utc_offset } => state.utc_offset = Some(utc_offset.clone()),
+        Event::SpendingCounted {
+            amount,
+            source,
+            day,
+            ..
+        } => state.spending.apply(*amount, *source, *day, false),
+        Event::SpendingReleased {
+            amount,
+            source,
+            day,
+            ..
+        } => state.spending.apply(*amount, *source, *day, true),
     }
     state
 }

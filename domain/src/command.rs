@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -99,11 +100,25 @@ impl AggregateRef {
     }
 }
 
-/// What a command knows besides itself: business time and who sent it.
+/// What a command knows besides itself: business time, who sent it, and the configuration
+/// it is decided under (the client group catalogue, whose limits apply from the next
+/// operation once changed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
     pub now: OffsetDateTime,
     pub actor: Actor,
+    pub groups: Arc<crate::limits::Catalogue>,
+}
+
+impl Context {
+    /// A context under the default group catalogue.
+    pub fn new(now: OffsetDateTime, actor: Actor) -> Context {
+        Context {
+            now,
+            actor,
+            groups: Arc::new(crate::limits::Catalogue::default()),
+        }
+    }
 }
 
 /// Every command of the platform: an aggregate's own command with the ids that route it (the
@@ -165,19 +180,26 @@ impl Command {
         match self {
             Command::Client { client_id, .. } => vec![AggregateRef::client(*client_id)],
             Command::Wallet {
-                wallet_id, command, ..
+                client_id,
+                wallet_id,
+                command,
             } => {
-                let mut targets = vec![AggregateRef::wallet(*wallet_id)];
+                let mut targets = vec![
+                    AggregateRef::wallet(*wallet_id),
+                    AggregateRef::client(*client_id),
+                ];
                 targets.extend(command.other_targets());
                 targets
             }
             Command::Payment {
+                client_id,
                 wallet_id,
                 payment_id,
                 ..
             } => vec![
                 AggregateRef::payment(*payment_id),
                 AggregateRef::wallet(*wallet_id),
+                AggregateRef::client(*client_id),
             ],
             Command::Application {
                 client_id,
@@ -304,22 +326,31 @@ pub fn decide(
                     ..Default::default()
                 },
             };
-            Ok(client::decide(&state, client_id.0, command)?
-                .into_iter()
-                .map(|e| (target, Event::Client(e)))
-                .collect())
+            Ok(
+                client::decide(&state, client_id.0, command, &context.groups)?
+                    .into_iter()
+                    .map(|e| (target, Event::Client(e)))
+                    .collect(),
+            )
         }
         Command::Wallet {
             client_id,
             wallet_id,
             command,
-        } => wallet::decide(states, *client_id, *wallet_id, command),
+        } => wallet::decide(states, *client_id, *wallet_id, command, context),
         Command::Payment {
             client_id,
             wallet_id,
             payment_id,
             command,
-        } => payment::decide(states, *client_id, *wallet_id, *payment_id, command),
+        } => payment::decide(
+            states,
+            *client_id,
+            *wallet_id,
+            *payment_id,
+            command,
+            context,
+        ),
         Command::Application {
             client_id,
             application_id,

@@ -42,6 +42,19 @@ pub enum Error {
         max: Decimal,
         currency: Currency,
     },
+    #[error("group `{group}` has no limits in {currency}: operations in it are not allowed")]
+    CurrencyNotAllowed { group: String, currency: Currency },
+    #[error("the {scope} spend limit per {period} is {limit} {currency}: {used} already counted, {requested} requested")]
+    SpendLimitExceeded {
+        scope: &'static str,
+        period: &'static str,
+        limit: Decimal,
+        used: Decimal,
+        requested: Decimal,
+        currency: Currency,
+    },
+    #[error("payment {0} awaits no confirmation")]
+    ConfirmationNotAwaited(uuid::Uuid),
     #[error("cannot transfer a wallet to itself")]
     TransferToSameWallet,
     #[error("payment {0} does not exist")]
@@ -91,6 +104,9 @@ impl Error {
             Error::BelowMinimumOperation { .. } => "below_min_operation_amount",
             Error::AboveMaximumOperation { .. } => "above_max_operation_amount",
             Error::MaxBalanceExceeded { .. } => "max_balance_exceeded",
+            Error::CurrencyNotAllowed { .. } => "currency_not_allowed",
+            Error::SpendLimitExceeded { .. } => "spend_limit_exceeded",
+            Error::ConfirmationNotAwaited(_) => "confirmation_not_awaited",
             Error::TransferToSameWallet => "transfer_to_same_wallet",
             Error::PaymentNotFound(_) => "payment_not_found",
             Error::PaymentAlreadyExists(_) => "payment_already_exists",

@@ -21,6 +21,7 @@ pub mod identification;
 pub mod identity;
 pub mod ids;
 pub mod legal;
+pub mod limits;
 pub mod loan;
 pub mod money;
 pub mod otp;

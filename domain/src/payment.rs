@@ -2,19 +2,26 @@
 //!
 //! ```text
 //! 0 fraud control ─▶ 1 lock ─▶ 2 balance check ─▶ 3 reserve ─▶ 4 execute ─┬▶ 5 post-process ─▶ 6 success
-//!   │                                                   │                  └▶ 7 release ─────▶ 8 error
+//!   │ ▲                                                 │                  └▶ 7 release ─────▶ 8 error
+//!   │ └─ 0 awaiting OTP confirmation (above the group's warning threshold)
 //!   └─ declined ─────────────────────────────▶ 9 cancelled ◀── cancel (≤ 3)
 //! ```
-//! Reservation holds the amount on the wallet (`FundsHeld`); success captures the hold,
-//! failure and cancellation release it. Statuses 6, 8 and 9 are final.
+//! Reservation holds the amount on the wallet (`FundsHeld`) and counts it against the client
+//! group's spend limits (`SpendingCounted` on the client); success captures the hold, failure
+//! and cancellation release it and give the amount back (`SpendingReleased`). A payment above
+//! the group's warning threshold stops in status 0 until the client confirms it with a
+//! one-time password (`PaymentConfirmationRequested` → `PaymentConfirmed`); every limit is
+//! checked again when it is confirmed. Statuses 6, 8 and 9 are final.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-use crate::command::{AggregateRef, State, States};
+use crate::client;
+use crate::command::{AggregateRef, Context, State, States};
 use crate::error::Error;
 use crate::ids::ClientId;
+use crate::limits::{self, Source};
 use crate::money::Money;
 use crate::wallet;
 
@@ -24,6 +31,8 @@ pub enum Status {
     #[default]
     New,
     FraudControl,
+    /// Status 0 still: above the warning threshold, waiting for the client's OTP.
+    AwaitingConfirmation,
     Locked,
     BalanceChecked,
     Reserved,
@@ -40,7 +49,7 @@ impl Status {
     pub fn code(self) -> Option<u8> {
         Some(match self {
             Status::New => return None,
-            Status::FraudControl => 0,
+            Status::FraudControl | Status::AwaitingConfirmation => 0,
             Status::Locked => 1,
             Status::BalanceChecked => 2,
             Status::Reserved => 3,
@@ -61,6 +70,7 @@ impl Status {
         match self {
             Status::New => "new",
             Status::FraudControl => "fraud_control",
+            Status::AwaitingConfirmation => "awaiting_confirmation",
             Status::Locked => "locked",
             Status::BalanceChecked => "balance_checked",
             Status::Reserved => "reserved",
@@ -99,6 +109,9 @@ pub struct Payment {
     pub attributes: BTreeMap<String, String>,
     pub provider_reference: Option<String>,
     pub failure_reason: Option<String>,
+    /// The client's local day the amount counts against, once reserved.
+    #[serde(default, with = "crate::schedule::iso_date::option")]
+    pub limit_day: Option<time::Date>,
 }
 
 /// Commands of one payment from a wallet. The payment, its wallet and its client travel
@@ -118,6 +131,9 @@ pub enum Command {
     Execute { outcome: Execution },
     /// Cancels a payment not yet sent for execution (status ≤ 3), releasing its hold.
     Cancel { reason: String },
+    /// Confirms a payment awaiting the client's OTP (the edge has checked the code): lock,
+    /// balance check and reservation follow under the limits current now.
+    Confirm,
 }
 
 impl Command {
@@ -127,22 +143,28 @@ impl Command {
             Command::Start { .. } => "StartPayment",
             Command::Execute { .. } => "ExecutePayment",
             Command::Cancel { .. } => "CancelPayment",
+            Command::Confirm => "ConfirmPayment",
         }
     }
 }
 
 /// Decides a command of payment `payment_id` from wallet `wallet_id` of `client`, against the
-/// payment's and the wallet's states (missing: no events yet). Reservation holds the amount on
-/// the wallet; execution captures or releases the hold.
+/// payment's, the wallet's and the client's states (missing: no events yet) and the group
+/// catalogue of `context`. Reservation holds the amount on the wallet and counts it against
+/// the spend limits of the client's local day; execution captures the hold, or releases it
+/// and gives the amount back.
 ///
 /// Errors: [`Error::PaymentAlreadyExists`], [`Error::PaymentNotFound`],
-/// [`Error::WalletNotFound`], invalid transitions and the wallet's refusals.
+/// [`Error::WalletNotFound`], [`Error::ClientBlocked`], [`Error::ConfirmationNotAwaited`],
+/// invalid transitions, the group's limits ([`Error::SpendLimitExceeded`], the operation's
+/// bounds, [`Error::CurrencyNotAllowed`]) and the wallet's refusals.
 pub fn decide(
     states: &States,
     client: ClientId,
     wallet_id: Uuid,
     payment_id: Uuid,
     command: &Command,
+    context: &Context,
 ) -> Result<Vec<(AggregateRef, crate::Event)>, Error> {
     let p = match states.get(&AggregateRef::payment(payment_id)) {
         Some(State::Payment(p)) => p.clone(),
@@ -152,10 +174,25 @@ pub fn decide(
         },
     };
     let w = wallet::wallet_of(states, wallet_id);
+    let owner = wallet::client_of(states, client);
     let pay = |e| (AggregateRef::payment(payment_id), crate::Event::Payment(e));
     let wal = |e| (AggregateRef::wallet(wallet_id), crate::Event::Wallet(e));
     let belongs =
         p.status != Status::New && p.wallet_id == wallet_id && p.client_id == Some(client);
+    // Gives a reserved payment's amount back to the day it was counted against.
+    let release_spending = |amount: Money| {
+        p.limit_day.map(|day| {
+            (
+                AggregateRef::client(client),
+                crate::Event::Client(client::Event::SpendingReleased {
+                    operation_id: payment_id,
+                    amount,
+                    source: Source::Wallet,
+                    day,
+                }),
+            )
+        })
+    };
     match command {
         Command::Start {
             amount,
@@ -188,17 +225,39 @@ pub fn decide(
                     }),
                 ]);
             }
-            wallet::check_hold(&w, client, *amount)?;
-            Ok(vec![
-                initiated,
-                pay(Event::PaymentLocked),
-                pay(Event::PaymentBalanceChecked),
-                wal(wallet::Event::FundsHeld {
-                    payment_id,
-                    amount: *amount,
-                }),
-                pay(Event::PaymentReserved { amount: *amount }),
-            ])
+            wallet::ensure_not_blocked(&owner)?;
+            let group = context.groups.group_of(owner.group.as_ref())?;
+            let limits = group.limits_in(amount.currency)?;
+            if limits.needs_confirmation(amount.amount) {
+                // Nothing is reserved before the client confirms, but a payment that could
+                // not go through now is refused now rather than after the OTP.
+                wallet::check_hold(&w, client, *amount, limits)?;
+                let threshold = limits.warning_threshold.unwrap_or(amount.amount);
+                return Ok(vec![
+                    initiated,
+                    pay(Event::PaymentConfirmationRequested {
+                        threshold: Money::new(threshold, amount.currency),
+                    }),
+                ]);
+            }
+            let mut events = vec![initiated];
+            events.extend(reserve(&w, &owner, payment_id, *amount, limits, context)?);
+            Ok(events)
+        }
+        Command::Confirm => {
+            if !belongs {
+                return Err(Error::PaymentNotFound(payment_id));
+            }
+            if p.status != Status::AwaitingConfirmation {
+                return Err(Error::ConfirmationNotAwaited(payment_id));
+            }
+            let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
+            wallet::ensure_not_blocked(&owner)?;
+            let group = context.groups.group_of(owner.group.as_ref())?;
+            let limits = group.limits_in(amount.currency)?;
+            let mut events = vec![pay(Event::PaymentConfirmed)];
+            events.extend(reserve(&w, &owner, payment_id, amount, limits, context)?);
+            Ok(events)
         }
         Command::Execute { outcome } => {
             if !belongs {
@@ -218,16 +277,20 @@ pub fn decide(
                     wal(wallet::Event::HoldCaptured { payment_id, amount }),
                     pay(Event::PaymentSucceeded),
                 ],
-                Execution::Failed { reason } => vec![
-                    started,
-                    pay(Event::PaymentExecutionFailed {
+                Execution::Failed { reason } => {
+                    let mut events = vec![
+                        started,
+                        pay(Event::PaymentExecutionFailed {
+                            reason: reason.clone(),
+                        }),
+                        wal(wallet::Event::HoldReleased { payment_id, amount }),
+                    ];
+                    events.extend(release_spending(amount));
+                    events.push(pay(Event::PaymentFailed {
                         reason: reason.clone(),
-                    }),
-                    wal(wallet::Event::HoldReleased { payment_id, amount }),
-                    pay(Event::PaymentFailed {
-                        reason: reason.clone(),
-                    }),
-                ],
+                    }));
+                    events
+                }
             })
         }
         Command::Cancel { reason } => {
@@ -243,6 +306,7 @@ pub fn decide(
                     payment_id,
                     amount: *amount,
                 }));
+                events.extend(release_spending(*amount));
             }
             events.push(pay(Event::PaymentCancelled {
                 reason: reason.clone(),
@@ -250,6 +314,44 @@ pub fn decide(
             Ok(events)
         }
     }
+}
+
+/// Statuses 1–3: lock, balance check, and the reservation — the hold on the wallet and the
+/// amount counted against the spend limits of the client's local day.
+fn reserve(
+    w: &wallet::Wallet,
+    owner: &client::Client,
+    payment_id: Uuid,
+    amount: Money,
+    limits: &limits::CurrencyLimits,
+    context: &Context,
+) -> Result<Vec<(AggregateRef, crate::Event)>, Error> {
+    let client = crate::ids::ClientId(owner.id);
+    wallet::check_hold(w, client, amount, limits)?;
+    let day = limits::local_day(context.now, owner.offset());
+    owner.spending.check(limits, amount, Source::Wallet, day)?;
+    let pay = |e| (AggregateRef::payment(payment_id), crate::Event::Payment(e));
+    Ok(vec![
+        pay(Event::PaymentLocked),
+        pay(Event::PaymentBalanceChecked),
+        (
+            AggregateRef::wallet(w.id),
+            crate::Event::Wallet(wallet::Event::FundsHeld { payment_id, amount }),
+        ),
+        (
+            AggregateRef::client(client),
+            crate::Event::Client(client::Event::SpendingCounted {
+                operation_id: payment_id,
+                amount,
+                source: Source::Wallet,
+                day,
+            }),
+        ),
+        pay(Event::PaymentReserved {
+            amount,
+            limit_day: Some(day),
+        }),
+    ])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,10 +363,24 @@ pub enum Event {
         service_id: String,
         attributes: BTreeMap<String, String>,
     },
+    /// Above the group's warning threshold: the client must confirm with an OTP.
+    PaymentConfirmationRequested {
+        threshold: Money,
+    },
+    /// The client confirmed the payment with its OTP.
+    PaymentConfirmed,
     PaymentLocked,
     PaymentBalanceChecked,
     PaymentReserved {
         amount: Money,
+        /// The client's local day the amount counts against (absent on payments reserved
+        /// before spend limits were kept).
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::schedule::iso_date::option"
+        )]
+        limit_day: Option<time::Date>,
     },
     PaymentExecutionStarted,
     PaymentExecuted {
@@ -286,6 +402,8 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::PaymentInitiated { .. } => "PaymentInitiated",
+            Event::PaymentConfirmationRequested { .. } => "PaymentConfirmationRequested",
+            Event::PaymentConfirmed => "PaymentConfirmed",
             Event::PaymentLocked => "PaymentLocked",
             Event::PaymentBalanceChecked => "PaymentBalanceChecked",
             Event::PaymentReserved { .. } => "PaymentReserved",
@@ -316,9 +434,14 @@ pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
             state.attributes = attributes.clone();
             state.status = Status::FraudControl;
         }
+        Event::PaymentConfirmationRequested { .. } => state.status = Status::AwaitingConfirmation,
+        Event::PaymentConfirmed => state.status = Status::FraudControl,
         Event::PaymentLocked => state.status = Status::Locked,
         Event::PaymentBalanceChecked => state.status = Status::BalanceChecked,
-        Event::PaymentReserved { .. } => state.status = Status::Reserved,
+        Event::PaymentReserved { limit_day, .. } => {
+            state.status = Status::Reserved;
+            state.limit_day = *limit_day;
+        }
         Event::PaymentExecutionStarted => state.status = Status::Executing,
         Event::PaymentExecuted { provider_reference } => {
             state.provider_reference = Some(provider_reference.clone());

@@ -39,6 +39,9 @@ pub struct Policy {
     /// How long after the reservation the payment may stay unexecuted before it is failed
     /// and its hold released.
     pub deadline: Duration,
+    /// How long a payment above the warning threshold waits for the client's OTP before it
+    /// is cancelled (status 9).
+    pub confirmation_timeout: Duration,
 }
 
 impl Default for Policy {
@@ -48,6 +51,7 @@ impl Default for Policy {
             first_backoff: Duration::milliseconds(200),
             max_backoff: Duration::seconds(10),
             deadline: Duration::seconds(60),
+            confirmation_timeout: Duration::minutes(5),
         }
     }
 }
@@ -58,6 +62,13 @@ pub enum State {
     /// Initiated, not reserved yet (fraud control, lock, balance check happen in one commit;
     /// a declined payment goes straight to cancelled).
     Initiated { order: Order },
+    /// Above the warning threshold: waiting for the client's OTP until `expires_at`, then
+    /// cancelled (`CancelPayment`, issued again on every wake-up until a final event).
+    AwaitingConfirmation {
+        order: Order,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
     /// Reserved: the provider must execute it.
     Reserved {
         order: Order,
@@ -204,6 +215,53 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
             Some(State::Initiated { order }),
             Input::Event {
                 at,
+                event: E::PaymentConfirmationRequested { .. },
+                ..
+            },
+        ) => {
+            let expires_at = at + policy.confirmation_timeout;
+            (
+                Some(State::AwaitingConfirmation { order, expires_at }),
+                vec![Action::WakeAt(Some(expires_at))],
+            )
+        }
+        (
+            Some(State::AwaitingConfirmation { order, .. }),
+            Input::Event {
+                event: E::PaymentConfirmed,
+                ..
+            },
+        ) => (Some(State::Initiated { order }), vec![Action::WakeAt(None)]),
+        (Some(State::AwaitingConfirmation { order, expires_at }), Input::Due { now }) => {
+            if now < expires_at {
+                return (
+                    Some(State::AwaitingConfirmation { order, expires_at }),
+                    vec![Action::WakeAt(Some(expires_at))],
+                );
+            }
+            let cancel = Command::Payment {
+                client_id: order.client_id,
+                wallet_id: order.wallet_id,
+                payment_id: order.payment_id,
+                command: payment::Command::Cancel {
+                    reason: "not confirmed in time".into(),
+                },
+            };
+            (
+                Some(State::AwaitingConfirmation { order, expires_at }),
+                vec![
+                    Action::WakeAt(Some(now + policy.attempt_timeout)),
+                    Action::Issue {
+                        step: "confirmation-expired",
+                        command: cancel,
+                    },
+                ],
+            )
+        }
+        (
+            Some(State::Initiated { order }),
+            Input::Event {
+                at,
                 event: E::PaymentReserved { .. },
                 ..
             },
@@ -315,6 +373,7 @@ mod tests {
             s,
             ev(payment::Event::PaymentReserved {
                 amount: Money::new(Decimal::new(10_000, 2), Currency::Rub),
+                limit_day: None,
             }),
             &policy,
         );
@@ -410,6 +469,63 @@ mod tests {
         assert_eq!(waits[1], policy.first_backoff * 2);
         assert!(waits.iter().all(|w| *w <= policy.max_backoff));
         assert!(matches!(s, Some(State::Recorded { .. })));
+    }
+
+    #[test]
+    fn an_unconfirmed_payment_is_cancelled_after_the_timeout_and_a_confirmed_one_goes_on() {
+        let policy = Policy::default();
+        let client_id = ClientId(Uuid::from_u128(1));
+        let payment_id = Uuid::from_u128(3);
+        let ev = |event, t| Input::Event {
+            client_id,
+            payment_id,
+            at: at(t),
+            event,
+        };
+        let initiated = payment::Event::PaymentInitiated {
+            payment_id,
+            wallet_id: Uuid::from_u128(2),
+            amount: Money::new(Decimal::new(9_000_000, 2), Currency::Rub),
+            service_id: "mobile".into(),
+            attributes: Default::default(),
+        };
+        let requested = payment::Event::PaymentConfirmationRequested {
+            threshold: Money::new(Decimal::new(5_000_000, 2), Currency::Rub),
+        };
+        let (s, _) = step(None, ev(initiated, 0), &policy);
+        let (waiting, actions) = step(s, ev(requested, 0), &policy);
+        let expires = at(0) + policy.confirmation_timeout;
+        assert_eq!(actions, vec![Action::WakeAt(Some(expires))]);
+        // An early wake-up waits on.
+        let (s, actions) = step(waiting.clone(), Input::Due { now: at(1) }, &policy);
+        assert_eq!(actions, vec![Action::WakeAt(Some(expires))]);
+        // Past the timeout: cancelled, under one step id however often it wakes.
+        let (s, actions) = step(s, Input::Due { now: expires }, &policy);
+        assert!(matches!(
+            &actions[1],
+            Action::Issue {
+                step: "confirmation-expired",
+                command: Command::Payment {
+                    command: payment::Command::Cancel { .. },
+                    ..
+                }
+            }
+        ));
+        let (s, _) = step(
+            s,
+            ev(
+                payment::Event::PaymentCancelled {
+                    reason: "not confirmed in time".into(),
+                },
+                400,
+            ),
+            &policy,
+        );
+        assert_eq!(s, Some(State::Finished));
+        // Confirmed in time: back to waiting for the reservation, no timer.
+        let (s, actions) = step(waiting, ev(payment::Event::PaymentConfirmed, 10), &policy);
+        assert_eq!(actions, vec![Action::WakeAt(None)]);
+        assert!(matches!(s, Some(State::Initiated { .. })));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Wallet accounts (e-wallet spec §2): a balance in one currency, holds for payments in
-//! flight, and the limits of the client's group.
+//! flight, under the limits of the client's group ([`crate::limits`]).
 //!
 //! Invariants kept by [`decide`]: `available = balance − Σ holds` is never negative, the
-//! balance never exceeds `limits.max_balance`, every operation amount lies within
-//! `[limits.min_operation, limits.max_operation]`, and every amount is in the wallet's currency.
+//! balance never exceeds the group's `max_balance`, every operation amount lies within the
+//! group's `[min_operation, max_operation]`, and every amount is in the wallet's currency. The
+//! group's limits are the ones current when the operation is decided; the limits recorded
+//! when the wallet was opened are kept for the record only.
 
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -11,13 +13,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-use crate::command::{AggregateRef, State, States};
+use crate::client::{self, Client};
+use crate::command::{AggregateRef, Context, State, States};
 use crate::error::Error;
 use crate::ids::ClientId;
+use crate::limits::CurrencyLimits;
 use crate::money::{normalized, round_minor, Currency, Money};
 
-/// Limits of a client group (spec §2, items 1–2), fixed on the wallet when it is opened.
-/// Amounts in the wallet's currency, serialised as decimal strings.
+/// The client group's limits (spec §2, items 1–2) as they were when the wallet was opened,
+/// recorded with `WalletOpened`. Amounts in the wallet's currency, serialised as decimal
+/// strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     #[serde(with = "crate::money::amount_str")]
@@ -29,7 +34,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The default group of registered clients.
+    /// The limits of the default `identified` group.
     pub fn registered() -> Self {
         Limits {
             min_operation: dec!(1.00),
@@ -38,22 +43,13 @@ impl Limits {
         }
     }
 
-    fn check_operation(&self, amount: Money) -> Result<(), Error> {
-        if amount.amount < self.min_operation {
-            return Err(Error::BelowMinimumOperation {
-                amount: amount.amount,
-                min: self.min_operation,
-                currency: amount.currency,
-            });
+    /// What a wallet records of its group's limits in its currency.
+    pub fn recorded(limits: &CurrencyLimits) -> Self {
+        Limits {
+            min_operation: limits.min_operation,
+            max_operation: limits.max_operation,
+            max_balance: limits.max_balance,
         }
-        if amount.amount > self.max_operation {
-            return Err(Error::AboveMaximumOperation {
-                amount: amount.amount,
-                max: self.max_operation,
-                currency: amount.currency,
-            });
-        }
-        Ok(())
     }
 }
 
@@ -102,15 +98,15 @@ impl Wallet {
         }
     }
 
-    fn open(&self) -> Result<(Currency, &Limits), Error> {
-        match (self.status, self.currency, &self.limits) {
-            (Status::Open, Some(c), Some(l)) => Ok((c, l)),
-            (Status::Closed, _, _) => Err(Error::WalletClosed(self.id)),
+    fn open(&self) -> Result<Currency, Error> {
+        match (self.status, self.currency) {
+            (Status::Open, Some(c)) => Ok(c),
+            (Status::Closed, _) => Err(Error::WalletClosed(self.id)),
             _ => Err(Error::WalletNotFound(self.id)),
         }
     }
 
-    fn owned_open(&self, client: ClientId) -> Result<(Currency, &Limits), Error> {
+    fn owned_open(&self, client: ClientId) -> Result<Currency, Error> {
         let open = self.open()?;
         if self.client_id != Some(client) {
             // Not revealing another client's wallet: it does not exist for this client.
@@ -119,7 +115,7 @@ impl Wallet {
         Ok(open)
     }
 
-    fn check_credit(&self, amount: Money, limits: &Limits) -> Result<(), Error> {
+    fn check_credit(&self, amount: Money, limits: &CurrencyLimits) -> Result<(), Error> {
         let balance = self.balance + amount.amount;
         if balance > limits.max_balance {
             return Err(Error::MaxBalanceExceeded {
@@ -146,8 +142,8 @@ impl Wallet {
 /// ([`crate::Command::Wallet`]); a transfer also names the wallet it credits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Opens the wallet in `currency` with the client group's `limits`.
-    OpenWallet { currency: Currency, limits: Limits },
+    /// Opens the wallet in `currency`, which the client's group must have limits for.
+    OpenWallet { currency: Currency },
     /// Credits `amount` from an outside `source` (card, cash, bank transfer).
     TopUp {
         operation_id: Uuid,
@@ -241,16 +237,20 @@ impl Event {
 }
 
 /// Decides a command of wallet `wallet_id` of `client` against the states it targets (a
-/// missing state is a wallet with no events yet).
+/// missing state is a wallet with no events yet) and the group catalogue of `context`.
 ///
-/// Errors: the wallet's refusals ([`Error::WalletNotFound`], limits, insufficient funds, …).
+/// Errors: the wallet's refusals ([`Error::WalletNotFound`], [`Error::ClientBlocked`], the
+/// group's limits, [`Error::CurrencyNotAllowed`], insufficient funds, …).
 pub fn decide(
     states: &States,
     client: ClientId,
     wallet_id: Uuid,
     command: &Command,
+    context: &Context,
 ) -> Result<Vec<(AggregateRef, crate::Event)>, Error> {
     let this = wallet_of(states, wallet_id);
+    let owner = client_of(states, client);
+    let group = context.groups.group_of(owner.group.as_ref())?;
     let on = |id: Uuid, events: Vec<Event>| {
         events
             .into_iter()
@@ -259,23 +259,19 @@ pub fn decide(
     };
     let state = &this;
     match command {
-        Command::OpenWallet { currency, limits } => {
+        Command::OpenWallet { currency } => {
             if state.status != Status::NotOpened {
                 return Err(Error::WalletAlreadyOpened(wallet_id));
             }
-            if limits.min_operation <= Decimal::ZERO
-                || limits.min_operation > limits.max_operation
-                || limits.max_balance <= Decimal::ZERO
-            {
-                return Err(Error::Invalid("inconsistent wallet limits".into()));
-            }
+            ensure_not_blocked(&owner)?;
+            let limits = group.limits_in(*currency)?;
             Ok(on(
                 wallet_id,
                 vec![Event::WalletOpened {
                     wallet_id,
                     client_id: client,
                     currency: *currency,
-                    limits: limits.clone(),
+                    limits: Limits::recorded(limits),
                 }],
             ))
         }
@@ -284,8 +280,10 @@ pub fn decide(
             amount,
             source,
         } => {
-            let (currency, limits) = state.owned_open(client)?;
+            let currency = state.owned_open(client)?;
+            ensure_not_blocked(&owner)?;
             amount.ensure_currency(currency)?;
+            let limits = group.limits_in(currency)?;
             limits.check_operation(*amount)?;
             state.check_credit(*amount, limits)?;
             if source.trim().is_empty() {
@@ -320,7 +318,10 @@ pub fn decide(
             amount,
         } => {
             let to = wallet_of(states, *to_wallet_id);
-            let (sent, received) = decide_transfer(state, &to, client, *transfer_id, *amount)?;
+            ensure_not_blocked(&owner)?;
+            let limits = group.limits_in(amount.currency)?;
+            let (sent, received) =
+                decide_transfer(state, &to, client, *transfer_id, *amount, limits)?;
             let mut events = on(wallet_id, vec![sent]);
             events.extend(on(*to_wallet_id, vec![received]));
             Ok(events)
@@ -339,32 +340,65 @@ pub fn wallet_of(states: &States, id: Uuid) -> Wallet {
     }
 }
 
-/// Checks that `amount` may be held on `wallet` for a payment of `client`.
-pub fn check_hold(wallet: &Wallet, client: ClientId, amount: Money) -> Result<(), Error> {
-    let (currency, limits) = wallet.owned_open(client)?;
+/// The client's state in `states` (a client with no events when missing).
+pub fn client_of(states: &States, id: ClientId) -> Client {
+    match states.get(&AggregateRef::client(id)) {
+        Some(State::Client(c)) => c.clone(),
+        _ => Client {
+            id: id.0,
+            ..Client::default()
+        },
+    }
+}
+
+/// Refuses operations of a blocked client (spec §2: a blocked client's wallet is frozen).
+///
+/// Errors: [`Error::ClientBlocked`].
+pub fn ensure_not_blocked(client: &Client) -> Result<(), Error> {
+    if client.status == client::Status::Blocked {
+        return Err(Error::ClientBlocked(client.id));
+    }
+    Ok(())
+}
+
+/// Checks that `amount` may be held on `wallet` for a payment of `client` under `limits`
+/// (the client group's limits in the amount's currency).
+///
+/// Errors: [`Error::WalletNotFound`], [`Error::WalletClosed`], currency mismatch, the
+/// operation's bounds, [`Error::InsufficientFunds`].
+pub fn check_hold(
+    wallet: &Wallet,
+    client: ClientId,
+    amount: Money,
+    limits: &CurrencyLimits,
+) -> Result<(), Error> {
+    let currency = wallet.owned_open(client)?;
     amount.ensure_currency(currency)?;
     limits.check_operation(amount)?;
     wallet.check_debit(amount)
 }
 
-/// Decides a transfer between two wallets of one client: both events, or a refusal.
+/// Decides a transfer between two wallets of one client under the group's `limits` in the
+/// amount's currency: both events, or a refusal. A transfer between one's own wallets spends
+/// nothing against the spend limits.
 pub fn decide_transfer(
     from: &Wallet,
     to: &Wallet,
     client: ClientId,
     transfer_id: Uuid,
     amount: Money,
+    limits: &CurrencyLimits,
 ) -> Result<(Event, Event), Error> {
     if from.id == to.id {
         return Err(Error::TransferToSameWallet);
     }
-    let (currency, limits) = from.owned_open(client)?;
-    let (to_currency, to_limits) = to.owned_open(client)?;
+    let currency = from.owned_open(client)?;
+    let to_currency = to.owned_open(client)?;
     amount.ensure_currency(currency)?;
     amount.ensure_currency(to_currency)?;
     limits.check_operation(amount)?;
     from.check_debit(amount)?;
-    to.check_credit(amount, to_limits)?;
+    to.check_credit(amount, limits)?;
     Ok((
         Event::TransferSent {
             transfer_id,

@@ -20,10 +20,7 @@ const OFFER: Uuid = Uuid::from_u128(72);
 const BINDING: Uuid = Uuid::from_u128(73);
 
 fn ctx() -> Context {
-    Context {
-        now: datetime!(2026-11-24 09:00 UTC),
-        actor: Actor::system("test"),
-    }
+    Context::new(datetime!(2026-11-24 09:00 UTC), Actor::system("test"))
 }
 
 fn run(
@@ -395,10 +392,7 @@ fn an_approval_expires_only_after_its_deadline() {
     ] {
         run(&mut s, app(command)).unwrap();
     }
-    let early = Context {
-        now: datetime!(2026-11-24 08:59:59 UTC),
-        actor: Actor::system("test"),
-    };
+    let early = Context::new(datetime!(2026-11-24 08:59:59 UTC), Actor::system("test"));
     assert_eq!(
         decide(&s, &app(application::Command::ExpireApplication), &early).map_err(|e| e.code()),
         Err("not_yet_due")

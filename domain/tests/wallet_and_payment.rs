@@ -21,10 +21,7 @@ const W2: Uuid = Uuid::from_u128(12);
 const P1: Uuid = Uuid::from_u128(21);
 
 fn ctx() -> Context {
-    Context {
-        now: datetime!(2026-11-24 12:00 UTC),
-        actor: Actor::client(CLIENT),
-    }
+    Context::new(datetime!(2026-11-24 12:00 UTC), Actor::client(CLIENT))
 }
 
 fn rub(s: &str) -> Money {
@@ -81,7 +78,6 @@ fn open(id: Uuid) -> Command {
         wallet_id: id,
         command: etr_domain::wallet::Command::OpenWallet {
             currency: Currency::Rub,
-            limits: Limits::registered(),
         },
     }
 }
@@ -192,6 +188,7 @@ fn successful_payment_walks_statuses_0_to_6_and_captures_the_hold() {
             "PaymentLocked",
             "PaymentBalanceChecked",
             "FundsHeld",
+            "SpendingCounted",
             "PaymentReserved"
         ]
     );
@@ -243,6 +240,7 @@ fn failed_execution_releases_the_hold_and_ends_in_status_8() {
             "PaymentExecutionStarted",
             "PaymentExecutionFailed",
             "HoldReleased",
+            "SpendingReleased",
             "PaymentFailed"
         ]
     );
@@ -283,7 +281,10 @@ fn cancelling_a_reserved_payment_releases_the_hold() {
         },
     };
     let events = w.when(&cancel).unwrap();
-    assert_eq!(names(&events), ["HoldReleased", "PaymentCancelled"]);
+    assert_eq!(
+        names(&events),
+        ["HoldReleased", "SpendingReleased", "PaymentCancelled"]
+    );
     assert_eq!(w.wallet(W1).available(), Decimal::from(500));
     assert_eq!(w.when(&cancel).unwrap_err().code(), "invalid_transition");
 }
@@ -359,7 +360,6 @@ fn transfer_to_a_wallet_of_another_client_is_refused() {
         wallet_id: W2,
         command: etr_domain::wallet::Command::OpenWallet {
             currency: Currency::Rub,
-            limits: Limits::registered(),
         },
     })
     .unwrap();

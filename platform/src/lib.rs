@@ -23,7 +23,6 @@ use etr_command_api::handler::{self, Handler, Meta, Outcome, SystemClock};
 use etr_command_api::relay::Relay;
 use etr_domain::payment_execution::Policy;
 use etr_domain::ports::{BoxFuture, PaymentProvider};
-use etr_domain::wallet::Limits;
 use etr_infra::auth::{Keys, Role};
 use etr_infra::avro::EventCodec;
 use etr_infra::config::Settings;
@@ -188,23 +187,30 @@ pub fn start_relay(relay: Relay, restart: Restart) -> JoinHandle<()> {
 }
 
 /// The command API's application: the command handler (partition heads prepared, one writer
-/// per partition named after the advertised address), the fraud simulator it asks, the
-/// default limits of a registered client, the bearer-token keys and the client that forwards
-/// a command to the process writing its partition (30 s timeout).
+/// per partition named after the advertised address), the client group catalogue it decides
+/// under (loaded from the database, the default groups written when there are none, reloaded
+/// every second), the fraud simulator it asks, the bearer-token keys and the client that
+/// forwards a command to the process writing its partition (30 s timeout).
 ///
-/// Errors: preparing the partition heads; building the HTTP client.
+/// Errors: preparing the partition heads; loading the client groups; building the HTTP
+/// client.
 pub async fn command_app(
     settings: &Settings,
     pool: &PgPool,
     committed: Arc<Notify>,
 ) -> Result<Arc<App>, Error> {
     Handler::prepare(pool, settings.partitions).await?;
+    let groups = etr_command_api::groups::Groups::default();
+    groups.load(pool).await?;
+    groups.refresh_every(pool.clone(), Duration::from_secs(1));
+    let mut handler_settings = handler::Settings::new(settings.command_api_advertised_addr.clone());
+    handler_settings.groups = groups.clone();
     let handler = Handler::new(
         pool.clone(),
         settings.partitions,
         Arc::new(SystemClock),
         committed,
-        handler::Settings::new(settings.command_api_advertised_addr.clone()),
+        handler_settings,
     );
     let sms: Arc<dyn etr_domain::ports::SmsGateway> = Arc::new(
         etr_sagas::lending_simulators::RecordingSmsGateway::new(pool.clone()),
@@ -217,7 +223,7 @@ pub async fn command_app(
         document_rules: lending::document_rules()?,
         documents: lending::document_store()?,
         fraud: Arc::new(FraudSimulator::default()),
-        default_limits: Limits::registered(),
+        groups,
         keys: Keys::from_secret(settings.jwt_secret.as_bytes()),
         forwarder: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -279,7 +285,8 @@ impl Commands for HandlerCommands {
 /// The payment processor's timing: the defaults of [`Policy`], overridden by
 /// `ETR_PAYMENT_ATTEMPT_TIMEOUT_MS` (one provider call, milliseconds) and
 /// `ETR_PAYMENT_DEADLINE_SECS` (reservation to release when the provider never answers,
-/// seconds); a value that is not a positive integer is ignored.
+/// seconds) and `ETR_PAYMENT_CONFIRMATION_TIMEOUT_SECS` (how long a payment above the warning
+/// threshold waits for the client's OTP); a value that is not a positive integer is ignored.
 pub fn payment_policy() -> Policy {
     let mut policy = Policy::default();
     let number = |name: &str| {
@@ -293,6 +300,9 @@ pub fn payment_policy() -> Policy {
     }
     if let Some(secs) = number("ETR_PAYMENT_DEADLINE_SECS") {
         policy.deadline = time::Duration::seconds(secs);
+    }
+    if let Some(secs) = number("ETR_PAYMENT_CONFIRMATION_TIMEOUT_SECS") {
+        policy.confirmation_timeout = time::Duration::seconds(secs);
     }
     policy
 }

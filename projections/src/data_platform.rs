@@ -356,6 +356,8 @@ impl<'a> Rows<'a> {
                 );
                 return;
             }
+            P::PaymentConfirmationRequested { .. } => "awaiting_confirmation",
+            P::PaymentConfirmed => "fraud_control",
             P::PaymentLocked => "locked",
             P::PaymentBalanceChecked => "balance_checked",
             P::PaymentReserved { .. } => "reserved",

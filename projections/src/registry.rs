@@ -1,5 +1,6 @@
 //! The customer registry's read model (`rm_customers`): each client's cabinet as the
-//! registry's events leave it, folded with the domain's `evolve`. Personal data stays sealed
+//! registry's events leave it, folded with the domain's `evolve` (the spending bookkeeping of
+//! the spend limits, `SpendingCounted` / `SpendingReleased`, is left out). Personal data stays sealed
 //! here; the query API opens it for authorised readers only.
 
 use etr_domain::{client, Envelope};
@@ -13,6 +14,14 @@ pub(crate) async fn apply(
     env: &Envelope,
     event: &client::Event,
 ) -> Result<(), Error> {
+    // What a client spent per day is the command side's limit bookkeeping, not the
+    // registry's: the cabinet is not rewritten for every payment.
+    if matches!(
+        event,
+        client::Event::SpendingCounted { .. } | client::Event::SpendingReleased { .. }
+    ) {
+        return Ok(());
+    }
     let state = load_state(
         tx,
         "SELECT state FROM rm_customers WHERE client_id = $1",

@@ -230,12 +230,14 @@ pub async fn start_handler(
     writer_id: &str,
 ) -> Result<Arc<Handler>, Error> {
     Handler::prepare(pool, partitions).await?;
+    let mut settings = handler::Settings::new(writer_id);
+    settings.groups = etr_command_api::groups::Groups::new(crate::workload::groups());
     Ok(Arc::new(Handler::new(
         pool.clone(),
         partitions,
         Arc::new(SystemClock),
         Arc::new(Notify::new()),
-        handler::Settings::new(writer_id),
+        settings,
     )))
 }
 

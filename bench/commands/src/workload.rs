@@ -10,9 +10,10 @@
 //! issues in the running platform.
 
 use etr_domain::ids::{client_command_id, ClientId};
+use etr_domain::limits::Catalogue;
 use etr_domain::money::{Currency, Money};
 use etr_domain::payment::{self, Execution, FraudVerdict};
-use etr_domain::wallet::{self, Limits};
+use etr_domain::wallet;
 use etr_domain::{payment_execution, Actor, Command};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -29,15 +30,22 @@ pub const PRELOAD_TOP_UP: Decimal = dec!(1.00);
 /// The currency of every wallet.
 pub const CURRENCY: Currency = Currency::Rub;
 
-/// Limits high enough that no command of the benchmark meets them: the registered group's
-/// 600,000.00 balance cap would refuse the top-ups of a long run (a wallet gains 90.00 per
-/// top-up and payment).
-pub fn limits() -> Limits {
-    Limits {
-        min_operation: dec!(0.01),
-        max_operation: dec!(1000000.00),
-        max_balance: dec!(999999999.00),
+/// The client groups of the benchmark: the default group's limits are high enough that no
+/// command meets them (the identified group's 600,000.00 balance cap would refuse the top-ups
+/// of a long run: a wallet gains 90.00 per top-up and payment).
+pub fn groups() -> Catalogue {
+    let mut catalogue = Catalogue::default();
+    for group in catalogue.groups.values_mut() {
+        for limits in group.limits.values_mut() {
+            limits.min_operation = dec!(0.01);
+            limits.max_operation = dec!(1000000.00);
+            limits.max_balance = dec!(999999999.00);
+            limits.all_sources = Default::default();
+            limits.wallet_source = Default::default();
+            limits.warning_threshold = None;
+        }
     }
+    catalogue
 }
 
 /// One wallet of a caller: its client and its id.
@@ -103,10 +111,7 @@ pub fn open(w: WalletRef) -> Command {
     Command::Wallet {
         client_id: w.client,
         wallet_id: w.wallet,
-        command: wallet::Command::OpenWallet {
-            currency: CURRENCY,
-            limits: limits(),
-        },
+        command: wallet::Command::OpenWallet { currency: CURRENCY },
     }
 }
 

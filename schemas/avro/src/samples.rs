@@ -101,8 +101,17 @@ pub fn every_event() -> Vec<Event> {
         }),
         P(payment::Event::PaymentLocked),
         P(payment::Event::PaymentBalanceChecked),
+        P(payment::Event::PaymentConfirmationRequested {
+            threshold: money(3_000),
+        }),
+        P(payment::Event::PaymentConfirmed),
         P(payment::Event::PaymentReserved {
             amount: money(5_000),
+            limit_day: None,
+        }),
+        P(payment::Event::PaymentReserved {
+            amount: money(5_000),
+            limit_day: Some(time::macros::date!(2026 - 11 - 30)),
         }),
         P(payment::Event::PaymentExecutionStarted),
         P(payment::Event::PaymentExecuted {
@@ -161,6 +170,25 @@ pub fn every_event() -> Vec<Event> {
         C(client::Event::ApplicationClosed {
             application_id: id(7),
             outcome: "disbursed".into(),
+        }),
+        C(client::Event::ClientGroupChanged {
+            group: etr_domain::limits::GroupId::anonymous(),
+            reason: "identification expired".into(),
+        }),
+        C(client::Event::ClientTimeZoneChanged {
+            utc_offset: "+05:00".into(),
+        }),
+        C(client::Event::SpendingCounted {
+            operation_id: id(4),
+            amount: money(5_000),
+            source: etr_domain::limits::Source::Wallet,
+            day: time::macros::date!(2026 - 11 - 30),
+        }),
+        C(client::Event::SpendingReleased {
+            operation_id: id(4),
+            amount: money(5_000),
+            source: etr_domain::limits::Source::Card,
+            day: time::macros::date!(2026 - 11 - 30),
         }),
         A(application::Event::ApplicationCreated {
             application_id: id(7),
