@@ -1,5 +1,5 @@
 //! Client groups and their limits (e-wallet spec §2) as configuration: the catalogue kept in
-//! Postgres (`client_groups`, every change also in `client_group_versions`), the copy each
+//! Postgres ([`etr_infra::client_groups`]), the copy each
 //! process decides commands under ([`Groups`], refreshed every second and at once after a
 //! change made through this process), and the routes that manage them:
 //!
@@ -28,6 +28,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use etr_infra::client_groups;
 
 use crate::api::{parse_body, path_ids, ApiError, App};
 use crate::lending::{internal, operator, operator_command, respond};
@@ -75,8 +77,8 @@ impl Groups {
     ///
     /// Errors: Postgres; a stored group that no longer parses.
     pub async fn load(&self, pool: &PgPool) -> Result<(), crate::Error> {
-        ensure_defaults(pool).await?;
-        self.replace(read(pool).await?);
+        client_groups::ensure_defaults(pool).await?;
+        self.replace(client_groups::read(pool).await?);
         Ok(())
     }
 
@@ -93,92 +95,6 @@ impl Groups {
             }
         })
     }
-}
-
-/// Writes the built-in groups when the catalogue is empty.
-async fn ensure_defaults(pool: &PgPool) -> Result<(), crate::Error> {
-    let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM client_groups LIMIT 1")
-        .fetch_optional(pool)
-        .await?;
-    if any.is_some() {
-        return Ok(());
-    }
-    let defaults = Catalogue::default();
-    let mut tx = pool.begin().await?;
-    for group in defaults.groups.values() {
-        save(
-            &mut tx,
-            group,
-            group.id == defaults.default_group,
-            "platform",
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn read(pool: &PgPool) -> Result<Catalogue, crate::Error> {
-    let rows: Vec<(String, String, serde_json::Value, bool)> =
-        sqlx::query_as("SELECT group_id, name, limits, is_default FROM client_groups")
-            .fetch_all(pool)
-            .await?;
-    let mut groups = BTreeMap::new();
-    let mut default_group = GroupId::identified();
-    for (id, name, limits, is_default) in rows {
-        let id = GroupId::parse(&id).map_err(|e| crate::Error::Config(e.to_string()))?;
-        let limits: BTreeMap<Currency, CurrencyLimits> = serde_json::from_value(limits)
-            .map_err(|e| crate::Error::Config(format!("client group {id}: {e}")))?;
-        if is_default {
-            default_group = id.clone();
-        }
-        groups.insert(id.clone(), Group { id, name, limits });
-    }
-    Ok(Catalogue {
-        groups,
-        default_group,
-    })
-}
-
-/// Creates or replaces `group` (a new version), making it the default when `is_default`.
-async fn save(
-    tx: &mut sqlx::PgConnection,
-    group: &Group,
-    is_default: bool,
-    by: &str,
-) -> Result<i64, crate::Error> {
-    let limits = serde_json::to_value(&group.limits)?;
-    if is_default {
-        sqlx::query(
-            "UPDATE client_groups SET is_default = false WHERE is_default AND group_id <> $1",
-        )
-        .bind(group.id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    }
-    let version: i64 = sqlx::query_scalar(
-        "INSERT INTO client_groups (group_id, name, limits, is_default, version, updated_by) \
-         VALUES ($1, $2, $3, $4, 1, $5) \
-         ON CONFLICT (group_id) DO UPDATE SET name = EXCLUDED.name, limits = EXCLUDED.limits, \
-           is_default = client_groups.is_default OR EXCLUDED.is_default, \
-           version = client_groups.version + 1, updated_at = clock_timestamp(), updated_by = EXCLUDED.updated_by \
-         RETURNING version",
-    )
-    .bind(group.id.as_str())
-    .bind(&group.name)
-    .bind(&limits)
-    .bind(is_default)
-    .bind(by)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO client_group_versions (group_id, version, name, limits, is_default, changed_by) \
-         SELECT group_id, version, name, limits, is_default, updated_by FROM client_groups WHERE group_id = $1",
-    )
-    .bind(group.id.as_str())
-    .execute(&mut *tx)
-    .await?;
-    Ok(version)
 }
 
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -364,7 +280,7 @@ pub(crate) async fn put_group(
         .execute(&mut *tx)
         .await
         .map_err(internal)?;
-    save(
+    client_groups::save(
         &mut tx,
         &group,
         req.default,

@@ -413,12 +413,12 @@ fn op() -> impl Strategy<Value = Op> {
 /// Random limits in kopecks: each limit present or not, periods ordered, wallet ≤ all.
 fn random_limits() -> impl Strategy<Value = CurrencyLimits> {
     (
-        prop::option::of(1_000_00..20_000_00_i64),
+        prop::option::of(100_000..2_000_000_i64),
         prop::option::of(0..3i64),
         prop::option::of(0..3i64),
         prop::option::of(0..3i64),
-        prop::option::of(100_00..10_000_00_i64),
-        50_000_00..200_000_00_i64,
+        prop::option::of(10_000..1_000_000_i64),
+        5_000_000..20_000_000_i64,
     )
         .prop_map(|(day, week_x, month_x, all_x, threshold, max_balance)| {
             let k = |c: i64| Decimal::new(c, 2);
@@ -430,7 +430,7 @@ fn random_limits() -> impl Strategy<Value = CurrencyLimits> {
             let all_sources = PeriodLimits {
                 day: None,
                 week: None,
-                month: all_x.map(|x| k(30_000_00 * (x + 1))),
+                month: all_x.map(|x| k(3_000_000 * (x + 1))),
             };
             CurrencyLimits {
                 min_operation: dec!(1.00),

@@ -64,12 +64,16 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
     let v = env
         .graphql(
             Some(&mine),
-            "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance limits { minOperation maxOperation maxBalance balanceHeadroom maxPaymentNow } } }",
+            "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { balance limits { group minOperation maxOperation maxBalance balanceHeadroom maxPaymentNow warningThreshold utcOffset spendLimits { scope } } } }",
             json!({"w": wallet, "p": top["position"]}),
         )
         .await;
     assert_eq!(v["data"]["wallet"]["balance"], "1000.00", "{v}");
     let limits = &v["data"]["wallet"]["limits"];
+    assert_eq!(limits["group"], "identified", "{v}");
+    assert_eq!(limits["utcOffset"], "+03:00", "{v}");
+    assert_eq!(limits["warningThreshold"], Value::Null, "{v}");
+    assert_eq!(limits["spendLimits"], json!([]), "{v}");
     assert_eq!(limits["minOperation"], "1.00", "{v}");
     assert_eq!(limits["maxBalance"], "600000.00");
     assert_eq!(limits["balanceHeadroom"], "599000.00");

@@ -287,16 +287,16 @@ async fn a_payment_above_the_warning_threshold_needs_the_clients_code_and_the_da
     }
 
     // 4,000.00 spent today from the wallet; the day limit is 5,000.00.
-    let (status, body) = me
+    let (status, last) = me
         .post(
             &format!("{payments}?wait=10"),
             json!({"amount": "1000.00", "currency": "RUB", "service_id": "mobile"}),
         )
         .await;
     assert_eq!(
-        (status, body["payment"]["status_code"].as_u64()),
+        (status, last["payment"]["status_code"].as_u64()),
         (200, Some(6)),
-        "{body}"
+        "{last}"
     );
     let (status, body) = me
         .post(
@@ -326,6 +326,26 @@ async fn a_payment_above_the_warning_threshold_needs_the_clients_code_and_the_da
             .unwrap()
             .contains("per day is 5000.00"),
         "{body}"
+    );
+
+    // GraphQL shows the group's limits and what today used of them.
+    let v = env
+        .graphql(
+            Some(&me.bearer),
+            "query($w: UUID!, $p: PositionInput) { wallet(id: $w, minPosition: $p) { limits { group maxBalance warningThreshold maxPaymentNow utcOffset spendLimits { scope period limit used remaining } } } }",
+            json!({"w": wallet, "p": last["position"]}),
+        )
+        .await;
+    let limits = &v["data"]["wallet"]["limits"];
+    assert_eq!(limits["group"], "vip", "{v}");
+    assert_eq!(limits["maxBalance"], "100000.00", "{v}");
+    assert_eq!(limits["warningThreshold"], "1000.00", "{v}");
+    assert_eq!(limits["maxPaymentNow"], "0.00", "{v}");
+    assert_eq!(limits["utcOffset"], "+03:00", "{v}");
+    assert_eq!(
+        limits["spendLimits"],
+        json!([{"scope": "wallet_source", "period": "day", "limit": "5000.00", "used": "5000.00", "remaining": "0.00"}]),
+        "{v}"
     );
 
     drop(_platform);

@@ -27,3 +27,16 @@ CREATE TABLE client_group_versions (
     changed_by  TEXT        NOT NULL,
     PRIMARY KEY (group_id, version)
 );
+
+-- Read model (projection `wallets`): each client's group, UTC offset and spending per local
+-- day, folded from ClientGroupChanged, ClientTimeZoneChanged, SpendingCounted and
+-- SpendingReleased with the domain's own `evolve`; the query API shows a wallet's limits and
+-- their usage from it.
+CREATE TABLE rm_client_limits (
+    client_id   UUID        PRIMARY KEY,
+    group_id    TEXT,
+    utc_offset  TEXT,
+    state       JSONB       NOT NULL,
+    version     BIGINT      NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);

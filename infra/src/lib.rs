@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod avro;
+pub mod client_groups;
 pub mod config;
 pub mod error;
 pub mod invalid_passports;

@@ -1,8 +1,9 @@
-//! The wallet read models: clients, wallet accounts and payments with their status history.
+//! The wallet read models: clients, wallet accounts and payments with their status history,
+//! and each client's group, UTC offset and spending against its limits (`rm_client_limits`).
 //! States are folded with the domain's own `evolve`, so the read model cannot disagree with
 //! the write side about money; the columns are derived from the folded state.
 
-use etr_domain::{payment, wallet, AggregateKind, Envelope, Event};
+use etr_domain::{client, payment, wallet, AggregateKind, Envelope, Event};
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
 
@@ -33,6 +34,7 @@ impl Projection for Wallets {
             "rm_wallets",
             "rm_payments",
             "rm_payment_history",
+            "rm_client_limits",
         ]
     }
 
@@ -81,9 +83,54 @@ impl Projection for Wallets {
         match event {
             Event::Wallet(e) => apply_wallet(tx, envelope, e).await,
             Event::Payment(e) => apply_payment(tx, envelope, e, self.announce).await,
-            Event::Application(_) | Event::Loan(_) | Event::Client(_) => Ok(()),
+            Event::Client(e) => apply_client_limits(tx, envelope, e).await,
+            Event::Application(_) | Event::Loan(_) => Ok(()),
         }
     }
+}
+
+/// Folds the client events that bear on its limits; the registry's own events (personal
+/// data, tags, …) are the lending projection's.
+async fn apply_client_limits(
+    tx: &mut PgConnection,
+    env: &Envelope,
+    event: &client::Event,
+) -> Result<(), Error> {
+    use client::Event as C;
+    if !matches!(
+        event,
+        C::ClientGroupChanged { .. }
+            | C::ClientTimeZoneChanged { .. }
+            | C::SpendingCounted { .. }
+            | C::SpendingReleased { .. }
+    ) {
+        return Ok(());
+    }
+    let state = load_state(
+        tx,
+        "SELECT state FROM rm_client_limits WHERE client_id = $1",
+        env.aggregate_id,
+    )
+    .await?
+    .unwrap_or_else(|| client::Client {
+        id: env.aggregate_id,
+        ..Default::default()
+    });
+    let c = client::evolve(state, event);
+    sqlx::query(
+        "INSERT INTO rm_client_limits (client_id, group_id, utc_offset, state, version, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (client_id) DO UPDATE SET group_id = EXCLUDED.group_id, utc_offset = EXCLUDED.utc_offset, state = EXCLUDED.state, \
+         version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(env.aggregate_id)
+    .bind(c.group.as_ref().map(|g| g.as_str()))
+    .bind(&c.utc_offset)
+    .bind(serde_json::to_value(&c)?)
+    .bind(i64::try_from(env.aggregate_version).unwrap_or(i64::MAX))
+    .bind(env.occurred_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 async fn apply_wallet(

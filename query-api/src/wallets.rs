@@ -30,12 +30,6 @@ pub struct Wallet {
     pub opened_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     #[graphql(skip)]
-    pub min_operation: Option<String>,
-    #[graphql(skip)]
-    pub max_operation: Option<String>,
-    #[graphql(skip)]
-    pub max_balance: Option<String>,
-    #[graphql(skip)]
     pub holds: Option<sqlx::types::Json<BTreeMap<Uuid, HoldAmount>>>,
 }
 
@@ -54,17 +48,42 @@ pub struct HoldAmount {
     currency: String,
 }
 
-/// A wallet's limits and how much of them is used.
+/// A wallet's limits — its client group's, in the wallet's currency, as they apply to the
+/// next operation (e-wallet spec §2) — and how much of them is used.
 #[derive(SimpleObject)]
 pub struct WalletLimits {
+    /// The client's group.
+    pub group: String,
     /// Decimal strings, exact.
     pub min_operation: String,
     pub max_operation: String,
     pub max_balance: String,
     /// How much more the balance may grow: max balance − balance.
     pub balance_headroom: String,
-    /// The largest single operation possible now: the lesser of max operation and available.
+    /// The largest single operation possible now: the least of max operation, available and
+    /// what every spend limit has left.
     pub max_payment_now: String,
+    /// A payment above this amount needs the client's OTP confirmation; null: never.
+    pub warning_threshold: Option<String>,
+    /// The UTC offset (`±HH:MM`) the client's calendar periods are counted in.
+    pub utc_offset: String,
+    /// Each spend limit with what the current local day, week or month has used.
+    pub spend_limits: Vec<SpendLimit>,
+}
+
+/// One spend limit and its usage in the current period (reservations count until released).
+#[derive(SimpleObject)]
+pub struct SpendLimit {
+    /// `wallet_source` or `all_sources`.
+    pub scope: String,
+    /// `day`, `week` (from Monday) or `month`.
+    pub period: String,
+    /// The first local day of the current period, ISO date.
+    pub period_start: String,
+    /// Decimal strings, exact.
+    pub limit: String,
+    pub used: String,
+    pub remaining: String,
 }
 
 #[ComplexObject]
@@ -82,34 +101,78 @@ impl Wallet {
             .collect()
     }
 
-    /// The wallet's limits (none before it is opened).
-    async fn limits(&self) -> async_graphql::Result<Option<WalletLimits>> {
-        let (Some(min), Some(max_op), Some(max_balance)) =
-            (&self.min_operation, &self.max_operation, &self.max_balance)
+    /// The wallet's limits (none before it is opened, or in a currency the client's group
+    /// has no limits for). Usage is counted as of now in the client's UTC offset.
+    async fn limits(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<WalletLimits>> {
+        let Some(currency) = self
+            .currency
+            .as_deref()
+            .and_then(|c| Currency::from_str(c).ok())
         else {
+            return Ok(None);
+        };
+        let pool = crate::pool(ctx)?;
+        let catalogue = etr_infra::client_groups::read(pool)
+            .await
+            .map_err(|e| error("UNAVAILABLE", e.to_string()))?;
+        let client: Option<sqlx::types::Json<etr_domain::client::Client>> =
+            sqlx::query_scalar("SELECT state FROM rm_client_limits WHERE client_id = $1")
+                .bind(self.client_id)
+                .fetch_optional(pool)
+                .await?;
+        let client = client.map(|c| c.0).unwrap_or_default();
+        let Ok(group) = catalogue.group_of(client.group.as_ref()) else {
+            return Ok(None);
+        };
+        let Ok(limits) = group.limits_in(currency) else {
             return Ok(None);
         };
         let number = |s: &str| {
             Decimal::from_str_exact(s)
                 .map_err(|e| error("UNAVAILABLE", format!("unreadable amount {s}: {e}")))
         };
+        let digits = currency.minor_digits();
+        let text = |d: Decimal| format_fixed(d, digits);
         let balance = number(&self.balance)?;
         let available = number(&self.available)?;
-        let max_operation = number(max_op)?;
-        let digits = self
-            .currency
-            .as_deref()
-            .and_then(|c| Currency::from_str(c).ok())
-            .map_or(2, Currency::minor_digits);
-        Ok(Some(WalletLimits {
-            min_operation: amount_text(min),
-            max_operation: amount_text(max_op),
-            max_balance: amount_text(max_balance),
-            balance_headroom: format_fixed(
-                (number(max_balance)? - balance).max(Decimal::ZERO),
-                digits,
+        let offset = client.offset();
+        let today = etr_domain::limits::local_day(OffsetDateTime::now_utc(), offset);
+        let mut spend_limits = Vec::new();
+        let mut headroom = limits.max_operation.min(available);
+        for (scope, periods) in [
+            (
+                etr_domain::limits::Scope::WalletSource,
+                &limits.wallet_source,
             ),
-            max_payment_now: format_fixed(max_operation.min(available).max(Decimal::ZERO), digits),
+            (etr_domain::limits::Scope::AllSources, &limits.all_sources),
+        ] {
+            for period in etr_domain::limits::Period::ALL {
+                let Some(limit) = periods.get(period) else {
+                    continue;
+                };
+                let used = client.spending.used(currency, scope, period, today);
+                let remaining = (limit - used).max(Decimal::ZERO);
+                headroom = headroom.min(remaining);
+                spend_limits.push(SpendLimit {
+                    scope: scope.label().into(),
+                    period: period.label().into(),
+                    period_start: period.start(today).to_string(),
+                    limit: text(limit),
+                    used: text(used),
+                    remaining: text(remaining),
+                });
+            }
+        }
+        Ok(Some(WalletLimits {
+            group: group.id.to_string(),
+            min_operation: text(limits.min_operation),
+            max_operation: text(limits.max_operation),
+            max_balance: text(limits.max_balance),
+            balance_headroom: text((limits.max_balance - balance).max(Decimal::ZERO)),
+            max_payment_now: text(headroom.max(Decimal::ZERO)),
+            warning_threshold: limits.warning_threshold.map(text),
+            utc_offset: etr_domain::limits::format_utc_offset(offset),
+            spend_limits,
         }))
     }
 }
@@ -185,12 +248,12 @@ impl Client {
 }
 
 const WALLET_SELECT: &str = "SELECT wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \
-     state->'limits'->>'min_operation' AS min_operation, state->'limits'->>'max_operation' AS max_operation, state->'limits'->>'max_balance' AS max_balance, state->'holds' AS holds FROM rm_wallets";
+     state->'holds' AS holds FROM rm_wallets";
 pub(crate) const OPERATION_SELECT: &str = "SELECT payment_id, wallet_id, client_id, amount::text AS amount, currency, service_id, status_code, status, provider_reference, failure_reason, created_at, updated_at FROM rm_payments";
 
 /// Loader queries (see [`crate::loaders::Children`]).
 pub(crate) const WALLETS_OF_CLIENTS: &str = "SELECT client_id AS group_key, wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \
-     state->'limits'->>'min_operation' AS min_operation, state->'limits'->>'max_operation' AS max_operation, state->'limits'->>'max_balance' AS max_balance, state->'holds' AS holds FROM rm_wallets WHERE client_id = ANY($1) ORDER BY opened_at, wallet_id";
+     state->'holds' AS holds FROM rm_wallets WHERE client_id = ANY($1) ORDER BY opened_at, wallet_id";
 pub(crate) const HISTORY_OF_PAYMENTS: &str = "SELECT payment_id AS group_key, event_type, status_code, status, partition, sequence, occurred_at \
      FROM rm_payment_history WHERE payment_id = ANY($1) ORDER BY partition, sequence";
 
