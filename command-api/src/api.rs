@@ -66,6 +66,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route(TRANSFERS, post(transfer))
         .route(CONFIRMATION, post(confirm_payment))
         .route(CONFIRMATION_CODE, post(resend_payment_code))
+        .route(CANCELLATION_REQUESTS, post(request_cancellation))
         .merge(crate::lending::routes())
         .merge(crate::groups::routes())
         .fallback(|| async {
@@ -549,6 +550,8 @@ const PAYMENTS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/payments";
 const TRANSFERS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/transfers";
 const CONFIRMATION: &str =
     "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/confirmation";
+const CANCELLATION_REQUESTS: &str =
+    "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/cancellation-requests";
 const CONFIRMATION_CODE: &str =
     "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/confirmation-code";
 
@@ -894,6 +897,84 @@ async fn confirm_payment(
     wait_for_execution(&app, handled, payment_id, wait).await
 }
 
+/// Why a successful payment should be cancelled.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationRequestBody {
+    /// 1–500 characters.
+    #[schema(example = "the service was not provided")]
+    pub reason: String,
+}
+
+/// Requests the cancellation of a successful payment (e-wallet spec §3.4). Refused (`422
+/// cancellation_in_progress`) while another request for it is new or sent to processing;
+/// otherwise the request is recorded and checked at once: `201` with
+/// `cancellation.status` `sent_to_processing` (the payment processor asks the processing
+/// centre to reverse the payment; on success the wallet is refunded and the request becomes
+/// `succeeded`, otherwise `processing_error`) or `rejected` with the failed check in
+/// `cancellation.error`.
+#[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/cancellation-requests", request_body = CancellationRequestBody,
+    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("payment_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 201, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse), (status = 503, body = ErrorBody)))]
+async fn request_cancellation(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<(Uuid, Uuid, Uuid)>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (client, wallet_id, payment_id) = path_ids(path)?;
+    let client = ClientId(client);
+    let meta = meta(
+        &app.keys,
+        &headers,
+        client,
+        CANCELLATION_REQUESTS,
+        &[
+            &client.to_string(),
+            &wallet_id.to_string(),
+            &payment_id.to_string(),
+        ],
+        &body,
+    )?;
+    let req: CancellationRequestBody = parse_body(&body)?;
+    let request_id = minted_id(&meta, "cancellation");
+    let handled = app
+        .handler
+        .handle(
+            meta,
+            Command::Payment {
+                client_id: client,
+                wallet_id,
+                payment_id,
+                command: etr_domain::payment::Command::RequestCancellation {
+                    request_id,
+                    reason: req.reason,
+                },
+            },
+        )
+        .await?;
+    let cancellation = match handled.outcome.state(&AggregateRef::payment(payment_id)) {
+        Some(State::Payment(p)) => p
+            .cancellations
+            .iter()
+            .find(|c| c.request_id == request_id)
+            .map(|c| {
+                serde_json::json!({
+                    "request_id": c.request_id,
+                    "status": c.status.label(),
+                    "error": c.error,
+                })
+            }),
+        _ => None,
+    };
+    Ok(crate::lending::respond(
+        handled,
+        StatusCode::CREATED,
+        serde_json::json!({ "payment_id": payment_id, "cancellation": cancellation }),
+    )
+    .await)
+}
+
 /// Sends a new code for a payment waiting for the client's OTP (the OTP rules limit how
 /// often: `otp_resend_too_soon`, `otp_locked_out`).
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/confirmation-code",
@@ -987,6 +1068,7 @@ async fn transfer(
         pay,
         confirm_payment,
         resend_payment_code,
+        request_cancellation,
         transfer,
         crate::groups::list_groups,
         crate::groups::put_group,
@@ -1033,6 +1115,7 @@ async fn transfer(
         crate::groups::MoveClientRequest,
         crate::groups::TimeZoneRequest,
         ConfirmationRequest,
+        CancellationRequestBody,
         OpenWalletRequest,
         TopUpRequest,
         PaymentRequest,

@@ -53,6 +53,11 @@ pub enum Error {
         requested: Decimal,
         currency: Currency,
     },
+    #[error("payment {payment_id} already has cancellation request {request_id} in progress")]
+    CancellationInProgress {
+        payment_id: uuid::Uuid,
+        request_id: uuid::Uuid,
+    },
     #[error("payment {0} awaits no confirmation")]
     ConfirmationNotAwaited(uuid::Uuid),
     #[error("cannot transfer a wallet to itself")]
@@ -107,6 +112,7 @@ impl Error {
             Error::CurrencyNotAllowed { .. } => "currency_not_allowed",
             Error::SpendLimitExceeded { .. } => "spend_limit_exceeded",
             Error::ConfirmationNotAwaited(_) => "confirmation_not_awaited",
+            Error::CancellationInProgress { .. } => "cancellation_in_progress",
             Error::TransferToSameWallet => "transfer_to_same_wallet",
             Error::PaymentNotFound(_) => "payment_not_found",
             Error::PaymentAlreadyExists(_) => "payment_already_exists",

@@ -112,6 +112,56 @@ pub struct Payment {
     /// The client's local day the amount counts against, once reserved.
     #[serde(default, with = "crate::schedule::iso_date::option")]
     pub limit_day: Option<time::Date>,
+    /// Requests to cancel the payment after it succeeded, oldest first (spec §3.4).
+    #[serde(default)]
+    pub cancellations: Vec<CancellationRequest>,
+    /// The amount given back to the wallet by a cancellation that succeeded.
+    #[serde(default)]
+    pub refunded: Option<Money>,
+}
+
+/// Where a cancellation request stands (spec §3.4): New → Sent to processing | Rejected →
+/// Succeeded | Processing error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancellationStatus {
+    New,
+    SentToProcessing,
+    Rejected,
+    Succeeded,
+    ProcessingError,
+}
+
+impl CancellationStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            CancellationStatus::New => "new",
+            CancellationStatus::SentToProcessing => "sent_to_processing",
+            CancellationStatus::Rejected => "rejected",
+            CancellationStatus::Succeeded => "succeeded",
+            CancellationStatus::ProcessingError => "processing_error",
+        }
+    }
+
+    /// New or sent: no other request for the operation may be made meanwhile.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            CancellationStatus::New | CancellationStatus::SentToProcessing
+        )
+    }
+}
+
+/// A request to cancel a successful payment and refund the wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationRequest {
+    pub request_id: Uuid,
+    pub status: CancellationStatus,
+    pub reason: String,
+    /// Why the request was rejected, or the processing centre's error.
+    pub error: Option<String>,
+    /// The processing centre's reference of the cancellation once it succeeded.
+    pub reference: Option<String>,
 }
 
 /// Commands of one payment from a wallet. The payment, its wallet and its client travel
@@ -134,6 +184,18 @@ pub enum Command {
     /// Confirms a payment awaiting the client's OTP (the edge has checked the code): lock,
     /// balance check and reservation follow under the limits current now.
     Confirm,
+    /// Requests the cancellation of the payment (spec §3.4). Refused while another request
+    /// for it is new or sent to processing; otherwise recorded as new and checked at once —
+    /// the payment's source must be the wallet, its type a payment, its status the final
+    /// success (6) and nothing refunded yet — then sent to processing or rejected.
+    RequestCancellation { request_id: Uuid, reason: String },
+    /// Records the processing centre's answer to a cancellation sent to it: success refunds
+    /// the wallet (and gives the amount back to the spend limits of the day it was counted
+    /// in); a failure is a processing error. The checks are made again first.
+    RecordCancellation {
+        request_id: Uuid,
+        outcome: Execution,
+    },
 }
 
 impl Command {
@@ -144,6 +206,8 @@ impl Command {
             Command::Execute { .. } => "ExecutePayment",
             Command::Cancel { .. } => "CancelPayment",
             Command::Confirm => "ConfirmPayment",
+            Command::RequestCancellation { .. } => "RequestPaymentCancellation",
+            Command::RecordCancellation { .. } => "RecordPaymentCancellation",
         }
     }
 }
@@ -293,6 +357,93 @@ pub fn decide(
                 }
             })
         }
+        Command::RequestCancellation { request_id, reason } => {
+            if !belongs {
+                return Err(Error::PaymentNotFound(payment_id));
+            }
+            if reason.trim().is_empty() || reason.chars().count() > 500 {
+                return Err(Error::Invalid(
+                    "a cancellation needs a reason of 1–500 characters".into(),
+                ));
+            }
+            if let Some(pending) = p.cancellations.iter().find(|c| c.status.is_pending()) {
+                return Err(Error::CancellationInProgress {
+                    payment_id,
+                    request_id: pending.request_id,
+                });
+            }
+            if p.cancellations.iter().any(|c| c.request_id == *request_id) {
+                return Err(Error::Invalid(format!(
+                    "cancellation request {request_id} already exists"
+                )));
+            }
+            let mut events = vec![pay(Event::CancellationRequested {
+                request_id: *request_id,
+                reason: reason.clone(),
+            })];
+            events.push(pay(match cancellation_refusal(&p) {
+                Some(why) => Event::CancellationRejected {
+                    request_id: *request_id,
+                    reason: why,
+                },
+                None => Event::CancellationSentToProcessing {
+                    request_id: *request_id,
+                    wallet_id,
+                    amount: p.amount.ok_or(Error::PaymentNotFound(payment_id))?,
+                    service_id: p.service_id.clone(),
+                    provider_reference: p.provider_reference.clone().unwrap_or_default(),
+                },
+            }));
+            Ok(events)
+        }
+        Command::RecordCancellation {
+            request_id,
+            outcome,
+        } => {
+            if !belongs {
+                return Err(Error::PaymentNotFound(payment_id));
+            }
+            let Some(request) = p.cancellations.iter().find(|c| c.request_id == *request_id) else {
+                return Err(Error::Invalid(format!(
+                    "cancellation request {request_id} does not exist"
+                )));
+            };
+            if request.status != CancellationStatus::SentToProcessing {
+                return Err(Error::InvalidTransition {
+                    aggregate: "cancellation request",
+                    id: *request_id,
+                    action: "be recorded",
+                    status: request.status.label().into(),
+                });
+            }
+            // The checks again: nothing may have changed the payment since it was sent.
+            let outcome = match (cancellation_refusal(&p), outcome) {
+                (Some(why), _) => Execution::Failed { reason: why },
+                (None, outcome) => outcome.clone(),
+            };
+            match outcome {
+                Execution::Failed { reason } => Ok(vec![pay(Event::CancellationFailed {
+                    request_id: *request_id,
+                    reason,
+                })]),
+                Execution::Succeeded { provider_reference } => {
+                    let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
+                    let mut events = vec![
+                        pay(Event::CancellationSucceeded {
+                            request_id: *request_id,
+                            reference: provider_reference,
+                        }),
+                        wal(wallet::Event::PaymentRefunded {
+                            payment_id,
+                            request_id: *request_id,
+                            amount,
+                        }),
+                    ];
+                    events.extend(release_spending(amount));
+                    Ok(events)
+                }
+            }
+        }
         Command::Cancel { reason } => {
             if !belongs {
                 return Err(Error::PaymentNotFound(payment_id));
@@ -354,6 +505,25 @@ fn reserve(
     ])
 }
 
+/// Checks 2–4 of spec §3.4 on a payment that exists: why a cancellation of it must be
+/// rejected, or `None`. Every payment here is a payment (not a transfer) from the wallet
+/// source; what remains is its final success status, and no refund yet.
+fn cancellation_refusal(p: &Payment) -> Option<String> {
+    if p.refunded.is_some() {
+        return Some("the operation was already refunded".into());
+    }
+    if p.status != Status::Succeeded {
+        return Some(format!(
+            "the operation is {} ({}), not in its final success status (6)",
+            p.status.label(),
+            p.status
+                .code()
+                .map_or_else(|| "-".to_owned(), |c| c.to_string())
+        ));
+    }
+    None
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     PaymentInitiated {
@@ -396,6 +566,37 @@ pub enum Event {
     PaymentCancelled {
         reason: String,
     },
+    /// A cancellation of the (successful) payment was requested: status New.
+    CancellationRequested {
+        request_id: Uuid,
+        reason: String,
+    },
+    /// The request failed its checks (spec §3.4): status Rejected.
+    CancellationRejected {
+        request_id: Uuid,
+        reason: String,
+    },
+    /// The request passed its checks and goes to the processing centre, with what it needs
+    /// to reverse the payment: status Sent to processing.
+    CancellationSentToProcessing {
+        request_id: Uuid,
+        wallet_id: Uuid,
+        amount: Money,
+        service_id: String,
+        provider_reference: String,
+    },
+    /// The processing centre reversed the payment; the wallet is refunded in the same
+    /// command: status Succeeded.
+    CancellationSucceeded {
+        request_id: Uuid,
+        reference: String,
+    },
+    /// The processing centre could not reverse it, or the checks failed again: status
+    /// Processing error.
+    CancellationFailed {
+        request_id: Uuid,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -413,6 +614,11 @@ impl Event {
             Event::PaymentExecutionFailed { .. } => "PaymentExecutionFailed",
             Event::PaymentFailed { .. } => "PaymentFailed",
             Event::PaymentCancelled { .. } => "PaymentCancelled",
+            Event::CancellationRequested { .. } => "CancellationRequested",
+            Event::CancellationRejected { .. } => "CancellationRejected",
+            Event::CancellationSentToProcessing { .. } => "CancellationSentToProcessing",
+            Event::CancellationSucceeded { .. } => "CancellationSucceeded",
+            Event::CancellationFailed { .. } => "CancellationFailed",
         }
     }
 }
@@ -459,6 +665,54 @@ pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
         Event::PaymentCancelled { reason } => {
             state.failure_reason = Some(reason.clone());
             state.status = Status::Cancelled;
+        }
+        Event::CancellationRequested { request_id, reason } => {
+            state.cancellations.push(CancellationRequest {
+                request_id: *request_id,
+                status: CancellationStatus::New,
+                reason: reason.clone(),
+                error: None,
+                reference: None,
+            })
+        }
+        Event::CancellationRejected { request_id, reason }
+        | Event::CancellationFailed { request_id, reason } => {
+            let status = if matches!(event, Event::CancellationRejected { .. }) {
+                CancellationStatus::Rejected
+            } else {
+                CancellationStatus::ProcessingError
+            };
+            if let Some(c) = state
+                .cancellations
+                .iter_mut()
+                .find(|c| c.request_id == *request_id)
+            {
+                c.status = status;
+                c.error = Some(reason.clone());
+            }
+        }
+        Event::CancellationSentToProcessing { request_id, .. } => {
+            if let Some(c) = state
+                .cancellations
+                .iter_mut()
+                .find(|c| c.request_id == *request_id)
+            {
+                c.status = CancellationStatus::SentToProcessing;
+            }
+        }
+        Event::CancellationSucceeded {
+            request_id,
+            reference,
+        } => {
+            if let Some(c) = state
+                .cancellations
+                .iter_mut()
+                .find(|c| c.request_id == *request_id)
+            {
+                c.status = CancellationStatus::Succeeded;
+                c.reference = Some(reference.clone());
+            }
+            state.refunded = state.amount;
         }
     }
     state

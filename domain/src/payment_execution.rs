@@ -81,8 +81,27 @@ pub enum State {
     /// `ExecutePayment`, issued again on every wake-up until the payment's final event
     /// arrives (the command's id makes repeats harmless).
     Recorded { order: Order, outcome: Execution },
-    /// Final status reached (6, 8 or 9): nothing more to do.
+    /// Final status reached (6, 8 or 9): nothing more to do, unless a cancellation of a
+    /// successful payment is sent to processing.
     Finished,
+    /// A cancellation request was sent to processing (spec §3.4): the processing centre must
+    /// reverse the payment (the request id is its idempotency key); no answer before the
+    /// deadline is a processing error.
+    Cancelling {
+        order: Order,
+        request_id: Uuid,
+        provider_reference: String,
+        #[serde(with = "time::serde::rfc3339")]
+        sent_at: OffsetDateTime,
+        attempts: u32,
+    },
+    /// The processing centre answered the cancellation: `RecordPaymentCancellation` is issued
+    /// again on every wake-up until the request's final event arrives.
+    CancellationRecorded {
+        order: Order,
+        request_id: Uuid,
+        outcome: Execution,
+    },
 }
 
 /// What the process knows of the payment.
@@ -134,11 +153,15 @@ pub enum Action {
     /// Call the provider (idempotency key: the payment id), then feed `Answered` or
     /// `Unanswered`.
     CallProvider(PaymentOrder),
-    /// Issue this command under the step's deterministic id `step`.
-    Issue {
-        step: &'static str,
-        command: Command,
+    /// Ask the provider to reverse the payment (idempotency key: the request id), then feed
+    /// `Answered` or `Unanswered`.
+    CallProviderCancel {
+        order: PaymentOrder,
+        request_id: Uuid,
+        provider_reference: String,
     },
+    /// Issue this command under the step's deterministic id `step`.
+    Issue { step: String, command: Command },
     /// Feed `Due` at this time (replaces any earlier timer); `None` clears the timer.
     WakeAt(Option<OffsetDateTime>),
 }
@@ -173,7 +196,41 @@ fn record(
         vec![
             Action::WakeAt(Some(now + policy.attempt_timeout)),
             Action::Issue {
-                step: "execute",
+                step: "execute".into(),
+                command,
+            },
+        ],
+    )
+}
+
+/// Records a cancellation's outcome (again): issue `RecordPaymentCancellation` under the
+/// request's own step and wake up after the attempt timeout in case it did not take.
+fn record_cancellation(
+    order: Order,
+    request_id: Uuid,
+    outcome: Execution,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> (Option<State>, Vec<Action>) {
+    let command = Command::Payment {
+        client_id: order.client_id,
+        wallet_id: order.wallet_id,
+        payment_id: order.payment_id,
+        command: payment::Command::RecordCancellation {
+            request_id,
+            outcome: outcome.clone(),
+        },
+    };
+    (
+        Some(State::CancellationRecorded {
+            order,
+            request_id,
+            outcome,
+        }),
+        vec![
+            Action::WakeAt(Some(now + policy.attempt_timeout)),
+            Action::Issue {
+                step: format!("cancellation/{request_id}"),
                 command,
             },
         ],
@@ -252,7 +309,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                 vec![
                     Action::WakeAt(Some(now + policy.attempt_timeout)),
                     Action::Issue {
-                        step: "confirmation-expired",
+                        step: "confirmation-expired".into(),
                         command: cancel,
                     },
                 ],
@@ -280,6 +337,116 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                 ..
             },
         ) => (Some(State::Finished), vec![Action::WakeAt(None)]),
+        // A cancellation sent to processing: the provider must reverse the payment.
+        (
+            Some(_),
+            Input::Event {
+                client_id,
+                payment_id,
+                at,
+                event:
+                    E::CancellationSentToProcessing {
+                        request_id,
+                        wallet_id,
+                        amount,
+                        service_id,
+                        provider_reference,
+                    },
+            },
+        ) => (
+            Some(State::Cancelling {
+                order: Order {
+                    client_id,
+                    wallet_id,
+                    payment_id,
+                    amount,
+                    service_id,
+                },
+                request_id,
+                provider_reference,
+                sent_at: at,
+                attempts: 0,
+            }),
+            vec![Action::WakeAt(Some(at))],
+        ),
+        (
+            Some(State::Cancelling { .. } | State::CancellationRecorded { .. }),
+            Input::Event {
+                event: E::CancellationSucceeded { .. } | E::CancellationFailed { .. },
+                ..
+            },
+        ) => (Some(State::Finished), vec![Action::WakeAt(None)]),
+        (
+            Some(State::Cancelling {
+                order,
+                request_id,
+                provider_reference,
+                sent_at,
+                attempts,
+            }),
+            Input::Due { now },
+        ) => {
+            if now >= sent_at + policy.deadline {
+                let failed = Execution::Failed {
+                    reason: format!(
+                        "the processing centre did not answer within {} s",
+                        policy.deadline.whole_seconds()
+                    ),
+                };
+                return record_cancellation(order, request_id, failed, now, policy);
+            }
+            let call = Action::CallProviderCancel {
+                order: order.to_port(),
+                request_id,
+                provider_reference: provider_reference.clone(),
+            };
+            (
+                Some(State::Cancelling {
+                    order,
+                    request_id,
+                    provider_reference,
+                    sent_at,
+                    attempts: attempts + 1,
+                }),
+                vec![Action::WakeAt(Some(now + policy.attempt_timeout)), call],
+            )
+        }
+        (
+            Some(State::Cancelling {
+                order, request_id, ..
+            }),
+            Input::Answered { now, outcome },
+        ) => record_cancellation(order, request_id, outcome, now, policy),
+        (
+            Some(State::Cancelling {
+                order,
+                request_id,
+                provider_reference,
+                sent_at,
+                attempts,
+            }),
+            Input::Unanswered { now },
+        ) => {
+            let at = now + backoff(policy, attempts);
+            (
+                Some(State::Cancelling {
+                    order,
+                    request_id,
+                    provider_reference,
+                    sent_at,
+                    attempts,
+                }),
+                vec![Action::WakeAt(Some(at))],
+            )
+        }
+        (
+            Some(State::CancellationRecorded {
+                order,
+                request_id,
+                outcome,
+            }),
+            Input::Due { now },
+        ) => record_cancellation(order, request_id, outcome, now, policy),
         // Due: call the provider, or give up past the deadline.
         (
             Some(State::Reserved {
@@ -402,7 +569,7 @@ mod tests {
         assert!(matches!(
             &actions[1],
             Action::Issue {
-                step: "execute",
+                step,
                 command: Command::Payment {
                     command: crate::payment::Command::Execute {
                         outcome: Execution::Succeeded { .. },
@@ -410,7 +577,7 @@ mod tests {
                     },
                     ..
                 }
-            }
+            } if step == "execute"
         ));
         // Until the final event arrives, every wake-up issues the same command again.
         let (s, again) = step(s, Input::Due { now: at(7) }, &policy);
@@ -504,12 +671,12 @@ mod tests {
         assert!(matches!(
             &actions[1],
             Action::Issue {
-                step: "confirmation-expired",
+                step,
                 command: Command::Payment {
                     command: payment::Command::Cancel { .. },
                     ..
                 }
-            }
+            } if step == "confirmation-expired"
         ));
         let (s, _) = step(
             s,
@@ -526,6 +693,70 @@ mod tests {
         let (s, actions) = step(waiting, ev(payment::Event::PaymentConfirmed, 10), &policy);
         assert_eq!(actions, vec![Action::WakeAt(None)]);
         assert!(matches!(s, Some(State::Initiated { .. })));
+    }
+
+    #[test]
+    fn a_cancellation_sent_to_processing_calls_the_provider_and_records_its_answer_once() {
+        let policy = Policy::default();
+        let client_id = ClientId(Uuid::from_u128(1));
+        let payment_id = Uuid::from_u128(3);
+        let request_id = Uuid::from_u128(9);
+        let sent = Input::Event {
+            client_id,
+            payment_id,
+            at: at(100),
+            event: payment::Event::CancellationSentToProcessing {
+                request_id,
+                wallet_id: Uuid::from_u128(2),
+                amount: Money::new(Decimal::new(10_000, 2), Currency::Rub),
+                service_id: "mobile".into(),
+                provider_reference: "SIM-1".into(),
+            },
+        };
+        let (s, actions) = step(Some(State::Finished), sent, &policy);
+        assert_eq!(actions, vec![Action::WakeAt(Some(at(100)))]);
+        let (s, actions) = step(s, Input::Due { now: at(100) }, &policy);
+        assert!(matches!(
+            actions.last(),
+            Some(Action::CallProviderCancel { request_id: r, provider_reference, .. })
+                if *r == request_id && provider_reference == "SIM-1"
+        ));
+        let (s, actions) = step(
+            s,
+            Input::Answered {
+                now: at(101),
+                outcome: Execution::Succeeded {
+                    provider_reference: "REV-1".into(),
+                },
+            },
+            &policy,
+        );
+        assert!(matches!(
+            &actions[1],
+            Action::Issue {
+                step,
+                command: Command::Payment {
+                    command: payment::Command::RecordCancellation { .. },
+                    ..
+                }
+            } if step == &format!("cancellation/{request_id}")
+        ));
+        let (_, again) = step(s.clone(), Input::Due { now: at(110) }, &policy);
+        assert_eq!(again[1], actions[1]);
+        let (s, _) = step(
+            s,
+            Input::Event {
+                client_id,
+                payment_id,
+                at: at(111),
+                event: payment::Event::CancellationSucceeded {
+                    request_id,
+                    reference: "REV-1".into(),
+                },
+            },
+            &policy,
+        );
+        assert_eq!(s, Some(State::Finished));
     }
 
     #[test]

@@ -27,9 +27,19 @@ pub trait FraudControl: Send + Sync {
     fn assess<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, FraudVerdict>;
 }
 
-/// The payment processing that executes a reserved payment (status 4).
+/// The payment processing that executes a reserved payment (status 4) and reverses a
+/// successful one when a cancellation request is sent to it (spec §3.4).
 pub trait PaymentProvider: Send + Sync {
     fn execute<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, Execution>;
+    /// Reverses the executed payment `provider_reference`; `request_id` is the idempotency
+    /// key (a repeated call answers the first result). `Succeeded` carries the reversal's
+    /// reference.
+    fn cancel<'a>(
+        &'a self,
+        order: &'a PaymentOrder,
+        request_id: uuid::Uuid,
+        provider_reference: &'a str,
+    ) -> BoxFuture<'a, Execution>;
 }
 
 /// A text message to a client's phone.

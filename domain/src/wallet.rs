@@ -216,6 +216,13 @@ pub enum Event {
         from_wallet_id: Uuid,
         amount: Money,
     },
+    /// A successful payment was cancelled at the processing centre (spec §3.4): its amount
+    /// is credited back. A refund is never refused by the maximum balance.
+    PaymentRefunded {
+        payment_id: Uuid,
+        request_id: Uuid,
+        amount: Money,
+    },
     WalletClosed {
         reason: String,
     },
@@ -231,6 +238,7 @@ impl Event {
             Event::HoldReleased { .. } => "HoldReleased",
             Event::TransferSent { .. } => "TransferSent",
             Event::TransferReceived { .. } => "TransferReceived",
+            Event::PaymentRefunded { .. } => "PaymentRefunded",
             Event::WalletClosed { .. } => "WalletClosed",
         }
     }
@@ -430,7 +438,9 @@ pub fn evolve(mut state: Wallet, event: &Event) -> Wallet {
             state.balance = round_minor(Decimal::ZERO, *currency);
             state.limits = Some(limits.clone());
         }
-        Event::WalletToppedUp { amount, .. } | Event::TransferReceived { amount, .. } => {
+        Event::WalletToppedUp { amount, .. }
+        | Event::TransferReceived { amount, .. }
+        | Event::PaymentRefunded { amount, .. } => {
             state.balance = normalized(state.balance + amount.amount);
         }
         Event::FundsHeld { payment_id, amount } => {

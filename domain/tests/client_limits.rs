@@ -119,12 +119,23 @@ impl World {
         }
     }
 
+    fn payment_opt(&self, id: Uuid) -> Option<payment::Payment> {
+        before_payment(&self.states, id)
+    }
+
     fn wallet(&self) -> wallet::Wallet {
         wallet::wallet_of(&self.states, W1)
     }
 
     fn client(&self) -> client::Client {
         wallet::client_of(&self.states, CLIENT)
+    }
+}
+
+fn before_payment(states: &States, id: Uuid) -> Option<payment::Payment> {
+    match states.get(&AggregateRef::payment(id)) {
+        Some(State::Payment(p)) => Some(p.clone()),
+        _ => None,
     }
 }
 
@@ -396,6 +407,8 @@ enum Op {
     Cancel(usize),
     MoveTo(usize),
     Advance(i64),
+    RequestCancellation(usize),
+    RecordCancellation(usize, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -407,6 +420,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..10usize).prop_map(Op::Cancel),
         1 => (0..3usize).prop_map(Op::MoveTo),
         2 => (1..60i64).prop_map(Op::Advance),
+        1 => (0..10usize).prop_map(Op::RequestCancellation),
+        1 => (0..10usize, any::<bool>()).prop_map(|(k, ok)| Op::RecordCancellation(k, ok)),
     ]
 }
 
@@ -456,13 +471,15 @@ fn used_in(counted: &BTreeMap<Uuid, (Decimal, Date)>, period: Period, day: Date)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
-    /// Random operation streams under random group limits, with group moves and time moving
-    /// on: no accepted reservation ever takes a period's spending above the limit of the
-    /// client's group at that moment, the balance never exceeds the group's maximum when
-    /// credited, available never goes negative, and money is conserved (balance = top-ups −
-    /// captured payments). A refused command changes nothing.
+    /// Random operation streams under random group limits, with group moves, time moving on
+    /// and cancellation requests answered at random: no accepted reservation ever takes a
+    /// period's spending above the limit of the client's group at that moment, the balance
+    /// never exceeds the group's maximum when topped up, available never goes negative, no
+    /// request is made while another is pending, only a successful payment is refunded and at
+    /// most once, and money is conserved (balance = top-ups − captured payments + refunds). A
+    /// refused command changes nothing.
     #[test]
     fn limits_are_never_exceeded_and_money_is_conserved(
         groups in prop::collection::vec(random_limits(), 3),
@@ -476,6 +493,8 @@ proptest! {
         let mut counted: BTreeMap<Uuid, (Decimal, Date)> = BTreeMap::new();
         let mut topped = Decimal::ZERO;
         let mut captured = Decimal::ZERO;
+        let mut refunded = Decimal::ZERO;
+        let mut refunds = std::collections::BTreeSet::new();
         let offset = etr_domain::limits::MOSCOW;
         for (i, op) in ops.into_iter().enumerate() {
             let cents = |c: i64| Decimal::new(c, 2);
@@ -494,6 +513,15 @@ proptest! {
                 Op::Cancel(k) => match payments.get(k) { Some(id) => payment(*id, payment::Command::Cancel { reason: "r".into() }), None => continue },
                 Op::MoveTo(g) => client_command(client::Command::ChangeGroup { group: GroupId::parse(names[g]).unwrap(), reason: "r".into() }),
                 Op::Advance(hours) => { w.now += Duration::hours(hours); continue; }
+                Op::RequestCancellation(k) => match payments.get(k) {
+                    Some(id) => payment(*id, payment::Command::RequestCancellation { request_id: Uuid::from_u128(9_000 + i as u128), reason: "r".into() }),
+                    None => continue,
+                },
+                Op::RecordCancellation(k, ok) => {
+                    let Some(id) = payments.get(k) else { continue };
+                    let Some(request) = w.payment_opt(*id).and_then(|p| p.cancellations.last().cloned()) else { continue };
+                    payment(*id, payment::Command::RecordCancellation { request_id: request.request_id, outcome: if ok { Execution::Succeeded { provider_reference: "rev".into() } } else { Execution::Failed { reason: "refused".into() } } })
+                }
             };
             let limits = groups[group].clone();
             let before = w.states.clone();
@@ -533,13 +561,22 @@ proptest! {
                             prop_assert!(w.wallet().balance <= limits.max_balance);
                         }
                         Event::Wallet(wallet::Event::HoldCaptured { amount, .. }) => captured += amount.amount,
+                        Event::Wallet(wallet::Event::PaymentRefunded { payment_id, amount, .. }) => {
+                            refunded += amount.amount;
+                            prop_assert_eq!(w.payment(*payment_id).status, payment::Status::Succeeded, "only a successful payment is refunded");
+                            prop_assert!(refunds.insert(*payment_id), "a payment refunded twice");
+                        }
+                        Event::Payment(payment::Event::CancellationRequested { .. }) => {
+                            let pending = match &command { Command::Payment { payment_id, .. } => before_payment(&before, *payment_id).is_some_and(|p| p.cancellations.iter().any(|c| c.status.is_pending())), _ => false };
+                            prop_assert!(!pending, "a request was made while another was pending");
+                        }
                         _ => {}
                     }
                 },
             }
             let wallet = w.wallet();
             prop_assert!(wallet.available() >= Decimal::ZERO, "available went negative: {:?}", wallet);
-            prop_assert_eq!(wallet.balance, topped - captured);
+            prop_assert_eq!(wallet.balance, topped - captured + refunded, "money is conserved");
             // The aggregate's own ledger agrees with the model for today.
             let today = etr_domain::limits::local_day(w.now, offset);
             for period in Period::ALL {

@@ -442,7 +442,7 @@ async fn killed_between_commit_and_publish_loses_nothing_and_snapshots_rebuild()
     assert_eq!(report["differing_rows"], 0);
     assert_eq!(
         report["aggregates"].as_u64(),
-        Some(6 + 20 * 6),
-        "6 wallets + 120 payments"
+        Some(6 + 6 + 20 * 6),
+        "6 wallets + their 6 clients (group and spending) + 120 payments"
     );
 }

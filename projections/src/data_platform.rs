@@ -309,6 +309,9 @@ impl<'a> Rows<'a> {
                 amount,
                 ..
             } => ("transfer_in", amount, *transfer_id, [1, 0, 1, 0]),
+            W::PaymentRefunded {
+                payment_id, amount, ..
+            } => ("refund", amount, *payment_id, [1, 0, 1, 0]),
         };
         let signed = |sign: i8| match sign {
             1 => amount.amount,
@@ -356,6 +359,13 @@ impl<'a> Rows<'a> {
                 );
                 return;
             }
+            // A cancellation request does not change the payment's status (6); the refund
+            // shows as the wallet's movement.
+            P::CancellationRequested { .. }
+            | P::CancellationRejected { .. }
+            | P::CancellationSentToProcessing { .. }
+            | P::CancellationSucceeded { .. }
+            | P::CancellationFailed { .. } => return,
             P::PaymentConfirmationRequested { .. } => "awaiting_confirmation",
             P::PaymentConfirmed => "fraud_control",
             P::PaymentLocked => "locked",

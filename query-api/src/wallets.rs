@@ -211,10 +211,42 @@ pub struct Operation {
     pub failure_reason: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    #[graphql(skip)]
+    pub cancellations: Option<sqlx::types::Json<Vec<etr_domain::payment::CancellationRequest>>>,
+    /// The amount refunded to the wallet by a cancellation that succeeded (decimal string).
+    pub refunded: Option<String>,
+}
+
+/// A request to cancel a successful operation (e-wallet spec §3.4).
+#[derive(SimpleObject)]
+pub struct CancellationRequest {
+    pub request_id: Uuid,
+    /// `new`, `sent_to_processing`, `rejected`, `succeeded` or `processing_error`.
+    pub status: String,
+    pub reason: String,
+    /// The failed check, or the processing centre's error.
+    pub error: Option<String>,
+    /// The reversal's reference at the processing centre.
+    pub reference: Option<String>,
 }
 
 #[ComplexObject]
 impl Operation {
+    /// The cancellation requests of the operation, oldest first.
+    async fn cancellation_requests(&self) -> Vec<CancellationRequest> {
+        self.cancellations
+            .iter()
+            .flat_map(|c| c.0.iter())
+            .map(|c| CancellationRequest {
+                request_id: c.request_id,
+                status: c.status.label().into(),
+                reason: c.reason.clone(),
+                error: c.error.clone(),
+                reference: c.reference.clone(),
+            })
+            .collect()
+    }
+
     /// Every status the operation went through, in log order.
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StatusChange>> {
         children(ctx, self.payment_id).await
@@ -249,7 +281,8 @@ impl Client {
 
 const WALLET_SELECT: &str = "SELECT wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \
      state->'holds' AS holds FROM rm_wallets";
-pub(crate) const OPERATION_SELECT: &str = "SELECT payment_id, wallet_id, client_id, amount::text AS amount, currency, service_id, status_code, status, provider_reference, failure_reason, created_at, updated_at FROM rm_payments";
+pub(crate) const OPERATION_SELECT: &str = "SELECT payment_id, wallet_id, client_id, amount::text AS amount, currency, service_id, status_code, status, provider_reference, failure_reason, created_at, updated_at, \
+     state->'cancellations' AS cancellations, state->'refunded'->>'amount' AS refunded FROM rm_payments";
 
 /// Loader queries (see [`crate::loaders::Children`]).
 pub(crate) const WALLETS_OF_CLIENTS: &str = "SELECT client_id AS group_key, wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \

@@ -196,8 +196,31 @@ impl Executor {
                     };
                     recorded += self.advance(id, client, correlation, input).await?;
                 }
+                Action::CallProviderCancel {
+                    order,
+                    request_id,
+                    provider_reference,
+                } => {
+                    let timeout = Duration::try_from(self.policy.attempt_timeout)
+                        .unwrap_or(Duration::from_secs(5));
+                    let answer = tokio::time::timeout(
+                        timeout,
+                        self.provider
+                            .cancel(&order, request_id, &provider_reference),
+                    )
+                    .await;
+                    let now = OffsetDateTime::now_utc();
+                    let input = match answer {
+                        Ok(outcome) => Input::Answered { now, outcome },
+                        Err(_) => {
+                            tracing::warn!(payment = %id, "the processing centre did not answer a cancellation in time");
+                            Input::Unanswered { now }
+                        }
+                    };
+                    recorded += self.advance(id, client, correlation, input).await?;
+                }
                 Action::Issue { step, command } => {
-                    self.issue(id, correlation, step, command).await?;
+                    self.issue(id, correlation, &step, command).await?;
                     recorded += 1;
                 }
                 Action::WakeAt(_) => {}
@@ -231,7 +254,7 @@ impl Executor {
         let mut recorded = 0;
         for action in actions {
             if let Action::Issue { step, command } = action {
-                self.issue(id, correlation, step, command).await?;
+                self.issue(id, correlation, &step, command).await?;
                 recorded += 1;
             }
         }
@@ -242,7 +265,7 @@ impl Executor {
         &self,
         id: uuid::Uuid,
         correlation: &str,
-        step: &'static str,
+        step: &str,
         command: etr_domain::Command,
     ) -> Result<(), Error> {
         let issued = self

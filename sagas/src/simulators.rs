@@ -66,7 +66,9 @@ impl FraudControl for FraudSimulator {
 
 /// Payment processing simulator (SBC / Tinkoff / Elecsnet stand-in). Fails when the service
 /// id contains `fail`, or for `failure_percent` % of payment ids; never answers when it
-/// contains `hang`; otherwise returns a reference derived from the payment id.
+/// contains `hang`; otherwise returns a reference derived from the payment id. A
+/// cancellation is refused when the service id contains `nocancel`, and otherwise reverses
+/// the payment with a reference derived from the request id.
 ///
 /// Like a real provider it is idempotent by the payment id: a repeated call for a payment
 /// it already executed answers the first result and executes nothing. It counts the calls
@@ -76,6 +78,7 @@ pub struct PaymentProviderSimulator {
     pub failure_percent: u8,
     pub latency: Duration,
     executed: Mutex<HashMap<Uuid, Execution>>,
+    cancelled: Mutex<HashMap<Uuid, Execution>>,
     calls: AtomicU64,
 }
 
@@ -133,6 +136,34 @@ impl PaymentProvider for PaymentProviderSimulator {
                 return m.entry(order.payment_id).or_insert(answer).clone();
             }
             answer
+        })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        order: &'a PaymentOrder,
+        request_id: Uuid,
+        provider_reference: &'a str,
+    ) -> BoxFuture<'a, Execution> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
+            let answer = if order.service_id.contains("nocancel") || provider_reference.is_empty() {
+                Execution::Failed {
+                    reason: "the processing centre refused to reverse the operation".into(),
+                }
+            } else {
+                let id = request_id.simple().to_string();
+                Execution::Succeeded {
+                    provider_reference: format!("REV-{}", &id[..12]),
+                }
+            };
+            match self.cancelled.lock() {
+                Ok(mut m) => m.entry(request_id).or_insert(answer).clone(),
+                Err(_) => answer,
+            }
         })
     }
 }

@@ -89,6 +89,11 @@ pub fn every_event() -> Vec<Event> {
             from_wallet_id: id(1),
             amount: money(1),
         }),
+        W(wallet::Event::PaymentRefunded {
+            payment_id: id(4),
+            request_id: id(8),
+            amount: money(5_000),
+        }),
         W(wallet::Event::WalletClosed {
             reason: "closed by client".into(),
         }),
@@ -107,10 +112,6 @@ pub fn every_event() -> Vec<Event> {
         P(payment::Event::PaymentConfirmed),
         P(payment::Event::PaymentReserved {
             amount: money(5_000),
-            limit_day: None,
-        }),
-        P(payment::Event::PaymentReserved {
-            amount: money(5_000),
             limit_day: Some(time::macros::date!(2026 - 11 - 30)),
         }),
         P(payment::Event::PaymentExecutionStarted),
@@ -126,6 +127,29 @@ pub fn every_event() -> Vec<Event> {
         }),
         P(payment::Event::PaymentCancelled {
             reason: "fraud control: velocity".into(),
+        }),
+        P(payment::Event::CancellationRequested {
+            request_id: id(8),
+            reason: "the service was not provided".into(),
+        }),
+        P(payment::Event::CancellationRejected {
+            request_id: id(8),
+            reason: "the operation is failed (8), not in its final success status (6)".into(),
+        }),
+        P(payment::Event::CancellationSentToProcessing {
+            request_id: id(8),
+            wallet_id: id(1),
+            amount: money(5_000),
+            service_id: "mobile".into(),
+            provider_reference: "sbc-42".into(),
+        }),
+        P(payment::Event::CancellationSucceeded {
+            request_id: id(8),
+            reference: "REV-42".into(),
+        }),
+        P(payment::Event::CancellationFailed {
+            request_id: id(8),
+            reason: "the processing centre refused".into(),
         }),
         C(client::Event::ClientRegistered {
             personal: sealed.clone(),
