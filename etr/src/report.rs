@@ -56,37 +56,41 @@ pub enum Action {
     },
 }
 
+/// A schedule to add.
+#[derive(clap::Args)]
+pub struct AddSchedule {
+    #[arg(long)]
+    name: String,
+    /// turnover | daily | chart
+    #[arg(long)]
+    report: String,
+    /// csv | xlsx (tables), png | svg (chart)
+    #[arg(long)]
+    format: String,
+    /// day | month (chart only)
+    #[arg(long)]
+    by: Option<String>,
+    #[arg(long)]
+    client: Option<uuid::Uuid>,
+    #[arg(long)]
+    wallet: Option<uuid::Uuid>,
+    /// day | week | month: each run covers the day, the 7 days, or the month before it.
+    #[arg(long)]
+    every: String,
+    /// Delivery addresses, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    recipients: Vec<String>,
+    /// First run, RFC 3339 (default: the next midnight in --utc-offset).
+    #[arg(long)]
+    first_run: Option<String>,
+    #[arg(long, default_value = "+03:00", allow_hyphen_values = true)]
+    utc_offset: String,
+}
+
 #[derive(clap::Subcommand)]
 pub enum ScheduleAction {
     /// Schedule a report; prints the schedule's id.
-    Add {
-        #[arg(long)]
-        name: String,
-        /// turnover | daily | chart
-        #[arg(long)]
-        report: String,
-        /// csv | xlsx (tables), png | svg (chart)
-        #[arg(long)]
-        format: String,
-        /// day | month (chart only)
-        #[arg(long)]
-        by: Option<String>,
-        #[arg(long)]
-        client: Option<uuid::Uuid>,
-        #[arg(long)]
-        wallet: Option<uuid::Uuid>,
-        /// day | week | month: each run covers the day, the 7 days, or the month before it.
-        #[arg(long)]
-        every: String,
-        /// Delivery addresses, comma-separated.
-        #[arg(long, value_delimiter = ',', required = true)]
-        recipients: Vec<String>,
-        /// First run, RFC 3339 (default: the next midnight in --utc-offset).
-        #[arg(long)]
-        first_run: Option<String>,
-        #[arg(long, default_value = "+03:00", allow_hyphen_values = true)]
-        utc_offset: String,
-    },
+    Add(Box<AddSchedule>),
     /// Every schedule (JSON lines).
     List,
     /// The latest runs (JSON lines), of one schedule when given.
@@ -148,18 +152,19 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<()> {
 async fn run_schedule(settings: &Settings, action: ScheduleAction) -> anyhow::Result<()> {
     let pool = etr_platform::database(settings).await?;
     match action {
-        ScheduleAction::Add {
-            name,
-            report,
-            format,
-            by,
-            client,
-            wallet,
-            every,
-            recipients,
-            first_run,
-            utc_offset,
-        } => {
+        ScheduleAction::Add(add) => {
+            let AddSchedule {
+                name,
+                report,
+                format,
+                by,
+                client,
+                wallet,
+                every,
+                recipients,
+                first_run,
+                utc_offset,
+            } = *add;
             let offset = parse_offset(&utc_offset)?;
             let first_run_at = match first_run {
                 Some(t) => {

@@ -302,8 +302,7 @@ pub fn daily_xlsx(daily: &DailyBalances) -> Result<Vec<u8>, Error> {
         ],
         &[12.0, 38.0, 38.0, 8.0, 18.0, 16.0, 16.0, 18.0],
     )?;
-    let mut row = HEADER_ROW + 1;
-    for r in &daily.rows {
+    for (row, r) in (HEADER_ROW + 1..).zip(&daily.rows) {
         let date = ExcelDateTime::from_ymd(
             u16::try_from(r.date.year()).unwrap_or(1900),
             u8::from(r.date.month()),
@@ -317,7 +316,6 @@ pub fn daily_xlsx(daily: &DailyBalances) -> Result<Vec<u8>, Error> {
         ws.write_number_with_format(row, 5, number(r.debit), &f.money)?;
         ws.write_number_with_format(row, 6, number(r.credit), &f.money)?;
         ws.write_number_with_format(row, 7, number(r.closing), &f.money)?;
-        row += 1;
     }
     ws.set_freeze_panes(HEADER_ROW + 1, 0)?;
     Ok(book.save_to_buffer()?)

@@ -193,7 +193,9 @@ pub struct RunRow {
     pub schedule_id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub due_at: OffsetDateTime,
+    #[serde(serialize_with = "iso_date")]
     pub period_from: Date,
+    #[serde(serialize_with = "iso_date")]
     pub period_to: Date,
     /// `pending`, `running`, `retry`, `done` or `failed`.
     pub status: String,
@@ -201,6 +203,11 @@ pub struct RunRow {
     pub location: Option<String>,
     pub bytes: Option<i64>,
     pub error: Option<String>,
+}
+
+/// A date as `2026-11-30`.
+fn iso_date<S: serde::Serializer>(date: &Date, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(date)
 }
 
 /// Every schedule, by name.
