@@ -38,7 +38,8 @@ async fn the_turnover_sheet_over_graphql_matches_the_events_on_the_log() {
     let env = Env::new("reports").await;
     let reports_dir = std::env::temp_dir().join(format!("etr-reports-{}", uuid::Uuid::new_v4()));
     let mut up = env.command(&["up", "--no-demo"]);
-    up.env("ETR_REPORTS_DIR", &reports_dir);
+    up.env("ETR_REPORTS_DIR", &reports_dir)
+        .env("ETR_REPORTS_POLL_MS", "200");
     let etr = env.start_with(up).await;
     let api = Api::new(&env);
     let client = uuid::Uuid::new_v4();
@@ -377,6 +378,76 @@ async fn the_turnover_sheet_over_graphql_matches_the_events_on_the_log() {
     assert!(std::fs::read_to_string(&chart)
         .expect("svg")
         .contains("<svg"));
+
+    // A schedule that came due a minute ago: the platform's runner stores the chart and
+    // notifies the recipient.
+    let first_run = (time::OffsetDateTime::now_utc() - time::Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a time");
+    let added = env
+        .command(&[
+            "report",
+            "schedule",
+            "add",
+            "--name",
+            "Daily chart",
+            "--report",
+            "chart",
+            "--format",
+            "png",
+            "--by",
+            "day",
+            "--client",
+            &c,
+            "--every",
+            "day",
+            "--recipients",
+            "ops@example.com",
+            "--first-run",
+            &first_run,
+        ])
+        .output()
+        .expect("etr report schedule add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let added: Value = serde_json::from_slice(&added.stdout).expect("JSON");
+    let schedule = uuid::Uuid::parse_str(added["schedule_id"].as_str().expect("id")).expect("uuid");
+    let pool = sqlx::PgPool::connect(&env.database_url).await.expect("db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (location, status): (String, String) = loop {
+        let run: Option<(Option<String>, String)> =
+            sqlx::query_as("SELECT location, status FROM report_runs WHERE schedule_id = $1")
+                .bind(schedule)
+                .fetch_optional(&pool)
+                .await
+                .expect("runs");
+        if let Some((Some(location), status)) = run {
+            break (location, status);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled run did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, "done");
+    let path = location.strip_prefix("file://").expect("a local file");
+    assert!(std::fs::read(path)
+        .expect("the stored chart")
+        .starts_with(b"\x89PNG"));
+    let notices: Vec<(String, String)> =
+        sqlx::query_as("SELECT recipient, location FROM report_deliveries")
+            .fetch_all(&pool)
+            .await
+            .expect("deliveries");
+    assert_eq!(
+        notices,
+        vec![("ops@example.com".to_owned(), location.clone())]
+    );
+    pool.close().await;
 
     etr.kill();
     std::fs::remove_dir_all(&reports_dir).ok();

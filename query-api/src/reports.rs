@@ -22,8 +22,8 @@ use uuid::Uuid;
 use crate::auth::{viewer, Keys, Role, Viewer};
 use crate::{pool, reach, PositionInput, WALLETS};
 
-/// The most rows (days × accounts) `dailyBalances` answers with; larger reports are
-/// downloaded as files.
+/// The most rows (days × accounts) `dailyBalances` answers with, and the most accounts
+/// `turnoverSheet` does; larger reports are downloaded as files.
 pub const MAX_GRAPHQL_DAILY_ROWS: usize = 20_000;
 
 /// A refusal: its code, HTTP status and message.
@@ -272,7 +272,8 @@ async fn ledger(
 #[Object]
 impl ReportQuery {
     /// The turnover balance sheet of the wallet accounts (all of them, a client's, or one
-    /// wallet) for the days `from ..= to` (at most 3,660).
+    /// wallet) for the days `from ..= to` (at most 3,660 days and 20,000 accounts; more
+    /// come from the download endpoint).
     #[allow(clippy::too_many_arguments)]
     async fn turnover_sheet(
         &self,
@@ -296,7 +297,15 @@ impl ReportQuery {
             min_position,
         )
         .await?;
-        let sheet = ledger(ctx, scope, period).await?.turnover();
+        let ledger = ledger(ctx, scope, period).await?;
+        if ledger.accounts.len() > MAX_GRAPHQL_DAILY_ROWS {
+            return Err(Refusal::from(etr_reports::Error::TooLarge {
+                rows: ledger.accounts.len(),
+                max: MAX_GRAPHQL_DAILY_ROWS,
+            })
+            .graphql());
+        }
+        let sheet = ledger.turnover();
         Ok(TurnoverSheet {
             from,
             to,
