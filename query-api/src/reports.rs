@@ -427,11 +427,8 @@ impl ReportQuery {
             min_position,
         )
         .await?;
-        let daily = ledger(ctx, scope, period)
+        Ok(ledger(ctx, scope, period)
             .await?
-            .daily()
-            .map_err(|e| Refusal::from(e).graphql())?;
-        Ok(daily
             .series(by)
             .into_iter()
             .map(|s| BalanceSeries {

@@ -142,7 +142,7 @@ pub struct File {
 
 /// Renders a report from a ledger already read (pure).
 ///
-/// Errors: [`Error::TooLarge`] (daily rows), and the format's own.
+/// Errors: [`Error::TooLarge`] (daily rows of a table), and the format's own.
 pub fn render_ledger(kind: Kind, scope: &Scope, ledger: &Ledger) -> Result<File, Error> {
     let bytes = match kind {
         Kind::Turnover(TableFormat::Csv) => export::turnover_csv(&ledger.turnover())?,
@@ -150,7 +150,7 @@ pub fn render_ledger(kind: Kind, scope: &Scope, ledger: &Ledger) -> Result<File,
         Kind::Daily(TableFormat::Csv) => export::daily_csv(&ledger.daily()?)?,
         Kind::Daily(TableFormat::Xlsx) => export::daily_xlsx(&ledger.daily()?)?,
         Kind::Chart(by, format) => {
-            let series = ledger.daily()?.series(by);
+            let series = ledger.series(by);
             let scope = scope.describe();
             chart::render(
                 &chart::Chart {

@@ -369,27 +369,43 @@ pub struct Series {
     pub points: Vec<(Date, Decimal)>,
 }
 
-impl DailyBalances {
+impl Ledger {
     /// The balance-change chart's data: per currency, the accounts' summed closing balance on
-    /// each sampled day ([`ChartBy`]).
+    /// each sampled day ([`ChartBy`]). Computed day by day without keeping a row per account
+    /// and day, so a month-end chart over years of many accounts has no row limit.
     pub fn series(&self, by: ChartBy) -> Vec<Series> {
         let to = self.period.to();
-        let sampled = |d: Date| match by {
-            ChartBy::Day => true,
-            ChartBy::Month => d == month_end(d) || d == to,
-        };
-        let mut sums: BTreeMap<&str, BTreeMap<Date, Decimal>> = BTreeMap::new();
-        for r in self.rows.iter().filter(|r| sampled(r.date)) {
-            *sums
-                .entry(&r.currency)
-                .or_default()
-                .entry(r.date)
-                .or_insert(Decimal::ZERO) += r.closing;
+        let accounts = self.accounts_sorted();
+        let turnover = self.by_account_and_day();
+        let mut balances: Vec<Decimal> = accounts.iter().map(|a| a.opening).collect();
+        let mut sums: BTreeMap<&str, Vec<(Date, Decimal)>> = BTreeMap::new();
+        for date in self.period.each_day() {
+            for (a, balance) in accounts.iter().zip(balances.iter_mut()) {
+                if let Some((debit, credit, _)) =
+                    turnover.get(&a.wallet_id).and_then(|d| d.get(&date))
+                {
+                    *balance += *credit - *debit;
+                }
+            }
+            let sampled = match by {
+                ChartBy::Day => true,
+                ChartBy::Month => date == month_end(date) || date == to,
+            };
+            if !sampled {
+                continue;
+            }
+            for (a, balance) in accounts.iter().zip(&balances) {
+                let points = sums.entry(&a.currency).or_default();
+                match points.last_mut() {
+                    Some((d, sum)) if *d == date => *sum += *balance,
+                    _ => points.push((date, *balance)),
+                }
+            }
         }
         sums.into_iter()
             .map(|(currency, points)| Series {
                 currency: currency.to_owned(),
-                points: points.into_iter().collect(),
+                points,
             })
             .collect()
     }
@@ -610,12 +626,22 @@ mod tests {
         let (mut ledger, _, _) = ledger();
         ledger.period =
             Period::new(date!(2026 - 10 - 30), date!(2026 - 12 - 10), MOSCOW, 366).expect("period");
-        let daily = ledger.daily().expect("daily");
-        let by_day = daily.series(ChartBy::Day);
+        let by_day = ledger.series(ChartBy::Day);
         assert_eq!(by_day.len(), 1);
         assert_eq!(by_day[0].points.len(), 42);
         assert_eq!(by_day[0].points[0], (date!(2026 - 10 - 30), dec!(100.00)));
-        let by_month = daily.series(ChartBy::Month);
+        // Each day's point is the sum of that day's closing balances in the daily report.
+        let daily = ledger.daily().expect("daily");
+        for (date, sum) in &by_day[0].points {
+            let closing: Decimal = daily
+                .rows
+                .iter()
+                .filter(|r| r.date == *date)
+                .map(|r| r.closing)
+                .sum();
+            assert_eq!(*sum, closing, "{date}");
+        }
+        let by_month = ledger.series(ChartBy::Month);
         assert_eq!(
             by_month[0].points,
             vec![

@@ -224,9 +224,8 @@ fn the_chart_is_a_png_and_an_svg_with_dates_and_amounts() {
     let mut ledger = ledger();
     ledger.period =
         Period::new(date!(2026 - 09 - 01), date!(2026 - 12 - 31), MOSCOW, 3660).expect("period");
-    let daily = ledger.daily().expect("daily");
     for by in [ChartBy::Day, ChartBy::Month] {
-        let series = daily.series(by);
+        let series = ledger.series(by);
         let c = chart::Chart {
             period: ledger.period,
             by,
