@@ -250,11 +250,11 @@ async fn prepare(
 ) -> async_graphql::Result<(Scope, Period)> {
     let v = viewer(ctx)?;
     let pool = pool(ctx)?;
-    let offset = offset(utc_offset.as_deref()).map_err(Refusal::graphql)?;
-    let period = Period::new(from, to, offset, max_days).map_err(|e| Refusal::from(e).graphql())?;
     let scope = scope_for(pool, v, client_id, wallet_id)
         .await
         .map_err(Refusal::graphql)?;
+    let offset = offset(utc_offset.as_deref()).map_err(Refusal::graphql)?;
+    let period = Period::new(from, to, offset, max_days).map_err(|e| Refusal::from(e).graphql())?;
     reach(pool, WALLETS, min_position).await?;
     Ok((scope, period))
 }
@@ -510,17 +510,15 @@ async fn file_response(
             "`by` is a chart's parameter",
         ));
     }
-    let kind = Kind::parse(report, format, params.by.as_deref())?;
+    let scope = scope_for(pool, &viewer, params.client_id, params.wallet_id).await?;
     let request = etr_reports::Request {
-        kind,
-        scope: Scope::all(),
+        kind: Kind::parse(report, format, params.by.as_deref())?,
+        scope,
         from: etr_reports::period::parse_date(&params.from)?,
         to: etr_reports::period::parse_date(&params.to)?,
         offset: offset(params.utc_offset.as_deref())?,
     };
-    request.period()?;
-    let scope = scope_for(pool, &viewer, params.client_id, params.wallet_id).await?;
-    let file = etr_reports::render(pool, &etr_reports::Request { scope, ..request }).await?;
+    let file = etr_reports::render(pool, &request).await?;
     Ok((
         [
             (header::CONTENT_TYPE, file.content_type.to_owned()),
