@@ -100,6 +100,10 @@ pub enum ScheduleAction {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Stop a schedule (its runs are kept).
+    Pause { schedule: uuid::Uuid },
+    /// Resume a stopped schedule.
+    Resume { schedule: uuid::Uuid },
     /// Run what is due now once (the platform's scheduler does this on its own).
     RunDue,
 }
@@ -200,6 +204,16 @@ async fn run_schedule(settings: &Settings, action: ScheduleAction) -> anyhow::Re
             for r in schedule::runs(&pool, schedule, limit).await? {
                 println!("{}", serde_json::to_string(&r)?);
             }
+        }
+        ScheduleAction::Pause { schedule } | ScheduleAction::Resume { schedule } => {
+            let active = matches!(action, ScheduleAction::Resume { .. });
+            if !schedule::set_active(&pool, schedule, active).await? {
+                anyhow::bail!("no report schedule {schedule}");
+            }
+            println!(
+                "{}",
+                serde_json::json!({"schedule_id": schedule, "active": active})
+            );
         }
         ScheduleAction::RunDue => {
             let tick = etr_platform::reports::report_runner(&pool)?.tick().await?;

@@ -10,8 +10,9 @@
 //! ([`dead_letters`]).
 //!
 //! Read models: clients, wallet accounts (balance, holds, available), their balance movements
-//! (the balance reports' input) and payments with their status history ([`wallets`]); applications, loans and loan movements ([`lending`]); every
-//! client's events with their envelopes ([`timeline`]). The data platform ([`data_platform`])
+//! (the balance reports' input) and payments with their status history ([`wallets`]);
+//! applications, loans and loan movements ([`lending`]); every client's events with their
+//! envelopes ([`timeline`]). The data platform ([`data_platform`])
 //! is the log replayed into analytics tables.
 //!
 //! The log read directly, outside any projection's checkpoints, is [`log`]: every event in

@@ -205,6 +205,19 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// Stops (`active = false`) or resumes a schedule; returns whether it exists. A resumed
+/// schedule that missed due times catches up one period per tick.
+///
+/// Errors: [`Error::Database`].
+pub async fn set_active(pool: &PgPool, schedule: Uuid, active: bool) -> Result<bool, Error> {
+    let updated = sqlx::query("UPDATE report_schedules SET active = $2 WHERE schedule_id = $1")
+        .bind(schedule)
+        .bind(active)
+        .execute(pool)
+        .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// A date as `2026-11-30`.
 fn iso_date<S: serde::Serializer>(date: &Date, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(date)
