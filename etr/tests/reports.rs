@@ -194,6 +194,21 @@ async fn the_turnover_sheet_over_graphql_matches_the_events_on_the_log() {
         .expect("w1");
     assert_eq!(last_w1["closing"], "649.75");
 
+    // The chart's data: one RUB line whose last point is the sheet's total closing balance.
+    let v = env
+        .graphql(
+            Some(&operator),
+            "query($from: Date!, $to: Date!, $client: UUID) { balanceChart(from: $from, to: $to, by: MONTH, clientId: $client) { currency points { date balance } } }",
+            json!({"from": from, "to": to, "client": c}),
+        )
+        .await;
+    let series = v["data"]["balanceChart"].as_array().expect("series");
+    assert_eq!(series.len(), 1, "{v}");
+    assert_eq!(series[0]["currency"], "RUB");
+    let points = series[0]["points"].as_array().expect("points");
+    assert_eq!(points.last().expect("a point")["date"], to.as_str());
+    assert_eq!(points.last().expect("a point")["balance"], "800.25", "{v}");
+
     // The client itself reads its own sheet; others, partners and strangers do not.
     let mine = token(&c, Role::Client);
     let v = env
