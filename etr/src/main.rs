@@ -10,6 +10,7 @@ mod log;
 mod passports;
 mod platform;
 mod rebuild;
+mod report;
 mod timeline;
 
 use anyhow::Context as _;
@@ -134,6 +135,12 @@ enum Cmd {
         #[command(subcommand)]
         which: calc::Which,
     },
+    /// Balance reports of the e-wallet from the read models: `turnover`, `daily` and `chart`
+    /// write a file (csv / xlsx, png / svg); `schedule` manages scheduled runs.
+    Report {
+        #[command(subcommand)]
+        action: report::Action,
+    },
     /// Records of the log a consumer could not read: list them, retry them once the cause
     /// is fixed (JSON lines).
     DeadLetters {
@@ -210,5 +217,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Calc { which } => calc::run(which),
         Cmd::Passports { action } => passports::run(&settings, action).await,
         Cmd::Lists { action } => lists::run(&settings, action).await,
+        Cmd::Report { action } => report::run(&settings, action).await,
     }
 }

@@ -34,6 +34,8 @@ async fn serve(
         // runs everything).
         start_query_api(&settings, pool.clone()).await?;
         start_projectors(&settings, &pool, Restart::Supervised)?;
+        // Scheduled balance reports read the read models this process keeps.
+        etr_platform::reports::start_report_scheduler(&pool, Restart::Supervised)?;
     }
     let app = command_app(&settings, &pool, committed).await?;
     // Every process that decides commands also runs the payment processor; its instances

@@ -34,6 +34,8 @@ pub enum Error {
     Command(#[from] etr_command_api::Error),
     #[error(transparent)]
     Projection(#[from] etr_projections::Error),
+    #[error(transparent)]
+    Report(#[from] etr_reports::Error),
     #[error("token: {0}")]
     Token(#[from] etr_infra::auth::TokenError),
     #[error("http client: {0}")]

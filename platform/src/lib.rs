@@ -7,14 +7,16 @@
 //! command API's application ([`command_app`]), the payment processor
 //! ([`start_payment_processor`]: tracker + executor, its commands through
 //! [`HandlerCommands`]), the projectors ([`start_projectors`]), the query API
-//! ([`start_query_api`]), and the tokens a development setup hands out ([`dev_token`],
-//! [`client_bearer`]). A started role runs in its own task, restarted after an error or not
-//! ([`Restart`]).
+//! ([`start_query_api`]), the scheduled balance reports
+//! ([`reports::start_report_scheduler`]), and the tokens a development setup hands out
+//! ([`dev_token`], [`client_bearer`]). A started role runs in its own task, restarted after an
+//! error or not ([`Restart`]).
 //!
 //! Nothing here decides anything about the business: every decision is the crates'.
 
 mod error;
 pub mod lending;
+pub mod reports;
 
 pub use error::Error;
 

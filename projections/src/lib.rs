@@ -9,9 +9,10 @@
 //! event goes to the dead-letter table, from which an operator retries it
 //! ([`dead_letters`]).
 //!
-//! Read models: clients, wallet accounts (balance, holds, available) and payments with their
-//! status history ([`wallets`]); applications, loans and loan movements ([`lending`]); every
-//! client's events with their envelopes ([`timeline`]). The data platform ([`data_platform`])
+//! Read models: clients, wallet accounts (balance, holds, available), their balance movements
+//! (the balance reports' input) and payments with their status history ([`wallets`]);
+//! applications, loans and loan movements ([`lending`]); every client's events with their
+//! envelopes ([`timeline`]). The data platform ([`data_platform`])
 //! is the log replayed into analytics tables.
 //!
 //! The log read directly, outside any projection's checkpoints, is [`log`]: every event in

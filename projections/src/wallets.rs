@@ -1,5 +1,6 @@
-//! The wallet read models: clients, wallet accounts and payments with their status history,
-//! and each client's group, UTC offset and spending against its limits (`rm_client_limits`).
+//! The wallet read models: clients, wallet accounts with their balance movements, payments
+//! with their status history, and each client's group, UTC offset and spending against its
+//! limits (`rm_client_limits`).
 //! States are folded with the domain's own `evolve`, so the read model cannot disagree with
 //! the write side about money; the columns are derived from the folded state.
 
@@ -35,6 +36,7 @@ impl Projection for Wallets {
             "rm_payments",
             "rm_payment_history",
             "rm_client_limits",
+            "rm_wallet_movements",
         ]
     }
 
@@ -171,6 +173,61 @@ async fn apply_wallet(
     .bind(i64::try_from(env.aggregate_version).unwrap_or(i64::MAX))
     .bind(serde_json::to_value(&w)?)
     .bind(env.occurred_at)
+    .execute(&mut *tx)
+    .await?;
+    record_movement(tx, env, event, w.balance).await
+}
+
+/// A balance-changing wallet event as a row of `rm_wallet_movements` (the balance reports'
+/// input): kind, the operation it belongs to, the signed amount (positive money in, negative
+/// money out) and the balance after it. Holds, openings and closings move no money and
+/// write nothing.
+async fn record_movement(
+    tx: &mut PgConnection,
+    env: &Envelope,
+    event: &wallet::Event,
+    balance_after: rust_decimal::Decimal,
+) -> Result<(), Error> {
+    use wallet::Event as E;
+    let (kind, operation, amount, sign) = match event {
+        E::WalletToppedUp {
+            operation_id,
+            amount,
+            ..
+        } => ("top_up", operation_id, amount, 1),
+        E::HoldCaptured { payment_id, amount } => ("payment", payment_id, amount, -1),
+        E::TransferSent {
+            transfer_id,
+            amount,
+            ..
+        } => ("transfer_out", transfer_id, amount, -1),
+        E::TransferReceived {
+            transfer_id,
+            amount,
+            ..
+        } => ("transfer_in", transfer_id, amount, 1),
+        E::PaymentRefunded {
+            payment_id, amount, ..
+        } => ("refund", payment_id, amount, 1),
+        E::WalletOpened { .. }
+        | E::FundsHeld { .. }
+        | E::HoldReleased { .. }
+        | E::WalletClosed { .. } => return Ok(()),
+    };
+    sqlx::query(
+        "INSERT INTO rm_wallet_movements (wallet_id, client_id, partition, sequence, occurred_at, kind, operation_id, amount, currency, balance_after) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+    )
+    .bind(env.aggregate_id)
+    .bind(env.client_id.0)
+    .bind(i32::try_from(env.partition).unwrap_or(i32::MAX))
+    .bind(i64::try_from(env.sequence).unwrap_or(i64::MAX))
+    .bind(env.occurred_at)
+    .bind(kind)
+    .bind(*operation)
+    .bind(amount.amount * rust_decimal::Decimal::from(sign))
+    .bind(amount.currency.code())
+    .bind(balance_after)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -11,13 +11,16 @@
 //! (graphql-transport-ws or graphql-ws), the token in the `connection_init` payload as
 //! `{"Authorization": "Bearer …"}`. Children of a parent (a client's wallets, an
 //! operation's history, …) come through DataLoaders, one query per kind and response.
-//! `/metrics` exposes every projection's lag in the Prometheus text format.
+//! `/metrics` exposes every projection's lag in the Prometheus text format. Balance reports:
+//! `turnoverSheet`, `dailyBalances`, `balanceChart` and their files from
+//! `GET /reports/<report>.<format>` ([`reports`]).
 
 pub mod auth;
 pub mod customers;
 pub mod lending;
 mod loaders;
 mod metrics;
+pub mod reports;
 pub mod subscription;
 pub mod timeline;
 pub mod wallets;
@@ -42,7 +45,8 @@ use subscription::{Announcements, Subscription};
 
 pub type QuerySchema = Schema<Query, EmptyMutation, Subscription>;
 
-/// The projections and the fields they serve: `wallets` (clients, wallets, operations),
+/// The projections and the fields they serve: `wallets` (clients, wallets, operations,
+/// balance reports),
 /// `lending` (applications, loans), `timeline` (clientTimeline, clientStateAsOf).
 pub const WALLETS: &str = "wallets";
 pub const LENDING: &str = "lending";
@@ -56,6 +60,7 @@ pub struct Query(
     lending::LendingQuery,
     customers::CustomerQuery,
     timeline::TimelineQuery,
+    reports::ReportQuery,
     StatusQuery,
 );
 
@@ -96,7 +101,12 @@ pub fn router(pool: PgPool, keys: Keys) -> Router {
         .route("/", get(graphiql))
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(websocket))
-        .with_state((schema, keys))
+        .with_state((schema, keys.clone()))
+        .merge(
+            Router::new()
+                .route("/reports/{file}", get(reports::download))
+                .with_state((pool.clone(), keys)),
+        )
         .merge(
             Router::new()
                 .route("/metrics", get(metrics::metrics))

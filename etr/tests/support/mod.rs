@@ -384,6 +384,7 @@ pub async fn dump_read_models(pool: &sqlx::PgPool) -> Vec<String> {
         "SELECT concat_ws('|', payment_id, wallet_id, amount, currency, service_id, status_code, status, provider_reference, failure_reason, version, state::text, created_at, updated_at) FROM rm_payments ORDER BY payment_id",
         "SELECT concat_ws('|', payment_id, partition, sequence, event_type, status_code, status, occurred_at) FROM rm_payment_history ORDER BY payment_id, partition, sequence",
         "SELECT concat_ws('|', client_id, events, first_event_at, last_event_at) FROM rm_clients ORDER BY client_id",
+        "SELECT concat_ws('|', wallet_id, client_id, partition, sequence, occurred_at, kind, operation_id, amount, currency, balance_after) FROM rm_wallet_movements ORDER BY wallet_id, partition, sequence",
         "SELECT concat_ws('|', client_id, partition, sequence, event_id, event_type, aggregate_id, aggregate_version, actor_kind, actor_id, command_id, occurred_at, prev_hash, hash, event::text) FROM rm_timeline ORDER BY client_id, partition, sequence",
     ] {
         let part: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await.unwrap();
