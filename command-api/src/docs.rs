@@ -71,15 +71,20 @@ pub(crate) async fn asset(Path(path): Path<String>) -> Response {
     }
 }
 
-/// The OpenAPI document's bearer scheme (`bearer`, HTTP bearer with a JWT), required by
-/// every operation: the reference's "Authorize" fills it.
-pub(crate) struct BearerAuth;
+/// What the OpenAPI document says beyond the routes: the bearer scheme (`bearer`, HTTP
+/// bearer with a JWT) every operation requires — the reference's "Authorize" fills it — and
+/// the licence by name only (an SPDX identifier would make the reference link to spdx.org).
+pub(crate) struct DocumentSettings;
 
-impl utoipa::Modify for BearerAuth {
+impl utoipa::Modify for DocumentSettings {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{
             HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
         };
+        if let Some(license) = openapi.info.license.as_mut() {
+            license.identifier = None;
+            license.url = None;
+        }
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -157,12 +162,14 @@ mod tests {
     }
 
     #[test]
-    fn the_document_requires_the_bearer_scheme() {
+    fn the_document_requires_the_bearer_scheme_and_links_nowhere() {
         let doc = serde_json::to_value(crate::api::ApiDoc::openapi()).unwrap();
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
         assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
+        assert!(doc["info"]["license"]["identifier"].is_null(), "{doc}");
+        assert!(web::external_hosts(&doc.to_string()).is_empty(), "{doc}");
     }
 }

@@ -13,6 +13,7 @@ mod support;
 
 use etr_infra::web;
 use etr_query_api::auth::Role;
+use fantoccini::key::Key;
 use fantoccini::Locator;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -250,7 +251,16 @@ async fn api_reference_lists_every_operation_and_tops_up_offline() {
                 .find(Locator::Css(&format!("{op} textarea.body-param__text")))
                 .await
                 .unwrap();
-            body.clear().await.unwrap();
+            // Select the example and type over it, as a person would (the editor keeps its
+            // value in React state, which a WebDriver `clear` does not reach).
+            body.send_keys(&format!(
+                "{}a{}{}",
+                Key::Control,
+                Key::Null,
+                Key::Backspace
+            ))
+            .await
+            .unwrap();
             body.send_keys(r#"{"amount":"250.00","currency":"RUB","source":"card"}"#)
                 .await
                 .unwrap();
@@ -271,6 +281,15 @@ async fn api_reference_lists_every_operation_and_tops_up_offline() {
                 )
                 .await;
             assert!(answer.contains("\"balance\": \"250.00\""), "{answer}");
+            b.client
+                .execute(
+                    &format!(
+                        "document.querySelector(\"{op} .responses-wrapper\").scrollIntoView();"
+                    ),
+                    vec![],
+                )
+                .await
+                .unwrap();
             keep_screenshot(b, "api-reference-try-it").await;
             b.assert_self_contained(&env.api_addr).await;
         })

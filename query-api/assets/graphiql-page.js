@@ -146,7 +146,7 @@
       isHeadersEditorEnabled: true,
       shouldPersistHeaders: false,
       defaultEditorToolsVisibility: 'headers'
-    }));
+    }, React.createElement(GraphiQL.Logo, null, 'ETR GraphQL')));
   }
 
   var initial = search.get('token') || '';

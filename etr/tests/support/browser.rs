@@ -80,6 +80,9 @@ impl Browser {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver (scripts/env.sh ensure_browser installs it)");
+        for stale in ["png", "html"] {
+            let _ = std::fs::remove_file(artifacts_dir().join(format!("{name}-failure.{stale}")));
+        }
         let profile = tempfile::tempdir().expect("a profile directory");
         let args = vec![
             "--headless=new".to_owned(),
@@ -282,21 +285,40 @@ impl Browser {
         urls
     }
 
-    /// Asserts that every request since the last call went to `origin` (`host:port`) —
-    /// nothing from another host, no `data:` pages excepted — and that the console shows no
-    /// error (a refused load, a policy violation, an exception).
+    /// Asserts that every network request since the last call went to `origin`
+    /// (`host:port`) — nothing from another host — that no link, image or form of the
+    /// rendered page points to another host, and that the console shows no error (a refused
+    /// load, a policy violation, an exception, a failed request).
     pub async fn assert_self_contained(&self, origin: &str) {
         let requests = self.requests().await;
         assert!(!requests.is_empty(), "no request recorded");
-        for url in &requests {
+        // Browser-internal pages (`chrome://`, `about:`) and inline `data:` are no network.
+        let network = requests.iter().filter(|u| {
+            ["http:", "https:", "ws:", "wss:"]
+                .iter()
+                .any(|scheme| u.starts_with(scheme))
+        });
+        for url in network {
             let own = ["http://", "ws://"]
                 .iter()
                 .any(|scheme| url.starts_with(&format!("{scheme}{origin}/")));
-            assert!(
-                own || url.starts_with("data:"),
-                "the page requested {url}, not from {origin}"
-            );
+            assert!(own, "the page requested {url}, not from {origin}");
         }
+        // Nor does the rendered page link anywhere else (a logo, a licence, a badge).
+        let foreign = self
+            .client
+            .execute(
+                "return Array.from(document.querySelectorAll('[href],[src],[action],[srcset]')) \
+                   .flatMap(e => ['href', 'src', 'action', 'srcset'].map(a => e.getAttribute(a))) \
+                   .filter(v => v) \
+                   .map(v => { try { return new URL(v, location.href); } catch (e) { return null; } }) \
+                   .filter(u => u && /^(https?|wss?):$/.test(u.protocol) && u.host !== location.host) \
+                   .map(u => u.href);",
+                vec![],
+            )
+            .await
+            .expect("links of the page");
+        assert_eq!(foreign, json!([]), "the page links to another host");
         let errors: Vec<String> = self
             .console()
             .await
