@@ -1,6 +1,7 @@
 //! The platform's web pages in headless Chromium with the network unplugged (see
 //! `support/browser.rs`): GraphiQL at the query API's `/` runs a wallet query with a client's
-//! token and shows the balance, and a subscription shows a payment's status changes; the REST
+//! token (typed into the token field, or given as `?token=`) and shows the balance, and a
+//! subscription shows a payment's status changes; the REST
 //! API reference at the command API's `/docs` lists every operation of `/openapi.json` and its
 //! "Try it out" tops a wallet up. Every page and asset is fetched over HTTP and searched for
 //! absolute URLs: only hosts the crates' `assets/HOSTS` list (identifiers and links in
@@ -55,11 +56,13 @@ async fn funded_wallet(api: &Api) -> (Uuid, String, Value) {
     (client, wallet, top)
 }
 
-/// A GraphiQL URL that opens with `query` and `variables` and the client's token.
-fn graphiql_url(env: &Env, bearer: &str, query: &str, variables: &Value) -> String {
+/// A GraphiQL URL that opens with `query` and `variables` (and the token, if given).
+fn graphiql_url(env: &Env, bearer: Option<&str>, query: &str, variables: &Value) -> String {
     let mut url = url::Url::parse(&format!("http://{}/", env.query_addr)).unwrap();
+    if let Some(t) = bearer {
+        url.query_pairs_mut().append_pair("token", t);
+    }
     url.query_pairs_mut()
-        .append_pair("token", bearer)
         .append_pair("query", query)
         .append_pair("variables", &variables.to_string());
     url.into()
@@ -94,11 +97,18 @@ async fn graphiql_queries_a_wallet_and_follows_a_subscription_offline() {
     browser
         .check(|b| async move {
             let query = "query Wallet($id: UUID!) {\n  wallet(id: $id) {\n    balance\n    held\n    available\n  }\n}\n";
-            b.open(&graphiql_url(env, bearer, query, &json!({"id": wallet})))
+            b.open(&graphiql_url(env, None, query, &json!({"id": wallet})))
                 .await;
             b.wait_for_text(".graphiql-container", "", Duration::from_secs(20))
                 .await;
-            // The header editor holds the token from ?token=.
+            // The token typed into the token field goes into the header editor.
+            let field = b
+                .client
+                .find(Locator::Css("#etr-token-input"))
+                .await
+                .unwrap();
+            field.send_keys(bearer).await.unwrap();
+            b.click("#etr-token button[type=submit]").await;
             let headers = b
                 .wait_for_text(
                     ".graphiql-editor-tool",
@@ -116,8 +126,15 @@ async fn graphiql_queries_a_wallet_and_follows_a_subscription_offline() {
             // A subscription from the page, over the websocket: a payment's status changes
             // show up as they are applied.
             let subscription = "subscription Changes($id: UUID!) {\n  operationStatusChanged(walletId: $id) {\n    paymentId\n    statusCode\n    status\n  }\n}\n";
-            b.open(&graphiql_url(env, bearer, subscription, &json!({"id": wallet})))
+            // The token from ?token= this time.
+            b.open(&graphiql_url(env, Some(bearer), subscription, &json!({"id": wallet})))
                 .await;
+            b.wait_for_text(
+                ".graphiql-editor-tool",
+                &format!("Bearer {bearer}"),
+                Duration::from_secs(10),
+            )
+            .await;
             b.click(".graphiql-execute-button").await;
             let mut shown = String::new();
             for attempt in 0..5 {

@@ -14,6 +14,7 @@
 //! `data:` fonts and images inlined in the stylesheets, so a page cannot load anything from
 //! elsewhere even if a bundle tried.
 
+use crate::error::{Error, Result};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -163,8 +164,8 @@ pub struct Vendored {
 
 /// Reads an `assets/VENDORED` file: whitespace-separated `package version integrity
 /// tarball_path file sha256` per line; empty lines and `#` comments are skipped. A line with
-/// another number of fields is an error naming it.
-pub fn vendored(text: &str) -> Result<Vec<Vendored>, String> {
+/// another number of fields is an [`Error::Config`] naming it.
+pub fn vendored(text: &str) -> Result<Vec<Vendored>> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -177,7 +178,7 @@ pub fn vendored(text: &str) -> Result<Vec<Vendored>, String> {
                 file: file.into(),
                 sha256: sha256.into(),
             }),
-            _ => Err(format!("malformed VENDORED line: {l}")),
+            _ => Err(Error::Config(format!("malformed VENDORED line: {l}"))),
         })
         .collect()
 }
