@@ -24,6 +24,10 @@ use support::browser::{artifacts_dir, Browser};
 use support::{token, Api, Env};
 use uuid::Uuid;
 
+/// How long a page may take to show what a step waits for: generous, because the tests share
+/// two cores with the rest of the suite; a step that passes returns as soon as it sees it.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 /// Keeps a screenshot of the page under `target/browser-tests/`, and under
 /// `docs/screenshots/` when `ETR_UPDATE_SCREENSHOTS` is set.
 async fn keep_screenshot(browser: &Browser, name: &str) {
@@ -71,7 +75,7 @@ fn graphiql_url(env: &Env, bearer: Option<&str>, query: &str, variables: &Value)
 /// The text of GraphiQL's response pane once it contains `needle`.
 async fn response_containing(browser: &Browser, needle: &str) -> String {
     browser
-        .wait_for_text(".graphiql-response", needle, Duration::from_secs(20))
+        .wait_for_text(".graphiql-response", needle, PATIENCE)
         .await
 }
 
@@ -99,7 +103,7 @@ async fn graphiql_queries_a_wallet_and_follows_a_subscription_offline() {
             let query = "query Wallet($id: UUID!) {\n  wallet(id: $id) {\n    balance\n    held\n    available\n  }\n}\n";
             b.open(&graphiql_url(env, None, query, &json!({"id": wallet})))
                 .await;
-            b.wait_for_text(".graphiql-container", "", Duration::from_secs(20))
+            b.wait_for_text(".graphiql-container", "", PATIENCE)
                 .await;
             // The token typed into the token field goes into the header editor.
             let field = b
@@ -113,7 +117,7 @@ async fn graphiql_queries_a_wallet_and_follows_a_subscription_offline() {
                 .wait_for_text(
                     ".graphiql-editor-tool",
                     "Authorization",
-                    Duration::from_secs(10),
+                    PATIENCE,
                 )
                 .await;
             assert!(headers.contains(&format!("Bearer {bearer}")), "{headers}");
@@ -132,7 +136,7 @@ async fn graphiql_queries_a_wallet_and_follows_a_subscription_offline() {
             b.wait_for_text(
                 ".graphiql-editor-tool",
                 &format!("Bearer {bearer}"),
-                Duration::from_secs(10),
+                PATIENCE,
             )
             .await;
             b.click(".graphiql-execute-button").await;
@@ -214,14 +218,14 @@ async fn api_reference_lists_every_operation_and_tops_up_offline() {
                            o.querySelector('.opblock-summary-path').getAttribute('data-path')]) : null;",
                         documented.len()
                     ),
-                    Duration::from_secs(20),
+                    PATIENCE,
                 )
                 .await;
             let listed: BTreeSet<(String, String)> =
                 serde_json::from_value(listed).expect("pairs of method and path");
             assert_eq!(&listed, documented, "the reference lists every operation");
             // The token given in ?token= is the authorisation of every request.
-            b.wait_for_text(".auth-wrapper .authorize", "", Duration::from_secs(5))
+            b.wait_for_text(".auth-wrapper .authorize", "", PATIENCE)
                 .await;
             let locked = b
                 .client
@@ -238,7 +242,7 @@ async fn api_reference_lists_every_operation_and_tops_up_offline() {
             let op = "[id$='-top_up']";
             b.click(&format!("{op} .opblock-summary")).await;
             // Operations open in "Try it out" mode (tryItOutEnabled); else switch it on.
-            b.wait_for_text(&format!("{op} .opblock-body"), "", Duration::from_secs(10))
+            b.wait_for_text(&format!("{op} .opblock-body"), "", PATIENCE)
                 .await;
             let ready = b
                 .client
@@ -255,7 +259,7 @@ async fn api_reference_lists_every_operation_and_tops_up_offline() {
                 let input = b
                     .client
                     .wait()
-                    .at_most(Duration::from_secs(10))
+                    .at_most(PATIENCE)
                     .for_element(Locator::Css(&format!(
                         "{op} tr[data-param-name='{name}'] input"
                     )))
@@ -286,7 +290,7 @@ async fn api_reference_lists_every_operation_and_tops_up_offline() {
                 .wait_for_text(
                     &format!("{op} .live-responses-table .response-col_status"),
                     "200",
-                    Duration::from_secs(20),
+                    PATIENCE,
                 )
                 .await;
             assert!(status.contains("200"), "{status}");
@@ -294,7 +298,7 @@ async fn api_reference_lists_every_operation_and_tops_up_offline() {
                 .wait_for_text(
                     &format!("{op} .live-responses-table .response-col_description"),
                     "accepted",
-                    Duration::from_secs(5),
+                    PATIENCE,
                 )
                 .await;
             assert!(answer.contains("\"balance\": \"250.00\""), "{answer}");

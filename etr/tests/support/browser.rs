@@ -116,7 +116,7 @@ impl Browser {
             json!({ "browser": "ALL", "performance": "ALL" }),
         );
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let client = loop {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
             match ClientBuilder::new(connector)
@@ -219,7 +219,7 @@ impl Browser {
     pub async fn click(&self, css: &str) {
         self.client
             .wait()
-            .at_most(Duration::from_secs(10))
+            .at_most(Duration::from_secs(60))
             .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("no `{css}` to click: {e}"))
