@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared by scripts/up, scripts/test and .ci/run: makes sure the machine has what the
-# platform needs (build dependencies, Postgres, the Tansu broker) and exports the defaults.
+# platform needs (build dependencies, Postgres, the Tansu broker; for the tests also Chromium
+# and ChromeDriver) and exports the defaults.
 # Anything pointed at an existing service through the environment is used as is.
 set -euo pipefail
 
@@ -21,6 +22,19 @@ ensure_build_deps() {
   command -v psql >/dev/null || missing+=(postgresql-client)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Debian's Chromium and ChromeDriver, which the browser tests drive headless.
+ensure_browser() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (for the browser tests)"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq >/dev/null || true
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

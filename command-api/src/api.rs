@@ -25,6 +25,7 @@ use std::time::Duration;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use crate::docs::DocumentSettings;
 use crate::handler::{
     request_fingerprint, Handled, Handler, Meta, Outcome, Position, WrittenEvent,
 };
@@ -60,6 +61,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
+        .route("/docs", get(crate::docs::docs))
+        .route("/assets/{*path}", get(crate::docs::asset))
         .route(WALLETS, post(open_wallet))
         .route(TOP_UPS, post(top_up))
         .route(PAYMENTS, post(pay))
@@ -1058,6 +1061,7 @@ async fn transfer(
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&DocumentSettings),
     info(
         title = "ETR command API",
         description = "Commands of partners, clients and operators: wallets, top-ups, payments, transfers; the loan conveyor (client registration, applications from creation to disbursement, operator reviews). The application routes documented under /v1/partner/applications (partner token: the partner's own applications) are served the same under /v1/me/applications with a client token (the client is the token's subject; `client_id` is then not given). Every POST takes an Idempotency-Key; amounts are decimal strings."

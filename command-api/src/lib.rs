@@ -1,5 +1,5 @@
 //! The command side: the REST API for partners and clients ([`api`], the loan conveyor's
-//! routes in [`lending`]), the command handler
+//! routes in [`lending`], its browsable reference at `/docs` in [`docs`]), the command handler
 //! that commits each command in one Postgres transaction ([`handler`]), and the relay that
 //! publishes the outbox to the Kafka log in order ([`relay`]).
 //!
@@ -10,6 +10,7 @@
 pub mod api;
 pub mod body;
 pub mod committer;
+pub mod docs;
 pub mod error;
 pub mod groups;
 pub mod handler;

@@ -65,7 +65,7 @@ async fn serve(
             return Ok(());
         }
     }
-    println!("ETR is up: command API http://{} (OpenAPI /openapi.json), GraphQL http://{}/graphql, registry {}, topic {} — Ctrl-C stops it",
+    println!("ETR is up: command API http://{} (OpenAPI /openapi.json, reference /docs), GraphQL http://{}/graphql (GraphiQL at /), registry {}, topic {} — Ctrl-C stops it",
         settings.command_api_addr, settings.query_api_addr, settings.schema_registry_url, settings.topic);
     if settings.jwt_secret == etr_infra::config::DEV_JWT_SECRET {
         println!("Development tokens (ETR_JWT_SECRET is the built-in development secret):");

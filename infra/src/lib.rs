@@ -16,5 +16,6 @@ pub mod pg;
 pub mod registry;
 pub mod vault;
 pub mod watchlists;
+pub mod web;
 
 pub use error::Error;

@@ -1,6 +1,7 @@
 //! The GraphQL query API for client apps (async-graphql on axum, default `:8090`, endpoint
-//! `/graphql`, GraphiQL at `/`). It reads the read models in Postgres only, never the write
-//! path's tables except the partition heads (to report projection lag).
+//! `/graphql`, GraphiQL at `/` with its assets under `/assets/`: [`pages`]). It reads the
+//! read models in Postgres only, never the write path's tables except the partition heads
+//! (to report projection lag).
 //!
 //! Read-your-writes: every query field takes an optional `minPosition` — the
 //! `{partition, sequence}` the command API returned — and waits, up to a timeout, until the
@@ -20,12 +21,12 @@ pub mod customers;
 pub mod lending;
 mod loaders;
 mod metrics;
+pub mod pages;
 pub mod reports;
 pub mod subscription;
 pub mod timeline;
 pub mod wallets;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{
     Context, Data, EmptyMutation, InputObject, MergedObject, Object, Schema, SimpleObject,
 };
@@ -33,7 +34,7 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, Graph
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use sqlx::PgPool;
@@ -98,9 +99,11 @@ pub fn schema(pool: PgPool) -> QuerySchema {
 pub fn router(pool: PgPool, keys: Keys) -> Router {
     let schema = schema(pool.clone());
     Router::new()
-        .route("/", get(graphiql))
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/", get(pages::graphiql))
+        .route("/graphql", get(pages::graphiql).post(graphql))
         .route("/graphql/ws", get(websocket))
+        .route("/graphql/introspection", get(pages::introspection))
+        .route("/assets/{*path}", get(pages::asset))
         .with_state((schema, keys.clone()))
         .merge(
             Router::new()
@@ -164,15 +167,6 @@ async fn websocket(
                 })
                 .serve()
         })
-}
-
-async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
 }
 
 /// `first` of a connection: 1 to 100, default 20.

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
