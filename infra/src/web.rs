@@ -204,6 +204,51 @@ pub fn verify_vendored(lines: &[Vendored], read: impl Fn(&str) -> Option<Vec<u8>
         .collect()
 }
 
+/// Everything wrong with a page's files, for its crate's tests (empty when nothing is): a
+/// vendored file missing or differing from its `VENDORED` line (`vendored_text`, files read
+/// from `assets_dir`), a served vendored asset `VENDORED` does not list, a host in `html` or in
+/// the page's own files, a host in a vendored file that `hosts_text` (the `HOSTS` file) does not
+/// admit.
+pub fn asset_problems(
+    assets: &[Asset],
+    html: &str,
+    vendored_text: &str,
+    hosts_text: &str,
+    assets_dir: &str,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let lines = match vendored(vendored_text) {
+        Ok(lines) => lines,
+        Err(e) => return vec![e.to_string()],
+    };
+    problems.extend(verify_vendored(&lines, |file| {
+        std::fs::read(format!("{assets_dir}/{file}")).ok()
+    }));
+    let listed = listed_hosts(hosts_text);
+    problems.extend(
+        external_hosts(html)
+            .into_iter()
+            .map(|h| format!("the page names host {h}")),
+    );
+    for asset in assets {
+        let text = String::from_utf8_lossy(asset.body);
+        if asset.versioned {
+            let file = asset.path.replacen("/assets/", "vendor/", 1);
+            if !lines.iter().any(|l| l.file == file) {
+                problems.push(format!("{} is not in VENDORED", asset.path));
+            }
+            for host in unlisted_hosts(&text, &listed) {
+                problems.push(format!("{} names host {host}, not in HOSTS", asset.path));
+            }
+        } else {
+            for host in external_hosts(&text) {
+                problems.push(format!("{} names host {host}", asset.path));
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
