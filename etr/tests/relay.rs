@@ -346,6 +346,13 @@ async fn an_unencodable_row_stalls_only_its_partition() {
     assert_eq!((stalls[0].partition, stalls[0].sequence), (0, 3));
     assert!(stalls[0].attempts >= 2, "{stalls:?}");
     assert!(stalls[0].reason.contains("WalletRepainted"), "{stalls:?}");
+    // The relay counts an attempt in memory first and in relay_watermarks on its next pass.
+    wait_until(
+        Duration::from_secs(10),
+        "two attempts counted in relay_watermarks",
+        || async { bed.watermarks().await[&0].encode_failures >= 2 },
+    )
+    .await;
     let marks = bed.watermarks().await;
     let w0 = &marks[&0];
     assert_eq!((w0.published_sequence, w0.stalled_sequence), (2, Some(3)));
