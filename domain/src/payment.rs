@@ -296,6 +296,12 @@ pub fn decide(
                 // Nothing is reserved before the client confirms, but a payment that could
                 // not go through now is refused now rather than after the OTP.
                 wallet::check_hold(&w, client, *amount, limits)?;
+                owner.spending.check(
+                    limits,
+                    *amount,
+                    Source::Wallet,
+                    limits::local_day(context.now, owner.offset()),
+                )?;
                 let threshold = limits.warning_threshold.unwrap_or(amount.amount);
                 return Ok(vec![
                     initiated,

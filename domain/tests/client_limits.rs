@@ -234,6 +234,16 @@ fn a_payment_above_the_warning_threshold_waits_for_the_otp_and_reserves_only_whe
         w.when(&pay(pid(3), dec!(20000))).unwrap_err().code(),
         "insufficient_funds"
     );
+    let mut limited = World::new(catalogue(&[(
+        "identified",
+        limits(Some(dec!(20000)), None, Some(dec!(15000))),
+    )]));
+    limited.when(&top_up(1, dec!(40000))).unwrap();
+    limited.when(&pay(pid(1), dec!(10000))).unwrap();
+    assert!(matches!(
+        limited.when(&pay(pid(2), dec!(15000.01))),
+        Err(Error::SpendLimitExceeded { period: "day", .. })
+    ));
 }
 
 #[test]

@@ -212,6 +212,30 @@ async fn a_payment_above_the_warning_threshold_needs_the_clients_code_and_the_da
         "{body}"
     );
 
+    // Above the threshold and never confirmed: the payment processor cancels it.
+    let (status, body) = me
+        .post(
+            &payments,
+            json!({"amount": "1500.00", "currency": "RUB", "service_id": "mobile"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let forgotten = body["payment_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM rm_payments WHERE payment_id = $1::uuid")
+                .bind(&forgotten)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        if status.as_deref() == Some("cancelled") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Above it: status 0, a code sent, nothing reserved.
     let (status, body) = me
         .post(
@@ -225,6 +249,7 @@ async fn a_payment_above_the_warning_threshold_needs_the_clients_code_and_the_da
     assert_eq!(body["confirmation"]["required"], true, "{body}");
     assert!(body["confirmation"]["sent_to"].as_str().is_some(), "{body}");
     assert_eq!(body["wallets"][0]["available"], "19000.00", "{body}");
+    // Its spend limit is checked before the code is sent: 1,000.00 + 3,000.00 fits the day.
     let payment = body["payment_id"].as_str().unwrap().to_owned();
     let code = last_code(&pool, &phone).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -261,30 +286,6 @@ async fn a_payment_above_the_warning_threshold_needs_the_clients_code_and_the_da
         (422, Some("confirmation_not_awaited")),
         "{body}"
     );
-
-    // Above the threshold and never confirmed: the payment processor cancels it.
-    let (status, body) = me
-        .post(
-            &payments,
-            json!({"amount": "1500.00", "currency": "RUB", "service_id": "mobile"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let forgotten = body["payment_id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM rm_payments WHERE payment_id = $1::uuid")
-                .bind(&forgotten)
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-        if status.as_deref() == Some("cancelled") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still {status:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 
     // 4,000.00 spent today from the wallet; the day limit is 5,000.00.
     let (status, last) = me

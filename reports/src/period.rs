@@ -10,11 +10,10 @@ use time::{Date, Duration, Month, OffsetDateTime, Time, UtcOffset};
 
 use crate::Error;
 
-/// Moscow time, UTC+03:00: the default offset of report days.
-pub const MOSCOW: UtcOffset = match UtcOffset::from_hms(3, 0, 0) {
-    Ok(offset) => offset,
-    Err(_) => UtcOffset::UTC,
-};
+/// Writes an offset as `+03:00` (the clients' offsets are written the same way).
+pub use etr_domain::limits::format_utc_offset as format_offset;
+/// Moscow time, UTC+03:00: the default offset of report days (the clients' default too).
+pub use etr_domain::limits::MOSCOW;
 
 /// The longest period of a report with a row (or a chart point) per day: 366 days.
 pub const MAX_DAILY_DAYS: i64 = 366;
@@ -120,7 +119,8 @@ pub fn add_month(day: Date) -> Date {
     Date::from_calendar_date(year, month, d).unwrap_or(day)
 }
 
-/// Parses a UTC offset written `+03:00`, `-05:30`, `+3`, `Z` or `UTC`.
+/// Parses a UTC offset written `±HH:MM` (as a client's offset is:
+/// [`etr_domain::limits::parse_utc_offset`]), or `Z` / `UTC`.
 ///
 /// Errors: [`Error::Invalid`] naming the text.
 pub fn parse_offset(text: &str) -> Result<UtcOffset, Error> {
@@ -128,30 +128,11 @@ pub fn parse_offset(text: &str) -> Result<UtcOffset, Error> {
     if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
         return Ok(UtcOffset::UTC);
     }
-    let bad = || {
+    etr_domain::limits::parse_utc_offset(t).map_err(|_| {
         Error::Invalid(format!(
             "`{text}` is not a UTC offset (write it as +03:00 or -05:30)"
         ))
-    };
-    let (sign, rest) = match t.as_bytes().first() {
-        Some(b'+') => (1i8, &t[1..]),
-        Some(b'-') => (-1i8, &t[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let h: i8 = h.parse().map_err(|_| bad())?;
-    let m: i8 = m.parse().map_err(|_| bad())?;
-    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
-        return Err(bad());
-    }
-    UtcOffset::from_hms(sign * h, sign * m, 0).map_err(|_| bad())
-}
-
-/// Writes an offset as `+03:00`.
-pub fn format_offset(offset: UtcOffset) -> String {
-    let (h, m, _) = offset.as_hms();
-    let sign = if offset.is_negative() { '-' } else { '+' };
-    format!("{sign}{:02}:{:02}", h.abs(), m.abs())
+    })
 }
 
 /// Parses a calendar date `YYYY-MM-DD`.
