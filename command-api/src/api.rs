@@ -67,11 +67,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route(TOP_UPS, post(top_up))
         .route(PAYMENTS, post(pay))
         .route(TRANSFERS, post(transfer))
+        .route(CLIENT_TRANSFERS, post(transfer_to_client))
         .route(CONFIRMATION, post(confirm_payment))
         .route(CONFIRMATION_CODE, post(resend_payment_code))
         .route(CANCELLATION_REQUESTS, post(request_cancellation))
         .merge(crate::lending::routes())
         .merge(crate::groups::routes())
+        .merge(crate::registration::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -202,6 +204,24 @@ pub struct TransferRequest {
     pub to_wallet_id: Uuid,
     pub amount: String,
     pub currency: String,
+}
+
+/// A transfer to another client's wallet: the recipient client and its wallet, and the
+/// amount as a decimal string in the sender's wallet currency (which the recipient's wallet
+/// must share).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTransferRequest {
+    pub to_client_id: Uuid,
+    pub to_wallet_id: Uuid,
+    #[schema(example = "150.00")]
+    pub amount: String,
+    #[schema(example = "RUB")]
+    pub currency: String,
+    /// Free-form details shown with the operation (at most 50; keys ≤ 100, values ≤ 1000
+    /// characters).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -551,6 +571,7 @@ const WALLETS: &str = "/v1/clients/{client_id}/wallets";
 const TOP_UPS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/top-ups";
 const PAYMENTS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/payments";
 const TRANSFERS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/transfers";
+const CLIENT_TRANSFERS: &str = "/v1/clients/{client_id}/wallets/{wallet_id}/client-transfers";
 const CONFIRMATION: &str =
     "/v1/clients/{client_id}/wallets/{wallet_id}/payments/{payment_id}/confirmation";
 const CANCELLATION_REQUESTS: &str =
@@ -695,17 +716,7 @@ async fn pay(
             "service_id must be 1–100 characters",
         ));
     }
-    if req.attributes.len() > 50
-        || req
-            .attributes
-            .iter()
-            .any(|(k, v)| k.len() > 100 || v.len() > 1000)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_attributes",
-            "at most 50 attributes, keys ≤ 100 and values ≤ 1000 characters",
-        ));
-    }
+    check_attributes(&req.attributes)?;
     let order = PaymentOrder {
         client_id: client,
         wallet_id,
@@ -714,26 +725,107 @@ async fn pay(
         service_id: req.service_id.clone(),
     };
     let fraud: FraudVerdict = app.fraud.assess(&order).await;
-    let start = Command::Payment {
+    let start = etr_domain::payment::Command::Start {
+        amount,
+        service_id: req.service_id,
+        attributes: req.attributes,
+        fraud,
+    };
+    start_operation(&app, meta, &order, start, wait).await
+}
+
+/// Starts a transfer to another client's wallet: the same statuses 0–3, limits and OTP
+/// confirmation as a payment (`202`, or `201` when it already ended), then the transfer
+/// process debits this wallet, credits the recipient's on its own partition and records the
+/// outcome — 6, or 8 with this wallet refunded when the recipient's wallet refused the credit
+/// (closed, another client's, another currency, blocked client, above its maximum balance).
+/// The response names the operation (`payment_id`); `?wait=SECONDS` waits for the final
+/// status as for a payment.
+#[utoipa::path(post, path = "/v1/clients/{client_id}/wallets/{wallet_id}/client-transfers", request_body = ClientTransferRequest,
+    params(("client_id" = Uuid, Path), ("wallet_id" = Uuid, Path), ("Idempotency-Key" = String, Header), PaymentWait),
+    responses((status = 200, body = CommandResponse), (status = 201, body = CommandResponse), (status = 202, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = CommandResponse), (status = 422, body = CommandResponse), (status = 503, body = ErrorBody)))]
+async fn transfer_to_client(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    wait: Result<Query<PaymentWait>, QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (client, wallet_id) = path_ids(path)?;
+    let client = ClientId(client);
+    let meta = meta(
+        &app.keys,
+        &headers,
+        client,
+        CLIENT_TRANSFERS,
+        &[&client.to_string(), &wallet_id.to_string()],
+        &body,
+    )?;
+    let wait = wait_seconds(wait)?;
+    let req: ClientTransferRequest = parse_body(&body)?;
+    let amount = Money::parse_positive(&req.amount, &req.currency)?;
+    check_attributes(&req.attributes)?;
+    let order = PaymentOrder {
         client_id: client,
         wallet_id,
-        payment_id: order.payment_id,
-        command: etr_domain::payment::Command::Start {
-            amount,
-            service_id: req.service_id,
-            attributes: req.attributes,
-            fraud,
+        payment_id: minted_id(&meta, "payment"),
+        amount,
+        service_id: etr_domain::payment::TRANSFER_SERVICE.into(),
+    };
+    let fraud: FraudVerdict = app.fraud.assess(&order).await;
+    let start = etr_domain::payment::Command::StartTransfer {
+        amount,
+        recipient: etr_domain::payment::Recipient {
+            client_id: ClientId(req.to_client_id),
+            wallet_id: req.to_wallet_id,
         },
+        attributes: req.attributes,
+        fraud,
+    };
+    start_operation(&app, meta, &order, start, wait).await
+}
+
+/// At most 50 attributes, keys ≤ 100 and values ≤ 1000 characters.
+fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if attributes.len() > 50
+        || attributes
+            .iter()
+            .any(|(k, v)| k.chars().count() > 100 || v.chars().count() > 1000)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_attributes",
+            "at most 50 attributes, keys ≤ 100 and values ≤ 1000 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Commits the start of a payment or transfer (`start`, for `order`) and answers: above the
+/// group's warning threshold `202` in status 0 with the code sent to the client, otherwise as
+/// [`wait_for_execution`].
+async fn start_operation(
+    app: &App,
+    meta: Meta,
+    order: &PaymentOrder,
+    start: etr_domain::payment::Command,
+    wait: u64,
+) -> Result<Response, ApiError> {
+    let client = order.client_id;
+    let payment_id = order.payment_id;
+    let start = Command::Payment {
+        client_id: client,
+        wallet_id: order.wallet_id,
+        payment_id,
+        command: start,
     };
     let started = app.handler.handle(meta, start).await?;
-    let payment_id = order.payment_id;
     if awaits_confirmation(&started, payment_id) {
         // Above the group's warning threshold: nothing is reserved until the client enters
         // the code sent now (a repeated request does not send another one).
         let confirmation = if started.replayed {
             serde_json::json!({ "required": true })
         } else {
-            match crate::lending::send_client_code(&app, client, &payment_purpose(payment_id)).await
+            match crate::lending::send_client_code(app, client, &payment_purpose(payment_id)).await
             {
                 Ok(masked) => serde_json::json!({ "required": true, "sent_to": masked }),
                 Err(e) => serde_json::json!({
@@ -750,7 +842,7 @@ async fn pay(
         )
         .await);
     }
-    wait_for_execution(&app, started, payment_id, wait).await
+    wait_for_execution(app, started, payment_id, wait).await
 }
 
 /// Whether the payment `payment_id` of an accepted command waits for the client's OTP.
@@ -1070,6 +1162,7 @@ async fn transfer(
         open_wallet,
         top_up,
         pay,
+        transfer_to_client,
         confirm_payment,
         resend_payment_code,
         request_cancellation,
@@ -1078,6 +1171,12 @@ async fn transfer(
         crate::groups::put_group,
         crate::groups::move_client,
         crate::groups::change_time_zone,
+        crate::registration::apply,
+        crate::registration::login,
+        crate::registration::review_registration,
+        crate::registration::review_data_change,
+        crate::registration::get_settings,
+        crate::registration::put_settings,
         crate::lending::register_by_partner,
         crate::lending::register_self,
         crate::lending::create_application,

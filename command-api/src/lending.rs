@@ -128,7 +128,7 @@ pub(crate) fn operator(app: &App, headers: &HeaderMap) -> Result<Actor, ApiError
     })
 }
 
-fn meta(
+pub(crate) fn meta(
     headers: &HeaderMap,
     client: ClientId,
     actor: Actor,
@@ -146,7 +146,7 @@ fn meta(
     })
 }
 
-fn minted(meta: &Meta, label: &str) -> Uuid {
+pub(crate) fn minted(meta: &Meta, label: &str) -> Uuid {
     etr_domain::ids::derived_id(
         Uuid::new_v5(&Uuid::NAMESPACE_OID, meta.command_id.as_bytes()),
         label,
@@ -262,7 +262,10 @@ fn name(field: &str, text: &str) -> Result<String, ApiError> {
 }
 
 /// Parses the request into [`PersonalData`] (the edge: once, into newtypes).
-fn personal_data(req: RegistrationRequest, today: Date) -> Result<PersonalData, ApiError> {
+pub(crate) fn personal_data(
+    req: RegistrationRequest,
+    today: Date,
+) -> Result<PersonalData, ApiError> {
     let birth_date = date("birth_date", &req.birth_date)?;
     if birth_date > today || today.year() - birth_date.year() > 120 {
         return Err(ApiError::bad_request(
@@ -1557,7 +1560,8 @@ async fn my_document(
 }
 
 /// Replaces the client's personal data (the whole set, as at registration), sealed again,
-/// and its search index.
+/// and its search index. The client's own change is a request (spec §2), approved at once
+/// or by an operator as the system setting says; a partner's is recorded directly.
 async fn change_personal_data(
     app: &App,
     headers: &HeaderMap,
@@ -1567,6 +1571,7 @@ async fn change_personal_data(
     path_params: &[&str],
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    let as_request = actor.kind == "client";
     let meta = meta(headers, client, actor, route, path_params, body)?;
     let req: RegistrationRequest = parse_body(body)?;
     let data = personal_data(req, OffsetDateTime::now_utc().date())?;
@@ -1578,25 +1583,51 @@ async fn change_personal_data(
         ),
         other => internal(other),
     })?;
+    let (command, ids, applies_now) = if as_request {
+        let approval = etr_infra::settings::approval(
+            &app.pool,
+            etr_infra::settings::Setting::PersonalDataChangeApproval,
+        )
+        .await
+        .map_err(internal)?;
+        let request_id = minted(&meta, "personal-data-change");
+        (
+            client::Command::RequestPersonalDataChange {
+                request_id,
+                personal,
+                approval,
+            },
+            serde_json::json!({
+                "client_id": client,
+                "request_id": request_id,
+                "status": match approval {
+                    client::Approval::Automatic => "approved",
+                    client::Approval::Manual => "submitted",
+                },
+            }),
+            approval == client::Approval::Automatic,
+        )
+    } else {
+        (
+            client::Command::ChangePersonalData { personal },
+            serde_json::json!({ "client_id": client }),
+            true,
+        )
+    };
     let handled = app
         .handler
         .handle(
             meta,
             Command::Client {
                 client_id: client,
-                command: client::Command::ChangePersonalData { personal },
+                command,
             },
         )
         .await?;
-    if matches!(handled.outcome, crate::handler::Outcome::Accepted { .. }) {
+    if applies_now && matches!(handled.outcome, crate::handler::Outcome::Accepted { .. }) {
         app.vault.index(client, &data).await.map_err(internal)?;
     }
-    Ok(respond(
-        handled,
-        StatusCode::OK,
-        serde_json::json!({ "client_id": client }),
-    )
-    .await)
+    Ok(respond(handled, StatusCode::OK, ids).await)
 }
 
 #[utoipa::path(post, path = "/v1/me/personal-data", request_body = RegistrationRequest,

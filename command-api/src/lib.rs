@@ -16,6 +16,7 @@ pub mod groups;
 pub mod handler;
 pub mod lending;
 pub mod otp;
+pub mod registration;
 pub mod relay;
 pub mod writer;
 

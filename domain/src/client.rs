@@ -6,6 +6,17 @@
 //! (none) ─register─▶ Active ◀─block / unblock─▶ Blocked
 //! ```
 //!
+//! A wallet client applies for its wallet (e-wallet spec §2): the registration is approved
+//! at once or by an operator, as the system setting says ([`Approval`], given with the
+//! command), and the account opens in the currency applied for at the client's first login
+//! (`WalletRegistrationCompleted`, with the wallet's `WalletOpened`). Personal-data change
+//! requests are approved the same way; at most one is pending at a time.
+//!
+//! ```text
+//! (none | rejected) ─apply─▶ submitted ─approve─▶ approved ─first login─▶ completed
+//!                                └──────reject──▶ rejected
+//! ```
+//!
 //! A wallet client also has a client group, a UTC offset for its calendar limits and its
 //! spending per local day (e-wallet spec §2, [`crate::limits`]); these exist for every client,
 //! registered in the registry or not.
@@ -19,7 +30,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::limits::{self, GroupId, Source, Spending};
-use crate::money::Money;
+use crate::money::{Currency, Money};
 use crate::personal::Sealed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -52,6 +63,77 @@ pub struct BoundCard {
     pub masked_pan: String,
 }
 
+/// Whether a client's request is approved at once or waits for an operator (spec §2: a
+/// system setting, read at the edge and given with the command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    Automatic,
+    Manual,
+}
+
+impl Approval {
+    pub fn label(self) -> &'static str {
+        match self {
+            Approval::Automatic => "automatic",
+            Approval::Manual => "manual",
+        }
+    }
+
+    /// `automatic` or `manual`.
+    pub fn parse(text: &str) -> Option<Approval> {
+        match text {
+            "automatic" => Some(Approval::Automatic),
+            "manual" => Some(Approval::Manual),
+            _ => None,
+        }
+    }
+}
+
+/// Where a request (a wallet registration or a personal-data change) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Waiting for an operator.
+    Submitted,
+    Approved,
+    Rejected,
+    /// A registration whose account opened at the first login.
+    Completed,
+}
+
+impl RequestStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            RequestStatus::Submitted => "submitted",
+            RequestStatus::Approved => "approved",
+            RequestStatus::Rejected => "rejected",
+            RequestStatus::Completed => "completed",
+        }
+    }
+}
+
+/// The client's application for a wallet (spec §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletRegistration {
+    pub status: RequestStatus,
+    /// The account's currency, chosen when applying.
+    pub currency: Currency,
+    /// The account that opens at the first login.
+    pub wallet_id: Uuid,
+    /// The operator's reason, or `automatic`.
+    pub reason: Option<String>,
+}
+
+/// A request to change the client's personal data (spec §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataChangeRequest {
+    pub request_id: Uuid,
+    pub status: RequestStatus,
+    pub personal: Sealed,
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Client {
     pub id: Uuid,
@@ -82,6 +164,16 @@ pub struct Client {
     /// What the client spent per local day, for the spend limits.
     #[serde(default)]
     pub spending: Spending,
+    /// The client's last application for a wallet.
+    #[serde(default)]
+    pub wallet_registration: Option<WalletRegistration>,
+    /// Personal-data change requests, oldest first.
+    #[serde(default)]
+    pub data_changes: Vec<DataChangeRequest>,
+    /// The sealed data of a wallet application waiting for an operator (registered with the
+    /// client on approval).
+    #[serde(default)]
+    pub registration_personal: Option<Sealed>,
 }
 
 impl Client {
@@ -133,6 +225,34 @@ pub enum Command {
     ChangeTimeZone {
         utc_offset: String,
     },
+    /// Apply for a wallet with an account in `currency` (spec §2): refused while an earlier
+    /// application is submitted, approved or completed, and for a blocked client. With
+    /// [`Approval::Automatic`] it is approved in the same command.
+    ApplyForWallet {
+        personal: Sealed,
+        currency: Currency,
+        /// The account that opens at the first login.
+        wallet_id: Uuid,
+        approval: Approval,
+    },
+    /// An operator approves or rejects a submitted wallet registration.
+    ReviewWalletRegistration {
+        approve: bool,
+        reason: String,
+    },
+    /// Request a change of the client's personal data: refused while another request is
+    /// submitted; approved in the same command with [`Approval::Automatic`].
+    RequestPersonalDataChange {
+        request_id: Uuid,
+        personal: Sealed,
+        approval: Approval,
+    },
+    /// An operator approves (the data changes) or rejects a submitted change request.
+    ReviewPersonalDataChange {
+        request_id: Uuid,
+        approve: bool,
+        reason: String,
+    },
 }
 
 impl Command {
@@ -148,6 +268,10 @@ impl Command {
             Command::AddDocument { .. } => "AddDocument",
             Command::ChangeGroup { .. } => "ChangeClientGroup",
             Command::ChangeTimeZone { .. } => "ChangeClientTimeZone",
+            Command::ApplyForWallet { .. } => "ApplyForWallet",
+            Command::ReviewWalletRegistration { .. } => "ReviewWalletRegistration",
+            Command::RequestPersonalDataChange { .. } => "RequestPersonalDataChange",
+            Command::ReviewPersonalDataChange { .. } => "ReviewPersonalDataChange",
         }
     }
 }
@@ -218,6 +342,38 @@ pub enum Event {
         #[serde(with = "crate::schedule::iso_date")]
         day: time::Date,
     },
+    /// The client applied for a wallet with an account in `currency`.
+    WalletRegistrationSubmitted {
+        personal: Sealed,
+        currency: Currency,
+        wallet_id: Uuid,
+    },
+    /// The registration was approved (`approval`: automatic or manual, with the reason).
+    WalletRegistrationApproved {
+        approval: Approval,
+        reason: String,
+    },
+    WalletRegistrationRejected {
+        reason: String,
+    },
+    /// The client logged in for the first time: the account `wallet_id` opened.
+    WalletRegistrationCompleted {
+        wallet_id: Uuid,
+    },
+    PersonalDataChangeRequested {
+        request_id: Uuid,
+        personal: Sealed,
+    },
+    /// Approved: `PersonalDataChanged` follows in the same command.
+    PersonalDataChangeApproved {
+        request_id: Uuid,
+        approval: Approval,
+        reason: String,
+    },
+    PersonalDataChangeRejected {
+        request_id: Uuid,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -238,6 +394,13 @@ impl Event {
             Event::ClientTimeZoneChanged { .. } => "ClientTimeZoneChanged",
             Event::SpendingCounted { .. } => "SpendingCounted",
             Event::SpendingReleased { .. } => "SpendingReleased",
+            Event::WalletRegistrationSubmitted { .. } => "WalletRegistrationSubmitted",
+            Event::WalletRegistrationApproved { .. } => "WalletRegistrationApproved",
+            Event::WalletRegistrationRejected { .. } => "WalletRegistrationRejected",
+            Event::WalletRegistrationCompleted { .. } => "WalletRegistrationCompleted",
+            Event::PersonalDataChangeRequested { .. } => "PersonalDataChangeRequested",
+            Event::PersonalDataChangeApproved { .. } => "PersonalDataChangeApproved",
+            Event::PersonalDataChangeRejected { .. } => "PersonalDataChangeRejected",
         }
     }
 }
@@ -314,6 +477,79 @@ pub fn decide(
         (_, Command::ChangeTimeZone { utc_offset }) => Event::ClientTimeZoneChanged {
             utc_offset: limits::format_utc_offset(limits::parse_utc_offset(utc_offset)?),
         },
+        (S::Blocked, Command::ApplyForWallet { .. }) => return Err(refuse("apply for a wallet")),
+        (
+            _,
+            Command::ApplyForWallet {
+                personal,
+                currency,
+                wallet_id,
+                approval,
+            },
+        ) => {
+            if let Some(r) = &state.wallet_registration {
+                if r.status != RequestStatus::Rejected {
+                    return Err(Error::InvalidTransition {
+                        aggregate: "wallet registration",
+                        id,
+                        action: "be applied for again",
+                        status: r.status.label().into(),
+                    });
+                }
+            }
+            if !catalogue
+                .group_of(state.group.as_ref())?
+                .limits
+                .contains_key(currency)
+            {
+                return Err(Error::Invalid(format!(
+                    "the client's group has no limits in {}",
+                    currency.code()
+                )));
+            }
+            let mut events = vec![Event::WalletRegistrationSubmitted {
+                personal: personal.clone(),
+                currency: *currency,
+                wallet_id: *wallet_id,
+            }];
+            if *approval == Approval::Automatic {
+                events.extend(approve_registration(
+                    state,
+                    personal,
+                    Approval::Automatic,
+                    "automatic",
+                ));
+            }
+            return Ok(events);
+        }
+        (_, Command::ReviewWalletRegistration { approve, reason }) => {
+            reason_required(reason)?;
+            let Some(r) = &state.wallet_registration else {
+                return Err(Error::ClientNotFound(id));
+            };
+            if r.status != RequestStatus::Submitted {
+                return Err(Error::InvalidTransition {
+                    aggregate: "wallet registration",
+                    id,
+                    action: "be reviewed",
+                    status: r.status.label().into(),
+                });
+            }
+            if !approve {
+                return Ok(vec![Event::WalletRegistrationRejected {
+                    reason: reason.clone(),
+                }]);
+            }
+            let Some(personal) = state.registration_data() else {
+                return Err(Error::ClientNotFound(id));
+            };
+            return Ok(approve_registration(
+                state,
+                &personal,
+                Approval::Manual,
+                reason,
+            ));
+        }
         (S::New, _) => return Err(Error::ClientNotFound(id)),
         (_, Command::RegisterClient { .. }) => return Err(refuse("be registered again")),
         (_, Command::ChangePersonalData { .. }) if state.erased => {
@@ -322,6 +558,98 @@ pub fn decide(
         (_, Command::ChangePersonalData { personal }) => Event::PersonalDataChanged {
             personal: personal.clone(),
         },
+        (
+            _,
+            Command::RequestPersonalDataChange {
+                request_id,
+                personal,
+                approval,
+            },
+        ) => {
+            if state.erased {
+                return Err(refuse("change erased personal data"));
+            }
+            if let Some(pending) = state
+                .data_changes
+                .iter()
+                .find(|r| r.status == RequestStatus::Submitted)
+            {
+                return Err(Error::Invalid(format!(
+                    "the personal-data change request {} is still waiting for an operator",
+                    pending.request_id
+                )));
+            }
+            if state
+                .data_changes
+                .iter()
+                .any(|r| r.request_id == *request_id)
+            {
+                return Err(Error::Invalid(format!(
+                    "personal-data change request {request_id} already exists"
+                )));
+            }
+            let mut events = vec![Event::PersonalDataChangeRequested {
+                request_id: *request_id,
+                personal: personal.clone(),
+            }];
+            if *approval == Approval::Automatic {
+                events.push(Event::PersonalDataChangeApproved {
+                    request_id: *request_id,
+                    approval: Approval::Automatic,
+                    reason: "automatic".into(),
+                });
+                events.push(Event::PersonalDataChanged {
+                    personal: personal.clone(),
+                });
+            }
+            return Ok(events);
+        }
+        (
+            _,
+            Command::ReviewPersonalDataChange {
+                request_id,
+                approve,
+                reason,
+            },
+        ) => {
+            reason_required(reason)?;
+            let Some(request) = state
+                .data_changes
+                .iter()
+                .find(|r| r.request_id == *request_id)
+            else {
+                return Err(Error::Invalid(format!(
+                    "personal-data change request {request_id} does not exist"
+                )));
+            };
+            if request.status != RequestStatus::Submitted {
+                return Err(Error::InvalidTransition {
+                    aggregate: "personal-data change request",
+                    id: *request_id,
+                    action: "be reviewed",
+                    status: request.status.label().into(),
+                });
+            }
+            if !approve {
+                return Ok(vec![Event::PersonalDataChangeRejected {
+                    request_id: *request_id,
+                    reason: reason.clone(),
+                }]);
+            }
+            if state.erased {
+                return Err(refuse("change erased personal data"));
+            }
+            return Ok(vec![
+                Event::PersonalDataChangeApproved {
+                    request_id: *request_id,
+                    approval: Approval::Manual,
+                    reason: reason.clone(),
+                },
+                Event::PersonalDataChanged {
+                    personal: request.personal.clone(),
+                },
+            ]);
+        }
         (_, Command::AddDocument { .. }) if state.erased => {
             return Err(refuse("file documents after erasure"))
         }
@@ -373,8 +701,94 @@ pub fn decide(
     Ok(vec![event])
 }
 
+/// The approval of a wallet registration; a client not in the registry yet is registered
+/// with the data it applied with.
+fn approve_registration(
+    state: &Client,
+    personal: &Sealed,
+    approval: Approval,
+    reason: &str,
+) -> Vec<Event> {
+    let mut events = vec![Event::WalletRegistrationApproved {
+        approval,
+        reason: reason.to_owned(),
+    }];
+    if state.status == Status::New {
+        events.push(Event::ClientRegistered {
+            personal: personal.clone(),
+            registered_by: "wallet".into(),
+        });
+    }
+    events
+}
+
+impl Client {
+    /// The personal data of the client's wallet application, while it is kept.
+    fn registration_data(&self) -> Option<Sealed> {
+        self.registration_personal.clone()
+    }
+}
+
 pub fn evolve(mut state: Client, event: &Event) -> Client {
     match event {
+        Event::WalletRegistrationSubmitted {
+            personal,
+            currency,
+            wallet_id,
+        } => {
+            state.registration_personal = Some(personal.clone());
+            state.wallet_registration = Some(WalletRegistration {
+                status: RequestStatus::Submitted,
+                currency: *currency,
+                wallet_id: *wallet_id,
+                reason: None,
+            });
+        }
+        Event::WalletRegistrationApproved { reason, .. }
+        | Event::WalletRegistrationRejected { reason } => {
+            let approved = matches!(event, Event::WalletRegistrationApproved { .. });
+            if let Some(r) = &mut state.wallet_registration {
+                r.status = if approved {
+                    RequestStatus::Approved
+                } else {
+                    RequestStatus::Rejected
+                };
+                r.reason = Some(reason.clone());
+            }
+            state.registration_personal = None;
+        }
+        Event::WalletRegistrationCompleted { .. } => {
+            if let Some(r) = &mut state.wallet_registration {
+                r.status = RequestStatus::Completed;
+            }
+        }
+        Event::PersonalDataChangeRequested {
+            request_id,
+            personal,
+        } => state.data_changes.push(DataChangeRequest {
+            request_id: *request_id,
+            status: RequestStatus::Submitted,
+            personal: personal.clone(),
+            reason: None,
+        }),
+        Event::PersonalDataChangeApproved {
+            request_id, reason, ..
+        }
+        | Event::PersonalDataChangeRejected { request_id, reason } => {
+            let approved = matches!(event, Event::PersonalDataChangeApproved { .. });
+            if let Some(r) = state
+                .data_changes
+                .iter_mut()
+                .find(|r| r.request_id == *request_id)
+            {
+                r.status = if approved {
+                    RequestStatus::Approved
+                } else {
+                    RequestStatus::Rejected
+                };
+                r.reason = Some(reason.clone());
+            }
+        }
         Event::ClientRegistered {
             personal,
             registered_by,
@@ -401,6 +815,7 @@ pub fn evolve(mut state: Client, event: &Event) -> Client {
         Event::PersonalDataErased { .. } => {
             state.erased = true;
             state.personal = None;
+            state.registration_personal = None;
             for d in &mut state.documents {
                 d.number = None;
             }

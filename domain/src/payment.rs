@@ -12,6 +12,14 @@
 //! the group's warning threshold stops in status 0 until the client confirms it with a
 //! one-time password (`PaymentConfirmationRequested` → `PaymentConfirmed`); every limit is
 //! checked again when it is confirmed. Statuses 6, 8 and 9 are final.
+//!
+//! A **transfer to another client's wallet** is a payment with a [`Recipient`] (service
+//! [`TRANSFER_SERVICE`]): the same statuses 0–3 and limits, then the transfer process runs
+//! across the two clients' partitions — `DebitTransfer` takes the held amount off the
+//! sender's balance (status 4; the money is in transit), the recipient's wallet is credited
+//! by `CreditTransfer` on its own partition, and `ExecutePayment` records the outcome: 6 when
+//! the credit was accepted, or 7 → 8 with `TransferRefunded` giving the amount back to the
+//! sender when it was refused. At every step Σ balances + Σ in transit is unchanged.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -84,6 +92,17 @@ impl Status {
     }
 }
 
+/// The service id a transfer to another client's wallet is recorded under.
+pub const TRANSFER_SERVICE: &str = "wallet-transfer";
+
+/// The wallet a transfer to another client credits: its client (whose partition decides the
+/// credit) and the wallet itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub client_id: ClientId,
+    pub wallet_id: Uuid,
+}
+
 /// Outcome of fraud control for a new payment (from the fraud-monitoring port).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FraudVerdict {
@@ -118,6 +137,16 @@ pub struct Payment {
     /// The amount given back to the wallet by a cancellation that succeeded.
     #[serde(default)]
     pub refunded: Option<Money>,
+    /// Set for a transfer to another client's wallet.
+    #[serde(default)]
+    pub recipient: Option<Recipient>,
+}
+
+impl Payment {
+    /// Whether the payment is a transfer to another client's wallet.
+    pub fn is_transfer(&self) -> bool {
+        self.recipient.is_some()
+    }
 }
 
 /// Where a cancellation request stands (spec §3.4): New → Sent to processing | Rejected →
@@ -176,8 +205,22 @@ pub enum Command {
         attributes: BTreeMap<String, String>,
         fraud: FraudVerdict,
     },
+    /// Starts a transfer to another client's wallet: like `Start` (statuses 0–3 under the
+    /// same limits, the OTP above the warning threshold), recorded under
+    /// [`TRANSFER_SERVICE`] with its recipient.
+    StartTransfer {
+        amount: Money,
+        recipient: Recipient,
+        attributes: BTreeMap<String, String>,
+        fraud: FraudVerdict,
+    },
+    /// Debits a reserved transfer (3 → 4): the hold leaves the sender's balance and the
+    /// amount is in transit until the recipient's wallet is credited or the sender refunded.
+    DebitTransfer,
     /// Records the processing result of a reserved payment: 4 → 5 → 6 capturing the hold,
-    /// or 4 → 7 → 8 releasing it.
+    /// or 4 → 7 → 8 releasing it. For a debited transfer, the recipient's answer: 4 → 5 → 6,
+    /// or 4 → 7 → 8 refunding the sender; a transfer not yet debited can only fail (its hold
+    /// is released).
     Execute { outcome: Execution },
     /// Cancels a payment not yet sent for execution (status ≤ 3), releasing its hold.
     Cancel { reason: String },
@@ -203,6 +246,8 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Start { .. } => "StartPayment",
+            Command::StartTransfer { .. } => "StartTransfer",
+            Command::DebitTransfer => "DebitTransfer",
             Command::Execute { .. } => "ExecutePayment",
             Command::Cancel { .. } => "CancelPayment",
             Command::Confirm => "ConfirmPayment",
@@ -264,55 +309,60 @@ pub fn decide(
             attributes,
             fraud,
         } => {
-            if p.status != Status::New {
-                return Err(Error::PaymentAlreadyExists(payment_id));
-            }
             if service_id.trim().is_empty() {
                 return Err(Error::Invalid("service_id must not be empty".into()));
             }
-            let initiated = pay(Event::PaymentInitiated {
+            let initiated = Event::PaymentInitiated {
                 payment_id,
                 wallet_id,
                 amount: *amount,
                 service_id: service_id.clone(),
                 attributes: attributes.clone(),
-            });
-            if let FraudVerdict::Declined { reason } = fraud {
-                // The wallet must still be the client's: a declined payment is recorded on it.
-                if w.client_id != Some(client) || w.status != wallet::Status::Open {
-                    return Err(Error::WalletNotFound(wallet_id));
-                }
-                return Ok(vec![
-                    initiated,
-                    pay(Event::PaymentCancelled {
-                        reason: format!("fraud control: {reason}"),
-                    }),
-                ]);
+                recipient: None,
+            };
+            start(&p, &w, &owner, initiated, fraud, context)
+        }
+        Command::StartTransfer {
+            amount,
+            recipient,
+            attributes,
+            fraud,
+        } => {
+            if recipient.wallet_id == wallet_id {
+                return Err(Error::TransferToSameWallet);
             }
-            wallet::ensure_not_blocked(&owner)?;
-            let group = context.groups.group_of(owner.group.as_ref())?;
-            let limits = group.limits_in(amount.currency)?;
-            if limits.needs_confirmation(amount.amount) {
-                // Nothing is reserved before the client confirms, but a payment that could
-                // not go through now is refused now rather than after the OTP.
-                wallet::check_hold(&w, client, *amount, limits)?;
-                owner.spending.check(
-                    limits,
-                    *amount,
-                    Source::Wallet,
-                    limits::local_day(context.now, owner.offset()),
-                )?;
-                let threshold = limits.warning_threshold.unwrap_or(amount.amount);
-                return Ok(vec![
-                    initiated,
-                    pay(Event::PaymentConfirmationRequested {
-                        threshold: Money::new(threshold, amount.currency),
-                    }),
-                ]);
+            let initiated = Event::PaymentInitiated {
+                payment_id,
+                wallet_id,
+                amount: *amount,
+                service_id: TRANSFER_SERVICE.into(),
+                attributes: attributes.clone(),
+                recipient: Some(*recipient),
+            };
+            start(&p, &w, &owner, initiated, fraud, context)
+        }
+        Command::DebitTransfer => {
+            if !belongs {
+                return Err(Error::PaymentNotFound(payment_id));
             }
-            let mut events = vec![initiated];
-            events.extend(reserve(&w, &owner, payment_id, *amount, limits, context)?);
-            Ok(events)
+            let Some(recipient) = p.recipient else {
+                return Err(Error::Invalid(format!(
+                    "payment {payment_id} is not a transfer to another client"
+                )));
+            };
+            if p.status != Status::Reserved {
+                return Err(transition_error(&p, "be debited"));
+            }
+            let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
+            Ok(vec![
+                pay(Event::PaymentExecutionStarted),
+                wal(wallet::Event::TransferDebited {
+                    payment_id,
+                    to_client_id: recipient.client_id,
+                    to_wallet_id: recipient.wallet_id,
+                    amount,
+                }),
+            ])
         }
         Command::Confirm => {
             if !belongs {
@@ -333,10 +383,19 @@ pub fn decide(
             if !belongs {
                 return Err(Error::PaymentNotFound(payment_id));
             }
-            if p.status != Status::Reserved {
+            let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
+            if p.is_transfer() && p.status == Status::Executing {
+                return Ok(record_transfer(
+                    &p,
+                    outcome,
+                    amount,
+                    release_spending(amount),
+                ));
+            }
+            let debit_first = p.is_transfer() && matches!(outcome, Execution::Succeeded { .. });
+            if p.status != Status::Reserved || debit_first {
                 return Err(transition_error(&p, "be executed"));
             }
-            let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
             let started = pay(Event::PaymentExecutionStarted);
             Ok(match outcome {
                 Execution::Succeeded { provider_reference } => vec![
@@ -473,6 +532,106 @@ pub fn decide(
     }
 }
 
+/// Starts a payment or a transfer with its `PaymentInitiated` event: declined by fraud
+/// control → cancelled (9); above the warning threshold → waiting for the OTP (0); otherwise
+/// reserved (1–3).
+fn start(
+    p: &Payment,
+    w: &wallet::Wallet,
+    owner: &client::Client,
+    initiated: Event,
+    fraud: &FraudVerdict,
+    context: &Context,
+) -> Result<Vec<(AggregateRef, crate::Event)>, Error> {
+    let payment_id = p.id;
+    if p.status != Status::New {
+        return Err(Error::PaymentAlreadyExists(payment_id));
+    }
+    let Event::PaymentInitiated { amount, .. } = &initiated else {
+        return Err(Error::Invalid(
+            "a payment starts with PaymentInitiated".into(),
+        ));
+    };
+    let amount = *amount;
+    let client = crate::ids::ClientId(owner.id);
+    let pay = |e| (AggregateRef::payment(payment_id), crate::Event::Payment(e));
+    if let FraudVerdict::Declined { reason } = fraud {
+        // The wallet must still be the client's: a declined payment is recorded on it.
+        if w.client_id != Some(client) || w.status != wallet::Status::Open {
+            return Err(Error::WalletNotFound(w.id));
+        }
+        return Ok(vec![
+            pay(initiated),
+            pay(Event::PaymentCancelled {
+                reason: format!("fraud control: {reason}"),
+            }),
+        ]);
+    }
+    wallet::ensure_not_blocked(owner)?;
+    let group = context.groups.group_of(owner.group.as_ref())?;
+    let limits = group.limits_in(amount.currency)?;
+    if limits.needs_confirmation(amount.amount) {
+        // Nothing is reserved before the client confirms, but a payment that could not go
+        // through now is refused now rather than after the OTP.
+        wallet::check_hold(w, client, amount, limits)?;
+        owner.spending.check(
+            limits,
+            amount,
+            Source::Wallet,
+            limits::local_day(context.now, owner.offset()),
+        )?;
+        let threshold = limits.warning_threshold.unwrap_or(amount.amount);
+        return Ok(vec![
+            pay(initiated),
+            pay(Event::PaymentConfirmationRequested {
+                threshold: Money::new(threshold, amount.currency),
+            }),
+        ]);
+    }
+    let mut events = vec![pay(initiated)];
+    events.extend(reserve(w, owner, payment_id, amount, limits, context)?);
+    Ok(events)
+}
+
+/// The recipient's answer to a debited transfer: 5 → 6, or 7 → 8 with the sender refunded
+/// and the amount given back to the spend limits (`released`).
+fn record_transfer(
+    p: &Payment,
+    outcome: &Execution,
+    amount: Money,
+    released: Option<(AggregateRef, crate::Event)>,
+) -> Vec<(AggregateRef, crate::Event)> {
+    let pay = |e| (AggregateRef::payment(p.id), crate::Event::Payment(e));
+    match outcome {
+        Execution::Succeeded { provider_reference } => vec![
+            pay(Event::PaymentExecuted {
+                provider_reference: provider_reference.clone(),
+            }),
+            pay(Event::PaymentSucceeded),
+        ],
+        Execution::Failed { reason } => {
+            let mut events = vec![
+                pay(Event::PaymentExecutionFailed {
+                    reason: reason.clone(),
+                }),
+                (
+                    AggregateRef::wallet(p.wallet_id),
+                    crate::Event::Wallet(wallet::Event::TransferRefunded {
+                        payment_id: p.id,
+                        amount,
+                        reason: reason.clone(),
+                    }),
+                ),
+            ];
+            events.extend(released);
+            events.push(pay(Event::PaymentFailed {
+                reason: reason.clone(),
+            }));
+            events
+        }
+    }
+}
+
 /// Statuses 1–3: lock, balance check, and the reservation — the hold on the wallet and the
 /// amount counted against the spend limits of the client's local day.
 fn reserve(
@@ -512,9 +671,16 @@ fn reserve(
 }
 
 /// Checks 2–4 of spec §3.4 on a payment that exists: why a cancellation of it must be
-/// rejected, or `None`. Every payment here is a payment (not a transfer) from the wallet
-/// source; what remains is its final success status, and no refund yet.
+/// rejected, or `None`. Every operation here is paid from the wallet source; a transfer to
+/// another client's wallet is the wrong operation type; what remains is the final success
+/// status, and no refund yet.
 fn cancellation_refusal(p: &Payment) -> Option<String> {
+    if p.is_transfer() {
+        return Some(
+            "the operation is a transfer to another client's wallet; only payments can be cancelled"
+                .into(),
+        );
+    }
     if p.refunded.is_some() {
         return Some("the operation was already refunded".into());
     }
@@ -538,6 +704,9 @@ pub enum Event {
         amount: Money,
         service_id: String,
         attributes: BTreeMap<String, String>,
+        /// Set for a transfer to another client's wallet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recipient: Option<Recipient>,
     },
     /// Above the group's warning threshold: the client must confirm with an OTP.
     PaymentConfirmationRequested {
@@ -637,8 +806,10 @@ pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
             amount,
             service_id,
             attributes,
+            recipient,
         } => {
             state.id = *payment_id;
+            state.recipient = *recipient;
             state.client_id = Some(client);
             state.wallet_id = *wallet_id;
             state.amount = Some(*amount);

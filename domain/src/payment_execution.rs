@@ -8,6 +8,14 @@
 //! idempotency key); an answer is recorded as `ExecutePayment`; no answer within
 //! `attempt_timeout` is retried with exponential backoff; past `deadline` after the
 //! reservation the payment is executed as failed, which releases the hold (status 8).
+//!
+//! A transfer to another client's wallet has no provider: the reserved transfer is debited
+//! (`DebitTransfer`, issued until its `PaymentExecutionStarted` arrives, or failed past the
+//! deadline like a payment), then the recipient's wallet is credited (`CreditTransfer` on the
+//! recipient's partition, id `…/credit`) and its answer recorded with `ExecutePayment`: an
+//! accepted credit succeeds, a refused one refunds the sender. Once debited, a transfer is
+//! never failed by a deadline: the credit is asked again with backoff until the command side
+//! answers, because a refund after a credit that did commit would create money.
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -95,6 +103,12 @@ pub enum State {
         sent_at: OffsetDateTime,
         attempts: u32,
     },
+    /// A transfer debited from the sender: the recipient's wallet must be credited.
+    Crediting {
+        order: Order,
+        /// Credit commands issued so far.
+        attempts: u32,
+    },
     /// The processing centre answered the cancellation: `RecordPaymentCancellation` is issued
     /// again on every wake-up until the request's final event arrives.
     CancellationRecorded {
@@ -112,6 +126,9 @@ pub struct Order {
     pub payment_id: Uuid,
     pub amount: Money,
     pub service_id: String,
+    /// Set for a transfer to another client's wallet.
+    #[serde(default)]
+    pub recipient: Option<payment::Recipient>,
 }
 
 impl Order {
@@ -162,6 +179,9 @@ pub enum Action {
     },
     /// Issue this command under the step's deterministic id `step`.
     Issue { step: String, command: Command },
+    /// Issue this credit of a transfer's recipient under the step id `step`, then feed
+    /// `Answered` (accepted: succeeded; refused: failed with its code) or `Unanswered`.
+    Credit { step: String, command: Command },
     /// Feed `Due` at this time (replaces any earlier timer); `None` clears the timer.
     WakeAt(Option<OffsetDateTime>),
 }
@@ -252,6 +272,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                         wallet_id,
                         amount,
                         service_id,
+                        recipient,
                         ..
                     },
                 ..
@@ -264,6 +285,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                     payment_id,
                     amount,
                     service_id,
+                    recipient,
                 },
             }),
             vec![],
@@ -361,6 +383,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                     payment_id,
                     amount,
                     service_id,
+                    recipient: None,
                 },
                 request_id,
                 provider_reference,
@@ -465,7 +488,19 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                 };
                 return record(order, failed, now, policy);
             }
-            let call = Action::CallProvider(order.to_port());
+            let call = match order.recipient {
+                // A transfer is debited first; its `PaymentExecutionStarted` moves it on.
+                Some(_) => Action::Issue {
+                    step: "debit".into(),
+                    command: Command::Payment {
+                        client_id: order.client_id,
+                        wallet_id: order.wallet_id,
+                        payment_id: order.payment_id,
+                        command: payment::Command::DebitTransfer,
+                    },
+                },
+                None => Action::CallProvider(order.to_port()),
+            };
             (
                 Some(State::Reserved {
                     order,
@@ -478,6 +513,53 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
         }
         (Some(State::Reserved { order, .. }), Input::Answered { now, outcome }) => {
             record(order, outcome, now, policy)
+        }
+        // A transfer's debit was committed: credit the recipient.
+        (
+            Some(State::Reserved { order, .. }),
+            Input::Event {
+                at,
+                event: E::PaymentExecutionStarted,
+                ..
+            },
+        ) if order.recipient.is_some() => (
+            Some(State::Crediting { order, attempts: 0 }),
+            vec![Action::WakeAt(Some(at))],
+        ),
+        (Some(State::Crediting { order, attempts }), Input::Due { now }) => {
+            let Some(recipient) = order.recipient else {
+                return (Some(State::Crediting { order, attempts }), vec![]);
+            };
+            let credit = Action::Credit {
+                step: "credit".into(),
+                command: Command::Wallet {
+                    client_id: recipient.client_id,
+                    wallet_id: recipient.wallet_id,
+                    command: crate::wallet::Command::CreditTransfer {
+                        transfer_id: order.payment_id,
+                        from_client_id: order.client_id,
+                        from_wallet_id: order.wallet_id,
+                        amount: order.amount,
+                    },
+                },
+            };
+            (
+                Some(State::Crediting {
+                    order,
+                    attempts: attempts + 1,
+                }),
+                vec![Action::WakeAt(Some(now + policy.attempt_timeout)), credit],
+            )
+        }
+        (Some(State::Crediting { order, .. }), Input::Answered { now, outcome }) => {
+            record(order, outcome, now, policy)
+        }
+        (Some(State::Crediting { order, attempts }), Input::Unanswered { now }) => {
+            let at = now + backoff(policy, attempts);
+            (
+                Some(State::Crediting { order, attempts }),
+                vec![Action::WakeAt(Some(at))],
+            )
         }
         (Some(State::Recorded { order, outcome }), Input::Due { now }) => {
             record(order, outcome, now, policy)
@@ -533,6 +615,7 @@ mod tests {
                 amount: Money::new(Decimal::new(10_000, 2), Currency::Rub),
                 service_id: "mobile".into(),
                 attributes: Default::default(),
+                recipient: None,
             }),
             &policy,
         );
@@ -655,6 +738,7 @@ mod tests {
             amount: Money::new(Decimal::new(9_000_000, 2), Currency::Rub),
             service_id: "mobile".into(),
             attributes: Default::default(),
+            recipient: None,
         };
         let requested = payment::Event::PaymentConfirmationRequested {
             threshold: Money::new(Decimal::new(5_000_000, 2), Currency::Rub),

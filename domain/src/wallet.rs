@@ -144,6 +144,10 @@ impl Wallet {
 pub enum Command {
     /// Opens the wallet in `currency`, which the client's group must have limits for.
     OpenWallet { currency: Currency },
+    /// Opens the account of the client's approved wallet registration at its first login
+    /// (spec §2), in the currency applied for; the registration is completed in the same
+    /// command.
+    OpenAtFirstLogin,
     /// Credits `amount` from an outside `source` (card, cash, bank transfer).
     TopUp {
         operation_id: Uuid,
@@ -158,6 +162,17 @@ pub enum Command {
         transfer_id: Uuid,
         amount: Money,
     },
+    /// Credits a transfer from another client's wallet (the payment `transfer_id`, already
+    /// debited from the sender): the credit step of the transfer process, decided on this
+    /// wallet's client's partition. Refused when the wallet is not this client's open wallet,
+    /// the client is blocked, the currency differs or the balance would pass the group's
+    /// maximum — the sender is then refunded.
+    CreditTransfer {
+        transfer_id: Uuid,
+        from_client_id: ClientId,
+        from_wallet_id: Uuid,
+        amount: Money,
+    },
 }
 
 impl Command {
@@ -165,9 +180,11 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::OpenWallet { .. } => "OpenWallet",
+            Command::OpenAtFirstLogin => "OpenWalletAtFirstLogin",
             Command::TopUp { .. } => "TopUpWallet",
             Command::CloseWallet => "CloseWallet",
             Command::Transfer { .. } => "TransferBetweenWallets",
+            Command::CreditTransfer { .. } => "CreditTransfer",
         }
     }
 
@@ -216,6 +233,29 @@ pub enum Event {
         from_wallet_id: Uuid,
         amount: Money,
     },
+    /// A transfer to another client's wallet left this wallet: its hold is removed and the
+    /// balance decreases; the amount is in transit until the recipient's wallet is credited
+    /// (`TransferCredited` there) or this wallet is refunded (`TransferRefunded`).
+    TransferDebited {
+        payment_id: Uuid,
+        to_client_id: ClientId,
+        to_wallet_id: Uuid,
+        amount: Money,
+    },
+    /// A transfer from another client's wallet arrived.
+    TransferCredited {
+        transfer_id: Uuid,
+        from_client_id: ClientId,
+        from_wallet_id: Uuid,
+        amount: Money,
+    },
+    /// The recipient's wallet refused a transfer this wallet was debited for: the amount
+    /// comes back. Never refused by the maximum balance (the money was this wallet's).
+    TransferRefunded {
+        payment_id: Uuid,
+        amount: Money,
+        reason: String,
+    },
     /// A successful payment was cancelled at the processing centre (spec §3.4): its amount
     /// is credited back. A refund is never refused by the maximum balance.
     PaymentRefunded {
@@ -238,6 +278,9 @@ impl Event {
             Event::HoldReleased { .. } => "HoldReleased",
             Event::TransferSent { .. } => "TransferSent",
             Event::TransferReceived { .. } => "TransferReceived",
+            Event::TransferDebited { .. } => "TransferDebited",
+            Event::TransferCredited { .. } => "TransferCredited",
+            Event::TransferRefunded { .. } => "TransferRefunded",
             Event::PaymentRefunded { .. } => "PaymentRefunded",
             Event::WalletClosed { .. } => "WalletClosed",
         }
@@ -282,6 +325,41 @@ pub fn decide(
                     limits: Limits::recorded(limits),
                 }],
             ))
+        }
+        Command::OpenAtFirstLogin => {
+            let registration = owner
+                .wallet_registration
+                .as_ref()
+                .filter(|r| r.wallet_id == wallet_id)
+                .ok_or(Error::WalletNotFound(wallet_id))?;
+            if registration.status != client::RequestStatus::Approved {
+                return Err(Error::InvalidTransition {
+                    aggregate: "wallet registration",
+                    id: client.0,
+                    action: "open its account",
+                    status: registration.status.label().into(),
+                });
+            }
+            if state.status != Status::NotOpened {
+                return Err(Error::WalletAlreadyOpened(wallet_id));
+            }
+            ensure_not_blocked(&owner)?;
+            let currency = registration.currency;
+            let limits = group.limits_in(currency)?;
+            let mut events = on(
+                wallet_id,
+                vec![Event::WalletOpened {
+                    wallet_id,
+                    client_id: client,
+                    currency,
+                    limits: Limits::recorded(limits),
+                }],
+            );
+            events.push((
+                AggregateRef::client(client),
+                crate::Event::Client(client::Event::WalletRegistrationCompleted { wallet_id }),
+            ));
+            Ok(events)
         }
         Command::TopUp {
             operation_id,
@@ -333,6 +411,26 @@ pub fn decide(
             let mut events = on(wallet_id, vec![sent]);
             events.extend(on(*to_wallet_id, vec![received]));
             Ok(events)
+        }
+        Command::CreditTransfer {
+            transfer_id,
+            from_client_id,
+            from_wallet_id,
+            amount,
+        } => {
+            let currency = state.owned_open(client)?;
+            ensure_not_blocked(&owner)?;
+            amount.ensure_currency(currency)?;
+            state.check_credit(*amount, group.limits_in(currency)?)?;
+            Ok(on(
+                wallet_id,
+                vec![Event::TransferCredited {
+                    transfer_id: *transfer_id,
+                    from_client_id: *from_client_id,
+                    from_wallet_id: *from_wallet_id,
+                    amount: *amount,
+                }],
+            ))
         }
     }
 }
@@ -440,13 +538,18 @@ pub fn evolve(mut state: Wallet, event: &Event) -> Wallet {
         }
         Event::WalletToppedUp { amount, .. }
         | Event::TransferReceived { amount, .. }
+        | Event::TransferCredited { amount, .. }
+        | Event::TransferRefunded { amount, .. }
         | Event::PaymentRefunded { amount, .. } => {
             state.balance = normalized(state.balance + amount.amount);
         }
         Event::FundsHeld { payment_id, amount } => {
             state.holds.insert(*payment_id, *amount);
         }
-        Event::HoldCaptured { payment_id, amount } => {
+        Event::HoldCaptured { payment_id, amount }
+        | Event::TransferDebited {
+            payment_id, amount, ..
+        } => {
             state.holds.remove(payment_id);
             state.balance = normalized(state.balance - amount.amount);
         }

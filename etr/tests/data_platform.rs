@@ -517,6 +517,7 @@ fn three_days() -> Log {
             amount: rub("250.10"),
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
+            recipient: None,
         },
     );
     log.wallet(
@@ -992,6 +993,7 @@ async fn rows_from_before_positions_take_them_from_the_events_dp_holds() {
             amount: rub("99.99"),
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
+            recipient: None,
         },
     );
     a.payment(paid_at[1], payment::Event::PaymentLocked);

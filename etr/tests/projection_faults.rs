@@ -472,6 +472,7 @@ async fn undecodable_records_go_to_dead_letters_and_the_rest_keeps_flowing() {
         },
         service_id: "mobile".into(),
         attributes: BTreeMap::new(),
+        recipient: None,
     });
     let unknown = (
         envelope(

@@ -14,6 +14,7 @@ pub mod invalid_passports;
 pub mod kafka;
 pub mod pg;
 pub mod registry;
+pub mod settings;
 pub mod vault;
 pub mod watchlists;
 pub mod web;

@@ -309,7 +309,18 @@ impl<'a> Rows<'a> {
                 amount,
                 ..
             } => ("transfer_in", amount, *transfer_id, [1, 0, 1, 0]),
+            W::TransferDebited {
+                payment_id, amount, ..
+            } => ("transfer_out", amount, *payment_id, [-1, -1, 0, 1]),
+            W::TransferCredited {
+                transfer_id,
+                amount,
+                ..
+            } => ("transfer_in", amount, *transfer_id, [1, 0, 1, 0]),
             W::PaymentRefunded {
+                payment_id, amount, ..
+            }
+            | W::TransferRefunded {
                 payment_id, amount, ..
             } => ("refund", amount, *payment_id, [1, 0, 1, 0]),
         };

@@ -206,7 +206,18 @@ async fn record_movement(
             amount,
             ..
         } => ("transfer_in", transfer_id, amount, 1),
+        E::TransferDebited {
+            payment_id, amount, ..
+        } => ("transfer_out", payment_id, amount, -1),
+        E::TransferCredited {
+            transfer_id,
+            amount,
+            ..
+        } => ("transfer_in", transfer_id, amount, 1),
         E::PaymentRefunded {
+            payment_id, amount, ..
+        }
+        | E::TransferRefunded {
             payment_id, amount, ..
         } => ("refund", payment_id, amount, 1),
         E::WalletOpened { .. }

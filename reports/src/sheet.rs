@@ -31,11 +31,12 @@ pub enum MovementKind {
     TopUp,
     /// `HoldCaptured`: a payment's held money leaves the wallet.
     Payment,
-    /// `TransferSent`: money out to another wallet.
+    /// `TransferSent` / `TransferDebited`: money out to another wallet.
     TransferOut,
-    /// `TransferReceived`: money in from another wallet.
+    /// `TransferReceived` / `TransferCredited`: money in from another wallet.
     TransferIn,
-    /// `PaymentRefunded`: a cancelled payment's money back (e-wallet spec §3.4).
+    /// `PaymentRefunded` / `TransferRefunded`: a cancelled payment's money back (e-wallet
+    /// spec §3.4), or a transfer the recipient refused.
     Refund,
 }
 

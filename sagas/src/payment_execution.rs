@@ -9,6 +9,7 @@
 //!   after the attempt timeout and the command is then answered with its first outcome.
 
 use etr_domain::ids::platform_command_id;
+use etr_domain::payment::Execution;
 use etr_domain::payment_execution::{step, Action, Input, Policy, State};
 use etr_domain::ports::PaymentProvider;
 use etr_domain::{Actor, Envelope, Event};
@@ -223,6 +224,34 @@ impl Executor {
                     self.issue(id, correlation, &step, command).await?;
                     recorded += 1;
                 }
+                Action::Credit { step, command } => {
+                    let recipient = match &command {
+                        etr_domain::Command::Wallet { wallet_id, .. } => *wallet_id,
+                        _ => uuid::Uuid::nil(),
+                    };
+                    let now = OffsetDateTime::now_utc();
+                    let input = match self.issue(id, correlation, &step, command).await {
+                        Ok(Issued::Accepted) => Input::Answered {
+                            now,
+                            outcome: Execution::Succeeded {
+                                provider_reference: format!("wallet:{recipient}"),
+                            },
+                        },
+                        Ok(Issued::Rejected { code }) => Input::Answered {
+                            now,
+                            outcome: Execution::Failed {
+                                reason: format!(
+                                    "the recipient's wallet refused the credit: {code}"
+                                ),
+                            },
+                        },
+                        Err(e) => {
+                            tracing::warn!(payment = %id, error = %e, "a transfer's credit was not taken; asked again");
+                            Input::Unanswered { now }
+                        }
+                    };
+                    recorded += 1 + self.advance(id, client, correlation, input).await?;
+                }
                 Action::WakeAt(_) => {}
             }
         }
@@ -267,7 +296,7 @@ impl Executor {
         correlation: &str,
         step: &str,
         command: etr_domain::Command,
-    ) -> Result<(), Error> {
+    ) -> Result<Issued, Error> {
         let issued = self
             .commands
             .issue(Issue {
@@ -278,9 +307,9 @@ impl Executor {
             })
             .await
             .map_err(Error::CommandNotTaken)?;
-        if let Issued::Rejected { code } = issued {
-            tracing::info!(payment = %id, code, "payment execution refused; the payment moved on");
+        if let Issued::Rejected { code } = &issued {
+            tracing::info!(payment = %id, code, step, "payment execution step refused");
         }
-        Ok(())
+        Ok(issued)
     }
 }

@@ -89,6 +89,23 @@ pub fn every_event() -> Vec<Event> {
             from_wallet_id: id(1),
             amount: money(1),
         }),
+        W(wallet::Event::TransferDebited {
+            payment_id: id(9),
+            to_client_id: ClientId(id(10)),
+            to_wallet_id: id(11),
+            amount: money(2_500),
+        }),
+        W(wallet::Event::TransferCredited {
+            transfer_id: id(9),
+            from_client_id: ClientId(id(2)),
+            from_wallet_id: id(1),
+            amount: money(2_500),
+        }),
+        W(wallet::Event::TransferRefunded {
+            payment_id: id(9),
+            amount: money(2_500),
+            reason: "the recipient's wallet refused the credit: wallet_closed".into(),
+        }),
         W(wallet::Event::PaymentRefunded {
             payment_id: id(4),
             request_id: id(8),
@@ -102,7 +119,19 @@ pub fn every_event() -> Vec<Event> {
             wallet_id: id(1),
             amount: money(5_000),
             service_id: "mobile".into(),
+            attributes: attributes.clone(),
+            recipient: None,
+        }),
+        P(payment::Event::PaymentInitiated {
+            payment_id: id(9),
+            wallet_id: id(1),
+            amount: money(2_500),
+            service_id: payment::TRANSFER_SERVICE.into(),
             attributes,
+            recipient: Some(payment::Recipient {
+                client_id: ClientId(id(10)),
+                wallet_id: id(11),
+            }),
         }),
         P(payment::Event::PaymentLocked),
         P(payment::Event::PaymentBalanceChecked),
@@ -201,6 +230,32 @@ pub fn every_event() -> Vec<Event> {
         }),
         C(client::Event::ClientTimeZoneChanged {
             utc_offset: "+05:00".into(),
+        }),
+        C(client::Event::WalletRegistrationSubmitted {
+            personal: sealed.clone(),
+            currency: Currency::Rub,
+            wallet_id: id(1),
+        }),
+        C(client::Event::WalletRegistrationApproved {
+            approval: client::Approval::Manual,
+            reason: "documents checked".into(),
+        }),
+        C(client::Event::WalletRegistrationRejected {
+            reason: "duplicate".into(),
+        }),
+        C(client::Event::WalletRegistrationCompleted { wallet_id: id(1) }),
+        C(client::Event::PersonalDataChangeRequested {
+            request_id: id(12),
+            personal: sealed.clone(),
+        }),
+        C(client::Event::PersonalDataChangeApproved {
+            request_id: id(12),
+            approval: client::Approval::Automatic,
+            reason: "automatic".into(),
+        }),
+        C(client::Event::PersonalDataChangeRejected {
+            request_id: id(12),
+            reason: "the passport does not match".into(),
         }),
         C(client::Event::SpendingCounted {
             operation_id: id(4),
