@@ -67,6 +67,37 @@ pub struct Customer {
     pub personal_data_erased: bool,
     pub registered_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The client's last application for a wallet (e-wallet spec §2).
+    pub wallet_registration: Option<WalletRegistration>,
+    /// The client's personal-data change requests, oldest first.
+    pub personal_data_change_requests: Vec<DataChangeRequest>,
+}
+
+/// A client's application for a wallet.
+#[derive(SimpleObject, Clone)]
+pub struct WalletRegistration {
+    pub client_id: Uuid,
+    /// `submitted` (waiting for an operator), `approved`, `rejected` or `completed` (the
+    /// account opened at the first login).
+    pub status: String,
+    /// ISO 4217 code of the account applied for.
+    pub currency: String,
+    /// The account that opens (or opened) at the first login.
+    pub wallet_id: Uuid,
+    /// The operator's reason, or `automatic`.
+    pub reason: Option<String>,
+    /// The data applied with while an operator has not decided; opened for the client itself
+    /// and operators.
+    pub applicant: Option<PersonalData>,
+}
+
+/// A request to change the client's personal data.
+#[derive(SimpleObject, Clone)]
+pub struct DataChangeRequest {
+    pub request_id: Uuid,
+    /// `submitted`, `approved` or `rejected`.
+    pub status: String,
+    pub reason: Option<String>,
 }
 
 #[derive(Default)]
@@ -106,6 +137,16 @@ impl CustomerQuery {
             (Some(sealed), true) => open(pool, id, sealed).await?,
             _ => (None, false),
         };
+        let wallet_registration = registration(pool, &c, may_open).await?;
+        let personal_data_change_requests = c
+            .data_changes
+            .iter()
+            .map(|r| DataChangeRequest {
+                request_id: r.request_id,
+                status: r.status.label().into(),
+                reason: r.reason.clone(),
+            })
+            .collect();
         Ok(Some(Customer {
             client_id: id,
             status: c.status.label().into(),
@@ -131,8 +172,83 @@ impl CustomerQuery {
             personal_data_erased: erased || c.erased,
             registered_at,
             updated_at,
+            wallet_registration,
+            personal_data_change_requests,
         }))
     }
+
+    /// Wallet registrations in `status` (default `submitted`: the operators' queue), oldest
+    /// client id first after `after`, at most `first` (1–100, default 20). Operators only.
+    /// Errors: `UNAUTHENTICATED`, `FORBIDDEN`, `BAD_USER_INPUT` (status or page size).
+    async fn wallet_registrations(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<String>,
+        first: Option<i32>,
+        after: Option<Uuid>,
+        min_position: Option<PositionInput>,
+    ) -> async_graphql::Result<Vec<WalletRegistration>> {
+        let v = viewer(ctx)?;
+        if v.role != Role::Operator {
+            return Err(crate::auth::error(
+                "FORBIDDEN",
+                "wallet registrations are for operators",
+            ));
+        }
+        let status = status.unwrap_or_else(|| "submitted".into());
+        if !["submitted", "approved", "rejected", "completed"].contains(&status.as_str()) {
+            return Err(crate::auth::error(
+                "BAD_USER_INPUT",
+                "status is one of submitted, approved, rejected, completed",
+            ));
+        }
+        let first = first.unwrap_or(20);
+        if !(1..=100).contains(&first) {
+            return Err(crate::auth::error(
+                "BAD_USER_INPUT",
+                "first is between 1 and 100",
+            ));
+        }
+        let pool = pool(ctx)?;
+        reach(pool, LENDING, min_position).await?;
+        let rows: Vec<sqlx::types::Json<client::Client>> = sqlx::query_scalar(
+            "SELECT state FROM rm_customers WHERE state->'wallet_registration'->>'status' = $1              AND client_id > $2 ORDER BY client_id LIMIT $3",
+        )
+        .bind(&status)
+        .bind(after.unwrap_or(Uuid::nil()))
+        .bind(i64::from(first))
+        .fetch_all(pool)
+        .await
+        .map_err(store)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for c in rows {
+            out.extend(registration(pool, &c.0, true).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// The client's wallet registration as shown, its applicant's data opened when allowed.
+async fn registration(
+    pool: &sqlx::PgPool,
+    c: &client::Client,
+    may_open: bool,
+) -> async_graphql::Result<Option<WalletRegistration>> {
+    let Some(r) = &c.wallet_registration else {
+        return Ok(None);
+    };
+    let applicant = match (&c.registration_personal, may_open) {
+        (Some(sealed), true) => open(pool, c.id, sealed).await?.0,
+        _ => None,
+    };
+    Ok(Some(WalletRegistration {
+        client_id: c.id,
+        status: r.status.label().into(),
+        currency: r.currency.code().into(),
+        wallet_id: r.wallet_id,
+        reason: r.reason.clone(),
+        applicant,
+    }))
 }
 
 async fn open(
