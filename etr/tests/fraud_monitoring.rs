@@ -121,6 +121,21 @@ async fn fraud_rules_refuse_requests_past_their_limits_on_both_apis_and_operator
     let put = reqwest::Method::PUT;
     let delete = reqwest::Method::DELETE;
 
+    // The routes are in the OpenAPI document.
+    let (status, _, doc) = send(&api, get.clone(), "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    let paths = &doc["paths"];
+    assert!(
+        paths[RULES]["get"].is_object() && paths[RULES]["post"].is_object(),
+        "{paths}"
+    );
+    let one = &paths["/v1/operator/fraud-rules/{rule_id}"];
+    assert!(
+        one["put"].is_object() && one["delete"].is_object(),
+        "{paths}"
+    );
+    assert!(doc["components"]["schemas"]["NewFraudRule"].is_object());
+
     // While no rule is stored, the built-in defaults are in force.
     let (status, _, rules) = send(&api, get.clone(), RULES, Some(&operator), None).await;
     assert_eq!(status, 200, "{rules}");
