@@ -9,9 +9,9 @@
 //! [`HandlerCommands`]), the projectors ([`start_projectors`]), the query API
 //! ([`start_query_api`]), the scheduled balance reports
 //! ([`reports::start_report_scheduler`]), the fraud monitors in front of both APIs
-//! ([`fraud_monitor`], [`command_router`], [`serve_with_peers`]), and the tokens a development setup hands out
-//! ([`dev_token`], [`client_bearer`]). A started role runs in its own task, restarted after an
-//! error or not ([`Restart`]).
+//! ([`fraud_monitor`], [`command_router`], [`serve_with_peers`]), and the tokens a
+//! development setup hands out ([`dev_token`], [`client_bearer`]). A started role runs in its
+//! own task, restarted after an error or not ([`Restart`]).
 //!
 //! Nothing here decides anything about the business: every decision is the crates'.
 
