@@ -74,6 +74,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::lending::routes())
         .merge(crate::groups::routes())
         .merge(crate::registration::routes())
+        .merge(crate::fraud_rules::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -1156,7 +1157,7 @@ async fn transfer(
     modifiers(&DocumentSettings),
     info(
         title = "ETR command API",
-        description = "Commands of partners, clients and operators: wallets, top-ups, payments, transfers; the loan conveyor (client registration, applications from creation to disbursement, operator reviews). The application routes documented under /v1/partner/applications (partner token: the partner's own applications) are served the same under /v1/me/applications with a client token (the client is the token's subject; `client_id` is then not given). Every POST takes an Idempotency-Key; amounts are decimal strings."
+        description = "Commands of partners, clients and operators: wallets, top-ups, payments, transfers; the loan conveyor (client registration, applications from creation to disbursement, operator reviews). The application routes documented under /v1/partner/applications (partner token: the partner's own applications) are served the same under /v1/me/applications with a client token (the client is the token's subject; `client_id` is then not given). Every POST takes an Idempotency-Key; amounts are decimal strings. Any request may be refused by a fraud-monitoring rule (/v1/operator/fraud-rules) with 429, `Retry-After` in seconds and `{\"error\": {\"code\": \"rate_limited\", \"reason\": <rule id>, \"message\", \"retry_after\"}}`; the optional `X-Interface-Type` header (web, android, ios, terminal, partner-api, other) names the client application."
     ),
     paths(
         open_wallet,
@@ -1177,6 +1178,10 @@ async fn transfer(
         crate::registration::review_data_change,
         crate::registration::get_settings,
         crate::registration::put_settings,
+        crate::fraud_rules::list_rules,
+        crate::fraud_rules::create_rule,
+        crate::fraud_rules::replace_rule,
+        crate::fraud_rules::delete_rule,
         crate::lending::register_by_partner,
         crate::lending::register_self,
         crate::lending::create_application,
@@ -1217,6 +1222,9 @@ async fn transfer(
         crate::groups::GroupView,
         crate::groups::MoveClientRequest,
         crate::groups::TimeZoneRequest,
+        crate::fraud_rules::NewFraudRule,
+        crate::fraud_rules::FraudRuleBody,
+        crate::fraud_rules::FraudRuleView,
         ConfirmationRequest,
         CancellationRequestBody,
         OpenWalletRequest,

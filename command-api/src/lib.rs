@@ -12,6 +12,7 @@ pub mod body;
 pub mod committer;
 pub mod docs;
 pub mod error;
+pub mod fraud_rules;
 pub mod groups;
 pub mod handler;
 pub mod lending;

@@ -17,6 +17,7 @@ pub mod conveyor;
 pub mod documents;
 pub mod envelope;
 pub mod error;
+pub mod fraud;
 pub mod identification;
 pub mod identity;
 pub mod ids;

@@ -1,7 +1,6 @@
 //! The serving roles of the command line: which of the platform's roles (wired by
 //! `etr_platform`) each subcommand runs in this process, and what it prints.
 
-use etr_command_api::api;
 use etr_infra::avro::EventCodec;
 use etr_infra::config::Settings;
 use etr_platform::{
@@ -56,9 +55,11 @@ async fn serve(
         etr_platform::lending::simulated_lending_ports(&pool),
         Restart::Supervised,
     )?;
+    let router = etr_platform::command_router(&settings, &pool, app).await?;
     let listener = etr_platform::bind("the command API", &settings.command_api_addr).await?;
     tracing::info!(addr = %settings.command_api_addr, "command API listening");
-    let server = tokio::spawn(async move { axum::serve(listener, api::router(app)).await });
+    let server =
+        tokio::spawn(async move { etr_platform::serve_with_peers(listener, router).await });
     if let Some(exit_after) = demo {
         crate::demo::run(&settings, &codec).await?;
         if exit_after {

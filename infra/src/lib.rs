@@ -10,6 +10,7 @@ pub mod avro;
 pub mod client_groups;
 pub mod config;
 pub mod error;
+pub mod fraud;
 pub mod invalid_passports;
 pub mod kafka;
 pub mod pg;

@@ -8,9 +8,10 @@
 //! ([`start_payment_processor`]: tracker + executor, its commands through
 //! [`HandlerCommands`]), the projectors ([`start_projectors`]), the query API
 //! ([`start_query_api`]), the scheduled balance reports
-//! ([`reports::start_report_scheduler`]), and the tokens a development setup hands out
-//! ([`dev_token`], [`client_bearer`]). A started role runs in its own task, restarted after an
-//! error or not ([`Restart`]).
+//! ([`reports::start_report_scheduler`]), the fraud monitors in front of both APIs
+//! ([`fraud_monitor`], [`command_router`], [`serve_with_peers`]), and the tokens a
+//! development setup hands out ([`dev_token`], [`client_bearer`]). A started role runs in its
+//! own task, restarted after an error or not ([`Restart`]).
 //!
 //! Nothing here decides anything about the business: every decision is the crates'.
 
@@ -28,6 +29,7 @@ use etr_domain::ports::{BoxFuture, PaymentProvider};
 use etr_infra::auth::{Keys, Role};
 use etr_infra::avro::EventCodec;
 use etr_infra::config::Settings;
+use etr_infra::fraud;
 use etr_infra::{kafka, pg};
 use etr_projections::lending::Lending;
 use etr_projections::runtime::{Projection, Projector};
@@ -409,18 +411,73 @@ pub fn start_projectors(
 }
 
 /// Serves the GraphQL query API on the configured address, its tokens verified with the
-/// configured secret.
+/// configured secret, behind its fraud monitor ([`fraud_monitor`]).
 ///
-/// Errors: [`Error::Bind`].
+/// Errors: [`Error::Bind`]; loading the fraud rules.
 pub async fn start_query_api(settings: &Settings, pool: PgPool) -> Result<JoinHandle<()>, Error> {
     let keys = Keys::from_secret(settings.jwt_secret.as_bytes());
+    let monitor = fraud_monitor(settings, &pool, fraud::Api::Query).await?;
     let listener = bind("the query API", &settings.query_api_addr).await?;
     tracing::info!(addr = %settings.query_api_addr, "GraphQL query API listening");
+    let router = monitor.protect(etr_query_api::router(pool, keys));
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, etr_query_api::router(pool, keys)).await {
+        if let Err(e) = serve_with_peers(listener, router).await {
             tracing::error!(error = %e, "query API stopped");
         }
     }))
+}
+
+/// The command API's router for `app`, behind its fraud monitor ([`fraud_monitor`]). Serve
+/// it with [`serve_with_peers`].
+///
+/// Errors: loading the fraud rules.
+pub async fn command_router(
+    settings: &Settings,
+    pool: &PgPool,
+    app: Arc<App>,
+) -> Result<axum::Router, Error> {
+    let monitor = fraud_monitor(settings, pool, fraud::Api::Command).await?;
+    Ok(monitor.protect(etr_command_api::api::router(app)))
+}
+
+/// The fraud monitor of `api` in this process (e-wallet spec §8.3): the rules from the
+/// database, reloaded every second; request statistics flushed every second and kept for
+/// `ETR_API_STATS_RETENTION_DAYS` days (default 90; a value that is not a positive integer
+/// is ignored).
+///
+/// Errors: loading the fraud rules.
+pub async fn fraud_monitor(
+    settings: &Settings,
+    pool: &PgPool,
+    api: fraud::Api,
+) -> Result<fraud::Monitor, Error> {
+    let mut options = fraud::Options::default();
+    if let Some(days) = std::env::var("ETR_API_STATS_RETENTION_DAYS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|d| *d > 0)
+    {
+        options.retention = Duration::from_secs(days.saturating_mul(24 * 3600));
+    }
+    Ok(fraud::Monitor::start(
+        api,
+        Keys::from_secret(settings.jwt_secret.as_bytes()),
+        pool.clone(),
+        options,
+    )
+    .await?)
+}
+
+/// Serves `router` on `listener` with each connection's peer address known to it (the fraud
+/// monitor counts requests by address).
+///
+/// Errors: the server's I/O.
+pub async fn serve_with_peers(listener: TcpListener, router: axum::Router) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
 }
 
 /// Runs a role's loop; when it stops with an error, logs it and starts it again after a

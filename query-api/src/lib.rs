@@ -14,10 +14,12 @@
 //! operation's history, …) come through DataLoaders, one query per kind and response.
 //! `/metrics` exposes every projection's lag in the Prometheus text format. Balance reports:
 //! `turnoverSheet`, `dailyBalances`, `balanceChart` and their files from
-//! `GET /reports/<report>.<format>` ([`reports`]).
+//! `GET /reports/<report>.<format>` ([`reports`]). API request statistics for operators:
+//! `apiRequestStatsLive`, `apiRequestStatsByDay`, `apiRequestStatsByClient` ([`fraud`]).
 
 pub mod auth;
 pub mod customers;
+pub mod fraud;
 pub mod lending;
 mod loaders;
 mod metrics;
@@ -62,6 +64,7 @@ pub struct Query(
     customers::CustomerQuery,
     timeline::TimelineQuery,
     reports::ReportQuery,
+    fraud::FraudQuery,
     StatusQuery,
 );
 
