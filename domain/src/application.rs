@@ -482,7 +482,7 @@ pub fn decide(
         return Err(Error::ApplicationNotFound(id));
     }
     let client = match states.get(&client_ref(client_id)) {
-        Some(State::Client(c)) => c.clone(),
+        Some(State::Client(c)) => (**c).clone(),
         _ => client::Client::default(),
     };
     let mut out: Vec<(AggregateRef, AnyEvent)> = Vec::new();

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+use crate::autopayment::{self as auto, Autopayment, Schedule, Template};
 use crate::error::Error;
 use crate::limits::{self, GroupId, Source, Spending};
 use crate::money::{Currency, Money};
@@ -174,6 +175,12 @@ pub struct Client {
     /// client on approval).
     #[serde(default)]
     pub registration_personal: Option<Sealed>,
+    /// Payment templates by id (spec §3.2).
+    #[serde(default)]
+    pub templates: BTreeMap<Uuid, Template>,
+    /// Autopayments by id (spec §3.2).
+    #[serde(default)]
+    pub autopayments: BTreeMap<Uuid, Autopayment>,
 }
 
 impl Client {
@@ -253,6 +260,45 @@ pub enum Command {
         approve: bool,
         reason: String,
     },
+    /// Save (or replace) a payment template (spec §3.2); at most
+    /// [`auto::MAX_TEMPLATES`].
+    SaveTemplate {
+        template_id: Uuid,
+        template: Template,
+    },
+    /// Delete a template no active or paused autopayment runs.
+    DeleteTemplate {
+        template_id: Uuid,
+    },
+    /// Run a template on a schedule, pausing after `max_failures` (1–10) failed runs in a
+    /// row; at most [`auto::MAX_AUTOPAYMENTS`].
+    CreateAutopayment {
+        autopayment_id: Uuid,
+        template_id: Uuid,
+        schedule: Schedule,
+        max_failures: u32,
+    },
+    PauseAutopayment {
+        autopayment_id: Uuid,
+        reason: String,
+    },
+    /// Resume a paused autopayment: the next run is the first scheduled after now.
+    ResumeAutopayment {
+        autopayment_id: Uuid,
+    },
+    CancelAutopayment {
+        autopayment_id: Uuid,
+    },
+    /// The autopayment process records run `run` (its payment and outcome); the next run is
+    /// the first scheduled after now, and the autopayment pauses at `max_failures` failures
+    /// in a row. A run other than the one due is refused.
+    RecordAutopaymentRun {
+        autopayment_id: Uuid,
+        run: u32,
+        payment_id: Uuid,
+        succeeded: bool,
+        reason: Option<String>,
+    },
 }
 
 impl Command {
@@ -272,6 +318,13 @@ impl Command {
             Command::ReviewWalletRegistration { .. } => "ReviewWalletRegistration",
             Command::RequestPersonalDataChange { .. } => "RequestPersonalDataChange",
             Command::ReviewPersonalDataChange { .. } => "ReviewPersonalDataChange",
+            Command::SaveTemplate { .. } => "SavePaymentTemplate",
+            Command::DeleteTemplate { .. } => "DeletePaymentTemplate",
+            Command::CreateAutopayment { .. } => "CreateAutopayment",
+            Command::PauseAutopayment { .. } => "PauseAutopayment",
+            Command::ResumeAutopayment { .. } => "ResumeAutopayment",
+            Command::CancelAutopayment { .. } => "CancelAutopayment",
+            Command::RecordAutopaymentRun { .. } => "RecordAutopaymentRun",
         }
     }
 }
@@ -374,6 +427,40 @@ pub enum Event {
         request_id: Uuid,
         reason: String,
     },
+    TemplateSaved {
+        template_id: Uuid,
+        template: Template,
+    },
+    TemplateDeleted {
+        template_id: Uuid,
+    },
+    AutopaymentCreated {
+        autopayment_id: Uuid,
+        template_id: Uuid,
+        schedule: Schedule,
+        max_failures: u32,
+    },
+    /// Run `run` ended (`succeeded`, or the reason); `next_run` is the run due next.
+    AutopaymentRunRecorded {
+        autopayment_id: Uuid,
+        run: u32,
+        payment_id: Uuid,
+        succeeded: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        next_run: u32,
+    },
+    AutopaymentPaused {
+        autopayment_id: Uuid,
+        reason: String,
+    },
+    AutopaymentResumed {
+        autopayment_id: Uuid,
+        next_run: u32,
+    },
+    AutopaymentCancelled {
+        autopayment_id: Uuid,
+    },
 }
 
 impl Event {
@@ -401,6 +488,13 @@ impl Event {
             Event::PersonalDataChangeRequested { .. } => "PersonalDataChangeRequested",
             Event::PersonalDataChangeApproved { .. } => "PersonalDataChangeApproved",
             Event::PersonalDataChangeRejected { .. } => "PersonalDataChangeRejected",
+            Event::TemplateSaved { .. } => "TemplateSaved",
+            Event::TemplateDeleted { .. } => "TemplateDeleted",
+            Event::AutopaymentCreated { .. } => "AutopaymentCreated",
+            Event::AutopaymentRunRecorded { .. } => "AutopaymentRunRecorded",
+            Event::AutopaymentPaused { .. } => "AutopaymentPaused",
+            Event::AutopaymentResumed { .. } => "AutopaymentResumed",
+            Event::AutopaymentCancelled { .. } => "AutopaymentCancelled",
         }
     }
 }
@@ -437,8 +531,9 @@ pub fn decide(
     state: &Client,
     id: Uuid,
     command: &Command,
-    catalogue: &limits::Catalogue,
+    context: &crate::command::Context,
 ) -> Result<Vec<Event>, Error> {
+    let catalogue = &*context.groups;
     use Status as S;
     let refuse = |action: &'static str| Error::InvalidTransition {
         aggregate: "client",
@@ -477,6 +572,19 @@ pub fn decide(
         (_, Command::ChangeTimeZone { utc_offset }) => Event::ClientTimeZoneChanged {
             utc_offset: limits::format_utc_offset(limits::parse_utc_offset(utc_offset)?),
         },
+        // Every wallet client keeps templates and autopayments, registered or not.
+        (
+            _,
+            Command::SaveTemplate { .. }
+            | Command::DeleteTemplate { .. }
+            | Command::CreateAutopayment { .. }
+            | Command::PauseAutopayment { .. }
+            | Command::ResumeAutopayment { .. }
+            | Command::CancelAutopayment { .. }
+            | Command::RecordAutopaymentRun { .. },
+        ) => {
+            return decide_autopayments(state, command, context.now).map(Option::unwrap_or_default)
+        }
         (S::Blocked, Command::ApplyForWallet { .. }) => return Err(refuse("apply for a wallet")),
         (
             _,
@@ -701,6 +809,178 @@ pub fn decide(
     Ok(vec![event])
 }
 
+/// Templates and autopayments (spec §3.2); `None` for any other command.
+fn decide_autopayments(
+    state: &Client,
+    command: &Command,
+    now: time::OffsetDateTime,
+) -> Result<Option<Vec<Event>>, Error> {
+    let find = |id: &Uuid| {
+        state
+            .autopayments
+            .get(id)
+            .ok_or_else(|| Error::Invalid(format!("autopayment {id} does not exist")))
+    };
+    let wrong = |id: Uuid, a: &Autopayment, action: &'static str| Error::InvalidTransition {
+        aggregate: "autopayment",
+        id,
+        action,
+        status: a.status.label().into(),
+    };
+    let events = match command {
+        Command::SaveTemplate {
+            template_id,
+            template,
+        } => {
+            template.validate()?;
+            if !state.templates.contains_key(template_id)
+                && state.templates.len() >= auto::MAX_TEMPLATES
+            {
+                return Err(Error::Invalid(format!(
+                    "a client keeps at most {} templates",
+                    auto::MAX_TEMPLATES
+                )));
+            }
+            vec![Event::TemplateSaved {
+                template_id: *template_id,
+                template: template.clone(),
+            }]
+        }
+        Command::DeleteTemplate { template_id } => {
+            if !state.templates.contains_key(template_id) {
+                return Err(Error::Invalid(format!(
+                    "template {template_id} does not exist"
+                )));
+            }
+            if state
+                .autopayments
+                .values()
+                .any(|a| a.template_id == *template_id && a.status != auto::Status::Cancelled)
+            {
+                return Err(Error::Invalid(format!(
+                    "template {template_id} is run by an autopayment; cancel it first"
+                )));
+            }
+            vec![Event::TemplateDeleted {
+                template_id: *template_id,
+            }]
+        }
+        Command::CreateAutopayment {
+            autopayment_id,
+            template_id,
+            schedule,
+            max_failures,
+        } => {
+            schedule.validate()?;
+            if !state.templates.contains_key(template_id) {
+                return Err(Error::Invalid(format!(
+                    "template {template_id} does not exist"
+                )));
+            }
+            if !(1..=10).contains(max_failures) {
+                return Err(Error::Invalid("max_failures is 1–10".into()));
+            }
+            if state.autopayments.contains_key(autopayment_id) {
+                return Err(Error::Invalid(format!(
+                    "autopayment {autopayment_id} already exists"
+                )));
+            }
+            let live = state
+                .autopayments
+                .values()
+                .filter(|a| a.status != auto::Status::Cancelled)
+                .count();
+            if live >= auto::MAX_AUTOPAYMENTS {
+                return Err(Error::Invalid(format!(
+                    "a client has at most {} autopayments",
+                    auto::MAX_AUTOPAYMENTS
+                )));
+            }
+            vec![Event::AutopaymentCreated {
+                autopayment_id: *autopayment_id,
+                template_id: *template_id,
+                schedule: *schedule,
+                max_failures: *max_failures,
+            }]
+        }
+        Command::PauseAutopayment {
+            autopayment_id,
+            reason,
+        } => {
+            reason_required(reason)?;
+            let a = find(autopayment_id)?;
+            if a.status != auto::Status::Active {
+                return Err(wrong(*autopayment_id, a, "be paused"));
+            }
+            vec![Event::AutopaymentPaused {
+                autopayment_id: *autopayment_id,
+                reason: reason.clone(),
+            }]
+        }
+        Command::ResumeAutopayment { autopayment_id } => {
+            let a = find(autopayment_id)?;
+            if a.status != auto::Status::Paused {
+                return Err(wrong(*autopayment_id, a, "be resumed"));
+            }
+            let next_run = if a.next_run_at() > now {
+                a.next_run
+            } else {
+                a.schedule.next_run_after(a.next_run, now)
+            };
+            vec![Event::AutopaymentResumed {
+                autopayment_id: *autopayment_id,
+                next_run,
+            }]
+        }
+        Command::CancelAutopayment { autopayment_id } => {
+            let a = find(autopayment_id)?;
+            if a.status == auto::Status::Cancelled {
+                return Err(wrong(*autopayment_id, a, "be cancelled"));
+            }
+            vec![Event::AutopaymentCancelled {
+                autopayment_id: *autopayment_id,
+            }]
+        }
+        Command::RecordAutopaymentRun {
+            autopayment_id,
+            run,
+            payment_id,
+            succeeded,
+            reason,
+        } => {
+            let a = find(autopayment_id)?;
+            if *run != a.next_run || a.status == auto::Status::Cancelled {
+                return Err(Error::Invalid(format!(
+                    "run {run} of autopayment {autopayment_id} is not the one due ({})",
+                    a.next_run
+                )));
+            }
+            let mut events = vec![Event::AutopaymentRunRecorded {
+                autopayment_id: *autopayment_id,
+                run: *run,
+                payment_id: *payment_id,
+                succeeded: *succeeded,
+                reason: reason.clone(),
+                next_run: a.schedule.next_run_after(*run, now),
+            }];
+            let failures = if *succeeded {
+                0
+            } else {
+                a.consecutive_failures + 1
+            };
+            if failures >= a.max_failures && a.status == auto::Status::Active {
+                events.push(Event::AutopaymentPaused {
+                    autopayment_id: *autopayment_id,
+                    reason: format!("{failures} failed runs in a row"),
+                });
+            }
+            events
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(events))
+}
+
 /// The approval of a wallet registration; a client not in the registry yet is registered
 /// with the data it applied with.
 fn approve_registration(
@@ -731,6 +1011,87 @@ impl Client {
 
 pub fn evolve(mut state: Client, event: &Event) -> Client {
     match event {
+        Event::TemplateSaved {
+            template_id,
+            template,
+        } => {
+            state.templates.insert(*template_id, template.clone());
+        }
+        Event::TemplateDeleted { template_id } => {
+            state.templates.remove(template_id);
+        }
+        Event::AutopaymentCreated {
+            autopayment_id,
+            template_id,
+            schedule,
+            max_failures,
+        } => {
+            state.autopayments.insert(
+                *autopayment_id,
+                Autopayment {
+                    template_id: *template_id,
+                    schedule: *schedule,
+                    max_failures: *max_failures,
+                    status: auto::Status::Active,
+                    next_run: 0,
+                    consecutive_failures: 0,
+                    runs: Vec::new(),
+                    pause_reason: None,
+                },
+            );
+        }
+        Event::AutopaymentRunRecorded {
+            autopayment_id,
+            run,
+            payment_id,
+            succeeded,
+            reason,
+            next_run,
+        } => {
+            if let Some(a) = state.autopayments.get_mut(autopayment_id) {
+                a.runs.push(auto::Run {
+                    run: *run,
+                    payment_id: *payment_id,
+                    succeeded: *succeeded,
+                    reason: reason.clone(),
+                });
+                if a.runs.len() > auto::KEPT_RUNS {
+                    a.runs.remove(0);
+                }
+                a.consecutive_failures = if *succeeded {
+                    0
+                } else {
+                    a.consecutive_failures + 1
+                };
+                a.next_run = *next_run;
+            }
+        }
+        Event::AutopaymentPaused {
+            autopayment_id,
+            reason,
+        } => {
+            if let Some(a) = state.autopayments.get_mut(autopayment_id) {
+                a.status = auto::Status::Paused;
+                a.pause_reason = Some(reason.clone());
+            }
+        }
+        Event::AutopaymentResumed {
+            autopayment_id,
+            next_run,
+        } => {
+            if let Some(a) = state.autopayments.get_mut(autopayment_id) {
+                a.status = auto::Status::Active;
+                a.pause_reason = None;
+                a.consecutive_failures = 0;
+                a.next_run = *next_run;
+            }
+        }
+        Event::AutopaymentCancelled { autopayment_id } => {
+            if let Some(a) = state.autopayments.get_mut(autopayment_id) {
+                a.status = auto::Status::Cancelled;
+            }
+        }
+
         Event::WalletRegistrationSubmitted {
             personal,
             currency,

@@ -256,7 +256,7 @@ impl Event {
 /// The state of any aggregate, as kept in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
-    Client(client::Client),
+    Client(Box<client::Client>),
     Wallet(Wallet),
     Payment(Payment),
     Application(Box<application::Application>),
@@ -267,10 +267,10 @@ impl State {
     /// The state of an aggregate that has no events yet.
     pub fn initial(target: AggregateRef) -> State {
         match target.kind {
-            AggregateKind::Client => State::Client(client::Client {
+            AggregateKind::Client => State::Client(Box::new(client::Client {
                 id: target.id,
                 ..Default::default()
-            }),
+            })),
             AggregateKind::WalletAccount => State::Wallet(Wallet {
                 id: target.id,
                 ..Wallet::default()
@@ -295,7 +295,7 @@ impl State {
 /// the state unchanged (the log never contains such a pairing).
 pub fn evolve(state: State, client: ClientId, event: &Event) -> State {
     match (state, event) {
-        (State::Client(s), Event::Client(e)) => State::Client(client::evolve(s, e)),
+        (State::Client(s), Event::Client(e)) => State::Client(Box::new(client::evolve(*s, e))),
         (State::Wallet(s), Event::Wallet(e)) => State::Wallet(wallet::evolve(s, e)),
         (State::Payment(s), Event::Payment(e)) => State::Payment(payment::evolve(s, client, e)),
         (State::Application(s), Event::Application(e)) => {
@@ -320,18 +320,16 @@ pub fn decide(
         Command::Client { client_id, command } => {
             let target = AggregateRef::client(*client_id);
             let state = match states.get(&target) {
-                Some(State::Client(c)) => c.clone(),
+                Some(State::Client(c)) => (**c).clone(),
                 _ => client::Client {
                     id: client_id.0,
                     ..Default::default()
                 },
             };
-            Ok(
-                client::decide(&state, client_id.0, command, &context.groups)?
-                    .into_iter()
-                    .map(|e| (target, Event::Client(e)))
-                    .collect(),
-            )
+            Ok(client::decide(&state, client_id.0, command, context)?
+                .into_iter()
+                .map(|e| (target, Event::Client(e)))
+                .collect())
         }
         Command::Wallet {
             client_id,

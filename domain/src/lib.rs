@@ -10,6 +10,7 @@
 //! [`command`] is the single entry point the command handler uses.
 
 pub mod application;
+pub mod autopayment;
 pub mod caps;
 pub mod client;
 pub mod command;

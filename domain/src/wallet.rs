@@ -449,7 +449,7 @@ pub fn wallet_of(states: &States, id: Uuid) -> Wallet {
 /// The client's state in `states` (a client with no events when missing).
 pub fn client_of(states: &States, id: ClientId) -> Client {
     match states.get(&AggregateRef::client(id)) {
-        Some(State::Client(c)) => c.clone(),
+        Some(State::Client(c)) => (**c).clone(),
         _ => Client {
             id: id.0,
             ..Client::default()

@@ -127,7 +127,7 @@ fn offer() -> Offer {
 
 fn client_state(states: &BTreeMap<AggregateRef, State>) -> client::Client {
     match states.get(&AggregateRef::client(CLIENT)) {
-        Some(State::Client(c)) => c.clone(),
+        Some(State::Client(c)) => (**c).clone(),
         _ => client::Client::default(),
     }
 }

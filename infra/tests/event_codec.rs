@@ -15,7 +15,9 @@ async fn every_event_type_round_trips_through_the_registry() {
 
     let codec = EventCodec::new(&url, "etr.events").unwrap();
     let events = samples::every_event();
-    assert_eq!(events.len(), etr_schemas::SCHEMAS.len());
+    // Every schema has at least one sample (some events have several shapes).
+    let names: std::collections::BTreeSet<&str> = events.iter().map(|e| e.name()).collect();
+    assert_eq!(names.len(), etr_schemas::SCHEMAS.len());
     let http = reqwest::Client::new();
     for (i, event) in events.iter().enumerate() {
         let envelope = samples::envelope_for(event, i as u64);
@@ -49,7 +51,7 @@ async fn every_event_type_round_trips_through_the_registry() {
         .json()
         .await
         .unwrap();
-    assert_eq!(subjects.len(), events.len());
+    assert_eq!(subjects.len(), names.len());
     assert!(subjects.contains(&"etr.events-etr.wallet.WalletOpened".to_owned()));
     etr_infra::pg::drop_database(&database_url)
         .await

@@ -560,7 +560,7 @@ impl Executor {
             .await
             .map_err(transient)?
         {
-            Some(etr_domain::State::Client(c)) => Ok(c),
+            Some(etr_domain::State::Client(c)) => Ok(*c),
             _ => Err(definite(format!("client {client} is not registered"))),
         }
     }

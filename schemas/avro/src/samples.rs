@@ -244,6 +244,56 @@ pub fn every_event() -> Vec<Event> {
             reason: "duplicate".into(),
         }),
         C(client::Event::WalletRegistrationCompleted { wallet_id: id(1) }),
+        C(client::Event::TemplateSaved {
+            template_id: id(13),
+            template: etr_domain::autopayment::Template {
+                name: "Мобильный".into(),
+                wallet_id: id(1),
+                service_id: "mobile".into(),
+                amount: money(30_000),
+                attributes: BTreeMap::from([("phone".to_owned(), "+79001234567".to_owned())]),
+            },
+        }),
+        C(client::Event::TemplateDeleted {
+            template_id: id(13),
+        }),
+        C(client::Event::AutopaymentCreated {
+            autopayment_id: id(14),
+            template_id: id(13),
+            schedule: etr_domain::autopayment::Schedule {
+                unit: etr_domain::autopayment::Unit::Month,
+                count: 1,
+                first_run_at: time::macros::datetime!(2026-12-05 09:00 UTC),
+            },
+            max_failures: 3,
+        }),
+        C(client::Event::AutopaymentRunRecorded {
+            autopayment_id: id(14),
+            run: 0,
+            payment_id: id(15),
+            succeeded: false,
+            reason: Some("insufficient_funds".into()),
+            next_run: 1,
+        }),
+        C(client::Event::AutopaymentRunRecorded {
+            autopayment_id: id(14),
+            run: 1,
+            payment_id: id(16),
+            succeeded: true,
+            reason: None,
+            next_run: 2,
+        }),
+        C(client::Event::AutopaymentPaused {
+            autopayment_id: id(14),
+            reason: "3 failed runs in a row".into(),
+        }),
+        C(client::Event::AutopaymentResumed {
+            autopayment_id: id(14),
+            next_run: 4,
+        }),
+        C(client::Event::AutopaymentCancelled {
+            autopayment_id: id(14),
+        }),
         C(client::Event::PersonalDataChangeRequested {
             request_id: id(12),
             personal: sealed.clone(),

@@ -1,0 +1,412 @@
+//! Payment templates and autopayments (e-wallet spec §3.2): a template keeps an operation's
+//! details (wallet, service, amount, attributes) so the client need not enter them again; an
+//! autopayment runs a template on a schedule, through the same limits and lifecycle as any
+//! payment, records every run with its outcome, and pauses after `max_failures` failed runs
+//! in a row (the client is notified of every failure).
+//!
+//! The types live here and are kept by the client aggregate ([`crate::client`]); the
+//! autopayment process is the pure [`step`]: a durable timer fires at the next run, the runner
+//! starts the payment (id derived from the autopayment and the run number, so a repeated
+//! start is the same payment), follows it to its final status, and records the run on the
+//! client (`RecordAutopaymentRun`), which moves the schedule on.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::ids::ClientId;
+use crate::money::Money;
+
+/// The process's name: its instances and command ids.
+pub const PROCESS: &str = "autopayments";
+/// At most this many templates per client.
+pub const MAX_TEMPLATES: usize = 50;
+/// At most this many autopayments per client.
+pub const MAX_AUTOPAYMENTS: usize = 20;
+/// The runs an autopayment keeps in its state (older ones stay on the log).
+pub const KEPT_RUNS: usize = 20;
+
+/// An operation's details saved by the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    pub name: String,
+    pub wallet_id: Uuid,
+    pub service_id: String,
+    pub amount: Money,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Template {
+    /// Errors: [`Error::Invalid`] for an empty or over-long name (1–100 characters) or
+    /// service id (1–100), or more than 50 attributes.
+    pub fn validate(&self) -> Result<(), Error> {
+        let len = |s: &str| s.trim().chars().count();
+        if !(1..=100).contains(&len(&self.name)) {
+            return Err(Error::Invalid(
+                "a template's name is 1–100 characters".into(),
+            ));
+        }
+        if !(1..=100).contains(&len(&self.service_id)) {
+            return Err(Error::Invalid(
+                "a template's service_id is 1–100 characters".into(),
+            ));
+        }
+        if self.attributes.len() > 50 {
+            return Err(Error::Invalid(
+                "a template has at most 50 attributes".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The unit of an autopayment's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+impl Unit {
+    pub fn parse(text: &str) -> Option<Unit> {
+        Some(match text {
+            "second" => Unit::Second,
+            "minute" => Unit::Minute,
+            "hour" => Unit::Hour,
+            "day" => Unit::Day,
+            "week" => Unit::Week,
+            "month" => Unit::Month,
+            _ => return None,
+        })
+    }
+}
+
+/// Every `count` `unit`s from the first run; a monthly run on the 29th–31st falls on the
+/// month's last day when the month is shorter (and returns to its day after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub unit: Unit,
+    pub count: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_run_at: OffsetDateTime,
+}
+
+impl Schedule {
+    /// Errors: [`Error::Invalid`] for a count of 0 or above 1,000, or runs more often than
+    /// every 5 seconds.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(1..=1_000).contains(&self.count) {
+            return Err(Error::Invalid("an autopayment's count is 1–1000".into()));
+        }
+        if self.unit == Unit::Second && self.count < 5 {
+            return Err(Error::Invalid(
+                "an autopayment runs at most every 5 seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The time of run number `n` (0-based), counted from the first run so that months
+    /// keep their day.
+    pub fn run_at(&self, n: u32) -> OffsetDateTime {
+        let k = i64::from(self.count) * i64::from(n);
+        let t = self.first_run_at;
+        match self.unit {
+            Unit::Second => t + Duration::seconds(k),
+            Unit::Minute => t + Duration::minutes(k),
+            Unit::Hour => t + Duration::hours(k),
+            Unit::Day => t + Duration::days(k),
+            Unit::Week => t + Duration::weeks(k),
+            Unit::Month => add_months(t, k),
+        }
+    }
+
+    /// The first run number whose time is after `now`.
+    pub fn next_run_after(&self, n: u32, now: OffsetDateTime) -> u32 {
+        let mut next = n.saturating_add(1);
+        // Runs missed while the platform was down are not made up: the next one is the
+        // first in the future.
+        while self.run_at(next) <= now && next < u32::MAX {
+            next += 1;
+        }
+        next
+    }
+}
+
+fn add_months(t: OffsetDateTime, months: i64) -> OffsetDateTime {
+    let total = i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1 + months;
+    let year = i32::try_from(total.div_euclid(12)).unwrap_or(9999);
+    let month = u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1);
+    let month = time::Month::try_from(month).unwrap_or(time::Month::January);
+    let last = time::util::days_in_month(month, year);
+    let day = t.day().min(last);
+    match time::Date::from_calendar_date(year, month, day) {
+        Ok(date) => t.replace_date(date),
+        Err(_) => t,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Paused,
+    Cancelled,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Paused => "paused",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One run of an autopayment and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub run: u32,
+    pub payment_id: Uuid,
+    pub succeeded: bool,
+    pub reason: Option<String>,
+}
+
+/// An autopayment as the client aggregate keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Autopayment {
+    pub template_id: Uuid,
+    pub schedule: Schedule,
+    /// Failed runs in a row after which it pauses (1–10).
+    pub max_failures: u32,
+    pub status: Status,
+    /// The run number due next.
+    pub next_run: u32,
+    pub consecutive_failures: u32,
+    /// The last [`KEPT_RUNS`] runs, oldest first.
+    pub runs: Vec<Run>,
+    pub pause_reason: Option<String>,
+}
+
+impl Autopayment {
+    pub fn next_run_at(&self) -> OffsetDateTime {
+        self.schedule.run_at(self.next_run)
+    }
+}
+
+/// The payment a run makes: derived from the autopayment and the run number.
+pub fn run_payment_id(autopayment_id: Uuid, run: u32) -> Uuid {
+    crate::ids::derived_id(autopayment_id, &format!("run-{run}"))
+}
+
+// ---- the process --------------------------------------------------------------------------
+
+/// What the process knows of one autopayment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub client_id: ClientId,
+    pub autopayment_id: Uuid,
+    pub template: Template,
+}
+
+/// Where one autopayment's process stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Waiting for run `run` at `at`.
+    Scheduled {
+        order: Order,
+        run: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// The run's payment was started (or is being started): follow it to its final status.
+    Running { order: Order, run: u32 },
+    /// The run's outcome is being recorded on the client (issued again until recorded).
+    Recording {
+        order: Order,
+        run: u32,
+        succeeded: bool,
+        reason: Option<String>,
+    },
+    /// Paused or cancelled: no timer.
+    Idle { order: Order },
+}
+
+/// What happens to the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The autopayment is active and run `run` is due at `at` (from the client's events:
+    /// created, resumed, a run recorded).
+    Scheduled {
+        order: Order,
+        run: u32,
+        at: OffsetDateTime,
+    },
+    /// The autopayment was paused or cancelled.
+    Stopped,
+    Due {
+        now: OffsetDateTime,
+    },
+    /// The start of the run's payment was refused by the command side (limits, funds…).
+    StartRefused {
+        now: OffsetDateTime,
+        code: String,
+    },
+    /// The run's payment is final (`succeeded`, or the reason it failed / was cancelled).
+    PaymentFinal {
+        now: OffsetDateTime,
+        succeeded: bool,
+        reason: Option<String>,
+    },
+    /// The run's payment is still in flight.
+    PaymentPending {
+        now: OffsetDateTime,
+    },
+}
+
+/// What the runner must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start the run's payment under the step id `step` (`run-<n>/start`), then feed
+    /// `StartRefused` when refused; an accepted start is followed by `CheckPayment`.
+    StartPayment {
+        step: String,
+        payment_id: Uuid,
+        order: Order,
+    },
+    /// Read the payment's committed state and feed `PaymentFinal` or `PaymentPending`.
+    CheckPayment { payment_id: Uuid },
+    /// Record the run on the client under the step id `step` (`run-<n>/record`).
+    Record {
+        step: String,
+        order: Order,
+        run: u32,
+        payment_id: Uuid,
+        succeeded: bool,
+        reason: Option<String>,
+    },
+    /// Feed `Due` at this time; `None` clears the timer.
+    WakeAt(Option<OffsetDateTime>),
+}
+
+/// How often a running payment is looked at, and a record issued again.
+pub const POLL: Duration = Duration::seconds(1);
+
+fn record(
+    order: Order,
+    run: u32,
+    succeeded: bool,
+    reason: Option<String>,
+    now: OffsetDateTime,
+) -> (Option<State>, Vec<Action>) {
+    let action = Action::Record {
+        step: format!("run-{run}/record"),
+        payment_id: run_payment_id(order.autopayment_id, run),
+        order: order.clone(),
+        run,
+        succeeded,
+        reason: reason.clone(),
+    };
+    (
+        Some(State::Recording {
+            order,
+            run,
+            succeeded,
+            reason,
+        }),
+        vec![Action::WakeAt(Some(now + POLL * 5)), action],
+    )
+}
+
+/// One step of the autopayment process. `None`: an autopayment the process has not seen.
+pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) {
+    match (state, input) {
+        // The client's events set the schedule (a run in flight finishes first: its record
+        // schedules the next one).
+        (
+            Some(s @ (State::Running { .. } | State::Recording { .. })),
+            Input::Scheduled { run, .. },
+        ) if current_run(&s).is_some_and(|r| r >= run) => (Some(s), vec![]),
+        (_, Input::Scheduled { order, run, at }) => (
+            Some(State::Scheduled { order, run, at }),
+            vec![Action::WakeAt(Some(at))],
+        ),
+        (
+            Some(
+                State::Scheduled { order, .. }
+                | State::Running { order, .. }
+                | State::Recording { order, .. }
+                | State::Idle { order },
+            ),
+            Input::Stopped,
+        ) => (Some(State::Idle { order }), vec![Action::WakeAt(None)]),
+        (Some(State::Scheduled { order, run, at }), Input::Due { now }) => {
+            if now < at {
+                return (
+                    Some(State::Scheduled { order, run, at }),
+                    vec![Action::WakeAt(Some(at))],
+                );
+            }
+            let payment_id = run_payment_id(order.autopayment_id, run);
+            let start = Action::StartPayment {
+                step: format!("run-{run}/start"),
+                payment_id,
+                order: order.clone(),
+            };
+            (
+                Some(State::Running { order, run }),
+                vec![Action::WakeAt(Some(now + POLL)), start],
+            )
+        }
+        (Some(State::Running { order, run }), Input::Due { now }) => {
+            let check = Action::CheckPayment {
+                payment_id: run_payment_id(order.autopayment_id, run),
+            };
+            (
+                Some(State::Running { order, run }),
+                vec![Action::WakeAt(Some(now + POLL)), check],
+            )
+        }
+        (Some(State::Running { order, run }), Input::StartRefused { now, code }) => {
+            record(order, run, false, Some(code), now)
+        }
+        (
+            Some(State::Running { order, run }),
+            Input::PaymentFinal {
+                now,
+                succeeded,
+                reason,
+            },
+        ) => record(order, run, succeeded, reason, now),
+        (Some(State::Running { order, run }), Input::PaymentPending { now }) => (
+            Some(State::Running { order, run }),
+            vec![Action::WakeAt(Some(now + POLL))],
+        ),
+        (
+            Some(State::Recording {
+                order,
+                run,
+                succeeded,
+                reason,
+            }),
+            Input::Due { now },
+        ) => record(order, run, succeeded, reason, now),
+        (state, _) => (state, vec![]),
+    }
+}
+
+fn current_run(state: &State) -> Option<u32> {
+    match state {
+        State::Running { run, .. } | State::Recording { run, .. } => Some(*run),
+        _ => None,
+    }
+}

@@ -1,0 +1,361 @@
+//! Payment templates and autopayments (e-wallet spec §3.2): the client aggregate keeps them,
+//! the pure process runs them — given/when/then tests of both, driven together on a
+//! simulated clock: a run starts its payment when due, follows it to its final status,
+//! records the outcome, and the autopayment pauses after `max_failures` failures in a row.
+
+use etr_domain::autopayment::{self, Action, Input, Schedule, State, Template, Unit};
+use etr_domain::command::States;
+use etr_domain::{
+    client, decide, evolve, wallet, Actor, AggregateRef, ClientId, Command, Context, Currency,
+    Money,
+};
+use rust_decimal_macros::dec;
+use std::collections::BTreeMap;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const CLIENT: ClientId = ClientId(Uuid::from_u128(1));
+const WALLET: Uuid = Uuid::from_u128(2);
+const TEMPLATE: Uuid = Uuid::from_u128(3);
+const AUTO: Uuid = Uuid::from_u128(4);
+
+struct World {
+    states: States,
+    now: OffsetDateTime,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            states: BTreeMap::new(),
+            now: datetime!(2026-12-01 09:00 UTC),
+        }
+    }
+
+    fn run(&mut self, command: Command) -> Result<Vec<etr_domain::Event>, etr_domain::Error> {
+        let context = Context::new(self.now, Actor::client(CLIENT));
+        let events = decide(&self.states, &command, &context)?;
+        for (target, event) in &events {
+            let state = self
+                .states
+                .remove(target)
+                .unwrap_or_else(|| etr_domain::State::initial(*target));
+            self.states.insert(*target, evolve(state, CLIENT, event));
+        }
+        Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+
+    fn client(&mut self, command: client::Command) -> Result<Vec<&'static str>, etr_domain::Error> {
+        Ok(self
+            .run(Command::Client {
+                client_id: CLIENT,
+                command,
+            })?
+            .iter()
+            .map(etr_domain::Event::name)
+            .collect())
+    }
+
+    fn autopayment(&self) -> autopayment::Autopayment {
+        wallet::client_of(&self.states, CLIENT).autopayments[&AUTO].clone()
+    }
+}
+
+fn template(amount: rust_decimal::Decimal) -> Template {
+    Template {
+        name: "Телефон".into(),
+        wallet_id: WALLET,
+        service_id: "mobile".into(),
+        amount: Money::new(amount, Currency::Rub),
+        attributes: BTreeMap::from([("phone".to_owned(), "+79001234567".to_owned())]),
+    }
+}
+
+fn every_day(from: OffsetDateTime) -> Schedule {
+    Schedule {
+        unit: Unit::Day,
+        count: 1,
+        first_run_at: from,
+    }
+}
+
+#[test]
+fn schedules_keep_their_cadence_and_months_their_day() {
+    let monthly = Schedule {
+        unit: Unit::Month,
+        count: 1,
+        first_run_at: datetime!(2026-01-31 09:00 UTC),
+    };
+    assert_eq!(monthly.run_at(1), datetime!(2026-02-28 09:00 UTC));
+    assert_eq!(monthly.run_at(2), datetime!(2026-03-31 09:00 UTC));
+    assert_eq!(monthly.run_at(13), datetime!(2027-02-28 09:00 UTC));
+    let daily = every_day(datetime!(2026-12-01 09:00 UTC));
+    // Runs missed while down are not made up: the next is the first in the future.
+    assert_eq!(daily.next_run_after(0, datetime!(2026-12-05 10:00 UTC)), 5);
+    assert!(Schedule {
+        unit: Unit::Second,
+        count: 1,
+        first_run_at: datetime!(2026-12-01 09:00 UTC)
+    }
+    .validate()
+    .is_err());
+}
+
+#[test]
+fn templates_and_autopayments_are_checked_and_a_used_template_is_kept() {
+    let mut w = World::new();
+    let mut bad = template(dec!(300.00));
+    bad.name = " ".into();
+    assert!(w
+        .client(client::Command::SaveTemplate {
+            template_id: TEMPLATE,
+            template: bad
+        })
+        .is_err());
+    let create = client::Command::CreateAutopayment {
+        autopayment_id: AUTO,
+        template_id: TEMPLATE,
+        schedule: every_day(w.now),
+        max_failures: 2,
+    };
+    assert!(w.client(create.clone()).is_err(), "no template yet");
+    assert_eq!(
+        w.client(client::Command::SaveTemplate {
+            template_id: TEMPLATE,
+            template: template(dec!(300.00))
+        })
+        .unwrap(),
+        ["TemplateSaved"]
+    );
+    assert_eq!(w.client(create).unwrap(), ["AutopaymentCreated"]);
+    assert!(w
+        .client(client::Command::DeleteTemplate {
+            template_id: TEMPLATE
+        })
+        .is_err());
+    assert!(w
+        .client(client::Command::CreateAutopayment {
+            autopayment_id: Uuid::from_u128(5),
+            template_id: TEMPLATE,
+            schedule: every_day(w.now),
+            max_failures: 0,
+        })
+        .is_err());
+    assert_eq!(
+        w.client(client::Command::CancelAutopayment {
+            autopayment_id: AUTO
+        })
+        .unwrap(),
+        ["AutopaymentCancelled"]
+    );
+    assert_eq!(
+        w.client(client::Command::DeleteTemplate {
+            template_id: TEMPLATE
+        })
+        .unwrap(),
+        ["TemplateDeleted"]
+    );
+}
+
+/// Performs the process's actions against the world as the runner would: a start is a
+/// payment command (refused → `StartRefused`), a check reads the payment's state, a record
+/// is the client's command. The provider's answer is `provider_ok`.
+fn perform(
+    w: &mut World,
+    state: Option<State>,
+    actions: Vec<Action>,
+    provider_ok: bool,
+) -> Option<State> {
+    let mut state = state;
+    for action in actions {
+        let input = match action {
+            Action::StartPayment {
+                payment_id, order, ..
+            } => {
+                let start = Command::Payment {
+                    client_id: order.client_id,
+                    wallet_id: order.template.wallet_id,
+                    payment_id,
+                    command: etr_domain::payment::Command::Start {
+                        amount: order.template.amount,
+                        service_id: order.template.service_id.clone(),
+                        attributes: order.template.attributes.clone(),
+                        fraud: etr_domain::payment::FraudVerdict::Approved,
+                    },
+                };
+                match w.run(start) {
+                    Ok(_) => {
+                        // The payment processor executes it.
+                        let outcome = if provider_ok {
+                            etr_domain::payment::Execution::Succeeded {
+                                provider_reference: "p".into(),
+                            }
+                        } else {
+                            etr_domain::payment::Execution::Failed {
+                                reason: "provider refused".into(),
+                            }
+                        };
+                        w.run(Command::Payment {
+                            client_id: order.client_id,
+                            wallet_id: order.template.wallet_id,
+                            payment_id,
+                            command: etr_domain::payment::Command::Execute { outcome },
+                        })
+                        .unwrap();
+                        continue;
+                    }
+                    Err(e) => Input::StartRefused {
+                        now: w.now,
+                        code: e.code().into(),
+                    },
+                }
+            }
+            Action::CheckPayment { payment_id } => {
+                match w.states.get(&AggregateRef::payment(payment_id)) {
+                    Some(etr_domain::State::Payment(p)) if p.status.is_final() => {
+                        Input::PaymentFinal {
+                            now: w.now,
+                            succeeded: p.status == etr_domain::payment::Status::Succeeded,
+                            reason: p.failure_reason.clone(),
+                        }
+                    }
+                    _ => Input::PaymentPending { now: w.now },
+                }
+            }
+            Action::Record {
+                order,
+                run,
+                payment_id,
+                succeeded,
+                reason,
+                ..
+            } => {
+                let _ = w.run(Command::Client {
+                    client_id: order.client_id,
+                    command: client::Command::RecordAutopaymentRun {
+                        autopayment_id: order.autopayment_id,
+                        run,
+                        payment_id,
+                        succeeded,
+                        reason,
+                    },
+                });
+                // The tracker turns the client's events into the next schedule.
+                let a = w.autopayment();
+                let input = if a.status == autopayment::Status::Active {
+                    Input::Scheduled {
+                        order: order.clone(),
+                        run: a.next_run,
+                        at: a.next_run_at(),
+                    }
+                } else {
+                    Input::Stopped
+                };
+                let (next, _) = autopayment::step(state, input);
+                state = next;
+                continue;
+            }
+            Action::WakeAt(_) => continue,
+        };
+        let (next, more) = autopayment::step(state, input);
+        state = perform(w, next, more, provider_ok);
+    }
+    state
+}
+
+#[test]
+fn an_autopayment_runs_when_due_records_every_run_and_pauses_after_failures_in_a_row() {
+    let mut w = World::new();
+    w.run(Command::Wallet {
+        client_id: CLIENT,
+        wallet_id: WALLET,
+        command: wallet::Command::OpenWallet {
+            currency: Currency::Rub,
+        },
+    })
+    .unwrap();
+    w.run(Command::Wallet {
+        client_id: CLIENT,
+        wallet_id: WALLET,
+        command: wallet::Command::TopUp {
+            operation_id: Uuid::from_u128(9),
+            amount: Money::new(dec!(700.00), Currency::Rub),
+            source: "card".into(),
+        },
+    })
+    .unwrap();
+    w.client(client::Command::SaveTemplate {
+        template_id: TEMPLATE,
+        template: template(dec!(300.00)),
+    })
+    .unwrap();
+    let first = w.now + Duration::hours(1);
+    w.client(client::Command::CreateAutopayment {
+        autopayment_id: AUTO,
+        template_id: TEMPLATE,
+        schedule: every_day(first),
+        max_failures: 2,
+    })
+    .unwrap();
+    let order = autopayment::Order {
+        client_id: CLIENT,
+        autopayment_id: AUTO,
+        template: template(dec!(300.00)),
+    };
+    let (mut state, actions) = autopayment::step(
+        None,
+        Input::Scheduled {
+            order,
+            run: 0,
+            at: first,
+        },
+    );
+    assert_eq!(actions, vec![Action::WakeAt(Some(first))]);
+    // Not due yet: nothing starts.
+    let (s, actions) = autopayment::step(state, Input::Due { now: w.now });
+    assert_eq!(actions, vec![Action::WakeAt(Some(first))]);
+    state = s;
+    // Each day the timer fires: 700 pays twice, then the funds run out twice → paused.
+    for day in 0..4 {
+        w.now = first + Duration::days(day) + Duration::seconds(1);
+        let (s, actions) = autopayment::step(state, Input::Due { now: w.now });
+        let s = perform(&mut w, s, actions, true);
+        // Follow the payment until the run is recorded.
+        let (s, actions) = autopayment::step(s, Input::Due { now: w.now });
+        state = perform(&mut w, s, actions, true);
+        if w.autopayment().status != autopayment::Status::Active {
+            break;
+        }
+    }
+    let a = w.autopayment();
+    let outcomes: Vec<(u32, bool)> = a.runs.iter().map(|r| (r.run, r.succeeded)).collect();
+    assert_eq!(outcomes, [(0, true), (1, true), (2, false), (3, false)]);
+    assert_eq!(a.runs[2].reason.as_deref(), Some("insufficient_funds"));
+    assert_eq!(a.status, autopayment::Status::Paused);
+    assert_eq!(a.pause_reason.as_deref(), Some("2 failed runs in a row"));
+    assert!(matches!(state, Some(State::Idle { .. })));
+    assert_eq!(wallet::wallet_of(&w.states, WALLET).balance, dec!(100.00));
+    // A run other than the one due is refused (a repeated record changes nothing).
+    assert!(w
+        .client(client::Command::RecordAutopaymentRun {
+            autopayment_id: AUTO,
+            run: 3,
+            payment_id: autopayment::run_payment_id(AUTO, 3),
+            succeeded: true,
+            reason: None,
+        })
+        .is_err());
+    // Resumed, the next run is the first scheduled after now, with the failures forgotten.
+    w.now += Duration::days(3);
+    assert_eq!(
+        w.client(client::Command::ResumeAutopayment {
+            autopayment_id: AUTO
+        })
+        .unwrap(),
+        ["AutopaymentResumed"]
+    );
+    let a = w.autopayment();
+    assert!(a.next_run_at() > w.now);
+    assert_eq!(a.consecutive_failures, 0);
+}
