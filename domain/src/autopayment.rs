@@ -210,12 +210,14 @@ pub fn run_payment_id(autopayment_id: Uuid, run: u32) -> Uuid {
 
 // ---- the process --------------------------------------------------------------------------
 
-/// What the process knows of one autopayment.
+/// What the process knows of one autopayment: whose it is and its schedule. The template is
+/// read from the client's committed state when a run starts, so a changed template applies
+/// from the next run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub client_id: ClientId,
     pub autopayment_id: Uuid,
-    pub template: Template,
+    pub schedule: Schedule,
 }
 
 /// Where one autopayment's process stands.
@@ -276,8 +278,10 @@ pub enum Input {
 /// What the runner must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Start the run's payment under the step id `step` (`run-<n>/start`), then feed
-    /// `StartRefused` when refused; an accepted start is followed by `CheckPayment`.
+    /// Start the run's payment from the autopayment's template (as the client's committed
+    /// state has it) under the step id `step` (`run-<n>/start`), then feed `StartRefused`
+    /// when refused (or the template is gone); an accepted start is followed by
+    /// `CheckPayment`.
     StartPayment {
         step: String,
         payment_id: Uuid,

@@ -173,14 +173,18 @@ fn perform(
             Action::StartPayment {
                 payment_id, order, ..
             } => {
+                let client = wallet::client_of(&w.states, order.client_id);
+                let template = client.templates
+                    [&client.autopayments[&order.autopayment_id].template_id]
+                    .clone();
                 let start = Command::Payment {
                     client_id: order.client_id,
-                    wallet_id: order.template.wallet_id,
+                    wallet_id: template.wallet_id,
                     payment_id,
                     command: etr_domain::payment::Command::Start {
-                        amount: order.template.amount,
-                        service_id: order.template.service_id.clone(),
-                        attributes: order.template.attributes.clone(),
+                        amount: template.amount,
+                        service_id: template.service_id.clone(),
+                        attributes: template.attributes.clone(),
                         fraud: etr_domain::payment::FraudVerdict::Approved,
                     },
                 };
@@ -198,7 +202,7 @@ fn perform(
                         };
                         w.run(Command::Payment {
                             client_id: order.client_id,
-                            wallet_id: order.template.wallet_id,
+                            wallet_id: template.wallet_id,
                             payment_id,
                             command: etr_domain::payment::Command::Execute { outcome },
                         })
@@ -301,7 +305,7 @@ fn an_autopayment_runs_when_due_records_every_run_and_pauses_after_failures_in_a
     let order = autopayment::Order {
         client_id: CLIENT,
         autopayment_id: AUTO,
-        template: template(dec!(300.00)),
+        schedule: every_day(first),
     };
     let (mut state, actions) = autopayment::step(
         None,

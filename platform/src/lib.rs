@@ -313,7 +313,10 @@ pub fn payment_policy() -> Policy {
 
 /// Starts the payment processor: the tracker (a projection of the payment events, run as
 /// `restart` says) and the executor that calls `provider` and records its answers through
-/// `app`'s command handler (polling for due instances every 50 ms). Returns their tasks.
+/// `app`'s command handler (polling for due instances every 50 ms); and the autopayment
+/// runner — its tracker of the clients' autopayment events and its executor, which starts
+/// each due run's payment (after `app`'s fraud control) and records the run (polling every
+/// 200 ms). Returns their tasks.
 ///
 /// Errors: creating the tracker's projector (with [`Restart::Never`] only; a supervised one
 /// retries).
@@ -332,6 +335,19 @@ pub fn start_payment_processor(
         move || Tracker { policy },
         restart,
     )?;
+    let autopayments = start_projector(
+        "autopayment tracker",
+        settings,
+        pool,
+        || etr_sagas::autopayments::Tracker,
+        restart,
+    )?;
+    let runner = etr_sagas::autopayments::Executor {
+        pool: pool.clone(),
+        fraud: app.fraud.clone(),
+        commands: Arc::new(HandlerCommands(app.clone())),
+        poll: Duration::from_millis(200),
+    };
     let executor = Executor {
         pool: pool.clone(),
         policy,
@@ -339,7 +355,12 @@ pub fn start_payment_processor(
         commands: Arc::new(HandlerCommands(app)),
         poll: Duration::from_millis(50),
     };
-    Ok(vec![tracker, tokio::spawn(executor.run())])
+    Ok(vec![
+        tracker,
+        tokio::spawn(executor.run()),
+        autopayments,
+        tokio::spawn(runner.run()),
+    ])
 }
 
 /// One projection's projector (it reads every partition; its offsets are committed under its

@@ -1,0 +1,390 @@
+//! The autopayment runner (e-wallet spec §3.2): runs [`etr_domain::autopayment::step`] for
+//! every autopayment.
+//!
+//! - [`Tracker`] is a projection of the client's autopayment events: creation, a recorded
+//!   run, a resumption set the next run's timer; a pause or cancellation clears it. A failed
+//!   run queues a notice to the client in `client_notifications` in the same transaction.
+//! - [`Executor`] wakes due instances (`FOR UPDATE SKIP LOCKED`): it starts the run's payment
+//!   from the template in the client's committed state (fraud control first, then the same
+//!   `StartPayment` a client sends, under `platform:autopayments/<id>/run-<n>/start`), follows
+//!   the payment to its final status, and records the run on the client under
+//!   `…/run-<n>/record`. A crash anywhere repeats the step under the same command id.
+
+use etr_domain::autopayment::{step, Action, Input, Order, State, PROCESS};
+use etr_domain::ids::platform_command_id;
+use etr_domain::payment;
+use etr_domain::ports::{FraudControl, PaymentOrder};
+use etr_domain::{client, Actor, AggregateRef, Command, Envelope, Event};
+use etr_projections::runtime::Projection;
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{to_projection_error, Error};
+use crate::runtime::{self, Commands, Issue, Issued};
+
+/// Feeds the client's autopayment events to the process instances.
+pub struct Tracker;
+
+impl Projection for Tracker {
+    fn name(&self) -> &'static str {
+        PROCESS
+    }
+
+    /// Process state is not a read model: it is never rebuilt blue/green.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope,
+        event: &Event,
+    ) -> Result<(), etr_projections::Error> {
+        use client::Event as C;
+        let Event::Client(e) = event else {
+            return Ok(());
+        };
+        let client_id = envelope.client_id;
+        let id = match e {
+            C::AutopaymentCreated { autopayment_id, .. }
+            | C::AutopaymentRunRecorded { autopayment_id, .. }
+            | C::AutopaymentResumed { autopayment_id, .. }
+            | C::AutopaymentPaused { autopayment_id, .. }
+            | C::AutopaymentCancelled { autopayment_id } => *autopayment_id,
+            _ => return Ok(()),
+        };
+        let instance = runtime::load::<State>(tx, PROCESS, id)
+            .await
+            .map_err(to_projection_error)?;
+        let order = match (e, instance.state.as_ref().map(order_of)) {
+            (C::AutopaymentCreated { schedule, .. }, _) => Order {
+                client_id,
+                autopayment_id: id,
+                schedule: *schedule,
+            },
+            (_, Some(order)) => order.clone(),
+            (_, None) => return Ok(()),
+        };
+        let input = match e {
+            C::AutopaymentCreated { .. } => Input::Scheduled {
+                run: 0,
+                at: order.schedule.run_at(0),
+                order,
+            },
+            C::AutopaymentRunRecorded {
+                next_run,
+                run,
+                succeeded,
+                reason,
+                ..
+            } => {
+                if !succeeded {
+                    notify_failure(tx, envelope, id, *run, reason.as_deref()).await?;
+                }
+                Input::Scheduled {
+                    run: *next_run,
+                    at: order.schedule.run_at(*next_run),
+                    order,
+                }
+            }
+            C::AutopaymentResumed { next_run, .. } => Input::Scheduled {
+                run: *next_run,
+                at: order.schedule.run_at(*next_run),
+                order,
+            },
+            _ => Input::Stopped,
+        };
+        let (state, actions) = step(instance.state, input);
+        let Some(state) = state else { return Ok(()) };
+        let due = actions.iter().rev().find_map(|a| match a {
+            Action::WakeAt(t) => Some(*t),
+            _ => None,
+        });
+        let correlation = instance
+            .correlation_id
+            .unwrap_or_else(|| envelope.correlation_id.clone());
+        runtime::store(tx, PROCESS, id, client_id.0, &correlation, &state, due)
+            .await
+            .map_err(to_projection_error)
+    }
+}
+
+fn order_of(state: &State) -> &Order {
+    match state {
+        State::Scheduled { order, .. }
+        | State::Running { order, .. }
+        | State::Recording { order, .. }
+        | State::Idle { order } => order,
+    }
+}
+
+/// Queues the client's notice of a failed run (once per run).
+async fn notify_failure(
+    tx: &mut PgConnection,
+    envelope: &Envelope,
+    autopayment_id: Uuid,
+    run: u32,
+    reason: Option<&str>,
+) -> Result<(), etr_projections::Error> {
+    sqlx::query(
+        "INSERT INTO client_notifications (client_id, dedup_key, text) VALUES ($1, $2, $3) \
+         ON CONFLICT (dedup_key) DO NOTHING",
+    )
+    .bind(envelope.client_id.0)
+    .bind(format!("autopayment/{autopayment_id}/run-{run}"))
+    .bind(format!(
+        "Автоплатёж не выполнен: {}",
+        reason.unwrap_or("причина не указана")
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| to_projection_error(Error::from(e)))?;
+    Ok(())
+}
+
+/// Wakes due autopayments, starts and follows their payments and records their runs.
+pub struct Executor {
+    pub pool: PgPool,
+    pub fraud: Arc<dyn FraudControl>,
+    pub commands: Arc<dyn Commands>,
+    /// How often due timers are looked for.
+    pub poll: Duration,
+}
+
+impl Executor {
+    /// Runs forever.
+    pub async fn run(self) {
+        loop {
+            match self.pass().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "autopayment pass failed; retrying"),
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// Wakes every due instance (up to 64) and performs their actions; returns how many woke.
+    pub async fn pass(&self) -> Result<usize, Error> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        let due: Vec<(Uuid, serde_json::Value, String, Uuid)> = sqlx::query_as(
+            "SELECT instance_id, state, correlation_id, client_id FROM process_instances \
+             WHERE process = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(PROCESS)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut work = Vec::new();
+        for (id, state, correlation, client) in due {
+            let state: State = serde_json::from_value(state)?;
+            let (next, actions) = step(Some(state), Input::Due { now });
+            let Some(next) = next else { continue };
+            runtime::store(
+                &mut tx,
+                PROCESS,
+                id,
+                client,
+                &correlation,
+                &next,
+                wake(&actions),
+            )
+            .await?;
+            work.push((id, client, correlation, actions));
+        }
+        tx.commit().await?;
+        let woken = work.len();
+        for (id, client, correlation, actions) in work {
+            if let Err(e) = self.perform(id, client, &correlation, actions).await {
+                tracing::warn!(autopayment = %id, error = %e, "autopayment step failed; retried when due");
+            }
+        }
+        Ok(woken)
+    }
+
+    async fn perform(
+        &self,
+        id: Uuid,
+        client: Uuid,
+        correlation: &str,
+        actions: Vec<Action>,
+    ) -> Result<(), Error> {
+        for action in actions {
+            let now = OffsetDateTime::now_utc();
+            let input = match action {
+                Action::StartPayment {
+                    step,
+                    payment_id,
+                    order,
+                } => match self.start(&order, payment_id, correlation, &step).await? {
+                    Some(code) => Some(Input::StartRefused { now, code }),
+                    None => None,
+                },
+                Action::CheckPayment { payment_id } => {
+                    let state = self
+                        .commands
+                        .state(AggregateRef::payment(payment_id))
+                        .await
+                        .map_err(Error::CommandNotTaken)?;
+                    Some(match state {
+                        Some(etr_domain::State::Payment(p)) if p.status.is_final() => {
+                            Input::PaymentFinal {
+                                now,
+                                succeeded: p.status == payment::Status::Succeeded,
+                                reason: p.failure_reason,
+                            }
+                        }
+                        _ => Input::PaymentPending { now },
+                    })
+                }
+                Action::Record {
+                    step,
+                    order,
+                    run,
+                    payment_id,
+                    succeeded,
+                    reason,
+                } => {
+                    let command = Command::Client {
+                        client_id: order.client_id,
+                        command: client::Command::RecordAutopaymentRun {
+                            autopayment_id: order.autopayment_id,
+                            run,
+                            payment_id,
+                            succeeded,
+                            reason,
+                        },
+                    };
+                    if let Issued::Rejected { code } =
+                        self.issue(id, correlation, &step, command).await?
+                    {
+                        tracing::info!(autopayment = %id, run, code, "autopayment run not recorded");
+                    }
+                    None
+                }
+                Action::WakeAt(_) => None,
+            };
+            if let Some(input) = input {
+                self.advance(id, client, correlation, input).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the run's payment from the template the client has now; `Some(code)` when it
+    /// was refused (or the template is gone).
+    async fn start(
+        &self,
+        order: &Order,
+        payment_id: Uuid,
+        correlation: &str,
+        step: &str,
+    ) -> Result<Option<String>, Error> {
+        let state = self
+            .commands
+            .state(AggregateRef::client(order.client_id))
+            .await
+            .map_err(Error::CommandNotTaken)?;
+        let template = match &state {
+            Some(etr_domain::State::Client(c)) => c
+                .autopayments
+                .get(&order.autopayment_id)
+                .and_then(|a| c.templates.get(&a.template_id))
+                .cloned(),
+            _ => None,
+        };
+        let Some(template) = template else {
+            return Ok(Some("template_missing".into()));
+        };
+        let fraud = self
+            .fraud
+            .assess(&PaymentOrder {
+                client_id: order.client_id,
+                wallet_id: template.wallet_id,
+                payment_id,
+                amount: template.amount,
+                service_id: template.service_id.clone(),
+            })
+            .await;
+        let mut attributes = template.attributes;
+        attributes.insert("autopayment_id".into(), order.autopayment_id.to_string());
+        let command = Command::Payment {
+            client_id: order.client_id,
+            wallet_id: template.wallet_id,
+            payment_id,
+            command: payment::Command::Start {
+                amount: template.amount,
+                service_id: template.service_id,
+                attributes,
+                fraud,
+            },
+        };
+        Ok(
+            match self
+                .issue(order.autopayment_id, correlation, step, command)
+                .await?
+            {
+                Issued::Accepted => None,
+                Issued::Rejected { code } => Some(code),
+            },
+        )
+    }
+
+    /// Steps an instance with an answer, stores it, then performs what it asks.
+    async fn advance(
+        &self,
+        id: Uuid,
+        client: Uuid,
+        correlation: &str,
+        input: Input,
+    ) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        let instance = runtime::load::<State>(&mut tx, PROCESS, id).await?;
+        let (next, actions) = step(instance.state, input);
+        if let Some(next) = &next {
+            runtime::store(
+                &mut tx,
+                PROCESS,
+                id,
+                client,
+                correlation,
+                next,
+                wake(&actions),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Box::pin(self.perform(id, client, correlation, actions)).await
+    }
+
+    async fn issue(
+        &self,
+        id: Uuid,
+        correlation: &str,
+        step: &str,
+        command: Command,
+    ) -> Result<Issued, Error> {
+        self.commands
+            .issue(Issue {
+                command_id: platform_command_id(PROCESS, id, step),
+                correlation_id: correlation.to_owned(),
+                actor: Actor::system("autopayments"),
+                command,
+            })
+            .await
+            .map_err(Error::CommandNotTaken)
+    }
+}
+
+/// The timer the actions set: `Some(None)` clears it, `None` keeps it.
+fn wake(actions: &[Action]) -> Option<Option<OffsetDateTime>> {
+    actions.iter().rev().find_map(|a| match a {
+        Action::WakeAt(t) => Some(*t),
+        _ => None,
+    })
+}
