@@ -46,6 +46,8 @@ pub struct App {
     pub fraud: Arc<dyn FraudControl>,
     /// The client group catalogue (shared with the handler's writers).
     pub groups: crate::groups::Groups,
+    /// The processing centre and the current dictionaries (menu, commissions).
+    pub processing: crate::dictionaries::Processing,
     /// Verifies the bearer tokens commands come with.
     pub keys: Keys,
     /// Forwards a command to the process that writes its partition.
@@ -72,6 +74,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route(CANCELLATION_REQUESTS, post(request_cancellation))
         .merge(crate::lending::routes())
         .merge(crate::groups::routes())
+        .merge(crate::dictionaries::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -442,7 +445,7 @@ pub(crate) fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Api
 
 /// Who may send a command for `client`, and as which actor: the client itself (its own
 /// token), a partner shop or an operator (their tokens name them); auditors only read.
-fn actor(keys: &Keys, headers: &HeaderMap, client: ClientId) -> Result<Actor, ApiError> {
+pub(crate) fn actor(keys: &Keys, headers: &HeaderMap, client: ClientId) -> Result<Actor, ApiError> {
     let viewer = viewer(keys, headers)?;
     match viewer.role {
         Role::Client if viewer.client == Some(client.0) => Ok(Actor::client(client)),
@@ -1078,6 +1081,10 @@ async fn transfer(
         crate::groups::put_group,
         crate::groups::move_client,
         crate::groups::change_time_zone,
+        crate::dictionaries::import,
+        crate::dictionaries::sync,
+        crate::dictionaries::versions,
+        crate::dictionaries::quote,
         crate::lending::register_by_partner,
         crate::lending::register_self,
         crate::lending::create_application,
@@ -1118,6 +1125,13 @@ async fn transfer(
         crate::groups::GroupView,
         crate::groups::MoveClientRequest,
         crate::groups::TimeZoneRequest,
+        crate::dictionaries::QuoteBody,
+        crate::dictionaries::QuoteView,
+        crate::dictionaries::NamedView,
+        crate::dictionaries::MenuItemView,
+        crate::dictionaries::VersionView,
+        crate::dictionaries::RefusalBody,
+        crate::dictionaries::RefusalDetail,
         ConfirmationRequest,
         CancellationRequestBody,
         OpenWalletRequest,

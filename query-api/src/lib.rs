@@ -14,10 +14,13 @@
 //! operation's history, …) come through DataLoaders, one query per kind and response.
 //! `/metrics` exposes every projection's lag in the Prometheus text format. Balance reports:
 //! `turnoverSheet`, `dailyBalances`, `balanceChart` and their files from
-//! `GET /reports/<report>.<format>` ([`reports`]).
+//! `GET /reports/<report>.<format>` ([`reports`]). The processing dictionaries — menu,
+//! services, commission profiles, rates, map points, a phone number's operator and a payment's
+//! commission quote — from their current version ([`dictionaries`]).
 
 pub mod auth;
 pub mod customers;
+pub mod dictionaries;
 pub mod lending;
 mod loaders;
 mod metrics;
@@ -62,6 +65,7 @@ pub struct Query(
     customers::CustomerQuery,
     timeline::TimelineQuery,
     reports::ReportQuery,
+    dictionaries::DictionaryQuery,
     StatusQuery,
 );
 
@@ -90,6 +94,7 @@ pub fn schema(pool: PgPool) -> QuerySchema {
             lending::MOVEMENTS_OF_LOANS,
         ))
         .data(Announcements::listen(pool.clone()))
+        .data(etr_infra::dictionaries::Catalogues::default())
         .data(pool)
         .limit_depth(12)
         .limit_complexity(2_000)
