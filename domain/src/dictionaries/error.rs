@@ -245,10 +245,4 @@ impl DictionaryError {
         };
         Some(item)
     }
-
-    /// Whether the refusal is of a document (the import changes nothing) rather than of a
-    /// quote.
-    pub fn is_of_document(&self) -> bool {
-        self.item().is_some() || matches!(self, DictionaryError::DefaultTemplateMissing)
-    }
 }
