@@ -46,6 +46,8 @@ pub struct App {
     pub fraud: Arc<dyn FraudControl>,
     /// The client group catalogue (shared with the handler's writers).
     pub groups: crate::groups::Groups,
+    /// The processing centre and the current dictionaries (menu, commissions).
+    pub processing: crate::dictionaries::Processing,
     /// Verifies the bearer tokens commands come with.
     pub keys: Keys,
     /// Forwards a command to the process that writes its partition.
@@ -75,6 +77,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::groups::routes())
         .merge(crate::registration::routes())
         .merge(crate::fraud_rules::routes())
+        .merge(crate::dictionaries::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -463,7 +466,7 @@ pub(crate) fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Api
 
 /// Who may send a command for `client`, and as which actor: the client itself (its own
 /// token), a partner shop or an operator (their tokens name them); auditors only read.
-fn actor(keys: &Keys, headers: &HeaderMap, client: ClientId) -> Result<Actor, ApiError> {
+pub(crate) fn actor(keys: &Keys, headers: &HeaderMap, client: ClientId) -> Result<Actor, ApiError> {
     let viewer = viewer(keys, headers)?;
     match viewer.role {
         Role::Client if viewer.client == Some(client.0) => Ok(Actor::client(client)),
@@ -1182,6 +1185,10 @@ async fn transfer(
         crate::fraud_rules::create_rule,
         crate::fraud_rules::replace_rule,
         crate::fraud_rules::delete_rule,
+        crate::dictionaries::import,
+        crate::dictionaries::sync,
+        crate::dictionaries::versions,
+        crate::dictionaries::quote,
         crate::lending::register_by_partner,
         crate::lending::register_self,
         crate::lending::create_application,
@@ -1225,6 +1232,13 @@ async fn transfer(
         crate::fraud_rules::NewFraudRule,
         crate::fraud_rules::FraudRuleBody,
         crate::fraud_rules::FraudRuleView,
+        crate::dictionaries::QuoteBody,
+        crate::dictionaries::QuoteView,
+        crate::dictionaries::NamedView,
+        crate::dictionaries::MenuItemView,
+        crate::dictionaries::VersionView,
+        crate::dictionaries::RefusalBody,
+        crate::dictionaries::RefusalDetail,
         ConfirmationRequest,
         CancellationRequestBody,
         OpenWalletRequest,

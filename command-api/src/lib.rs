@@ -10,6 +10,7 @@
 pub mod api;
 pub mod body;
 pub mod committer;
+pub mod dictionaries;
 pub mod docs;
 pub mod error;
 pub mod fraud_rules;

@@ -7,7 +7,8 @@
 //!
 //! Aggregates: [`client`] (the customer registry), [`wallet`] (wallet accounts), [`payment`] (wallet operations with the
 //! 0–9 lifecycle), [`application`] (loan applications) and [`loan`] (issued loans).
-//! [`command`] is the single entry point the command handler uses.
+//! [`command`] is the single entry point the command handler uses. [`dictionaries`] holds the
+//! processing centre's dictionaries and the commission of an operation.
 
 pub mod application;
 pub mod autopayment;
@@ -15,6 +16,7 @@ pub mod caps;
 pub mod client;
 pub mod command;
 pub mod conveyor;
+pub mod dictionaries;
 pub mod documents;
 pub mod envelope;
 pub mod error;

@@ -5,6 +5,7 @@ mod bench;
 mod calc;
 mod dead_letters;
 mod demo;
+mod dictionaries;
 mod lists;
 mod log;
 mod passports;
@@ -130,6 +131,13 @@ enum Cmd {
         #[command(subcommand)]
         action: lists::Action,
     },
+    /// The processing dictionaries (services, commissions, menu, rates, map points, capacity
+    /// ranges, receipt templates): sync from the processing centre, import a file, versions,
+    /// a phone number's operator, a payment's commission.
+    Dictionaries {
+        #[command(subcommand)]
+        action: dictionaries::Action,
+    },
     /// Money math as the platform does it, for checking numbers by hand.
     Calc {
         #[command(subcommand)]
@@ -217,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Calc { which } => calc::run(which),
         Cmd::Passports { action } => passports::run(&settings, action).await,
         Cmd::Lists { action } => lists::run(&settings, action).await,
+        Cmd::Dictionaries { action } => dictionaries::run(&settings, action).await,
         Cmd::Report { action } => report::run(&settings, action).await,
     }
 }

@@ -25,6 +25,16 @@ pub enum Error {
     /// A request refused before anything was written (a malformed or conflicting value).
     #[error("refused: {0}")]
     Invalid(String),
+    /// Dictionaries the domain refused ([`etr_domain::dictionaries::Dictionaries::parse`]):
+    /// nothing was written.
+    #[error(transparent)]
+    Dictionary(#[from] etr_domain::dictionaries::DictionaryError),
+    /// An external system that did not answer (nothing was written).
+    #[error("{system} unavailable: {reason}")]
+    Unavailable {
+        system: &'static str,
+        reason: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

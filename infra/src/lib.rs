@@ -9,6 +9,7 @@ pub mod auth;
 pub mod avro;
 pub mod client_groups;
 pub mod config;
+pub mod dictionaries;
 pub mod error;
 pub mod fraud;
 pub mod invalid_passports;

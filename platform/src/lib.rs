@@ -15,6 +15,7 @@
 //!
 //! Nothing here decides anything about the business: every decision is the crates'.
 
+pub mod dictionaries;
 mod error;
 pub mod lending;
 pub mod reports;
@@ -193,11 +194,12 @@ pub fn start_relay(relay: Relay, restart: Restart) -> JoinHandle<()> {
 /// The command API's application: the command handler (partition heads prepared, one writer
 /// per partition named after the advertised address), the client group catalogue it decides
 /// under (loaded from the database, the default groups written when there are none, reloaded
-/// every second), the fraud simulator it asks, the bearer-token keys and the client that
+/// every second), the fraud simulator it asks, the processing centre its dictionaries come
+/// from (synchronised once when none are stored), the bearer-token keys and the client that
 /// forwards a command to the process writing its partition (30 s timeout).
 ///
-/// Errors: preparing the partition heads; loading the client groups; building the HTTP
-/// client.
+/// Errors: preparing the partition heads; loading the client groups; the first sync of the
+/// dictionaries; building the HTTP client.
 pub async fn command_app(
     settings: &Settings,
     pool: &PgPool,
@@ -216,6 +218,8 @@ pub async fn command_app(
         committed,
         handler_settings,
     );
+    let centre = dictionaries::processing_centre();
+    dictionaries::ensure_dictionaries(pool, &*centre).await?;
     let sms: Arc<dyn etr_domain::ports::SmsGateway> = Arc::new(
         etr_sagas::lending_simulators::RecordingSmsGateway::new(pool.clone()),
     );
@@ -228,6 +232,7 @@ pub async fn command_app(
         documents: lending::document_store()?,
         fraud: Arc::new(FraudSimulator::default()),
         groups,
+        processing: etr_command_api::dictionaries::Processing::new(centre),
         keys: Keys::from_secret(settings.jwt_secret.as_bytes()),
         forwarder: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

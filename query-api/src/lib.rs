@@ -15,10 +15,14 @@
 //! `/metrics` exposes every projection's lag in the Prometheus text format. Balance reports:
 //! `turnoverSheet`, `dailyBalances`, `balanceChart` and their files from
 //! `GET /reports/<report>.<format>` ([`reports`]). API request statistics for operators:
-//! `apiRequestStatsLive`, `apiRequestStatsByDay`, `apiRequestStatsByClient` ([`fraud`]).
+//! `apiRequestStatsLive`, `apiRequestStatsByDay`, `apiRequestStatsByClient` ([`fraud`]). The
+//! processing dictionaries — menu, services, commission profiles, rates, map points, a phone
+//! number's operator and a payment's commission quote — from their current version
+//! ([`dictionaries`]).
 
 pub mod auth;
 pub mod customers;
+pub mod dictionaries;
 pub mod fraud;
 pub mod lending;
 mod loaders;
@@ -65,6 +69,7 @@ pub struct Query(
     timeline::TimelineQuery,
     reports::ReportQuery,
     fraud::FraudQuery,
+    dictionaries::DictionaryQuery,
     StatusQuery,
 );
 
@@ -93,6 +98,7 @@ pub fn schema(pool: PgPool) -> QuerySchema {
             lending::MOVEMENTS_OF_LOANS,
         ))
         .data(Announcements::listen(pool.clone()))
+        .data(etr_infra::dictionaries::Catalogues::default())
         .data(pool)
         .limit_depth(12)
         .limit_complexity(2_000)

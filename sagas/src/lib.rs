@@ -16,6 +16,7 @@ pub mod conveyor;
 pub mod error;
 pub mod lending_simulators;
 pub mod payment_execution;
+pub mod processing_centre;
 pub mod runtime;
 pub mod simulators;
 
