@@ -221,10 +221,10 @@ impl Executor {
                     step,
                     payment_id,
                     order,
-                } => match self.start(&order, payment_id, correlation, &step).await? {
-                    Some(code) => Some(Input::StartRefused { now, code }),
-                    None => None,
-                },
+                } => self
+                    .start(&order, payment_id, correlation, &step)
+                    .await?
+                    .map(|code| Input::StartRefused { now, code }),
                 Action::CheckPayment { payment_id } => {
                     let state = self
                         .commands
