@@ -76,6 +76,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::lending::routes())
         .merge(crate::groups::routes())
         .merge(crate::registration::routes())
+        .merge(crate::autopayments::routes())
         .merge(crate::fraud_rules::routes())
         .merge(crate::dictionaries::routes())
         .fallback(|| async {
@@ -564,7 +565,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 /// A deterministic id minted for a command (a retried command mints the same one).
-fn minted_id(meta: &Meta, label: &str) -> Uuid {
+pub(crate) fn minted_id(meta: &Meta, label: &str) -> Uuid {
     etr_domain::ids::derived_id(
         Uuid::new_v5(&Uuid::NAMESPACE_OID, meta.command_id.as_bytes()),
         label,
@@ -1175,6 +1176,10 @@ async fn transfer(
         crate::groups::put_group,
         crate::groups::move_client,
         crate::groups::change_time_zone,
+        crate::autopayments::save_template,
+        crate::autopayments::delete_template,
+        crate::autopayments::create_autopayment,
+        crate::autopayments::act,
         crate::registration::apply,
         crate::registration::login,
         crate::registration::review_registration,

@@ -8,6 +8,7 @@
 //! relay never publishes an event of a partition before an earlier one of that partition.
 
 pub mod api;
+pub mod autopayments;
 pub mod body;
 pub mod committer;
 pub mod dictionaries;

@@ -71,6 +71,51 @@ pub struct Customer {
     pub wallet_registration: Option<WalletRegistration>,
     /// The client's personal-data change requests, oldest first.
     pub personal_data_change_requests: Vec<DataChangeRequest>,
+    /// Payment templates (e-wallet spec §3.2).
+    pub templates: Vec<PaymentTemplate>,
+    /// Autopayments with their last runs (e-wallet spec §3.2).
+    pub autopayments: Vec<AutopaymentView>,
+}
+
+/// A saved operation.
+#[derive(SimpleObject, Clone)]
+pub struct PaymentTemplate {
+    pub template_id: Uuid,
+    pub name: String,
+    pub wallet_id: Uuid,
+    pub service_id: String,
+    /// Decimal string in `currency`.
+    pub amount: String,
+    pub currency: String,
+}
+
+/// An autopayment.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Autopayment")]
+pub struct AutopaymentView {
+    pub autopayment_id: Uuid,
+    pub template_id: Uuid,
+    /// `active`, `paused` or `cancelled`.
+    pub status: String,
+    /// `second`, `minute`, `hour`, `day`, `week` or `month`, times `count`.
+    pub unit: String,
+    pub count: u32,
+    /// When the next run is due (while active).
+    pub next_run_at: OffsetDateTime,
+    pub consecutive_failures: u32,
+    pub max_failures: u32,
+    pub pause_reason: Option<String>,
+    /// The last 20 runs, oldest first.
+    pub runs: Vec<AutopaymentRun>,
+}
+
+/// One run of an autopayment.
+#[derive(SimpleObject, Clone)]
+pub struct AutopaymentRun {
+    pub run: u32,
+    pub payment_id: Uuid,
+    pub succeeded: bool,
+    pub reason: Option<String>,
 }
 
 /// A client's application for a wallet.
@@ -147,6 +192,46 @@ impl CustomerQuery {
                 reason: r.reason.clone(),
             })
             .collect();
+        let templates = c
+            .templates
+            .iter()
+            .map(|(id, t)| PaymentTemplate {
+                template_id: *id,
+                name: t.name.clone(),
+                wallet_id: t.wallet_id,
+                service_id: t.service_id.clone(),
+                amount: t.amount.amount.to_string(),
+                currency: t.amount.currency.code().into(),
+            })
+            .collect();
+        let autopayments = c
+            .autopayments
+            .iter()
+            .map(|(id, a)| AutopaymentView {
+                autopayment_id: *id,
+                template_id: a.template_id,
+                status: a.status.label().into(),
+                unit: serde_json::to_value(a.schedule.unit)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                count: a.schedule.count,
+                next_run_at: a.next_run_at(),
+                consecutive_failures: a.consecutive_failures,
+                max_failures: a.max_failures,
+                pause_reason: a.pause_reason.clone(),
+                runs: a
+                    .runs
+                    .iter()
+                    .map(|r| AutopaymentRun {
+                        run: r.run,
+                        payment_id: r.payment_id,
+                        succeeded: r.succeeded,
+                        reason: r.reason.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
         Ok(Some(Customer {
             client_id: id,
             status: c.status.label().into(),
@@ -174,6 +259,8 @@ impl CustomerQuery {
             updated_at,
             wallet_registration,
             personal_data_change_requests,
+            templates,
+            autopayments,
         }))
     }
 
