@@ -37,6 +37,20 @@ async fn top_up(api: &Api, client: &str, wallet: &str, amount: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// The operation a transfer's answer names.
+fn operation_id(body: &Value) -> String {
+    body["payment_id"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            body["events"]
+                .as_array()
+                .and_then(|e| e.first())
+                .and_then(|e| e["aggregate_id"].as_str().map(str::to_owned))
+        })
+        .expect("the operation's id")
+}
+
 /// The operation as GraphQL shows it once its final status is projected.
 async fn operation(env: &Env, bearer: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -127,16 +141,7 @@ async fn a_transfer_is_credited_to_another_client_and_a_refused_credit_is_refund
     )
     .await;
     assert!(status == 200 || status == 202, "{status} {body}");
-    let sent = body["payment_id"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| {
-            body["events"]
-                .as_array()
-                .and_then(|e| e.first())
-                .and_then(|e| e["aggregate_id"].as_str().map(str::to_owned))
-        })
-        .expect("the operation's id");
+    let sent = operation_id(&body);
     let done = operation(&env, &token(&sender, Role::Client), &sent).await;
     assert_eq!(done["statusCode"], 6, "{done}");
     assert_eq!(done["serviceId"], "wallet-transfer", "{done}");
@@ -175,16 +180,7 @@ async fn a_transfer_is_credited_to_another_client_and_a_refused_credit_is_refund
     )
     .await;
     assert!(status == 200 || status == 202, "{status} {body}");
-    let refused = body["payment_id"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| {
-            body["events"]
-                .as_array()
-                .and_then(|e| e.first())
-                .and_then(|e| e["aggregate_id"].as_str().map(str::to_owned))
-        })
-        .unwrap();
+    let refused = operation_id(&body);
     let failed = operation(&env, &token(&sender, Role::Client), &refused).await;
     assert_eq!(failed["statusCode"], 8, "{failed}");
     assert!(
@@ -204,16 +200,7 @@ async fn a_transfer_is_credited_to_another_client_and_a_refused_credit_is_refund
         json!({"to_client_id": recipient, "to_wallet_id": Uuid::new_v4(), "amount": "50.00", "currency": "RUB"}),
     )
     .await;
-    let misdirected = body["payment_id"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| {
-            body["events"]
-                .as_array()
-                .and_then(|e| e.first())
-                .and_then(|e| e["aggregate_id"].as_str().map(str::to_owned))
-        })
-        .unwrap();
+    let misdirected = operation_id(&body);
     let failed = operation(&env, &token(&sender, Role::Client), &misdirected).await;
     assert_eq!(failed["statusCode"], 8, "{failed}");
     assert!(
