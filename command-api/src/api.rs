@@ -44,6 +44,8 @@ pub struct App {
     /// Where client documents are kept (sealed with the client's key).
     pub documents: etr_documents::DocumentStore,
     pub fraud: Arc<dyn FraudControl>,
+    /// The bank system: card authorisations at the merchant checkout.
+    pub bank: Arc<dyn etr_domain::ports::BankSystem>,
     /// The client group catalogue (shared with the handler's writers).
     pub groups: crate::groups::Groups,
     /// The processing centre and the current dictionaries (menu, commissions).
@@ -79,6 +81,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::autopayments::routes())
         .merge(crate::fraud_rules::routes())
         .merge(crate::dictionaries::routes())
+        .merge(crate::checkout::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -783,6 +786,7 @@ async fn transfer_to_client(
         recipient: etr_domain::payment::Recipient {
             client_id: ClientId(req.to_client_id),
             wallet_id: req.to_wallet_id,
+            order_id: None,
         },
         attributes: req.attributes,
         fraud,
@@ -808,7 +812,7 @@ fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), ApiErro
 /// Commits the start of a payment or transfer (`start`, for `order`) and answers: above the
 /// group's warning threshold `202` in status 0 with the code sent to the client, otherwise as
 /// [`wait_for_execution`].
-async fn start_operation(
+pub(crate) async fn start_operation(
     app: &App,
     meta: Meta,
     order: &PaymentOrder,
@@ -1194,6 +1198,14 @@ async fn transfer(
         crate::dictionaries::sync,
         crate::dictionaries::versions,
         crate::dictionaries::quote,
+        crate::checkout::register_merchant,
+        crate::checkout::list_merchants,
+        crate::checkout::create_order,
+        crate::checkout::partner_order,
+        crate::checkout::checkout_order,
+        crate::checkout::checkout_wallets,
+        crate::checkout::pay_with_wallet,
+        crate::checkout::pay_with_card,
         crate::lending::register_by_partner,
         crate::lending::register_self,
         crate::lending::create_application,
@@ -1244,6 +1256,14 @@ async fn transfer(
         crate::dictionaries::VersionView,
         crate::dictionaries::RefusalBody,
         crate::dictionaries::RefusalDetail,
+        crate::checkout::NewMerchant,
+        crate::checkout::MerchantView,
+        crate::checkout::NewOrder,
+        crate::checkout::OrderView,
+        crate::checkout::OrderPaymentView,
+        crate::checkout::BuyerWallet,
+        crate::checkout::WalletPaymentRequest,
+        crate::checkout::CardPaymentRequest,
         ConfirmationRequest,
         CancellationRequestBody,
         OpenWalletRequest,

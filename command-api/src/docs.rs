@@ -58,6 +58,18 @@ pub const ASSETS: &[Asset] = &[
         body: include_bytes!("../assets/docs-page.css"),
         versioned: false,
     },
+    Asset {
+        path: "/assets/etr/checkout-page.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../assets/checkout-page.js"),
+        versioned: false,
+    },
+    Asset {
+        path: "/assets/etr/checkout-page.css",
+        content_type: CSS,
+        body: include_bytes!("../assets/checkout-page.css"),
+        versioned: false,
+    },
 ];
 
 pub(crate) async fn docs() -> Response {

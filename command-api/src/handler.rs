@@ -271,6 +271,26 @@ impl Handler {
         .await?;
         Ok(row.map(serde_json::from_value).transpose()?)
     }
+
+    /// The committed states of every aggregate of one kind of a client (from the snapshot
+    /// table), e.g. the wallets a buyer may pay from.
+    pub async fn committed_states_of(
+        &self,
+        client: etr_domain::ClientId,
+        kind: etr_domain::AggregateKind,
+    ) -> Result<Vec<State>, Error> {
+        let rows: Vec<serde_json::Value> = sqlx::query_scalar(
+            "SELECT state FROM snapshots WHERE client_id = $1 AND aggregate_type = $2 ORDER BY aggregate_id",
+        )
+        .bind(client.0)
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()?)
+    }
 }
 
 /// The chained hash of an event: hex SHA-256 over the previous hash and the canonical JSON of

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod autopayments;
 pub mod body;
+pub mod checkout;
 pub mod committer;
 pub mod dictionaries;
 pub mod docs;

@@ -17,6 +17,7 @@ use crate::envelope::Actor;
 use crate::error::Error;
 use crate::ids::ClientId;
 
+use crate::merchant_order::{self, Order};
 use crate::payment::{self, Payment};
 use crate::wallet::{self, Wallet};
 use crate::{application, client, loan};
@@ -28,15 +29,17 @@ pub enum AggregateKind {
     Loan,
     WalletAccount,
     Payment,
+    MerchantOrder,
 }
 
 impl AggregateKind {
-    pub const ALL: [AggregateKind; 5] = [
+    pub const ALL: [AggregateKind; 6] = [
         AggregateKind::Client,
         AggregateKind::Application,
         AggregateKind::Loan,
         AggregateKind::WalletAccount,
         AggregateKind::Payment,
+        AggregateKind::MerchantOrder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl AggregateKind {
             AggregateKind::Loan => "loan",
             AggregateKind::WalletAccount => "wallet_account",
             AggregateKind::Payment => "payment",
+            AggregateKind::MerchantOrder => "merchant_order",
         }
     }
 
@@ -151,6 +155,12 @@ pub enum Command {
         loan_id: Uuid,
         command: loan::Command,
     },
+    /// A merchant's order; `merchant_id` is the merchant's client id (its partition).
+    MerchantOrder {
+        merchant_id: ClientId,
+        order_id: Uuid,
+        command: merchant_order::Command,
+    },
 }
 
 impl Command {
@@ -162,6 +172,7 @@ impl Command {
             Command::Payment { command, .. } => command.name(),
             Command::Application { command, .. } => command.name(),
             Command::Loan { .. } => "Loan",
+            Command::MerchantOrder { command, .. } => command.name(),
         }
     }
 
@@ -172,6 +183,7 @@ impl Command {
             | Command::Payment { client_id, .. }
             | Command::Application { client_id, .. }
             | Command::Loan { client_id, .. } => *client_id,
+            Command::MerchantOrder { merchant_id, .. } => *merchant_id,
         }
     }
 
@@ -217,6 +229,9 @@ impl Command {
                 kind: AggregateKind::Loan,
                 id: *loan_id,
             }],
+            Command::MerchantOrder { order_id, .. } => {
+                vec![AggregateRef::merchant_order(*order_id)]
+            }
         }
     }
 }
@@ -229,6 +244,7 @@ pub enum Event {
     Payment(payment::Event),
     Application(application::Event),
     Loan(loan::Event),
+    MerchantOrder(merchant_order::Event),
 }
 
 impl Event {
@@ -239,6 +255,7 @@ impl Event {
             Event::Payment(e) => e.name(),
             Event::Application(e) => e.name(),
             Event::Loan(e) => e.name(),
+            Event::MerchantOrder(e) => e.name(),
         }
     }
 
@@ -249,6 +266,7 @@ impl Event {
             Event::Payment(_) => AggregateKind::Payment,
             Event::Application(_) => AggregateKind::Application,
             Event::Loan(_) => AggregateKind::Loan,
+            Event::MerchantOrder(_) => AggregateKind::MerchantOrder,
         }
     }
 }
@@ -261,6 +279,7 @@ pub enum State {
     Payment(Payment),
     Application(Box<application::Application>),
     Loan(loan::Loan),
+    MerchantOrder(Order),
 }
 
 impl State {
@@ -287,6 +306,10 @@ impl State {
                 id: target.id,
                 ..Default::default()
             }),
+            AggregateKind::MerchantOrder => State::MerchantOrder(Order {
+                id: target.id,
+                ..Default::default()
+            }),
         }
     }
 }
@@ -302,6 +325,9 @@ pub fn evolve(state: State, client: ClientId, event: &Event) -> State {
             State::Application(Box::new(application::evolve(*s, client, e)))
         }
         (State::Loan(s), Event::Loan(e)) => State::Loan(loan::evolve(s, client, e)),
+        (State::MerchantOrder(s), Event::MerchantOrder(e)) => {
+            State::MerchantOrder(merchant_order::evolve(s, client, e))
+        }
         (s, _) => s,
     }
 }
@@ -378,5 +404,10 @@ pub fn decide(
                 .map(|e| (target, Event::Loan(e)))
                 .collect())
         }
+        Command::MerchantOrder {
+            merchant_id,
+            order_id,
+            command,
+        } => merchant_order::decide(states, *merchant_id, *order_id, command, context),
     }
 }

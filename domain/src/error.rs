@@ -85,6 +85,14 @@ pub enum Error {
         action: &'static str,
         status: String,
     },
+    #[error("merchant order {0} does not exist")]
+    OrderNotFound(uuid::Uuid),
+    #[error("merchant order {0} already exists")]
+    OrderAlreadyExists(uuid::Uuid),
+    #[error("merchant order {0} is paid already")]
+    OrderNotPayable(uuid::Uuid),
+    #[error("merchant order {0} has expired")]
+    OrderExpired(uuid::Uuid),
     #[error("{0}")]
     Invalid(String),
 }
@@ -123,6 +131,10 @@ impl Error {
             Error::ContractHashMismatch { .. } => "contract_hash_mismatch",
             Error::NotYetDue(_) => "not_yet_due",
             Error::InvalidTransition { .. } => "invalid_transition",
+            Error::OrderNotFound(_) => "order_not_found",
+            Error::OrderAlreadyExists(_) => "order_already_exists",
+            Error::OrderNotPayable(_) => "order_not_payable",
+            Error::OrderExpired(_) => "order_expired",
             Error::Invalid(_) => "invalid_command",
         }
     }
@@ -136,6 +148,7 @@ impl Error {
                 | Error::PaymentNotFound(_)
                 | Error::ClientNotFound(_)
                 | Error::ApplicationNotFound(_)
+                | Error::OrderNotFound(_)
         )
     }
 }

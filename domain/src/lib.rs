@@ -13,6 +13,7 @@
 pub mod application;
 pub mod autopayment;
 pub mod caps;
+pub mod card;
 pub mod client;
 pub mod command;
 pub mod conveyor;
@@ -27,6 +28,7 @@ pub mod ids;
 pub mod legal;
 pub mod limits;
 pub mod loan;
+pub mod merchant_order;
 pub mod money;
 pub mod otp;
 pub mod payment;

@@ -101,6 +101,10 @@ pub const TRANSFER_SERVICE: &str = "wallet-transfer";
 pub struct Recipient {
     pub client_id: ClientId,
     pub wallet_id: Uuid,
+    /// The merchant order the transfer pays (the recipient is then the merchant's settlement
+    /// wallet, and the credit pays the order or is refused — `merchant_order`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
 }
 
 /// Outcome of fraud control for a new payment (from the fraud-monitoring port).

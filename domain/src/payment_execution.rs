@@ -540,6 +540,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                         from_client_id: order.client_id,
                         from_wallet_id: order.wallet_id,
                         amount: order.amount,
+                        order_id: recipient.order_id,
                     },
                 },
             };

@@ -154,3 +154,26 @@ pub trait Notifier: Send + Sync {
         text: &'a str,
     ) -> BoxFuture<'a, Result<(), String>>;
 }
+
+/// A card payment the bank is asked to authorise (e-wallet spec §7.1). The card's number,
+/// expiry and CVC exist only in this request: never stored, never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardPayment {
+    /// The platform's payment id: the bank's idempotency key.
+    pub payment_id: Uuid,
+    pub number: crate::card::CardNumber,
+    pub expiry: crate::card::Expiry,
+    pub cvc: crate::card::Cvc,
+    pub amount: Money,
+}
+
+/// The bank system (e-wallet spec §7.1): authorise an amount at a card, then capture or
+/// release the authorisation. Each call is idempotent by its key (payment id, authorisation).
+pub trait BankSystem: Send + Sync {
+    /// `Done` with the authorisation id, `Refused` with the bank's reason (declined).
+    fn authorise<'a>(&'a self, payment: &'a CardPayment) -> BoxFuture<'a, Answer<String>>;
+    /// Takes the authorised amount.
+    fn capture<'a>(&'a self, authorisation_id: &'a str) -> BoxFuture<'a, Answer<()>>;
+    /// Gives the authorised amount back to the card.
+    fn release<'a>(&'a self, authorisation_id: &'a str) -> BoxFuture<'a, Answer<()>>;
+}

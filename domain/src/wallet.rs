@@ -172,6 +172,10 @@ pub enum Command {
         from_client_id: ClientId,
         from_wallet_id: Uuid,
         amount: Money,
+        /// The merchant order the transfer pays: the credit also records the order paid, and
+        /// is refused when the order cannot be paid (`merchant_order::accept_wallet_payment`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_id: Option<Uuid>,
     },
 }
 
@@ -192,6 +196,10 @@ impl Command {
     pub fn other_targets(&self) -> Vec<AggregateRef> {
         match self {
             Command::Transfer { to_wallet_id, .. } => vec![AggregateRef::wallet(*to_wallet_id)],
+            Command::CreditTransfer {
+                order_id: Some(order),
+                ..
+            } => vec![AggregateRef::merchant_order(*order)],
             _ => vec![],
         }
     }
@@ -417,12 +425,17 @@ pub fn decide(
             from_client_id,
             from_wallet_id,
             amount,
+            order_id,
         } => {
             let currency = state.owned_open(client)?;
             ensure_not_blocked(&owner)?;
             amount.ensure_currency(currency)?;
-            state.check_credit(*amount, group.limits_in(currency)?)?;
-            Ok(on(
+            if order_id.is_none() {
+                // A merchant's settlement wallet is a legal entity's account: the balance
+                // limits of a person's e-wallet (161-FZ art. 10) do not apply to it.
+                state.check_credit(*amount, group.limits_in(currency)?)?;
+            }
+            let mut events = on(
                 wallet_id,
                 vec![Event::TransferCredited {
                     transfer_id: *transfer_id,
@@ -430,7 +443,19 @@ pub fn decide(
                     from_wallet_id: *from_wallet_id,
                     amount: *amount,
                 }],
-            ))
+            );
+            if let Some(order_id) = order_id {
+                events.push(crate::merchant_order::accept_wallet_payment(
+                    states,
+                    client,
+                    *order_id,
+                    *transfer_id,
+                    *from_client_id,
+                    *amount,
+                    context.now,
+                )?);
+            }
+            Ok(events)
         }
     }
 }

@@ -156,6 +156,7 @@ fn to(n: u128) -> Recipient {
     Recipient {
         client_id: client(n),
         wallet_id: wallet_of(n),
+        order_id: None,
     }
 }
 
@@ -169,6 +170,7 @@ fn credit(from: u128, id: Uuid, to: Recipient, amount: Decimal) -> Command {
             from_client_id: client(from),
             from_wallet_id: wallet_of(from),
             amount: rub(amount),
+            order_id: None,
         },
     }
 }
@@ -307,6 +309,7 @@ fn a_credit_to_a_wallet_the_client_does_not_own_or_in_another_currency_is_refuse
     let wrong_owner = Recipient {
         client_id: client(2),
         wallet_id: wallet_of(3),
+        order_id: None,
     };
     assert_eq!(
         w.when(&credit(1, id, wrong_owner, dec!(10.00)))
@@ -322,6 +325,7 @@ fn a_credit_to_a_wallet_the_client_does_not_own_or_in_another_currency_is_refuse
             from_client_id: client(1),
             from_wallet_id: wallet_of(1),
             amount: Money::new(dec!(10.00), Currency::Usd),
+            order_id: None,
         },
     };
     assert!(w.when(&usd).is_err());

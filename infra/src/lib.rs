@@ -14,6 +14,7 @@ pub mod error;
 pub mod fraud;
 pub mod invalid_passports;
 pub mod kafka;
+pub mod merchants;
 pub mod pg;
 pub mod registry;
 pub mod settings;

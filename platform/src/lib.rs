@@ -231,6 +231,7 @@ pub async fn command_app(
         document_rules: lending::document_rules()?,
         documents: lending::document_store()?,
         fraud: Arc::new(FraudSimulator::default()),
+        bank: Arc::new(etr_sagas::simulators::BankSimulator { pool: pool.clone() }),
         groups,
         processing: etr_command_api::dictionaries::Processing::new(centre),
         keys: Keys::from_secret(settings.jwt_secret.as_bytes()),
@@ -353,6 +354,26 @@ pub fn start_payment_processor(
         commands: Arc::new(HandlerCommands(app.clone())),
         poll: Duration::from_millis(200),
     };
+    let checkout_policy = etr_domain::merchant_order::Policy::default();
+    let checkout = start_projector(
+        "merchant checkout tracker",
+        settings,
+        pool,
+        move || etr_sagas::checkout::Tracker {
+            policy: checkout_policy,
+        },
+        restart,
+    )?;
+    let callbacks = etr_sagas::checkout::Executor {
+        pool: pool.clone(),
+        bank: app.bank.clone(),
+        commands: Arc::new(HandlerCommands(app.clone())),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?,
+        policy: checkout_policy,
+        poll: Duration::from_millis(200),
+    };
     let executor = Executor {
         pool: pool.clone(),
         policy,
@@ -365,6 +386,8 @@ pub fn start_payment_processor(
         tokio::spawn(executor.run()),
         autopayments,
         tokio::spawn(runner.run()),
+        checkout,
+        tokio::spawn(callbacks.run()),
     ])
 }
 

@@ -254,6 +254,8 @@ impl<'a> Rows<'a> {
             Event::Loan(e) => self.loan(env, e),
             // Registry events carry sealed personal data only: nothing for the analysts.
             Event::Client(_) => {}
+            // Merchant orders reach the data platform through the payments that pay them.
+            Event::MerchantOrder(_) => {}
         }
     }
 

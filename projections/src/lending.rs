@@ -35,7 +35,7 @@ impl Projection for Lending {
             Event::Application(e) => apply_application(tx, envelope, e).await,
             Event::Loan(e) => apply_loan(tx, envelope, e).await,
             Event::Client(e) => crate::registry::apply(tx, envelope, e).await,
-            Event::Wallet(_) | Event::Payment(_) => Ok(()),
+            Event::Wallet(_) | Event::Payment(_) | Event::MerchantOrder(_) => Ok(()),
         }
     }
 }

@@ -86,7 +86,7 @@ impl Projection for Wallets {
             Event::Wallet(e) => apply_wallet(tx, envelope, e).await,
             Event::Payment(e) => apply_payment(tx, envelope, e, self.announce).await,
             Event::Client(e) => apply_client_limits(tx, envelope, e).await,
-            Event::Application(_) | Event::Loan(_) => Ok(()),
+            Event::Application(_) | Event::Loan(_) | Event::MerchantOrder(_) => Ok(()),
         }
     }
 }

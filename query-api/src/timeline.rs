@@ -84,6 +84,7 @@ fn status_of(state: &State) -> String {
         State::Client(c) => c.status.label().into(),
         State::Application(a) => a.status.label().into(),
         State::Loan(l) => l.status.label().into(),
+        State::MerchantOrder(o) => o.status.as_str().into(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! checks, scoring, the contract, card binding, the payout).
 
 pub mod autopayments;
+pub mod checkout;
 pub mod conveyor;
 pub mod error;
 pub mod lending_simulators;

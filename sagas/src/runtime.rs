@@ -107,3 +107,94 @@ pub async fn store<S: Serialize>(
     .await?;
     Ok(())
 }
+
+/// A process instance woken by its timer, with the actions its step asked for.
+pub struct Woken<A> {
+    pub id: Uuid,
+    pub client: Uuid,
+    pub correlation_id: String,
+    pub actions: Vec<A>,
+}
+
+/// Takes up to 64 instances of `process` due at `now` (`FOR UPDATE SKIP LOCKED`, so two
+/// runners never take the same one), steps each with `due`, stores the new state and the timer
+/// `wake` reads off the actions, and returns the actions to perform after the commit.
+///
+/// Errors: Postgres; a stored state that does not deserialise.
+pub async fn take_due<S, A>(
+    pool: &sqlx::PgPool,
+    process: &str,
+    now: OffsetDateTime,
+    due: impl Fn(S) -> (Option<S>, Vec<A>),
+    wake: impl Fn(&[A]) -> Option<Option<OffsetDateTime>>,
+) -> Result<Vec<Woken<A>>, Error>
+where
+    S: Serialize + DeserializeOwned,
+{
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(Uuid, serde_json::Value, String, Uuid)> = sqlx::query_as(
+        "SELECT instance_id, state, correlation_id, client_id FROM process_instances \
+         WHERE process = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(process)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut woken = Vec::with_capacity(rows.len());
+    for (id, state, correlation_id, client) in rows {
+        let (next, actions) = due(serde_json::from_value(state)?);
+        let Some(next) = next else { continue };
+        store(
+            &mut tx,
+            process,
+            id,
+            client,
+            &correlation_id,
+            &next,
+            wake(&actions),
+        )
+        .await?;
+        woken.push(Woken {
+            id,
+            client,
+            correlation_id,
+            actions,
+        });
+    }
+    tx.commit().await?;
+    Ok(woken)
+}
+
+/// Steps one instance with an answer (`step` gets its stored state), stores the result with
+/// the timer `wake` reads off the actions, and returns the actions to perform.
+///
+/// Errors: Postgres; a stored state that does not deserialise.
+pub async fn advance<S, A>(
+    pool: &sqlx::PgPool,
+    process: &str,
+    woken: (&Uuid, Uuid, &str),
+    step: impl FnOnce(Option<S>) -> (Option<S>, Vec<A>),
+    wake: impl Fn(&[A]) -> Option<Option<OffsetDateTime>>,
+) -> Result<Vec<A>, Error>
+where
+    S: Serialize + DeserializeOwned,
+{
+    let (id, client, correlation_id) = woken;
+    let mut tx = pool.begin().await?;
+    let instance = load::<S>(&mut tx, process, *id).await?;
+    let (next, actions) = step(instance.state);
+    if let Some(next) = &next {
+        store(
+            &mut tx,
+            process,
+            *id,
+            client,
+            correlation_id,
+            next,
+            wake(&actions),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(actions)
+}

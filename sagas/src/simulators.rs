@@ -3,7 +3,9 @@
 //! scenario gets the same answers. A real adapter implements the same port trait.
 
 use etr_domain::payment::{Execution, FraudVerdict};
-use etr_domain::ports::{BoxFuture, FraudControl, PaymentOrder, PaymentProvider};
+use etr_domain::ports::{
+    Answer, BankSystem, BoxFuture, CardPayment, FraudControl, PaymentOrder, PaymentProvider,
+};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -331,5 +333,84 @@ impl etr_domain::ports::BankruptcyRegistry for BankruptcyRegistrySimulator {
             }
             Ok(Vec::new())
         })
+    }
+}
+
+/// The bank-system simulator (e-wallet spec §7.1), keeping its books in
+/// `simulator_bank_operations` so that every call is idempotent by its key and tests can read
+/// what the bank did. Steered by the card number's last four digits: `0002` declines for
+/// insufficient funds, `0010` declines as "do not honour", `0028` leaves the bank
+/// unavailable; any other card is authorised.
+#[derive(Debug, Clone)]
+pub struct BankSimulator {
+    pub pool: sqlx::PgPool,
+}
+
+impl BankSimulator {
+    async fn set_status(&self, authorisation_id: &str, to: &str) -> Answer<()> {
+        let done: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(
+            "UPDATE simulator_bank_operations SET status = CASE WHEN status = 'authorised' THEN $2 ELSE status END, \
+                 updated_at = clock_timestamp() \
+             WHERE authorisation_id = $1 RETURNING status",
+        )
+        .bind(authorisation_id)
+        .bind(to)
+        .fetch_optional(&self.pool)
+        .await;
+        match done {
+            Ok(Some(status)) if status == to => Answer::Done(()),
+            Ok(Some(status)) => Answer::Refused(format!("the authorisation is {status}")),
+            Ok(None) => Answer::Refused("no such authorisation".into()),
+            Err(e) => Answer::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl BankSystem for BankSimulator {
+    fn authorise<'a>(&'a self, payment: &'a CardPayment) -> BoxFuture<'a, Answer<String>> {
+        Box::pin(async move {
+            let digits = payment.number.digits();
+            let last4 = &digits[digits.len().saturating_sub(4)..];
+            let (status, reason) = match last4 {
+                "0028" => return Answer::Unavailable("the bank does not answer".into()),
+                "0002" => ("declined", Some("insufficient_funds")),
+                "0010" => ("declined", Some("do_not_honour")),
+                _ => ("authorised", None),
+            };
+            let authorisation_id = format!("auth-{}", payment.payment_id.simple());
+            let row: Result<(String, Option<String>), sqlx::Error> = sqlx::query_as(
+                "WITH ins AS (INSERT INTO simulator_bank_operations \
+                     (payment_id, authorisation_id, masked_pan, amount, currency, status, reason) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (payment_id) DO NOTHING \
+                     RETURNING status, reason) \
+                 SELECT status, reason FROM ins \
+                 UNION ALL SELECT status, reason FROM simulator_bank_operations WHERE payment_id = $1 \
+                 LIMIT 1",
+            )
+            .bind(payment.payment_id)
+            .bind(&authorisation_id)
+            .bind(payment.number.masked())
+            .bind(payment.amount.amount)
+            .bind(payment.amount.currency.code())
+            .bind(status)
+            .bind(reason)
+            .fetch_one(&self.pool)
+            .await;
+            match row {
+                Ok((status, reason)) if status == "declined" => {
+                    Answer::Refused(reason.unwrap_or_else(|| "declined".into()))
+                }
+                Ok(_) => Answer::Done(authorisation_id),
+                Err(e) => Answer::Unavailable(e.to_string()),
+            }
+        })
+    }
+
+    fn capture<'a>(&'a self, authorisation_id: &'a str) -> BoxFuture<'a, Answer<()>> {
+        Box::pin(self.set_status(authorisation_id, "captured"))
+    }
+
+    fn release<'a>(&'a self, authorisation_id: &'a str) -> BoxFuture<'a, Answer<()>> {
+        Box::pin(self.set_status(authorisation_id, "released"))
     }
 }

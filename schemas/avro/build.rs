@@ -7,7 +7,14 @@ use std::path::Path;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut entries = Vec::new();
-    for aggregate in ["client", "wallet", "payment", "application", "loan"] {
+    for aggregate in [
+        "client",
+        "wallet",
+        "payment",
+        "application",
+        "loan",
+        "merchant_order",
+    ] {
         let dir = root.join(aggregate);
         println!("cargo:rerun-if-changed={}", dir.display());
         for file in std::fs::read_dir(&dir)? {

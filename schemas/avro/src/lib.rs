@@ -219,6 +219,7 @@ fn event_from_json(
         "payment" => "Payment",
         "application" => "Application",
         "loan" => "Loan",
+        "merchant_order" => "MerchantOrder",
         other => return Err(Error::UnknownEvent(other.to_owned())),
     };
     let inner = if fields.is_empty() {

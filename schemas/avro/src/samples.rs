@@ -6,7 +6,7 @@ use etr_domain::payment;
 use etr_domain::personal::Sealed;
 use etr_domain::schedule::Instalment;
 use etr_domain::wallet::{self, Limits};
-use etr_domain::{loan, Actor, ClientId, Currency, Envelope, Event, Money};
+use etr_domain::{loan, merchant_order, Actor, ClientId, Currency, Envelope, Event, Money};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use time::macros::{date, datetime};
@@ -55,7 +55,7 @@ pub fn every_event() -> Vec<Event> {
         masked_pan: "220220******1234".into(),
     };
     use Event::{Application as A, Client as C, Loan as L, Payment as P, Wallet as W};
-    vec![
+    let mut events = vec![
         W(wallet::Event::WalletOpened {
             wallet_id: id(1),
             client_id: ClientId(id(2)),
@@ -131,6 +131,7 @@ pub fn every_event() -> Vec<Event> {
             recipient: Some(payment::Recipient {
                 client_id: ClientId(id(10)),
                 wallet_id: id(11),
+                order_id: Some(id(12)),
             }),
         }),
         P(payment::Event::PaymentLocked),
@@ -442,7 +443,41 @@ pub fn every_event() -> Vec<Event> {
         }),
         L(loan::Event::LoanBecameOverdue),
         L(loan::Event::LoanRepaid),
-    ]
+    ];
+    if let (Ok(number), Ok(return_url)) = (
+        merchant_order::OrderNumber::parse("ORD-2026/0001"),
+        merchant_order::WebUrl::parse("https://shop.example/orders/0001?paid=1"),
+    ) {
+        use merchant_order::Event as M;
+        events.extend(
+            [
+                M::MerchantOrderCreated {
+                    order_id: id(20),
+                    number,
+                    amount: money(129_900),
+                    description: "Наушники, 1 шт.".into(),
+                    return_url,
+                    created_at: datetime!(2026-11-24 10:00:00 UTC),
+                    expires_at: datetime!(2026-11-25 10:00:00 UTC),
+                },
+                M::MerchantOrderPaid {
+                    payment_id: id(21),
+                    source: merchant_order::Source::Wallet,
+                    amount: money(129_900),
+                    paid_at: datetime!(2026-11-24 10:05:00 UTC),
+                    payer_client_id: Some(ClientId(id(22))),
+                    authorisation_id: Some("auth-1".into()),
+                    masked_pan: Some("220000******0004".into()),
+                },
+                M::MerchantOrderCardCaptured {
+                    authorisation_id: "auth-1".into(),
+                },
+                M::MerchantNotified { attempts: 3 },
+            ]
+            .map(Event::MerchantOrder),
+        );
+    }
+    events
 }
 
 /// An envelope for `event` with every field set.
