@@ -53,9 +53,7 @@
     $("amount").textContent = o.amount + " " + o.currency;
     const statuses = { awaiting_payment: "ожидает оплаты", paid: "оплачен", notified: "оплачен" };
     $("status").textContent = o.expired ? "срок оплаты истёк" : (statuses[o.status] || o.status);
-    const ret = $("return");
-    ret.href = o.return_url;
-    ret.hidden = false;
+    $("return").hidden = false;
     if (o.payment) {
       $("pay").hidden = true;
       $("done").hidden = false;
@@ -148,6 +146,8 @@
     await waitPaid();
   }
 
+  // Back to the shop: a navigation the buyer chooses, not a link the page loads.
+  $("return").addEventListener("click", () => { if (order) location.assign(order.return_url); });
   $("token").value = token;
   $("sign-in").addEventListener("click", signIn);
   $("wallet-form").addEventListener("submit", payWithWallet);

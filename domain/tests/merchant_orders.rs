@@ -150,7 +150,9 @@ fn given_an_order_when_the_buyers_transfer_is_credited_then_the_order_is_paid_on
     let e = w.when(&credit(id, 8, dec!(1299.00))).unwrap_err();
     assert_eq!(e.code(), "order_not_payable");
     // So is a card payment recorded after it (its authorisation is then released).
-    let e = w.when(&on_order(id, card_payment(9, dec!(1299.00)))).unwrap_err();
+    let e = w
+        .when(&on_order(id, card_payment(9, dec!(1299.00))))
+        .unwrap_err();
     assert_eq!(e.code(), "order_not_payable");
     assert_eq!(w.settlement_balance(), dec!(1299.00));
 }
@@ -199,7 +201,12 @@ fn given_an_order_number_when_created_again_then_it_is_refused() {
     for bad in ["", "a b", "№1", &"x".repeat(65)] {
         assert!(OrderNumber::parse(bad).is_err(), "{bad}");
     }
-    for bad in ["ftp://x", "/relative", "https://user:pw@shop.example/", "not a url"] {
+    for bad in [
+        "ftp://x",
+        "/relative",
+        "https://user:pw@shop.example/",
+        "not a url",
+    ] {
         assert!(WebUrl::parse(bad).is_err(), "{bad}");
     }
 }
@@ -219,7 +226,8 @@ fn given_a_card_payment_then_it_is_captured_once_and_the_acknowledgement_recorde
             order::Command::RecordMerchantNotified { attempts: 1 }
         ))
         .is_err());
-    w.when(&on_order(id, card_payment(3, dec!(250.00)))).unwrap();
+    w.when(&on_order(id, card_payment(3, dec!(250.00))))
+        .unwrap();
     let paid = w.order(id).payment.unwrap();
     assert!(!paid.captured);
     assert_eq!(paid.masked_pan.as_deref(), Some("411111******1111"));
