@@ -20,6 +20,7 @@
 //!   client, parsed strictly with a code per refusal ([`SubscriptionError::code`]).
 
 use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -418,14 +419,14 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             large_payment: BTreeMap::from([
-                (Currency::Rub, Decimal::new(100_000_00, 2)),
-                (Currency::Usd, Decimal::new(1_000_00, 2)),
-                (Currency::Eur, Decimal::new(1_000_00, 2)),
+                (Currency::Rub, dec!(100000.00)),
+                (Currency::Usd, dec!(1000.00)),
+                (Currency::Eur, dec!(1000.00)),
             ]),
             low_balance: BTreeMap::from([
-                (Currency::Rub, Decimal::new(100_00, 2)),
-                (Currency::Usd, Decimal::new(1_00, 2)),
-                (Currency::Eur, Decimal::new(1_00, 2)),
+                (Currency::Rub, dec!(100.00)),
+                (Currency::Usd, dec!(1.00)),
+                (Currency::Eur, dec!(1.00)),
             ]),
         }
     }
