@@ -75,7 +75,7 @@ fn set(rows: &[(&str, &str, &str)]) -> BTreeSet<(String, String, String)> {
 async fn subscribed_alerts_reach_the_notifier_once_and_graphql_shows_them() {
     let env = Env::new("alerts").await;
     let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
-    let _platform = env.start(&["up", "--no-demo"]).await;
+    let platform = env.start(&["up", "--no-demo"]).await;
     let api = Api::new(&env);
     let alice = Caller {
         api: &api,
@@ -238,13 +238,30 @@ async fn subscribed_alerts_reach_the_notifier_once_and_graphql_shows_them() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = client
-        .post(
-            &format!("/v1/clients/{client_id}/wallets/{wallet}/top-ups"),
-            json!({"amount": "900000.00", "currency": "RUB", "source": "card"}),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
+    // Refused by the limit, then the same request again: the replayed answer raises nothing
+    // new (the alert is keyed by the command's id).
+    let over_limit =
+        json!({"amount": "900000.00", "currency": "RUB", "source": "card"}).to_string();
+    let over_limit_key = Uuid::new_v4().to_string();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        answers.push(
+            api.post_as(
+                Some(&client.bearer),
+                &format!("/v1/clients/{client_id}/wallets/{wallet}/top-ups"),
+                Some(&over_limit_key),
+                &over_limit,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    assert_eq!(
+        (answers[0].0, answers[0].1, answers[1].0, answers[1].1),
+        (422, false, 422, true),
+        "{answers:?}"
+    );
+    let body = answers[1].2.clone();
     let limit_code = body["code"].as_str().unwrap_or_default().to_owned();
     assert!(
         etr_domain::alerts::LIMIT_CODES.contains(&limit_code.as_str()),
@@ -430,6 +447,27 @@ async fn subscribed_alerts_reach_the_notifier_once_and_graphql_shows_them() {
         json!([]),
         "another client's filter matched nothing: {v}"
     );
+
+    // A restarted platform reads the log again from its checkpoints: nothing is queued or
+    // delivered twice.
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_deliveries")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    platform.kill();
+    let _platform = env.start(&["up", "--no-demo"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let queued_again: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_deliveries")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(queued_again, queued);
+    assert_eq!(received(&pool).await, expected);
+    let booked: i64 = sqlx::query_scalar("SELECT count(*) FROM simulator_alert_notifications")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(booked, expected.len() as i64);
 
     // Clients read no alerts, not even their own.
     let v = env
