@@ -154,7 +154,7 @@ impl Sender {
                 Ok(()) => store::mark_sent(&self.pool, delivery.delivery_id).await?,
                 Err(reason) => {
                     let give_up = delivery.attempts >= self.max_attempts;
-                    let backoff = 1i64 << delivery.attempts.clamp(1, 9).saturating_sub(1);
+                    let backoff = 1i64 << delivery.attempts.clamp(1, 10).saturating_sub(1);
                     tracing::warn!(
                         delivery = delivery.delivery_id,
                         key = %delivery.dedup_key,
