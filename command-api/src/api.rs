@@ -82,9 +82,14 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::fraud_rules::routes())
         .merge(crate::dictionaries::routes())
         .merge(crate::checkout::routes())
+        .merge(crate::alerts::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::alerts::observe,
+        ))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             forward_to_writer,
@@ -1194,6 +1199,10 @@ async fn transfer(
         crate::fraud_rules::create_rule,
         crate::fraud_rules::replace_rule,
         crate::fraud_rules::delete_rule,
+        crate::alerts::list_subscriptions,
+        crate::alerts::subscribe,
+        crate::alerts::change_subscription,
+        crate::alerts::unsubscribe,
         crate::dictionaries::import,
         crate::dictionaries::sync,
         crate::dictionaries::versions,
@@ -1249,6 +1258,8 @@ async fn transfer(
         crate::fraud_rules::NewFraudRule,
         crate::fraud_rules::FraudRuleBody,
         crate::fraud_rules::FraudRuleView,
+        crate::alerts::AlertSubscriptionBody,
+        crate::alerts::AlertSubscriptionView,
         crate::dictionaries::QuoteBody,
         crate::dictionaries::QuoteView,
         crate::dictionaries::NamedView,

@@ -350,8 +350,8 @@ fn order_view(merchant: &Merchant, o: &Order, now: OffsetDateTime) -> OrderView 
     }
 }
 
-/// Creates an order (`201`, with its `checkout_url` to send the buyer to); a repeated
-/// Idempotency-Key answers the first outcome. Partner tokens of a registered merchant only.
+/// Creates an order (`201`, with its `checkout_url` to send the buyer to) and raises the
+/// `invoice.issued` alert; a repeated Idempotency-Key answers the first outcome. Partner tokens of a registered merchant only.
 ///
 /// Errors: 400 `invalid_order_number`, `invalid_return_url`, an amount code, or a body
 /// code; 403 `not_a_merchant`; 422 `order_already_exists` (the number is taken),
@@ -400,6 +400,17 @@ pub(crate) async fn create_order(
             },
         )
         .await?;
+    if !handled.replayed && matches!(handled.outcome, Outcome::Accepted { .. }) {
+        crate::alerts::record(
+            &app,
+            format!("invoice/{order_id}"),
+            etr_domain::alerts::Alert::InvoiceIssued {
+                invoice_id: order_id,
+                amount,
+            },
+            Some(merchant.merchant_id),
+        );
+    }
     let checkout_url = format!(
         "/checkout/{order_id}?key={}",
         merchants::checkout_key(&merchant.callback_secret, order_id)

@@ -10,6 +10,7 @@
 //! [`command`] is the single entry point the command handler uses. [`dictionaries`] holds the
 //! processing centre's dictionaries and the commission of an operation.
 
+pub mod alerts;
 pub mod application;
 pub mod autopayment;
 pub mod caps;

@@ -177,3 +177,26 @@ pub trait BankSystem: Send + Sync {
     /// Gives the authorised amount back to the card.
     fn release<'a>(&'a self, authorisation_id: &'a str) -> BoxFuture<'a, Answer<()>>;
 }
+
+/// One alert delivery to an operator who subscribed to it (e-wallet spec §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertMessage {
+    /// The delivery's idempotency key: a repeated call with it must not deliver twice.
+    pub key: String,
+    /// The subscribed operator (the token subject that subscribed).
+    pub recipient: String,
+    pub channel: crate::alerts::Channel,
+    pub alert_type: crate::alerts::AlertType,
+    /// The client the alert is about, when it is about one.
+    pub client_id: Option<ClientId>,
+    /// [`crate::alerts::render`]'s text: codes, ids, amounts and reasons, no personal data.
+    pub text: String,
+}
+
+/// The notification gateway operators' alerts go out through (SMS, e-mail, push, the web
+/// console).
+pub trait AlertNotifier: Send + Sync {
+    /// Delivers `message` once per `message.key`; `Err` with the gateway's reason when it
+    /// failed (the delivery is retried with the same key).
+    fn send<'a>(&'a self, message: &'a AlertMessage) -> BoxFuture<'a, Result<(), String>>;
+}

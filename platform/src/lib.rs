@@ -15,6 +15,7 @@
 //!
 //! Nothing here decides anything about the business: every decision is the crates'.
 
+pub mod alerts;
 pub mod dictionaries;
 mod error;
 pub mod lending;
@@ -322,7 +323,8 @@ pub fn payment_policy() -> Policy {
 /// `app`'s command handler (polling for due instances every 50 ms); and the autopayment
 /// runner — its tracker of the clients' autopayment events and its executor, which starts
 /// each due run's payment (after `app`'s fraud control) and records the run (polling every
-/// 200 ms). Returns their tasks.
+/// 200 ms); and the alert dispatcher and sender ([`alerts::start_alerts`]). Returns their
+/// tasks.
 ///
 /// Errors: creating the tracker's projector (with [`Restart::Never`] only; a supervised one
 /// retries).
@@ -381,14 +383,16 @@ pub fn start_payment_processor(
         commands: Arc::new(HandlerCommands(app)),
         poll: Duration::from_millis(50),
     };
-    Ok(vec![
+    let mut tasks = vec![
         tracker,
         tokio::spawn(executor.run()),
         autopayments,
         tokio::spawn(runner.run()),
         checkout,
         tokio::spawn(callbacks.run()),
-    ])
+    ];
+    tasks.extend(alerts::start_alerts(settings, pool, restart)?);
+    Ok(tasks)
 }
 
 /// One projection's projector (it reads every partition; its offsets are committed under its

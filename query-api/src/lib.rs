@@ -20,6 +20,7 @@
 //! number's operator and a payment's commission quote — from their current version
 //! ([`dictionaries`]).
 
+pub mod alerts;
 pub mod auth;
 pub mod customers;
 pub mod dictionaries;
@@ -70,6 +71,7 @@ pub struct Query(
     reports::ReportQuery,
     fraud::FraudQuery,
     dictionaries::DictionaryQuery,
+    alerts::AlertQuery,
     StatusQuery,
 );
 

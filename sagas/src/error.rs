@@ -10,6 +10,8 @@ pub enum Error {
     /// The command side did not take a command (not committed; the step is retried).
     #[error("command not taken: {0}")]
     CommandNotTaken(String),
+    #[error(transparent)]
+    Infra(#[from] etr_infra::Error),
 }
 
 /// A runner error inside a tracker's projection transaction, as the projection runtime
@@ -20,6 +22,7 @@ pub(crate) fn to_projection_error(e: Error) -> etr_projections::Error {
         Error::Postgres(e) => etr_projections::Error::from(e),
         Error::Json(e) => etr_projections::Error::from(e),
         Error::Projections(e) => e,
+        Error::Infra(etr_infra::Error::Postgres(e)) => etr_projections::Error::from(e),
         other => etr_projections::Error::from(serde_json::Error::io(std::io::Error::other(
             other.to_string(),
         ))),

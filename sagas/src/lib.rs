@@ -11,6 +11,7 @@
 //! [`conveyor`] (a loan application from submission to disbursement: identification, legal
 //! checks, scoring, the contract, card binding, the payout).
 
+pub mod alerts;
 pub mod autopayments;
 pub mod checkout;
 pub mod conveyor;
