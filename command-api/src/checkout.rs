@@ -82,7 +82,6 @@ pub struct NewMerchant {
     pub name: String,
     /// Where paid orders are reported (absolute http/https URL): a signed POST, retried with
     /// backoff until answered 2xx.
-    #[schema(example = "https://shop.example/etr/callback")]
     pub callback_url: String,
     /// The processing centre's service whose receipt template the receipts use (the default
     /// template when absent).
@@ -280,7 +279,6 @@ pub struct NewOrder {
     /// Shown to the buyer; at most 500 characters.
     pub description: Option<String>,
     /// Where the checkout sends the buyer back (absolute http/https URL).
-    #[schema(example = "https://shop.example/orders/2026-000123")]
     pub return_url: String,
     /// How long the order may be paid, 60 … 2,592,000 seconds (default a day).
     pub lifetime_seconds: Option<i64>,

@@ -61,7 +61,7 @@ impl CardNumber {
                 }
             })
             .sum();
-        if sum % 10 != 0 {
+        if !sum.is_multiple_of(10) {
             return Err(CardError::NumberChecksum);
         }
         Ok(CardNumber(digits))

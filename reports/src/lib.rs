@@ -2,7 +2,8 @@
 //! the daily closing balances of the wallet accounts ([`sheet`]), their export to CSV and
 //! XLSX ([`export`]), the balance-change chart by day or by month-end as PNG or SVG
 //! ([`chart`]), and scheduled runs that store the files and notify their recipients
-//! ([`schedule`], [`delivery`]).
+//! ([`schedule`], [`delivery`]); and the merchants' daily registries of paid orders
+//! ([`registry`]).
 //!
 //! The input is the `wallets` projection's `rm_wallet_movements` (every balance-changing
 //! wallet event, with its business time and the balance after it) and `rm_wallets`, read by
@@ -15,6 +16,7 @@ pub mod delivery;
 pub mod error;
 pub mod export;
 pub mod period;
+pub mod registry;
 pub mod schedule;
 pub mod sheet;
 pub mod store;
