@@ -79,6 +79,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::autopayments::routes())
         .merge(crate::fraud_rules::routes())
         .merge(crate::dictionaries::routes())
+        .merge(crate::advertising::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -1194,6 +1195,16 @@ async fn transfer(
         crate::dictionaries::sync,
         crate::dictionaries::versions,
         crate::dictionaries::quote,
+        crate::advertising::list_places,
+        crate::advertising::create_place,
+        crate::advertising::update_place,
+        crate::advertising::list_campaigns,
+        crate::advertising::create_campaign,
+        crate::advertising::update_campaign,
+        crate::advertising::list_banners,
+        crate::advertising::create_banner,
+        crate::advertising::update_banner,
+        crate::advertising::upload_image,
         crate::lending::register_by_partner,
         crate::lending::register_self,
         crate::lending::create_application,
@@ -1244,6 +1255,15 @@ async fn transfer(
         crate::dictionaries::VersionView,
         crate::dictionaries::RefusalBody,
         crate::dictionaries::RefusalDetail,
+        crate::advertising::NewPlace,
+        crate::advertising::PlaceBody,
+        crate::advertising::PlaceView,
+        crate::advertising::NewCampaign,
+        crate::advertising::CampaignBody,
+        crate::advertising::CampaignView,
+        crate::advertising::NewBanner,
+        crate::advertising::BannerBody,
+        crate::advertising::BannerView,
         ConfirmationRequest,
         CancellationRequestBody,
         OpenWalletRequest,

@@ -70,7 +70,9 @@ pub enum AdError {
     Name { field: &'static str },
     /// `invalid_text`: a banner text longer than 1,000 characters or with a control character
     /// other than a line break.
-    #[error("the banner's text must be at most {MAX_TEXT_CHARS} characters without control characters")]
+    #[error(
+        "the banner's text must be at most {MAX_TEXT_CHARS} characters without control characters"
+    )]
     Text,
     /// `invalid_interface_type`: not `web_application` or `email_receipt`.
     #[error("`{0}` is not an interface type (web_application or email_receipt)")]
@@ -92,7 +94,9 @@ pub enum AdError {
     AttributeName(String),
     /// `invalid_regex`: an attribute pattern that is not a regular expression of the `regex`
     /// crate's syntax, longer than 500 characters or too large compiled.
-    #[error("the pattern for attribute `{attribute}` is not a usable regular expression: {reason}")]
+    #[error(
+        "the pattern for attribute `{attribute}` is not a usable regular expression: {reason}"
+    )]
     Regex { attribute: String, reason: String },
     /// `invalid_condition_value`: a service or menu item id that is empty, longer than 120
     /// characters or holds whitespace.
@@ -425,7 +429,9 @@ impl Pattern {
             reason,
         };
         if source.chars().count() > MAX_PATTERN_CHARS {
-            return Err(refuse(format!("longer than {MAX_PATTERN_CHARS} characters")));
+            return Err(refuse(format!(
+                "longer than {MAX_PATTERN_CHARS} characters"
+            )));
         }
         let regex = RegexBuilder::new(&format!("^(?:{source})$"))
             .size_limit(PATTERN_SIZE_LIMIT)
@@ -632,9 +638,9 @@ impl Link {
             .iter()
             .any(|scheme| lower.starts_with(scheme) && raw.len() > scheme.len());
         let path = raw.starts_with('/') && !raw.starts_with("//") && !raw.starts_with("/\\");
-        let clean = !raw
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`'));
+        let clean = !raw.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`')
+        });
         if (absolute || path) && clean && raw.chars().count() <= MAX_LINK_CHARS {
             Ok(Link(raw.to_owned()))
         } else {
@@ -669,7 +675,9 @@ impl Content {
     ) -> Result<Content, AdError> {
         let text = text.trim();
         if text.chars().count() > MAX_TEXT_CHARS
-            || text.chars().any(|c| c.is_control() && c != '\n' && c != '\r')
+            || text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\r')
         {
             return Err(AdError::Text);
         }
@@ -991,11 +999,20 @@ mod tests {
     fn ids_names_and_interface_types_parse_strictly() {
         assert_eq!(PlaceId::parse("content").unwrap().as_str(), "content");
         for bad in ["", "Content", "a b", "x".repeat(41).as_str(), "ü"] {
-            assert_eq!(PlaceId::parse(bad).unwrap_err().code(), "invalid_advertising_id");
+            assert_eq!(
+                PlaceId::parse(bad).unwrap_err().code(),
+                "invalid_advertising_id"
+            );
         }
-        assert_eq!(Name::parse("  Spring  ", "name").unwrap().as_str(), "Spring");
+        assert_eq!(
+            Name::parse("  Spring  ", "name").unwrap().as_str(),
+            "Spring"
+        );
         assert_eq!(Name::parse(" ", "name").unwrap_err().code(), "invalid_name");
-        assert_eq!(Name::parse("a\u{7}", "name").unwrap_err().code(), "invalid_name");
+        assert_eq!(
+            Name::parse("a\u{7}", "name").unwrap_err().code(),
+            "invalid_name"
+        );
         assert_eq!(
             InterfaceType::parse("email_receipt").unwrap(),
             InterfaceType::EmailReceipt
@@ -1016,22 +1033,35 @@ mod tests {
         assert!(p.contains(from));
         assert!(!p.contains(to));
         assert!(!p.contains(datetime!(2026-11-30 23:59 UTC)));
-        assert!(Period::new(from, None).unwrap().contains(datetime!(2126-01-01 00:00 UTC)));
-        assert_eq!(Period::new(to, Some(from)).unwrap_err().code(), "empty_period");
-        assert_eq!(Period::new(from, Some(from)).unwrap_err().code(), "empty_period");
+        assert!(Period::new(from, None)
+            .unwrap()
+            .contains(datetime!(2126-01-01 00:00 UTC)));
+        assert_eq!(
+            Period::new(to, Some(from)).unwrap_err().code(),
+            "empty_period"
+        );
+        assert_eq!(
+            Period::new(from, Some(from)).unwrap_err().code(),
+            "empty_period"
+        );
         assert!(!campaign(false, from, None).runs_at(AT));
         assert!(campaign(true, from, None).runs_at(AT));
     }
 
     #[test]
     fn amount_ranges_are_half_open_and_strict() {
-        let r = AmountRange::parse(Some("100"), Some("500.00")).unwrap().unwrap();
+        let r = AmountRange::parse(Some("100"), Some("500.00"))
+            .unwrap()
+            .unwrap();
         assert!(r.contains(dec!(100)));
         assert!(r.contains(dec!(499.99)));
         assert!(!r.contains(dec!(500)));
         assert!(!r.contains(dec!(99.99)));
         assert_eq!(AmountRange::parse(None, None).unwrap(), None);
-        assert!(AmountRange::parse(Some("0"), None).unwrap().unwrap().contains(dec!(0.01)));
+        assert!(AmountRange::parse(Some("0"), None)
+            .unwrap()
+            .unwrap()
+            .contains(dec!(0.01)));
         assert!(AmountRange::parse(Some("0.00"), Some("1")).is_ok());
         for (from, to, code) in [
             (Some("500"), Some("100"), "empty_amount_range"),
@@ -1042,7 +1072,11 @@ mod tests {
             (None, Some("abc"), "invalid_amount_bound"),
             (Some("00."), None, "invalid_amount_bound"),
         ] {
-            assert_eq!(AmountRange::parse(from, to).unwrap_err().code(), code, "{from:?} {to:?}");
+            assert_eq!(
+                AmountRange::parse(from, to).unwrap_err().code(),
+                code,
+                "{from:?} {to:?}"
+            );
         }
     }
 
@@ -1054,13 +1088,30 @@ mod tests {
         assert_eq!(Weight::parse(3).unwrap().get(), 3);
         assert!(Link::parse("https://shop.example/offer?a=1&b=2").is_ok());
         assert!(Link::parse("/offers/1").is_ok());
-        for bad in ["javascript:alert(1)", "//evil.example", "/a b", "https://", "ftp://x", "/\"x"] {
-            assert_eq!(Link::parse(bad).unwrap_err().code(), "invalid_link", "{bad}");
+        for bad in [
+            "javascript:alert(1)",
+            "//evil.example",
+            "/a b",
+            "https://",
+            "ftp://x",
+            "/\"x",
+        ] {
+            assert_eq!(
+                Link::parse(bad).unwrap_err().code(),
+                "invalid_link",
+                "{bad}"
+            );
         }
-        assert_eq!(ImageType::parse("image/svg+xml").unwrap_err().code(), "invalid_image_type");
+        assert_eq!(
+            ImageType::parse("image/svg+xml").unwrap_err().code(),
+            "invalid_image_type"
+        );
         let png = ImageType::parse("image/png; charset=binary").unwrap();
         assert!(png.check(b"\x89PNG\r\n\x1a\nrest").is_ok());
-        assert_eq!(png.check(b"GIF89a").unwrap_err().code(), "image_content_mismatch");
+        assert_eq!(
+            png.check(b"GIF89a").unwrap_err().code(),
+            "image_content_mismatch"
+        );
         assert_eq!(png.check(b"").unwrap_err().code(), "image_empty");
         let big = vec![0x89u8; MAX_IMAGE_BYTES + 1];
         assert_eq!(png.check(&big).unwrap_err().code(), "image_too_large");
@@ -1127,13 +1178,20 @@ mod tests {
         let count = |id: &str| p.entries().iter().filter(|e| e.as_str() == id).count();
         assert_eq!((count("a"), count("b"), count("c")), (3, 2, 1));
         assert_eq!(p, playlist_of(&c, 7), "the same seed gives the same order");
-        let orders: BTreeSet<Vec<BannerId>> =
-            (0..20).map(|s| playlist_of(&c, s).entries().to_vec()).collect();
+        let orders: BTreeSet<Vec<BannerId>> = (0..20)
+            .map(|s| playlist_of(&c, s).entries().to_vec())
+            .collect();
         assert!(orders.len() > 1, "different seeds shuffle differently");
-        let mut reversed: Vec<(BannerId, Weight)> =
-            c.values().map(|c| (c.banner.id.clone(), c.banner.weight)).collect();
+        let mut reversed: Vec<(BannerId, Weight)> = c
+            .values()
+            .map(|c| (c.banner.id.clone(), c.banner.weight))
+            .collect();
         reversed.reverse();
-        assert_eq!(Playlist::build(&reversed, 7), p, "input order does not matter");
+        assert_eq!(
+            Playlist::build(&reversed, 7),
+            p,
+            "input order does not matter"
+        );
         assert_eq!(Playlist::from_entries(&["a", "b"]).unwrap().len(), 2);
         assert!(Playlist::from_entries(&["A"]).is_err());
     }
@@ -1175,7 +1233,10 @@ mod tests {
         );
         let p = playlist_of(&nothing, 3);
         assert_eq!(serve(&p, 0, &nothing, &op("tele2", dec!(1), &[]), AT), None);
-        assert_eq!(serve(&Playlist::default(), 5, &nothing, &Operation::default(), AT), None);
+        assert_eq!(
+            serve(&Playlist::default(), 5, &nothing, &Operation::default(), AT),
+            None
+        );
     }
 
     #[test]
@@ -1208,10 +1269,19 @@ mod tests {
         .unwrap();
         let html = banner_html(&b);
         assert!(!html.contains("<script>"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
-        assert!(html.contains("line &quot;one&quot;<br>line &amp; two"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("line &quot;one&quot;<br>line &amp; two"),
+            "{html}"
+        );
         assert!(html.contains(r#"href="https://shop.example/?a=1&amp;b=2" rel="noopener""#));
-        assert!(html.contains(r#"<img src="/advertising/banners/x/image""#), "{html}");
+        assert!(
+            html.contains(r#"<img src="/advertising/banners/x/image""#),
+            "{html}"
+        );
         b.content.image = None;
         assert!(!banner_html(&b).contains("<img"));
     }

@@ -508,8 +508,7 @@ mod tests {
     }
 
     #[test]
-    fn given_the_default_template_when_rendered_then_every_line_is_html_and_values_are_escaped()
-    {
+    fn given_the_default_template_when_rendered_then_every_line_is_html_and_values_are_escaped() {
         let html = render_receipt(DEFAULT, &data(), Some(&banner())).unwrap();
         let lines: Vec<&str> = html.lines().collect();
         assert_eq!(lines[0], "<h2>Чек (шаблон по умолчанию)</h2>");

@@ -420,7 +420,11 @@ fn given_a_receipt_template_outside_the_rendered_subset_then_it_is_refused_namin
     assert_eq!(e.code(), "receipt_template_invalid", "{e}");
     assert!(matches!(
         &e,
-        DictionaryError::ReceiptTemplate { template_code: "unsupported_directive", line: 2, .. }
+        DictionaryError::ReceiptTemplate {
+            template_code: "unsupported_directive",
+            line: 2,
+            ..
+        }
     ));
     then_refused(
         |d| d["receipt_templates"][0]["body"] = json!("$operation.password"),
