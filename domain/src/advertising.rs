@@ -438,7 +438,10 @@ impl Pattern {
             .build()
             .map_err(|e| refuse(e.to_string().lines().last().unwrap_or("").trim().to_owned()))?;
         // A group closed early (`a)|(b`) would escape the anchoring wrapper.
-        Regex::new(source).map_err(|e| refuse(e.to_string()))?;
+        RegexBuilder::new(source)
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .build()
+            .map_err(|e| refuse(e.to_string()))?;
         Ok(Pattern {
             source: source.to_owned(),
             regex,

@@ -101,8 +101,8 @@ enum Value {
     Attribute(String),
     ServiceName,
     Agent,
-    EntryKey,
-    EntryValue,
+    EntryName,
+    EntryText,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,8 +167,8 @@ fn resolve(path: &[&str], loop_var: Option<&str>, line: usize) -> Result<Value, 
         ["operation", "attributes", name] => Value::Attribute((*name).to_owned()),
         ["service", "name"] => Value::ServiceName,
         ["receipt", "agent"] => Value::Agent,
-        [var, "key"] if Some(*var) == loop_var => Value::EntryKey,
-        [var, "value"] if Some(*var) == loop_var => Value::EntryValue,
+        [var, "key"] if Some(*var) == loop_var => Value::EntryName,
+        [var, "value"] if Some(*var) == loop_var => Value::EntryText,
         _ => {
             return Err(refuse(
                 "unknown_reference",
@@ -418,8 +418,8 @@ fn value<'a>(v: &'a Value, data: &'a ReceiptData, entry: Option<(&'a str, &'a st
         Value::Attribute(name) => data.attributes.get(name).map_or("", String::as_str),
         Value::ServiceName => &data.service_name,
         Value::Agent => &data.agent,
-        Value::EntryKey => entry.map_or("", |(k, _)| k),
-        Value::EntryValue => entry.map_or("", |(_, v)| v),
+        Value::EntryName => entry.map_or("", |(k, _)| k),
+        Value::EntryText => entry.map_or("", |(_, v)| v),
     }
 }
 
