@@ -83,6 +83,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::dictionaries::routes())
         .merge(crate::checkout::routes())
         .merge(crate::alerts::routes())
+        .merge(crate::advertising::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -1215,6 +1216,16 @@ async fn transfer(
         crate::checkout::checkout_wallets,
         crate::checkout::pay_with_wallet,
         crate::checkout::pay_with_card,
+        crate::advertising::list_places,
+        crate::advertising::create_place,
+        crate::advertising::update_place,
+        crate::advertising::list_campaigns,
+        crate::advertising::create_campaign,
+        crate::advertising::update_campaign,
+        crate::advertising::list_banners,
+        crate::advertising::create_banner,
+        crate::advertising::update_banner,
+        crate::advertising::upload_image,
         crate::lending::register_by_partner,
         crate::lending::register_self,
         crate::lending::create_application,
@@ -1275,6 +1286,15 @@ async fn transfer(
         crate::checkout::BuyerWallet,
         crate::checkout::WalletPaymentRequest,
         crate::checkout::CardPaymentRequest,
+        crate::advertising::NewPlace,
+        crate::advertising::PlaceBody,
+        crate::advertising::PlaceView,
+        crate::advertising::NewCampaign,
+        crate::advertising::CampaignBody,
+        crate::advertising::CampaignView,
+        crate::advertising::NewBanner,
+        crate::advertising::BannerBody,
+        crate::advertising::BannerView,
         ConfirmationRequest,
         CancellationRequestBody,
         OpenWalletRequest,

@@ -7,6 +7,7 @@
 //! hash-chain head and sequence numbers) or none; a refused command writes no event; the
 //! relay never publishes an event of a partition before an earlier one of that partition.
 
+pub mod advertising;
 pub mod alerts;
 pub mod api;
 pub mod autopayments;

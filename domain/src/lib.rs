@@ -10,6 +10,7 @@
 //! [`command`] is the single entry point the command handler uses. [`dictionaries`] holds the
 //! processing centre's dictionaries and the commission of an operation.
 
+pub mod advertising;
 pub mod alerts;
 pub mod application;
 pub mod autopayment;
@@ -39,6 +40,7 @@ pub mod personal;
 pub mod ports;
 pub mod product;
 pub mod psk;
+pub mod receipt;
 pub mod schedule;
 pub mod wallet;
 

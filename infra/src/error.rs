@@ -29,6 +29,10 @@ pub enum Error {
     /// nothing was written.
     #[error(transparent)]
     Dictionary(#[from] etr_domain::dictionaries::DictionaryError),
+    /// Advertising input the domain refused ([`etr_domain::advertising::AdError`]), or a
+    /// place, campaign or banner that does not exist: nothing was written.
+    #[error(transparent)]
+    Advertising(#[from] etr_domain::advertising::AdError),
     /// An external system that did not answer (nothing was written).
     #[error("{system} unavailable: {reason}")]
     Unavailable {

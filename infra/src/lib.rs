@@ -5,6 +5,7 @@
 //! Invariant: nothing here decides business outcomes; it moves bytes that `etr-domain`
 //! produced, and it never interprets money other than through `etr-domain` types.
 
+pub mod advertising;
 pub mod alerts;
 pub mod auth;
 pub mod avro;

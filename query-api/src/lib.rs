@@ -18,8 +18,10 @@
 //! `apiRequestStatsLive`, `apiRequestStatsByDay`, `apiRequestStatsByClient` ([`fraud`]). The
 //! processing dictionaries — menu, services, commission profiles, rates, map points, a phone
 //! number's operator and a payment's commission quote — from their current version
-//! ([`dictionaries`]).
+//! ([`dictionaries`]). Advertising: places, campaigns and banners for operators, and the
+//! next banner of a web-application place for an operation ([`advertising`]).
 
+pub mod advertising;
 pub mod alerts;
 pub mod auth;
 pub mod customers;
@@ -72,6 +74,7 @@ pub struct Query(
     fraud::FraudQuery,
     dictionaries::DictionaryQuery,
     alerts::AlertQuery,
+    advertising::AdvertisingQuery,
     StatusQuery,
 );
 
@@ -124,6 +127,10 @@ pub fn router(pool: PgPool, keys: Keys) -> Router {
         .merge(
             Router::new()
                 .route("/metrics", get(metrics::metrics))
+                .route(
+                    "/advertising/banners/{banner_id}/image",
+                    get(advertising::image),
+                )
                 .with_state(pool),
         )
 }

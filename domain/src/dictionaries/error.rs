@@ -61,6 +61,16 @@ pub enum DictionaryError {
         item: Box<ItemRef>,
         template: String,
     },
+    /// `receipt_template_invalid`: a receipt template outside the Velocity subset receipts
+    /// are rendered with ([`crate::receipt`]); `template_code` is the renderer's code
+    /// (`unknown_reference`, `unsupported_directive`, …).
+    #[error("{item}: line {line}: {reason} ({template_code})")]
+    ReceiptTemplate {
+        item: Box<ItemRef>,
+        template_code: &'static str,
+        line: usize,
+        reason: String,
+    },
     /// `unknown_payment_source`: a commission rule names a source the document does not
     /// hold, or a quote asks for one.
     #[error("{item}: payment source `{payment_source}` is not among the payment sources")]
@@ -189,6 +199,7 @@ impl DictionaryError {
             DictionaryError::Duplicate { .. } => "dictionary_duplicate",
             DictionaryError::DefaultTemplateMissing => "default_receipt_template_missing",
             DictionaryError::UnknownReceiptTemplate { .. } => "unknown_receipt_template",
+            DictionaryError::ReceiptTemplate { .. } => "receipt_template_invalid",
             DictionaryError::UnknownPaymentSource { .. } => "unknown_payment_source",
             DictionaryError::CommissionRule { .. } => "commission_rule_invalid",
             DictionaryError::RangesOverlap { .. } => "commission_ranges_overlap",
@@ -220,6 +231,7 @@ impl DictionaryError {
             DictionaryError::InvalidField { item, .. }
             | DictionaryError::Duplicate { item }
             | DictionaryError::UnknownReceiptTemplate { item, .. }
+            | DictionaryError::ReceiptTemplate { item, .. }
             | DictionaryError::UnknownPaymentSource { item, .. }
             | DictionaryError::CommissionRule { item, .. }
             | DictionaryError::RangesOverlap { item, .. }

@@ -68,6 +68,7 @@ pub struct ReceiptTemplates(BTreeMap<TemplateName, String>);
 
 impl ReceiptTemplates {
     /// Errors: [`DictionaryError::InvalidField`] (a bad name, an empty or too large body),
+    /// [`DictionaryError::ReceiptTemplate`] (outside the subset [`crate::receipt`] renders),
     /// [`DictionaryError::Duplicate`], [`DictionaryError::DefaultTemplateMissing`].
     pub(crate) fn parse(
         docs: &[ReceiptTemplateDocument],
@@ -86,6 +87,14 @@ impl ReceiptTemplates {
                     "is larger than {MAX_TEMPLATE_BYTES} bytes"
                 )));
             }
+            crate::receipt::Template::parse(&doc.body).map_err(|e| {
+                DictionaryError::ReceiptTemplate {
+                    item,
+                    template_code: e.code,
+                    line: e.line,
+                    reason: e.message,
+                }
+            })?;
             out.insert(name, doc.body.clone());
         }
         if !out.contains_key(&TemplateName::default_template()) {

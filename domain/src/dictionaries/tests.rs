@@ -47,8 +47,8 @@ fn document() -> serde_json::Value {
             ]}
         ],
         "receipt_templates": [
-            {"name": "default.check-render", "body": "Чек № $payment.id\nСумма: $payment.amount"},
-            {"name": "mobile.check-render", "body": "Оплата связи: $payment.attributes.phone"}
+            {"name": "default.check-render", "body": "Чек № $operation.id\nСумма: $operation.amount"},
+            {"name": "mobile.check-render", "body": "Оплата связи: $operation.attributes.phone"}
         ],
         "currency_rates": [
             {"currency": "USD", "rate": "78.9677", "date": "2026-12-03"},
@@ -160,7 +160,7 @@ fn given_a_complete_document_when_parsed_then_every_dictionary_is_kept() {
         (name.as_str(), body),
         (
             "mobile.check-render",
-            "Оплата связи: $payment.attributes.phone"
+            "Оплата связи: $operation.attributes.phone"
         )
     );
     let (name, _) = c
@@ -409,6 +409,27 @@ fn given_receipt_templates_without_the_default_then_the_document_is_refused() {
         |d| d["receipt_templates"][1]["body"] = json!("  "),
         "dictionary_invalid_field",
         "mobile.check-render",
+    );
+}
+
+#[test]
+fn given_a_receipt_template_outside_the_rendered_subset_then_it_is_refused_naming_it() {
+    let mut doc = document();
+    doc["receipt_templates"][1]["body"] = json!("Связь\n#if($operation.id)x#end");
+    let e = parse(doc).unwrap_err();
+    assert_eq!(e.code(), "receipt_template_invalid", "{e}");
+    assert!(matches!(
+        &e,
+        DictionaryError::ReceiptTemplate {
+            template_code: "unsupported_directive",
+            line: 2,
+            ..
+        }
+    ));
+    then_refused(
+        |d| d["receipt_templates"][0]["body"] = json!("$operation.password"),
+        "receipt_template_invalid",
+        "default.check-render",
     );
 }
 
