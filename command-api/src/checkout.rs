@@ -15,6 +15,11 @@
 //!   meanwhile releases the authorisation). `GET …/wallets` lists the signed-in buyer's
 //!   wallets the order can be paid from.
 //!
+//! - `GET /checkout/{order_id}/receipt?key=` — the printable receipt of a paid order, rendered
+//!   from the receipt template of the merchant's service (the processing centre's default
+//!   template otherwise, `etr_domain::receipt`) with the next advertising banner of the place
+//!   the template names (`etr_infra::advertising`); 404 `order_not_paid` before payment.
+//!
 //! The checkout key (`?key=`, [`etr_infra::merchants::checkout_key`]) guards every checkout
 //! route: a wrong or missing key is 404 `order_not_found`, as for an order that does not
 //! exist. Card numbers, expiry and CVC go to the bank only; the order keeps the masked number.
@@ -66,6 +71,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route(WALLET_PAYMENT, post(pay_with_wallet))
         .route(CARD_PAYMENT, post(pay_with_card))
         .route("/checkout/{order_id}", get(checkout_page))
+        .route("/checkout/{order_id}/receipt", get(receipt_page))
 }
 
 // ---- merchants ---------------------------------------------------------------------------
@@ -806,4 +812,119 @@ pub(crate) async fn pay_with_card(
         serde_json::json!({ "order_id": order_id, "payment_id": payment_id }),
     )
     .await)
+}
+
+/// The moment a receipt shows: Moscow time, `DD.MM.YYYY HH:MM:SS (МСК)`.
+fn receipt_time(at: OffsetDateTime) -> String {
+    let at = at.to_offset(etr_domain::limits::MOSCOW);
+    format!(
+        "{:02}.{:02}.{} {:02}:{:02}:{:02} (МСК)",
+        at.day(),
+        u8::from(at.month()),
+        at.year(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The printable receipt of a paid order (see the module's docs).
+pub(crate) async fn receipt_page(
+    AxumState(app): AxumState<Arc<App>>,
+    path: Result<Path<Uuid>, PathRejection>,
+    query: Result<Query<CheckoutKey>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let order_id = path_ids(path)?;
+    let q = checkout_query(query)?;
+    let (o, merchant) = checkout_target(&app, order_id, q.key.as_deref()).await?;
+    let (Some(paid), Some(amount)) = (o.payment.as_ref(), o.amount) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "order_not_paid",
+            format!("merchant order {order_id} is not paid: it has no receipt"),
+        ));
+    };
+    let current = app
+        .processing
+        .catalogues
+        .current(&app.pool)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| internal("no processing dictionaries"))?;
+    let catalogue = &current.catalogue;
+    let service = etr_domain::dictionaries::ServiceId::parse(&merchant.service_id)
+        .ok()
+        .and_then(|id| catalogue.services().find(|s| s.id == id).cloned());
+    let body = service
+        .as_ref()
+        .and_then(|s| catalogue.receipt_template(&s.id).map(|(_, body)| body))
+        .or_else(|| {
+            catalogue
+                .receipt_templates
+                .get(&etr_domain::dictionaries::TemplateName::default_template())
+        })
+        .ok_or_else(|| internal("no default receipt template"))?;
+    let template = etr_domain::receipt::Template::parse(body).map_err(internal)?;
+    let number = o.number.as_ref().map_or("", |n| n.as_str()).to_owned();
+    let mut attributes = std::collections::BTreeMap::from([
+        ("Магазин".to_owned(), merchant.name.clone()),
+        ("Заказ".to_owned(), number),
+    ]);
+    attributes.insert(
+        "Способ оплаты".to_owned(),
+        match (&paid.source, &paid.masked_pan) {
+            (order::Source::Card, Some(pan)) => format!("карта {pan}"),
+            _ => "электронный кошелёк".to_owned(),
+        },
+    );
+    let mut shown = amount.amount;
+    shown.rescale(2);
+    let data = etr_domain::receipt::ReceiptData {
+        operation_id: paid.payment_id.to_string(),
+        date: receipt_time(paid.paid_at),
+        service_name: service.map_or_else(|| merchant.name.clone(), |s| s.name),
+        amount: shown.to_string(),
+        commission: "0.00".into(),
+        total: shown.to_string(),
+        currency: amount.currency.code().into(),
+        attributes: attributes.clone(),
+        agent: "ETR".into(),
+    };
+    let banner = match template.banner_place() {
+        None => None,
+        Some(place) => {
+            let operation = etr_domain::advertising::Operation {
+                service_id: Some(merchant.service_id.clone()).filter(|s| !s.is_empty()),
+                menu_item_id: None,
+                amount: Some(amount.amount),
+                attributes,
+            };
+            match etr_infra::advertising::Advertising::new(app.pool.clone())
+                .next_banner(place.as_str(), &operation, OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(banner) => banner,
+                Err(e) => {
+                    tracing::info!(place = place.as_str(), error = %e, "no banner for a receipt");
+                    None
+                }
+            }
+        }
+    };
+    let receipt = template.render(&data, banner.as_ref());
+    Ok(etr_infra::web::page(format!(
+        "<!doctype html>\n<html lang=\"ru\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Чек по заказу {} — {}</title>\n<link rel=\"icon\" href=\"data:,\">\n\
+         <link rel=\"stylesheet\" href=\"/assets/etr/checkout-page.css\">\n</head>\n\
+         <body>\n<main id=\"receipt\">\n{receipt}\n</main>\n</body>\n</html>\n",
+        escape(o.number.as_ref().map_or("", |n| n.as_str())),
+        escape(&merchant.name),
+    )))
 }

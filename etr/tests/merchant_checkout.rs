@@ -179,6 +179,40 @@ async fn a_merchant_order_is_paid_on_the_checkout_page_and_the_callback_retried_
         "{body}"
     );
 
+    // Receipts show the next banner of the place the receipt template names (`content`):
+    // one banner for any operation, one only for amounts of 100,000.00 and more.
+    let yesterday = (time::OffsetDateTime::now_utc() - time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for (path, body) in [
+        (
+            "/v1/operator/advertising/places",
+            json!({"id": "content", "name": "Receipt footer", "interface_type": "web_application"}),
+        ),
+        (
+            "/v1/operator/advertising/campaigns",
+            json!({"id": "winter", "name": "Winter", "active_from": yesterday}),
+        ),
+        (
+            "/v1/operator/advertising/banners",
+            json!({"id": "accessories", "campaign_id": "winter", "place_id": "content",
+                   "title": "Скидка 10% на аксессуары", "text": "Только до конца зимы",
+                   "link": "/offers/accessories", "weight": 1}),
+        ),
+        (
+            "/v1/operator/advertising/banners",
+            json!({"id": "big-spenders", "campaign_id": "winter", "place_id": "content",
+                   "title": "Премиальная карта", "text": "Для крупных покупок",
+                   "link": "/offers/premium", "weight": 5, "amount_from": "100000.00"}),
+        ),
+    ] {
+        let (status, _, answer) = api
+            .post_as(Some(&operator), path, None, &body.to_string())
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{path}: {answer}");
+    }
+
     // Orders: strict input, a number is one order.
     let (status, _, body) = api
         .post_as(
@@ -261,6 +295,20 @@ async fn a_merchant_order_is_paid_on_the_checkout_page_and_the_callback_retried_
                 b.wait_for_text("#message", "Заказ оплачен", PATIENCE).await;
                 b.wait_for_text("#paid-with", "Из кошелька", PATIENCE).await;
                 b.assert_self_contained(&env.api_addr).await;
+                // The printable receipt, from the default template, with the banner that
+                // matches the operation.
+                let receipt = b
+                    .wait_for_js("return document.getElementById('receipt').href;", PATIENCE)
+                    .await;
+                b.open(receipt.as_str().unwrap()).await;
+                let text = b.wait_for_text("#receipt", "Итого: 1299.00 RUB", PATIENCE).await;
+                assert!(text.contains("Заказ: 2026-0001"), "{text}");
+                assert!(text.contains("Способ оплаты: электронный кошелёк"), "{text}");
+                assert!(text.contains("Скидка 10% на аксессуары"), "{text}");
+                assert!(!text.contains("Премиальная карта"), "{text}");
+                b.assert_self_contained(&env.api_addr).await;
+                b.open(&checkout).await;
+                b.wait_for_text("#message", "Заказ оплачен", PATIENCE).await;
                 // Back to the shop.
                 b.click("#return").await;
                 b.wait_for_text("#shop", "Спасибо", PATIENCE).await;

@@ -76,7 +76,7 @@ impl Asset {
 }
 
 /// A page: HTML under [`CONTENT_SECURITY_POLICY`], revalidated on every load.
-pub fn page(html: &'static str) -> Response {
+pub fn page(html: impl Into<axum::body::Body>) -> Response {
     (
         StatusCode::OK,
         [
@@ -95,7 +95,7 @@ pub fn page(html: &'static str) -> Response {
                 HeaderValue::from_static("no-referrer"),
             ),
         ],
-        html,
+        html.into(),
     )
         .into_response()
 }
