@@ -35,6 +35,8 @@ async fn serve(
         start_projectors(&settings, &pool, Restart::Supervised)?;
         // Scheduled balance reports read the read models this process keeps.
         etr_platform::reports::start_report_scheduler(&pool, Restart::Supervised)?;
+        // So do the merchants' daily registries of paid orders.
+        etr_platform::reports::start_registry_job(&pool, Restart::Supervised)?;
     }
     let app = command_app(&settings, &pool, committed).await?;
     // Every process that decides commands also runs the payment processor; its instances

@@ -49,6 +49,24 @@ pub enum Action {
         #[arg(long, default_value = "day")]
         by: String,
     },
+    /// A merchant's registry of the orders paid on one day (`;`-separated CSV, format v1 of
+    /// `etr_reports::registry`), written to --out; with --store-due, every merchant's missing
+    /// registries up to yesterday are written to the report store instead.
+    Registry {
+        /// The merchant's partner id.
+        #[arg(long, required_unless_present = "store_due")]
+        partner: Option<String>,
+        /// The day, YYYY-MM-DD.
+        #[arg(long, required_unless_present = "store_due")]
+        day: Option<String>,
+        #[arg(long, default_value = "+03:00", allow_hyphen_values = true)]
+        utc_offset: String,
+        #[arg(long, required_unless_present = "store_due")]
+        out: Option<PathBuf>,
+        /// Write the missing daily registries of every merchant into the report store.
+        #[arg(long)]
+        store_due: bool,
+    },
     /// Report schedules: add, list, and the runs they made.
     Schedule {
         #[command(subcommand)]
@@ -150,6 +168,45 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<()> {
             write(settings, request("chart", &period, Some(&by))?, &period.out).await
         }
         Action::Schedule { action } => run_schedule(settings, action).await,
+        Action::Registry {
+            partner,
+            day,
+            utc_offset,
+            out,
+            store_due,
+        } => {
+            let pool = etr_platform::database(settings).await?;
+            let offset = parse_offset(&utc_offset)?;
+            if store_due {
+                let today = time::OffsetDateTime::now_utc().to_offset(offset).date();
+                let store = etr_platform::reports::report_store()?;
+                let written = etr_reports::registry::run_due(&pool, &store, today, offset).await?;
+                println!("{}", serde_json::json!({ "registries_written": written }));
+                return Ok(());
+            }
+            let (Some(partner), Some(day), Some(out)) = (partner, day, out) else {
+                anyhow::bail!("--partner, --day and --out are needed without --store-due");
+            };
+            let day = parse_date(&day)?;
+            let merchant = etr_infra::merchants::by_partner(&pool, &partner)
+                .await?
+                .with_context(|| format!("{partner} is not a merchant"))?;
+            let lines =
+                etr_reports::registry::lines(&pool, merchant.merchant_id.0, day, offset).await?;
+            let registry = etr_reports::registry::render(&lines, offset)?;
+            std::fs::write(&out, &registry.bytes)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "file": out.display().to_string(),
+                    "operations": registry.operations,
+                    "total": registry.total.to_string(),
+                    "sha256": registry.sha256,
+                })
+            );
+            Ok(())
+        }
     }
 }
 

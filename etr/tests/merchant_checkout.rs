@@ -437,6 +437,51 @@ async fn a_merchant_order_is_paid_on_the_checkout_page_and_the_callback_retried_
             ("411111******1111".to_owned(), "captured".to_owned()),
         ]
     );
+    // The day's registry lists both paid orders, in the order they were paid.
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(3, 0, 0).unwrap())
+        .date()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("registry.csv");
+    let out = env
+        .command(&[
+            "report",
+            "registry",
+            "--partner",
+            "shop-e2e",
+            "--day",
+            &today,
+            "--out",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (summary["operations"].as_u64(), summary["total"].as_str()),
+        (Some(2), Some("1749.50")),
+        "{summary}"
+    );
+    let csv = std::fs::read_to_string(&file).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(
+        rows[1].starts_with(&format!("2026-0001;{order_id};"))
+            && rows[1].ends_with(";wallet;;1299.00;RUB"),
+        "{csv}"
+    );
+    assert!(
+        rows[2].starts_with(&format!("2026-0002;{card_order};"))
+            && rows[2].ends_with(";card;411111******1111;450.50;RUB"),
+        "{csv}"
+    );
+
     // The card number never reached the log or the database in clear.
     let leaked: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM outbox_events WHERE event::text LIKE '%4111111111111111%')               + (SELECT count(*) FROM snapshots WHERE state::text LIKE '%4111111111111111%')",

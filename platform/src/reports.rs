@@ -3,7 +3,7 @@
 //! the recording delivery simulator and the system clock.
 
 use etr_reports::delivery::RecordingDelivery;
-use etr_reports::schedule::{ReportStore, Runner, SystemClock};
+use etr_reports::schedule::{Clock, ReportStore, Runner, SystemClock};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,5 +57,36 @@ pub fn start_report_scheduler(pool: &PgPool, restart: Restart) -> Result<JoinHan
             })
         }
         Restart::Never => spawn_once("report scheduler", report_runner(pool)?.run()),
+    })
+}
+
+/// Writes the merchants' missing daily registries (`etr_reports::registry::run_due`, Moscow
+/// days) into [`report_store`] at start and then every `ETR_REPORTS_POLL_MS`: a day's file is
+/// written once, soon after the day ends.
+///
+/// Errors: [`report_store`]'s (with [`Restart::Never`] only; a supervised one retries).
+pub fn start_registry_job(pool: &PgPool, restart: Restart) -> Result<JoinHandle<()>, Error> {
+    async fn run(pool: PgPool, store: ReportStore) -> Result<(), Error> {
+        loop {
+            let offset = etr_reports::MOSCOW;
+            let today = SystemClock.now().to_offset(offset).date();
+            match etr_reports::registry::run_due(&pool, &store, today, offset).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(written = n, "merchant registries written"),
+                Err(e) => tracing::warn!(error = %e, "merchant registries not written; retrying"),
+            }
+            tokio::time::sleep(poll()).await;
+        }
+    }
+    Ok(match restart {
+        Restart::Supervised => {
+            let pool = pool.clone();
+            supervise("merchant registries", move || {
+                let store = report_store();
+                let pool = pool.clone();
+                async move { run(pool, store?).await }
+            })
+        }
+        Restart::Never => spawn_once("merchant registries", run(pool.clone(), report_store()?)),
     })
 }
