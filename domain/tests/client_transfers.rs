@@ -422,7 +422,7 @@ proptest! {
                 Op::Transfer(a, b, c, wrong) => {
                     let id = Uuid::from_u128(5_000 + i as u128);
                     let recipient = if wrong {
-                        Recipient { client_id: client(b), wallet_id: Uuid::from_u128(999) }
+                        Recipient { client_id: client(b), wallet_id: Uuid::from_u128(999), order_id: None }
                     } else {
                         to(b)
                     };
