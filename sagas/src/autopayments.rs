@@ -171,40 +171,25 @@ impl Executor {
     /// Wakes every due instance (up to 64) and performs their actions; returns how many woke.
     pub async fn pass(&self) -> Result<usize, Error> {
         let now = OffsetDateTime::now_utc();
-        let mut tx = self.pool.begin().await?;
-        let due: Vec<(Uuid, serde_json::Value, String, Uuid)> = sqlx::query_as(
-            "SELECT instance_id, state, correlation_id, client_id FROM process_instances \
-             WHERE process = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64 FOR UPDATE SKIP LOCKED",
+        let woken = runtime::take_due(
+            &self.pool,
+            PROCESS,
+            now,
+            64,
+            |s: State| step(Some(s), Input::Due { now }),
+            wake,
         )
-        .bind(PROCESS)
-        .bind(now)
-        .fetch_all(&mut *tx)
         .await?;
-        let mut work = Vec::new();
-        for (id, state, correlation, client) in due {
-            let state: State = serde_json::from_value(state)?;
-            let (next, actions) = step(Some(state), Input::Due { now });
-            let Some(next) = next else { continue };
-            runtime::store(
-                &mut tx,
-                PROCESS,
-                id,
-                client,
-                &correlation,
-                &next,
-                wake(&actions),
-            )
-            .await?;
-            work.push((id, client, correlation, actions));
-        }
-        tx.commit().await?;
-        let woken = work.len();
-        for (id, client, correlation, actions) in work {
-            if let Err(e) = self.perform(id, client, &correlation, actions).await {
-                tracing::warn!(autopayment = %id, error = %e, "autopayment step failed; retried when due");
+        let n = woken.len();
+        for w in woken {
+            if let Err(e) = self
+                .perform(w.id, w.client, &w.correlation_id, w.actions)
+                .await
+            {
+                tracing::warn!(autopayment = %w.id, error = %e, "autopayment step failed; retried when due");
             }
         }
-        Ok(woken)
+        Ok(n)
     }
 
     async fn perform(
@@ -343,22 +328,14 @@ impl Executor {
         correlation: &str,
         input: Input,
     ) -> Result<(), Error> {
-        let mut tx = self.pool.begin().await?;
-        let instance = runtime::load::<State>(&mut tx, PROCESS, id).await?;
-        let (next, actions) = step(instance.state, input);
-        if let Some(next) = &next {
-            runtime::store(
-                &mut tx,
-                PROCESS,
-                id,
-                client,
-                correlation,
-                next,
-                wake(&actions),
-            )
-            .await?;
-        }
-        tx.commit().await?;
+        let actions = runtime::advance(
+            &self.pool,
+            PROCESS,
+            (&id, client, correlation),
+            |s: Option<State>| step(s, input),
+            wake,
+        )
+        .await?;
         Box::pin(self.perform(id, client, correlation, actions)).await
     }
 

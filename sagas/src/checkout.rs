@@ -194,6 +194,7 @@ impl Executor {
             &self.pool,
             PROCESS,
             now,
+            64,
             |s| step(Some(s), Input::Due { now }, &self.policy),
             wake,
         )

@@ -281,39 +281,22 @@ impl Executor {
     /// Wakes every due instance (up to 32) and performs their actions concurrently.
     pub async fn pass(self: Arc<Self>) -> Result<Pass, Error> {
         let now = OffsetDateTime::now_utc();
-        let mut tx = self.pool.begin().await?;
-        let due: Vec<(Uuid, serde_json::Value, String, Uuid)> = sqlx::query_as(
-            "SELECT instance_id, state, correlation_id, client_id FROM process_instances \
-             WHERE process = $1 AND due_at <= $2 ORDER BY due_at LIMIT 32 FOR UPDATE SKIP LOCKED",
+        let work = runtime::take_due(
+            &self.pool,
+            PROCESS,
+            now,
+            32,
+            |s: State| step(Some(s), Input::Due { now }, &self.policy),
+            timer,
         )
-        .bind(PROCESS)
-        .bind(now)
-        .fetch_all(&mut *tx)
         .await?;
-        let mut work = Vec::new();
-        for (id, state, correlation, client) in due {
-            let state: State = serde_json::from_value(state)?;
-            let (next, actions) = step(Some(state), Input::Due { now }, &self.policy);
-            let Some(next) = next else { continue };
-            runtime::store(
-                &mut tx,
-                PROCESS,
-                id,
-                client,
-                &correlation,
-                &next,
-                timer(&actions),
-            )
-            .await?;
-            work.push((id, ClientId(client), correlation, actions));
-        }
-        tx.commit().await?;
         let woken = work.len();
         let mut tasks = Vec::new();
-        for (id, client, correlation, actions) in work {
+        for w in work {
             let this = self.clone();
             tasks.push(tokio::spawn(async move {
-                this.perform(id, client, &correlation, actions).await
+                this.perform(w.id, ClientId(w.client), &w.correlation_id, w.actions)
+                    .await
             }));
         }
         for t in tasks {
@@ -403,23 +386,14 @@ impl Executor {
         correlation: &str,
         input: Input,
     ) -> Result<Vec<Action>, Error> {
-        let mut tx = self.pool.begin().await?;
-        let instance = runtime::load::<State>(&mut tx, PROCESS, id).await?;
-        let (next, actions) = step(instance.state, input, &self.policy);
-        if let Some(next) = &next {
-            runtime::store(
-                &mut tx,
-                PROCESS,
-                id,
-                client.0,
-                correlation,
-                next,
-                timer(&actions),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(actions)
+        runtime::advance(
+            &self.pool,
+            PROCESS,
+            (&id, client.0, correlation),
+            |s: Option<State>| step(s, input, &self.policy),
+            timer,
+        )
+        .await
     }
 
     async fn issue(

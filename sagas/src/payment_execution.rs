@@ -128,34 +128,22 @@ impl Executor {
     /// Wakes every due instance (up to 64), then performs their provider calls concurrently.
     pub async fn pass(self: Arc<Self>) -> Result<Pass, Error> {
         let now = OffsetDateTime::now_utc();
-        let mut tx = self.pool.begin().await?;
-        let due: Vec<(uuid::Uuid, serde_json::Value, String, uuid::Uuid)> = sqlx::query_as(
-            "SELECT instance_id, state, correlation_id, client_id FROM process_instances \
-             WHERE process = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64 FOR UPDATE SKIP LOCKED",
+        let work = runtime::take_due(
+            &self.pool,
+            PROCESS,
+            now,
+            64,
+            |s: State| step(Some(s), Input::Due { now }, &self.policy),
+            first_wake,
         )
-        .bind(PROCESS)
-        .bind(now)
-        .fetch_all(&mut *tx)
         .await?;
-        let mut work = Vec::new();
-        for (id, state, correlation, client) in due {
-            let state: State = serde_json::from_value(state)?;
-            let (next, actions) = step(Some(state), Input::Due { now }, &self.policy);
-            let Some(next) = next else { continue };
-            let due = actions.iter().find_map(|a| match a {
-                Action::WakeAt(t) => Some(*t),
-                _ => None,
-            });
-            runtime::store(&mut tx, PROCESS, id, client, &correlation, &next, due).await?;
-            work.push((id, client, correlation, actions));
-        }
-        tx.commit().await?;
         let woken = work.len();
         let mut tasks = Vec::new();
-        for (id, client, correlation, actions) in work {
+        for w in work {
             let this = self.clone();
             tasks.push(tokio::spawn(async move {
-                this.perform(id, client, &correlation, actions).await
+                this.perform(w.id, w.client, &w.correlation_id, w.actions)
+                    .await
             }));
         }
         let mut recorded = 0;
@@ -266,20 +254,17 @@ impl Executor {
         correlation: &str,
         input: Input,
     ) -> Result<usize, Error> {
-        let mut tx = self.pool.begin().await?;
-        let instance = runtime::load::<State>(&mut tx, PROCESS, id).await?;
-        let (next, actions) = step(instance.state, input, &self.policy);
         // The new state and its timer are stored first: if issuing fails (or the process
         // dies), the timer wakes the instance and the command is issued again under its
         // deterministic id.
-        let due = actions.iter().find_map(|a| match a {
-            Action::WakeAt(t) => Some(*t),
-            _ => None,
-        });
-        if let Some(next) = &next {
-            runtime::store(&mut tx, PROCESS, id, client, correlation, next, due).await?;
-        }
-        tx.commit().await?;
+        let actions = runtime::advance(
+            &self.pool,
+            PROCESS,
+            (&id, client, correlation),
+            |s: Option<State>| step(s, input, &self.policy),
+            first_wake,
+        )
+        .await?;
         let mut recorded = 0;
         for action in actions {
             if let Action::Issue { step, command } = action {
@@ -312,4 +297,12 @@ impl Executor {
         }
         Ok(issued)
     }
+}
+
+/// The timer the actions set (the first `WakeAt`): `Some(None)` clears it, `None` keeps it.
+fn first_wake(actions: &[Action]) -> Option<Option<OffsetDateTime>> {
+    actions.iter().find_map(|a| match a {
+        Action::WakeAt(t) => Some(*t),
+        _ => None,
+    })
 }

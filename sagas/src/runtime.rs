@@ -116,7 +116,7 @@ pub struct Woken<A> {
     pub actions: Vec<A>,
 }
 
-/// Takes up to 64 instances of `process` due at `now` (`FOR UPDATE SKIP LOCKED`, so two
+/// Takes up to `limit` instances of `process` due at `now` (`FOR UPDATE SKIP LOCKED`, so two
 /// runners never take the same one), steps each with `due`, stores the new state and the timer
 /// `wake` reads off the actions, and returns the actions to perform after the commit.
 ///
@@ -125,6 +125,7 @@ pub async fn take_due<S, A>(
     pool: &sqlx::PgPool,
     process: &str,
     now: OffsetDateTime,
+    limit: i64,
     due: impl Fn(S) -> (Option<S>, Vec<A>),
     wake: impl Fn(&[A]) -> Option<Option<OffsetDateTime>>,
 ) -> Result<Vec<Woken<A>>, Error>
@@ -134,10 +135,11 @@ where
     let mut tx = pool.begin().await?;
     let rows: Vec<(Uuid, serde_json::Value, String, Uuid)> = sqlx::query_as(
         "SELECT instance_id, state, correlation_id, client_id FROM process_instances \
-         WHERE process = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64 FOR UPDATE SKIP LOCKED",
+         WHERE process = $1 AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED",
     )
     .bind(process)
     .bind(now)
+    .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
     let mut woken = Vec::with_capacity(rows.len());
