@@ -694,8 +694,9 @@ fn wait_seconds(wait: Result<Query<PaymentWait>, QueryRejection>) -> Result<u64,
     Ok(wait)
 }
 
-/// Starts a payment: fraud control, lock, balance check and reserve (statuses 0–3) are
-/// committed and the request answers `202 Accepted` with the payment in status 3 (or `201`
+/// Starts a payment: its commission from the processing dictionaries (`commission` in the
+/// payment; none for a service outside the menu), then fraud control, lock, balance check and
+/// reserve of the amount plus the commission (statuses 0–3) are committed and the request answers `202 Accepted` with the payment in status 3 (or `201`
 /// when it already ended, e.g. declined by fraud control: status 9). The payment processor
 /// then has the provider execute it and records the result (6 captured, or 8 released).
 /// `?wait=SECONDS` waits up to that long for the final status and answers `200` with the
@@ -738,8 +739,11 @@ async fn pay(
         amount,
         service_id: req.service_id.clone(),
     };
+    // The commission is the dictionaries' (spec §1.3): held and charged with the amount.
+    let commission = crate::dictionaries::payment_commission(&app, &req.service_id, amount).await?;
     let fraud: FraudVerdict = app.fraud.assess(&order).await;
     let start = etr_domain::payment::Command::Start {
+        commission,
         amount,
         service_id: req.service_id,
         attributes: req.attributes,

@@ -356,3 +356,29 @@ pub(crate) async fn quote(
         Err(e) => refused(&e),
     })
 }
+
+/// The commission a wallet payment of `amount` to `service` is charged under the current
+/// dictionaries ([`etr_domain::dictionaries::Catalogue::payment_commission`]); none before
+/// the first sync or for a service not in the menu.
+///
+/// Errors: 422 with the dictionary's code when no commission rule holds the amount; 503 when
+/// the dictionaries cannot be read.
+pub(crate) async fn payment_commission(
+    app: &App,
+    service: &str,
+    amount: Money,
+) -> Result<Option<Money>, ApiError> {
+    let Some(current) = app
+        .processing
+        .catalogues
+        .current(&app.pool)
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    current
+        .catalogue
+        .payment_commission(service, amount)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))
+}

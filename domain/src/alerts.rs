@@ -971,6 +971,7 @@ mod tests {
 
     fn initiated(amount: Money) -> payment::Event {
         payment::Event::PaymentInitiated {
+            commission: None,
             payment_id: Uuid::from_u128(20),
             wallet_id: Uuid::from_u128(10),
             amount,

@@ -144,9 +144,25 @@ pub struct Payment {
     /// Set for a transfer to another client's wallet.
     #[serde(default)]
     pub recipient: Option<Recipient>,
+    /// The commission charged on top of the amount (e-wallet spec §1.3, §3.1), in the
+    /// amount's currency; none or zero when the operation has none.
+    #[serde(default)]
+    pub commission: Option<Money>,
 }
 
 impl Payment {
+    /// What the operation takes from the wallet: the amount plus its commission (the hold,
+    /// the capture, a release and a refund are of this sum; the provider is paid the amount).
+    pub fn charged(&self) -> Option<Money> {
+        let amount = self.amount?;
+        Some(match self.commission {
+            Some(c) if c.currency == amount.currency => {
+                Money::new(amount.amount + c.amount, amount.currency)
+            }
+            _ => amount,
+        })
+    }
+
     /// Whether the payment is a transfer to another client's wallet.
     pub fn is_transfer(&self) -> bool {
         self.recipient.is_some()
@@ -208,6 +224,11 @@ pub enum Command {
         service_id: String,
         attributes: BTreeMap<String, String>,
         fraud: FraudVerdict,
+        /// The commission the edge computed from the processing dictionaries
+        /// (`dictionaries::Catalogue::quote`), held and captured with the amount; must be in
+        /// the amount's currency and not negative.
+        #[serde(default)]
+        commission: Option<Money>,
     },
     /// Starts a transfer to another client's wallet: like `Start` (statuses 0–3 under the
     /// same limits, the OTP above the warning threshold), recorded under
@@ -312,9 +333,16 @@ pub fn decide(
             service_id,
             attributes,
             fraud,
+            commission,
         } => {
             if service_id.trim().is_empty() {
                 return Err(Error::Invalid("service_id must not be empty".into()));
+            }
+            if let Some(c) = commission {
+                c.ensure_currency(amount.currency)?;
+                if c.amount.is_sign_negative() {
+                    return Err(Error::Invalid("a commission is never negative".into()));
+                }
             }
             let initiated = Event::PaymentInitiated {
                 payment_id,
@@ -323,6 +351,7 @@ pub fn decide(
                 service_id: service_id.clone(),
                 attributes: attributes.clone(),
                 recipient: None,
+                commission: commission.filter(|c| !c.amount.is_zero()),
             };
             start(&p, &w, &owner, initiated, fraud, context)
         }
@@ -342,6 +371,7 @@ pub fn decide(
                 service_id: TRANSFER_SERVICE.into(),
                 attributes: attributes.clone(),
                 recipient: Some(*recipient),
+                commission: None,
             };
             start(&p, &w, &owner, initiated, fraud, context)
         }
@@ -375,7 +405,7 @@ pub fn decide(
             if p.status != Status::AwaitingConfirmation {
                 return Err(Error::ConfirmationNotAwaited(payment_id));
             }
-            let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
+            let amount = p.charged().ok_or(Error::PaymentNotFound(payment_id))?;
             wallet::ensure_not_blocked(&owner)?;
             let group = context.groups.group_of(owner.group.as_ref())?;
             let limits = group.limits_in(amount.currency)?;
@@ -387,7 +417,7 @@ pub fn decide(
             if !belongs {
                 return Err(Error::PaymentNotFound(payment_id));
             }
-            let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
+            let amount = p.charged().ok_or(Error::PaymentNotFound(payment_id))?;
             if p.is_transfer() && p.status == Status::Executing {
                 return Ok(record_transfer(
                     &p,
@@ -496,7 +526,8 @@ pub fn decide(
                     reason,
                 })]),
                 Execution::Succeeded { provider_reference } => {
-                    let amount = p.amount.ok_or(Error::PaymentNotFound(payment_id))?;
+                    // The wallet gets back all it was charged, the commission included.
+                    let amount = p.charged().ok_or(Error::PaymentNotFound(payment_id))?;
                     let mut events = vec![
                         pay(Event::CancellationSucceeded {
                             request_id: *request_id,
@@ -551,12 +582,21 @@ fn start(
     if p.status != Status::New {
         return Err(Error::PaymentAlreadyExists(payment_id));
     }
-    let Event::PaymentInitiated { amount, .. } = &initiated else {
+    let Event::PaymentInitiated {
+        amount, commission, ..
+    } = &initiated
+    else {
         return Err(Error::Invalid(
             "a payment starts with PaymentInitiated".into(),
         ));
     };
-    let amount = *amount;
+    // The warning threshold is of the operation's amount; the hold and the spend limits
+    // count what leaves the wallet, the commission included.
+    let operation = *amount;
+    let amount = match commission {
+        Some(c) => Money::new(operation.amount + c.amount, operation.currency),
+        None => operation,
+    };
     let client = crate::ids::ClientId(owner.id);
     let pay = |e| (AggregateRef::payment(payment_id), crate::Event::Payment(e));
     if let FraudVerdict::Declined { reason } = fraud {
@@ -574,7 +614,7 @@ fn start(
     wallet::ensure_not_blocked(owner)?;
     let group = context.groups.group_of(owner.group.as_ref())?;
     let limits = group.limits_in(amount.currency)?;
-    if limits.needs_confirmation(amount.amount) {
+    if limits.needs_confirmation(operation.amount) {
         // Nothing is reserved before the client confirms, but a payment that could not go
         // through now is refused now rather than after the OTP.
         wallet::check_hold(w, client, amount, limits)?;
@@ -584,7 +624,7 @@ fn start(
             Source::Wallet,
             limits::local_day(context.now, owner.offset()),
         )?;
-        let threshold = limits.warning_threshold.unwrap_or(amount.amount);
+        let threshold = limits.warning_threshold.unwrap_or(operation.amount);
         return Ok(vec![
             pay(initiated),
             pay(Event::PaymentConfirmationRequested {
@@ -711,6 +751,9 @@ pub enum Event {
         /// Set for a transfer to another client's wallet.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recipient: Option<Recipient>,
+        /// The commission charged on top of the amount, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commission: Option<Money>,
     },
     /// Above the group's warning threshold: the client must confirm with an OTP.
     PaymentConfirmationRequested {
@@ -811,9 +854,11 @@ pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
             service_id,
             attributes,
             recipient,
+            commission,
         } => {
             state.id = *payment_id;
             state.recipient = *recipient;
+            state.commission = *commission;
             state.client_id = Some(client);
             state.wallet_id = *wallet_id;
             state.amount = Some(*amount);
@@ -893,7 +938,7 @@ pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
                 c.status = CancellationStatus::Succeeded;
                 c.reference = Some(reference.clone());
             }
-            state.refunded = state.amount;
+            state.refunded = state.charged();
         }
     }
     state

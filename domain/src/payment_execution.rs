@@ -611,6 +611,7 @@ mod tests {
         let (s, _) = step(
             None,
             ev(payment::Event::PaymentInitiated {
+                commission: None,
                 payment_id,
                 wallet_id: Uuid::from_u128(2),
                 amount: Money::new(Decimal::new(10_000, 2), Currency::Rub),
@@ -734,6 +735,7 @@ mod tests {
             event,
         };
         let initiated = payment::Event::PaymentInitiated {
+            commission: None,
             payment_id,
             wallet_id: Uuid::from_u128(2),
             amount: Money::new(Decimal::new(9_000_000, 2), Currency::Rub),

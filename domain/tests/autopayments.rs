@@ -182,6 +182,7 @@ fn perform(
                     wallet_id: template.wallet_id,
                     payment_id,
                     command: etr_domain::payment::Command::Start {
+                        commission: None,
                         amount: template.amount,
                         service_id: template.service_id.clone(),
                         attributes: template.attributes.clone(),

@@ -168,6 +168,7 @@ fn pay(id: Uuid, amount: Decimal) -> Command {
     payment(
         id,
         payment::Command::Start {
+            commission: None,
             amount: rub(amount),
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),

@@ -100,6 +100,7 @@ fn start_payment(amount: &str, fraud: FraudVerdict) -> Command {
         wallet_id: W1,
         payment_id: P1,
         command: etr_domain::payment::Command::Start {
+            commission: None,
             amount: rub(amount),
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
@@ -301,6 +302,7 @@ fn payment_beyond_available_is_refused_without_events() {
         wallet_id: W1,
         payment_id: Uuid::from_u128(22),
         command: etr_domain::payment::Command::Start {
+            commission: None,
             amount: rub("100.01"),
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
@@ -421,7 +423,7 @@ proptest! {
                 Op::Pay(w, c, approved, _) => {
                     let id = Uuid::from_u128(1_000 + i as u128);
                     payments.push((id, w));
-                    Command::Payment { client_id: CLIENT, wallet_id: WALLETS[w], payment_id: id, command: etr_domain::payment::Command::Start { amount: cents(c), service_id: "svc".into(), attributes: BTreeMap::new(), fraud: if approved { FraudVerdict::Approved } else { FraudVerdict::Declined { reason: "r".into() } } } }
+                    Command::Payment { client_id: CLIENT, wallet_id: WALLETS[w], payment_id: id, command: etr_domain::payment::Command::Start { commission: None, amount: cents(c), service_id: "svc".into(), attributes: BTreeMap::new(), fraud: if approved { FraudVerdict::Approved } else { FraudVerdict::Declined { reason: "r".into() } } } }
                 }
                 Op::Cancel(k) => match payments.get(k) {
                     Some((id, w)) => Command::Payment { client_id: CLIENT, wallet_id: WALLETS[*w], payment_id: *id, command: etr_domain::payment::Command::Cancel { reason: "r".into() } },

@@ -512,6 +512,7 @@ fn three_days() -> Log {
     log.payment(
         "2026-11-20T23:59:00Z",
         payment::Event::PaymentInitiated {
+            commission: None,
             payment_id: payment,
             wallet_id: wallet,
             amount: rub("250.10"),
@@ -988,6 +989,7 @@ async fn rows_from_before_positions_take_them_from_the_events_dp_holds() {
     a.payment(
         paid_at[0],
         payment::Event::PaymentInitiated {
+            commission: None,
             payment_id: payment,
             wallet_id: wallet,
             amount: rub("99.99"),

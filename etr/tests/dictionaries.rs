@@ -413,6 +413,51 @@ async fn dictionaries_are_imported_refused_read_and_quoted() {
         "{q}"
     );
 
+    // A payment is charged the commission it was quoted: the wallet gives amount +
+    // commission, the operation shows both.
+    let (status, _, body) = api
+        .post(
+            &format!("/v1/clients/{client_id}/wallets/{wallet}/top-ups"),
+            Some("top-up"),
+            r#"{"amount":"3000.00","currency":"RUB","source":"card"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, _, paid) = api
+        .post(
+            &format!("/v1/clients/{client_id}/wallets/{wallet}/payments?wait=20"),
+            Some("pay-akado"),
+            r#"{"amount":"1234.50","currency":"RUB","service_id":"akado","attributes":{"account":"100200"}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{paid}");
+    let held: Vec<&Value> = paid["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "FundsHeld" || e["event_type"] == "HoldCaptured")
+        .collect();
+    assert_eq!(held.len(), 2, "{paid}");
+    let payment_id = paid["events"][0]["aggregate_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = env
+        .graphql(
+            Some(&client),
+            "query($p: UUID!, $w: UUID!, $pos: PositionInput) { operation(id: $p, minPosition: $pos) { amount commission statusCode } wallet(id: $w, minPosition: $pos) { balance } }",
+            json!({"p": payment_id, "w": wallet, "pos": paid["position"]}),
+        )
+        .await;
+    assert_eq!(
+        seen["data"],
+        json!({"operation": {"amount": "1234.50", "commission": "10.64", "statusCode": 6},
+               "wallet": {"balance": "1754.86"}}),
+        "{seen}"
+    );
+
     // The command line imports a file with capacity ranges from a CSV: version 3.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dictionaries.json");

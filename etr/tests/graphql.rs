@@ -391,6 +391,7 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
             wallet_id,
             payment_id,
             command: etr_domain::payment::Command::Start {
+                commission: None,
                 amount: rub("100.00"),
                 service_id: "internet-hang".into(),
                 attributes: Default::default(),

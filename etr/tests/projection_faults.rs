@@ -464,6 +464,7 @@ async fn undecodable_records_go_to_dead_letters_and_the_rest_keeps_flowing() {
     // Sequence 3 of partition 1 is a payment event whose schema is not registered yet.
     let payment_id = Uuid::new_v4();
     let unknown_event = Event::Payment(payment::Event::PaymentInitiated {
+        commission: None,
         payment_id,
         wallet_id: Uuid::new_v4(),
         amount: Money {

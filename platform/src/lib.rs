@@ -354,6 +354,7 @@ pub fn start_payment_processor(
         pool: pool.clone(),
         fraud: app.fraud.clone(),
         commands: Arc::new(HandlerCommands(app.clone())),
+        catalogues: app.processing.catalogues.clone(),
         poll: Duration::from_millis(200),
     };
     let checkout_policy = etr_domain::merchant_order::Policy::default();

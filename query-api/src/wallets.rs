@@ -215,6 +215,9 @@ pub struct Operation {
     pub cancellations: Option<sqlx::types::Json<Vec<etr_domain::payment::CancellationRequest>>>,
     /// The amount refunded to the wallet by a cancellation that succeeded (decimal string).
     pub refunded: Option<String>,
+    /// The commission charged on top of the amount (decimal string, the amount's currency);
+    /// null when the operation has none.
+    pub commission: Option<String>,
 }
 
 /// A request to cancel a successful operation (e-wallet spec §3.4).
@@ -282,7 +285,8 @@ impl Client {
 const WALLET_SELECT: &str = "SELECT wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \
      state->'holds' AS holds FROM rm_wallets";
 pub(crate) const OPERATION_SELECT: &str = "SELECT payment_id, wallet_id, client_id, amount::text AS amount, currency, service_id, status_code, status, provider_reference, failure_reason, created_at, updated_at, \
-     state->'cancellations' AS cancellations, state->'refunded'->>'amount' AS refunded FROM rm_payments";
+     state->'cancellations' AS cancellations, state->'refunded'->>'amount' AS refunded, \
+     state->'commission'->>'amount' AS commission FROM rm_payments";
 
 /// Loader queries (see [`crate::loaders::Children`]).
 pub(crate) const WALLETS_OF_CLIENTS: &str = "SELECT client_id AS group_key, wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \

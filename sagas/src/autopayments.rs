@@ -151,6 +151,9 @@ pub struct Executor {
     pub pool: PgPool,
     pub fraud: Arc<dyn FraudControl>,
     pub commands: Arc<dyn Commands>,
+    /// The processing dictionaries: a run's payment is charged the same commission as a
+    /// client's.
+    pub catalogues: etr_infra::dictionaries::Catalogues,
     /// How often due timers are looked for.
     pub poll: Duration,
 }
@@ -286,6 +289,17 @@ impl Executor {
         let Some(template) = template else {
             return Ok(Some("template_missing".into()));
         };
+        let commission = match self.catalogues.current(&self.pool).await {
+            Ok(Some(current)) => match current
+                .catalogue
+                .payment_commission(&template.service_id, template.amount)
+            {
+                Ok(c) => c,
+                Err(e) => return Ok(Some(e.code().to_owned())),
+            },
+            Ok(None) => None,
+            Err(e) => return Err(Error::CommandNotTaken(e.to_string())),
+        };
         let fraud = self
             .fraud
             .assess(&PaymentOrder {
@@ -303,6 +317,7 @@ impl Executor {
             wallet_id: template.wallet_id,
             payment_id,
             command: payment::Command::Start {
+                commission,
                 amount: template.amount,
                 service_id: template.service_id,
                 attributes,

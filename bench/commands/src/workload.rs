@@ -134,6 +134,7 @@ pub fn start_payment(w: WalletRef, payment_id: Uuid) -> Command {
         wallet_id: w.wallet,
         payment_id,
         command: payment::Command::Start {
+            commission: None,
             amount: Money::new(PAYMENT, CURRENCY),
             service_id: "mobile".to_owned(),
             attributes: BTreeMap::new(),

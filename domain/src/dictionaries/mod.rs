@@ -252,6 +252,37 @@ impl Catalogue {
             total,
         })
     }
+
+    /// The commission a payment of `amount` to `service` from the wallet is charged: the
+    /// quote's commission through the service's first menu item under Payment; `None` when
+    /// the service is not in the menu (or no wallet source is in the dictionary), or the
+    /// commission is zero.
+    ///
+    /// Errors: those of [`commission`] (no rule of the profile holds the amount).
+    pub fn payment_commission(
+        &self,
+        service: &str,
+        amount: Money,
+    ) -> Result<Option<Money>, DictionaryError> {
+        let (Ok(service), Ok(source)) = (ServiceId::parse(service), SourceId::parse("wallet"))
+        else {
+            return Ok(None);
+        };
+        match self.quote(&QuoteRequest {
+            operation: OperationType::Payment,
+            service: &service,
+            menu_item: None,
+            amount,
+            source: &source,
+        }) {
+            Ok(q) => Ok(Some(q.commission).filter(|c| !c.amount.is_zero())),
+            Err(
+                DictionaryError::ServiceNotInMenu { .. }
+                | DictionaryError::UnknownPaymentSource { .. },
+            ) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// What a commission quote is asked for.

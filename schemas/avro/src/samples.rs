@@ -115,6 +115,7 @@ pub fn every_event() -> Vec<Event> {
             reason: "closed by client".into(),
         }),
         P(payment::Event::PaymentInitiated {
+            commission: Some(money(50)),
             payment_id: id(4),
             wallet_id: id(1),
             amount: money(5_000),
@@ -123,6 +124,7 @@ pub fn every_event() -> Vec<Event> {
             recipient: None,
         }),
         P(payment::Event::PaymentInitiated {
+            commission: None,
             payment_id: id(9),
             wallet_id: id(1),
             amount: money(2_500),
