@@ -161,14 +161,7 @@ pub struct Executor {
 impl Executor {
     /// Runs forever.
     pub async fn run(self) {
-        loop {
-            match self.pass().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "autopayment pass failed; retrying"),
-            }
-            tokio::time::sleep(self.poll).await;
-        }
+        runtime::poll_forever(PROCESS, self.poll, || self.pass()).await;
     }
 
     /// Wakes every due instance (up to 64) and performs their actions; returns how many woke.

@@ -200,3 +200,20 @@ where
     tx.commit().await?;
     Ok(actions)
 }
+
+/// Runs a process's passes forever: again at once after a pass that woke something, after
+/// `poll` otherwise; a failed pass is logged and retried after `poll`.
+pub async fn poll_forever<F, Fut>(process: &str, poll: std::time::Duration, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, Error>>,
+{
+    loop {
+        match pass().await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(process, error = %e, "process pass failed; retrying"),
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
