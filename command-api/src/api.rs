@@ -79,6 +79,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::groups::routes())
         .merge(crate::registration::routes())
         .merge(crate::autopayments::routes())
+        .merge(crate::cards::routes())
         .merge(crate::fraud_rules::routes())
         .merge(crate::dictionaries::routes())
         .merge(crate::checkout::routes())
@@ -210,6 +211,10 @@ pub struct PaymentRequest {
     pub service_id: String,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// Pay from this bound card (`POST /v1/clients/{client_id}/cards`) instead of the
+    /// wallet: the card is authorised at the bank and the wallet's balance does not move.
+    #[serde(default)]
+    pub card_id: Option<Uuid>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -260,6 +265,11 @@ pub struct PaymentView {
     pub currency: Option<String>,
     pub provider_reference: Option<String>,
     pub failure_reason: Option<String>,
+    /// `wallet`, or `card` for a payment from a bound card.
+    pub source: &'static str,
+    /// The card's first six and last four digits, for a payment from a card.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_masked_pan: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -460,6 +470,8 @@ fn payment_view(id: Uuid, p: &payment::Payment) -> PaymentView {
         currency: p.amount.map(|m| m.currency.code().to_owned()),
         provider_reference: p.provider_reference.clone(),
         failure_reason: p.failure_reason.clone(),
+        source: p.source().label(),
+        card_masked_pan: p.card.as_ref().map(|c| c.masked_pan.clone()),
     }
 }
 
@@ -699,6 +711,10 @@ fn wait_seconds(wait: Result<Query<PaymentWait>, QueryRejection>) -> Result<u64,
 /// reserve of the amount plus the commission (statuses 0–3) are committed and the request answers `202 Accepted` with the payment in status 3 (or `201`
 /// when it already ended, e.g. declined by fraud control: status 9). The payment processor
 /// then has the provider execute it and records the result (6 captured, or 8 released).
+/// With `card_id` the payment is paid from that bound card: the all-sources spend limits
+/// count it, the bank authorises the card (status 2 until it answers; 8 when declined), and
+/// after execution the authorisation is captured (6) or released (8); the wallet's balance
+/// does not move. 404 `card_not_found` for a card the client has not bound.
 /// `?wait=SECONDS` waits up to that long for the final status and answers `200` with the
 /// payment as it then is (`202` if it is still in flight). A repeated key answers the first
 /// response of the start again; `?wait` applies to the repeat as well.
@@ -739,15 +755,30 @@ async fn pay(
         amount,
         service_id: req.service_id.clone(),
     };
+    let source = match req.card_id {
+        Some(_) => etr_domain::limits::Source::Card,
+        None => etr_domain::limits::Source::Wallet,
+    };
     // The commission is the dictionaries' (spec §1.3): held and charged with the amount.
-    let commission = crate::dictionaries::payment_commission(&app, &req.service_id, amount).await?;
+    let commission =
+        crate::dictionaries::payment_commission(&app, &req.service_id, amount, source).await?;
     let fraud: FraudVerdict = app.fraud.assess(&order).await;
-    let start = etr_domain::payment::Command::Start {
-        commission,
-        amount,
-        service_id: req.service_id,
-        attributes: req.attributes,
-        fraud,
+    let start = match req.card_id {
+        Some(card_id) => etr_domain::payment::Command::StartFromCard {
+            commission,
+            amount,
+            service_id: req.service_id,
+            attributes: req.attributes,
+            fraud,
+            card_id,
+        },
+        None => etr_domain::payment::Command::Start {
+            commission,
+            amount,
+            service_id: req.service_id,
+            attributes: req.attributes,
+            fraud,
+        },
     };
     start_operation(&app, meta, &order, start, wait).await
 }
@@ -1220,6 +1251,7 @@ async fn transfer(
         crate::checkout::checkout_wallets,
         crate::checkout::pay_with_wallet,
         crate::checkout::pay_with_card,
+        crate::cards::bind_card,
         crate::advertising::list_places,
         crate::advertising::create_place,
         crate::advertising::update_place,

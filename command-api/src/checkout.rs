@@ -35,7 +35,7 @@ use etr_domain::card::{CardError, CardNumber, Cvc, Expiry};
 use etr_domain::ids::{client_command_id, platform_command_id};
 use etr_domain::merchant_order::{self as order, Order, OrderNumber, WebUrl};
 use etr_domain::payment::{self, FraudVerdict};
-use etr_domain::ports::{Answer, CardPayment, PaymentOrder};
+use etr_domain::ports::{Answer, CardCredentials, CardDetails, CardPayment, PaymentOrder};
 use etr_domain::{Actor, AggregateKind, AggregateRef, ClientId, Command, Currency, Money, State};
 use etr_infra::merchants::{self, Merchant};
 use serde::{Deserialize, Serialize};
@@ -683,7 +683,7 @@ pub struct CardPaymentRequest {
     pub cvc: String,
 }
 
-fn card_error(e: CardError) -> ApiError {
+pub(crate) fn card_error(e: CardError) -> ApiError {
     ApiError::bad_request(e.code(), e.to_string())
 }
 
@@ -754,9 +754,11 @@ pub(crate) async fn pay_with_card(
         .bank
         .authorise(&CardPayment {
             payment_id,
-            number,
-            expiry,
-            cvc,
+            card: CardCredentials::Entered(CardDetails {
+                number,
+                expiry,
+                cvc,
+            }),
             amount,
         })
         .await;

@@ -357,7 +357,7 @@ pub(crate) async fn quote(
     })
 }
 
-/// The commission a wallet payment of `amount` to `service` is charged under the current
+/// The commission a payment of `amount` to `service` from `source` is charged under the current
 /// dictionaries ([`etr_domain::dictionaries::Catalogue::payment_commission`]); none before
 /// the first sync or for a service not in the menu.
 ///
@@ -367,6 +367,7 @@ pub(crate) async fn payment_commission(
     app: &App,
     service: &str,
     amount: Money,
+    source: etr_domain::limits::Source,
 ) -> Result<Option<Money>, ApiError> {
     let Some(current) = app
         .processing
@@ -379,6 +380,6 @@ pub(crate) async fn payment_commission(
     };
     current
         .catalogue
-        .payment_commission(service, amount)
+        .payment_commission(service, amount, source)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))
 }

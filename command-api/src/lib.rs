@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod api;
 pub mod autopayments;
 pub mod body;
+pub mod cards;
 pub mod checkout;
 pub mod committer;
 pub mod dictionaries;

@@ -783,6 +783,10 @@ fn payment_alerts(
         | P::PaymentBalanceChecked
         | P::PaymentReserved { .. }
         | P::PaymentExecutionStarted
+        | P::CardAuthorisationRequested { .. }
+        | P::CardAuthorised { .. }
+        | P::CardAuthorisationCaptured
+        | P::CardAuthorisationReleased
         | P::PaymentExecuted { .. }
         | P::PaymentExecutionFailed { .. }
         | P::CancellationSentToProcessing { .. } => return Vec::new(),
@@ -978,6 +982,7 @@ mod tests {
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
             recipient: None,
+            card: None,
         }
     }
 

@@ -299,7 +299,16 @@ pub enum Command {
         succeeded: bool,
         reason: Option<String>,
     },
+    /// Bind a bank card the bank has tokenised (e-wallet spec §3.3, §7.1) as a payment
+    /// source: refused for a blocked client, a card id or token already bound, and beyond
+    /// [`MAX_CARDS`].
+    BindCard {
+        card: BoundCard,
+    },
 }
+
+/// How many cards a client may bind.
+pub const MAX_CARDS: usize = 10;
 
 impl Command {
     pub fn name(&self) -> &'static str {
@@ -325,6 +334,7 @@ impl Command {
             Command::ResumeAutopayment { .. } => "ResumeAutopayment",
             Command::CancelAutopayment { .. } => "CancelAutopayment",
             Command::RecordAutopaymentRun { .. } => "RecordAutopaymentRun",
+            Command::BindCard { .. } => "BindCard",
         }
     }
 }
@@ -757,6 +767,30 @@ pub fn decide(
                     personal: request.personal.clone(),
                 },
             ]);
+        }
+        (S::Blocked, Command::BindCard { .. }) => return Err(Error::ClientBlocked(id)),
+        (_, Command::BindCard { card }) => {
+            if card.token.trim().is_empty() || card.masked_pan.trim().is_empty() {
+                return Err(Error::Invalid(
+                    "a bound card needs the bank's token and its masked number".into(),
+                ));
+            }
+            if state
+                .cards
+                .iter()
+                .any(|c| c.card_id == card.card_id || c.token == card.token)
+            {
+                return Err(Error::Invalid(format!(
+                    "card {} is already bound",
+                    card.masked_pan
+                )));
+            }
+            if state.cards.len() >= MAX_CARDS {
+                return Err(Error::Invalid(format!(
+                    "at most {MAX_CARDS} cards may be bound"
+                )));
+            }
+            Event::CardBound { card: card.clone() }
         }
         (_, Command::AddDocument { .. }) if state.erased => {
             return Err(refuse("file documents after erasure"))

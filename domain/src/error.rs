@@ -64,6 +64,8 @@ pub enum Error {
     TransferToSameWallet,
     #[error("payment {0} does not exist")]
     PaymentNotFound(uuid::Uuid),
+    #[error("card {0} is not bound to the client")]
+    CardNotFound(uuid::Uuid),
     #[error("payment {0} already exists")]
     PaymentAlreadyExists(uuid::Uuid),
     #[error("client {0} does not exist")]
@@ -123,6 +125,7 @@ impl Error {
             Error::CancellationInProgress { .. } => "cancellation_in_progress",
             Error::TransferToSameWallet => "transfer_to_same_wallet",
             Error::PaymentNotFound(_) => "payment_not_found",
+            Error::CardNotFound(_) => "card_not_found",
             Error::PaymentAlreadyExists(_) => "payment_already_exists",
             Error::ClientNotFound(_) => "client_not_found",
             Error::ClientBlocked(_) => "client_blocked",
@@ -146,6 +149,7 @@ impl Error {
             self,
             Error::WalletNotFound(_)
                 | Error::PaymentNotFound(_)
+                | Error::CardNotFound(_)
                 | Error::ClientNotFound(_)
                 | Error::ApplicationNotFound(_)
                 | Error::OrderNotFound(_)

@@ -151,6 +151,16 @@ pub enum Source {
     Card,
 }
 
+impl Source {
+    /// `wallet` or `card`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Wallet => "wallet",
+            Source::Card => "card",
+        }
+    }
+}
+
 /// Spend limits per calendar period; `None` is no limit. Amounts in the limits' currency.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeriodLimits {

@@ -20,6 +20,14 @@
 //! by `CreditTransfer` on its own partition, and `ExecutePayment` records the outcome: 6 when
 //! the credit was accepted, or 7 → 8 with `TransferRefunded` giving the amount back to the
 //! sender when it was refused. At every step Σ balances + Σ in transit is unchanged.
+//!
+//! A **payment from a bound bank card** (`StartFromCard`, spec §3.3 and §7.1) runs the same
+//! fraud control, OTP and limits — the amount counts against the all-sources spend limits
+//! only, and nothing is held on the wallet — then the card is authorised at the bank:
+//! `CardAuthorisationRequested` (2) → `CardAuthorised` + `PaymentReserved` (3), or
+//! `PaymentFailed` (8) when the bank declined. Execution at the provider leaves it at 5 until
+//! the authorisation is captured (`CardAuthorisationCaptured` → 6), or at 7 until it is
+//! released (`CardAuthorisationReleased` → 8). The wallet's balance never moves.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -107,6 +115,16 @@ pub struct Recipient {
     pub order_id: Option<Uuid>,
 }
 
+/// The bound card a payment is paid from: its id among the client's cards, the masked
+/// number shown with the operation, and the bank's token the authorisation is asked with
+/// (never the card number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardSource {
+    pub card_id: Uuid,
+    pub masked_pan: String,
+    pub token: String,
+}
+
 /// Outcome of fraud control for a new payment (from the fraud-monitoring port).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FraudVerdict {
@@ -148,6 +166,12 @@ pub struct Payment {
     /// amount's currency; none or zero when the operation has none.
     #[serde(default)]
     pub commission: Option<Money>,
+    /// Set for a payment from a bound bank card (the wallet's balance never moves).
+    #[serde(default)]
+    pub card: Option<CardSource>,
+    /// The bank's authorisation of a card payment, once authorised.
+    #[serde(default)]
+    pub authorisation_id: Option<String>,
 }
 
 impl Payment {
@@ -166,6 +190,15 @@ impl Payment {
     /// Whether the payment is a transfer to another client's wallet.
     pub fn is_transfer(&self) -> bool {
         self.recipient.is_some()
+    }
+
+    /// Where the money comes from: a bound card or the wallet.
+    pub fn source(&self) -> Source {
+        if self.card.is_some() {
+            Source::Card
+        } else {
+            Source::Wallet
+        }
     }
 }
 
@@ -239,6 +272,25 @@ pub enum Command {
         attributes: BTreeMap<String, String>,
         fraud: FraudVerdict,
     },
+    /// Starts a payment from the client's bound card `card_id`: like `Start` (fraud control,
+    /// OTP above the warning threshold, the operation's bounds), counted against the
+    /// all-sources spend limits only; then the card is to be authorised at the bank (2).
+    StartFromCard {
+        amount: Money,
+        service_id: String,
+        attributes: BTreeMap<String, String>,
+        fraud: FraudVerdict,
+        #[serde(default)]
+        commission: Option<Money>,
+        card_id: Uuid,
+    },
+    /// Records the bank's answer to a card payment's authorisation request (2 → 3 with the
+    /// authorisation id in `provider_reference`, or 2 → 8 giving the amount back to the
+    /// spend limits).
+    RecordCardAuthorisation { outcome: Execution },
+    /// Records that the bank captured (after a successful execution: 5 → 6) or released
+    /// (after a failed one: 7 → 8) a card payment's authorisation.
+    RecordCardSettlement,
     /// Debits a reserved transfer (3 → 4): the hold leaves the sender's balance and the
     /// amount is in transit until the recipient's wallet is credited or the sender refunded.
     DebitTransfer,
@@ -272,6 +324,9 @@ impl Command {
         match self {
             Command::Start { .. } => "StartPayment",
             Command::StartTransfer { .. } => "StartTransfer",
+            Command::StartFromCard { .. } => "StartCardPayment",
+            Command::RecordCardAuthorisation { .. } => "RecordCardAuthorisation",
+            Command::RecordCardSettlement => "RecordCardSettlement",
             Command::DebitTransfer => "DebitTransfer",
             Command::Execute { .. } => "ExecutePayment",
             Command::Cancel { .. } => "CancelPayment",
@@ -321,7 +376,7 @@ pub fn decide(
                 crate::Event::Client(client::Event::SpendingReleased {
                     operation_id: payment_id,
                     amount,
-                    source: Source::Wallet,
+                    source: p.source(),
                     day,
                 }),
             )
@@ -352,8 +407,95 @@ pub fn decide(
                 attributes: attributes.clone(),
                 recipient: None,
                 commission: commission.filter(|c| !c.amount.is_zero()),
+                card: None,
             };
             start(&p, &w, &owner, initiated, fraud, context)
+        }
+        Command::StartFromCard {
+            amount,
+            service_id,
+            attributes,
+            fraud,
+            commission,
+            card_id,
+        } => {
+            if service_id.trim().is_empty() {
+                return Err(Error::Invalid("service_id must not be empty".into()));
+            }
+            if let Some(c) = commission {
+                c.ensure_currency(amount.currency)?;
+                if c.amount.is_sign_negative() {
+                    return Err(Error::Invalid("a commission is never negative".into()));
+                }
+            }
+            let card = owner
+                .cards
+                .iter()
+                .find(|c| c.card_id == *card_id)
+                .ok_or(Error::CardNotFound(*card_id))?;
+            let initiated = Event::PaymentInitiated {
+                payment_id,
+                wallet_id,
+                amount: *amount,
+                service_id: service_id.clone(),
+                attributes: attributes.clone(),
+                recipient: None,
+                commission: commission.filter(|c| !c.amount.is_zero()),
+                card: Some(CardSource {
+                    card_id: card.card_id,
+                    masked_pan: card.masked_pan.clone(),
+                    token: card.token.clone(),
+                }),
+            };
+            start(&p, &w, &owner, initiated, fraud, context)
+        }
+        Command::RecordCardAuthorisation { outcome } => {
+            if !belongs {
+                return Err(Error::PaymentNotFound(payment_id));
+            }
+            if p.card.is_none() || p.status != Status::BalanceChecked {
+                return Err(transition_error(&p, "record a card authorisation"));
+            }
+            let amount = p.charged().ok_or(Error::PaymentNotFound(payment_id))?;
+            Ok(match outcome {
+                Execution::Succeeded { provider_reference } => vec![
+                    pay(Event::CardAuthorised {
+                        authorisation_id: provider_reference.clone(),
+                    }),
+                    pay(Event::PaymentReserved {
+                        amount,
+                        limit_day: p.limit_day,
+                    }),
+                ],
+                Execution::Failed { reason } => {
+                    let mut events: Vec<_> = release_spending(amount).into_iter().collect();
+                    events.push(pay(Event::PaymentFailed {
+                        reason: format!("the bank declined the card: {reason}"),
+                    }));
+                    events
+                }
+            })
+        }
+        Command::RecordCardSettlement => {
+            if !belongs {
+                return Err(Error::PaymentNotFound(payment_id));
+            }
+            let amount = p.charged().ok_or(Error::PaymentNotFound(payment_id))?;
+            match (p.card.is_some(), p.status) {
+                (true, Status::PostProcessingSuccess) => Ok(vec![
+                    pay(Event::CardAuthorisationCaptured),
+                    pay(Event::PaymentSucceeded),
+                ]),
+                (true, Status::PostProcessingFailure) => {
+                    let mut events = vec![pay(Event::CardAuthorisationReleased)];
+                    events.extend(release_spending(amount));
+                    events.push(pay(Event::PaymentFailed {
+                        reason: p.failure_reason.clone().unwrap_or_default(),
+                    }));
+                    Ok(events)
+                }
+                _ => Err(transition_error(&p, "record a card settlement")),
+            }
         }
         Command::StartTransfer {
             amount,
@@ -372,6 +514,7 @@ pub fn decide(
                 attributes: attributes.clone(),
                 recipient: Some(*recipient),
                 commission: None,
+                card: None,
             };
             start(&p, &w, &owner, initiated, fraud, context)
         }
@@ -410,7 +553,15 @@ pub fn decide(
             let group = context.groups.group_of(owner.group.as_ref())?;
             let limits = group.limits_in(amount.currency)?;
             let mut events = vec![pay(Event::PaymentConfirmed)];
-            events.extend(reserve(&w, &owner, payment_id, amount, limits, context)?);
+            events.extend(reserve(
+                &w,
+                &owner,
+                payment_id,
+                amount,
+                p.source(),
+                limits,
+                context,
+            )?);
             Ok(events)
         }
         Command::Execute { outcome } => {
@@ -431,6 +582,23 @@ pub fn decide(
                 return Err(transition_error(&p, "be executed"));
             }
             let started = pay(Event::PaymentExecutionStarted);
+            if p.card.is_some() {
+                // The authorisation is captured or released next (`RecordCardSettlement`).
+                return Ok(match outcome {
+                    Execution::Succeeded { provider_reference } => vec![
+                        started,
+                        pay(Event::PaymentExecuted {
+                            provider_reference: provider_reference.clone(),
+                        }),
+                    ],
+                    Execution::Failed { reason } => vec![
+                        started,
+                        pay(Event::PaymentExecutionFailed {
+                            reason: reason.clone(),
+                        }),
+                    ],
+                });
+            }
             Ok(match outcome {
                 Execution::Succeeded { provider_reference } => vec![
                     started,
@@ -551,6 +719,11 @@ pub fn decide(
             if p.status.is_final() || p.status >= Status::Executing {
                 return Err(transition_error(&p, "be cancelled"));
             }
+            // A card payment whose authorisation was asked for is settled at the bank, not
+            // cancelled here.
+            if p.card.is_some() && p.status >= Status::Locked {
+                return Err(transition_error(&p, "be cancelled"));
+            }
             let mut events = Vec::new();
             if let Some(amount) = w.holds.get(&payment_id) {
                 events.push(wal(wallet::Event::HoldReleased {
@@ -583,7 +756,10 @@ fn start(
         return Err(Error::PaymentAlreadyExists(payment_id));
     }
     let Event::PaymentInitiated {
-        amount, commission, ..
+        amount,
+        commission,
+        card,
+        ..
     } = &initiated
     else {
         return Err(Error::Invalid(
@@ -598,6 +774,11 @@ fn start(
         None => operation,
     };
     let client = crate::ids::ClientId(owner.id);
+    let source = if card.is_some() {
+        Source::Card
+    } else {
+        Source::Wallet
+    };
     let pay = |e| (AggregateRef::payment(payment_id), crate::Event::Payment(e));
     if let FraudVerdict::Declined { reason } = fraud {
         // The wallet must still be the client's: a declined payment is recorded on it.
@@ -617,11 +798,11 @@ fn start(
     if limits.needs_confirmation(operation.amount) {
         // Nothing is reserved before the client confirms, but a payment that could not go
         // through now is refused now rather than after the OTP.
-        wallet::check_hold(w, client, amount, limits)?;
+        check_source(w, client, amount, source, limits)?;
         owner.spending.check(
             limits,
             amount,
-            Source::Wallet,
+            source,
             limits::local_day(context.now, owner.offset()),
         )?;
         let threshold = limits.warning_threshold.unwrap_or(operation.amount);
@@ -633,8 +814,29 @@ fn start(
         ]);
     }
     let mut events = vec![pay(initiated)];
-    events.extend(reserve(w, owner, payment_id, amount, limits, context)?);
+    events.extend(reserve(
+        w, owner, payment_id, amount, source, limits, context,
+    )?);
     Ok(events)
+}
+
+/// Checks that `amount` may be taken from `source`: from the wallet, that it can be held on
+/// it; from a card, that the wallet is the client's open one in the amount's currency and
+/// the amount within the operation's bounds (the bank checks the card's funds).
+fn check_source(
+    w: &wallet::Wallet,
+    client: ClientId,
+    amount: Money,
+    source: Source,
+    limits: &limits::CurrencyLimits,
+) -> Result<(), Error> {
+    match source {
+        Source::Wallet => wallet::check_hold(w, client, amount, limits),
+        Source::Card => {
+            amount.ensure_currency(w.owned_open(client)?)?;
+            limits.check_operation(amount)
+        }
+    }
 }
 
 /// The recipient's answer to a debited transfer: 5 → 6, or 7 → 8 with the sender refunded
@@ -677,20 +879,43 @@ fn record_transfer(
 }
 
 /// Statuses 1–3: lock, balance check, and the reservation — the hold on the wallet and the
-/// amount counted against the spend limits of the client's local day.
+/// amount counted against the spend limits of the client's local day. From a card, the
+/// amount is counted against the all-sources limits and the bank is asked to authorise it
+/// (status 2 until it answers).
 fn reserve(
     w: &wallet::Wallet,
     owner: &client::Client,
     payment_id: Uuid,
     amount: Money,
+    source: Source,
     limits: &limits::CurrencyLimits,
     context: &Context,
 ) -> Result<Vec<(AggregateRef, crate::Event)>, Error> {
     let client = crate::ids::ClientId(owner.id);
-    wallet::check_hold(w, client, amount, limits)?;
+    check_source(w, client, amount, source, limits)?;
     let day = limits::local_day(context.now, owner.offset());
-    owner.spending.check(limits, amount, Source::Wallet, day)?;
+    owner.spending.check(limits, amount, source, day)?;
     let pay = |e| (AggregateRef::payment(payment_id), crate::Event::Payment(e));
+    let counted = (
+        AggregateRef::client(client),
+        crate::Event::Client(client::Event::SpendingCounted {
+            operation_id: payment_id,
+            amount,
+            source,
+            day,
+        }),
+    );
+    if source == Source::Card {
+        return Ok(vec![
+            pay(Event::PaymentLocked),
+            pay(Event::PaymentBalanceChecked),
+            counted,
+            pay(Event::CardAuthorisationRequested {
+                amount,
+                limit_day: day,
+            }),
+        ]);
+    }
     Ok(vec![
         pay(Event::PaymentLocked),
         pay(Event::PaymentBalanceChecked),
@@ -719,6 +944,12 @@ fn reserve(
 /// another client's wallet is the wrong operation type; what remains is the final success
 /// status, and no refund yet.
 fn cancellation_refusal(p: &Payment) -> Option<String> {
+    if let Some(card) = &p.card {
+        return Some(format!(
+            "the operation was paid from the bank card {}; only operations from the wallet source can be cancelled",
+            card.masked_pan
+        ));
+    }
     if p.is_transfer() {
         return Some(
             "the operation is a transfer to another client's wallet; only payments can be cancelled"
@@ -754,6 +985,9 @@ pub enum Event {
         /// The commission charged on top of the amount, when there is one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         commission: Option<Money>,
+        /// Set for a payment from a bound bank card.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<CardSource>,
     },
     /// Above the group's warning threshold: the client must confirm with an OTP.
     PaymentConfirmationRequested {
@@ -774,6 +1008,21 @@ pub enum Event {
         )]
         limit_day: Option<time::Date>,
     },
+    /// A card payment passed its checks: the bank is asked to authorise `amount` (the
+    /// amount with its commission), counted against the spend limits of `limit_day`.
+    CardAuthorisationRequested {
+        amount: Money,
+        #[serde(with = "crate::schedule::iso_date")]
+        limit_day: time::Date,
+    },
+    /// The bank authorised the card payment.
+    CardAuthorised {
+        authorisation_id: String,
+    },
+    /// The bank captured the authorisation of a card payment executed at the provider.
+    CardAuthorisationCaptured,
+    /// The bank released the authorisation of a card payment whose execution failed.
+    CardAuthorisationReleased,
     PaymentExecutionStarted,
     PaymentExecuted {
         provider_reference: String,
@@ -831,6 +1080,10 @@ impl Event {
             Event::PaymentBalanceChecked => "PaymentBalanceChecked",
             Event::PaymentReserved { .. } => "PaymentReserved",
             Event::PaymentExecutionStarted => "PaymentExecutionStarted",
+            Event::CardAuthorisationRequested { .. } => "CardAuthorisationRequested",
+            Event::CardAuthorised { .. } => "CardAuthorised",
+            Event::CardAuthorisationCaptured => "CardAuthorisationCaptured",
+            Event::CardAuthorisationReleased => "CardAuthorisationReleased",
             Event::PaymentExecuted { .. } => "PaymentExecuted",
             Event::PaymentSucceeded => "PaymentSucceeded",
             Event::PaymentExecutionFailed { .. } => "PaymentExecutionFailed",
@@ -855,8 +1108,10 @@ pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
             attributes,
             recipient,
             commission,
+            card,
         } => {
             state.id = *payment_id;
+            state.card = card.clone();
             state.recipient = *recipient;
             state.commission = *commission;
             state.client_id = Some(client);
@@ -874,6 +1129,13 @@ pub fn evolve(mut state: Payment, client: ClientId, event: &Event) -> Payment {
             state.status = Status::Reserved;
             state.limit_day = *limit_day;
         }
+        Event::CardAuthorisationRequested { limit_day, .. } => {
+            state.limit_day = Some(*limit_day);
+        }
+        Event::CardAuthorised { authorisation_id } => {
+            state.authorisation_id = Some(authorisation_id.clone());
+        }
+        Event::CardAuthorisationCaptured | Event::CardAuthorisationReleased => {}
         Event::PaymentExecutionStarted => state.status = Status::Executing,
         Event::PaymentExecuted { provider_reference } => {
             state.provider_reference = Some(provider_reference.clone());

@@ -16,6 +16,14 @@
 //! accepted credit succeeds, a refused one refunds the sender. Once debited, a transfer is
 //! never failed by a deadline: the credit is asked again with backoff until the command side
 //! answers, because a refund after a credit that did commit would create money.
+//!
+//! A payment from a bound card is first authorised at the bank (the payment id is the
+//! bank's idempotency key; no answer past `deadline` records a failure — an authorisation
+//! the bank made but never reported lapses at the bank unclaimed), its answer recorded with
+//! `RecordCardAuthorisation`; after execution the authorisation is captured (succeeded) or
+//! released (failed) at the bank — asked again with backoff until the bank answers, never
+//! given up, because the card holder's money is blocked until then — and recorded with
+//! `RecordCardSettlement`.
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -25,7 +33,7 @@ use crate::command::Command;
 use crate::ids::ClientId;
 use crate::money::Money;
 use crate::payment::{self, Execution};
-use crate::ports::PaymentOrder;
+use crate::ports::{CardCredentials, CardPayment, PaymentOrder};
 
 /// The process's name: its instances, its checkpoint and its command ids.
 pub const PROCESS: &str = "payment-execution";
@@ -116,6 +124,28 @@ pub enum State {
         request_id: Uuid,
         outcome: Execution,
     },
+    /// A card payment passed its checks: the bank must authorise `amount` (with the
+    /// commission) at the card.
+    Authorising {
+        order: Order,
+        amount: Money,
+        #[serde(with = "time::serde::rfc3339")]
+        requested_at: OffsetDateTime,
+        attempts: u32,
+    },
+    /// The bank answered the authorisation: `RecordCardAuthorisation` is issued again on
+    /// every wake-up until its event arrives.
+    AuthorisationRecorded { order: Order, outcome: Execution },
+    /// A card payment was executed (`capture`) or failed: the bank must capture or release
+    /// its authorisation.
+    Settling {
+        order: Order,
+        capture: bool,
+        attempts: u32,
+    },
+    /// The bank settled the authorisation: `RecordCardSettlement` is issued again on every
+    /// wake-up until the payment's final event arrives.
+    SettlementRecorded { order: Order },
 }
 
 /// What the process knows of the payment.
@@ -129,6 +159,12 @@ pub struct Order {
     /// Set for a transfer to another client's wallet.
     #[serde(default)]
     pub recipient: Option<payment::Recipient>,
+    /// Set for a payment from a bound card.
+    #[serde(default)]
+    pub card: Option<payment::CardSource>,
+    /// The bank's authorisation of a card payment, once authorised.
+    #[serde(default)]
+    pub authorisation_id: Option<String>,
 }
 
 impl Order {
@@ -179,6 +215,16 @@ pub enum Action {
     },
     /// Issue this command under the step's deterministic id `step`.
     Issue { step: String, command: Command },
+    /// Ask the bank to authorise the card payment (idempotency key: the payment id), then
+    /// feed `Answered` (authorised: succeeded with the authorisation id; declined: failed)
+    /// or `Unanswered`.
+    AuthoriseCard(CardPayment),
+    /// Ask the bank to capture (`capture`) or release the authorisation, then feed
+    /// `Answered` (succeeded when done) or `Unanswered`.
+    SettleCard {
+        authorisation_id: String,
+        capture: bool,
+    },
     /// Issue this credit of a transfer's recipient under the step id `step`, then feed
     /// `Answered` (accepted: succeeded; refused: failed with its code) or `Unanswered`.
     Credit { step: String, command: Command },
@@ -257,9 +303,237 @@ fn record_cancellation(
     )
 }
 
+/// Issues `command` for the order's payment under `step` (again), in state `state`, and wakes
+/// up after the attempt timeout in case it did not take.
+fn reissue(
+    state: State,
+    order: &Order,
+    step: &str,
+    command: payment::Command,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> (Option<State>, Vec<Action>) {
+    let command = Command::Payment {
+        client_id: order.client_id,
+        wallet_id: order.wallet_id,
+        payment_id: order.payment_id,
+        command,
+    };
+    (
+        Some(state),
+        vec![
+            Action::WakeAt(Some(now + policy.attempt_timeout)),
+            Action::Issue {
+                step: step.into(),
+                command,
+            },
+        ],
+    )
+}
+
+fn record_authorisation(
+    order: Order,
+    outcome: Execution,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> (Option<State>, Vec<Action>) {
+    let command = payment::Command::RecordCardAuthorisation {
+        outcome: outcome.clone(),
+    };
+    let state = State::AuthorisationRecorded {
+        order: order.clone(),
+        outcome,
+    };
+    reissue(state, &order, "authorisation", command, now, policy)
+}
+
+fn record_settlement(
+    order: Order,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> (Option<State>, Vec<Action>) {
+    let state = State::SettlementRecorded {
+        order: order.clone(),
+    };
+    let command = payment::Command::RecordCardSettlement;
+    reissue(state, &order, "settlement", command, now, policy)
+}
+
+/// A card payment's steps: the bank's authorisation and the capture or release of it.
+/// `Err` gives the state and input back when they are not a card step.
+fn card_step(
+    state: Option<State>,
+    input: Input,
+    policy: &Policy,
+) -> Result<(Option<State>, Vec<Action>), (Option<State>, Input)> {
+    use payment::Event as E;
+    Ok(match (state, input) {
+        (
+            Some(State::Initiated { order }),
+            Input::Event {
+                at,
+                event: E::CardAuthorisationRequested { amount, .. },
+                ..
+            },
+        ) => (
+            Some(State::Authorising {
+                order,
+                amount,
+                requested_at: at,
+                attempts: 0,
+            }),
+            vec![Action::WakeAt(Some(at))],
+        ),
+        (
+            Some(State::Authorising {
+                order,
+                amount,
+                requested_at,
+                attempts,
+            }),
+            Input::Due { now },
+        ) => {
+            if now >= requested_at + policy.deadline {
+                let failed = Execution::Failed {
+                    reason: format!(
+                        "the bank did not answer within {} s",
+                        policy.deadline.whole_seconds()
+                    ),
+                };
+                return Ok(record_authorisation(order, failed, now, policy));
+            }
+            let token = order
+                .card
+                .as_ref()
+                .map(|c| c.token.clone())
+                .unwrap_or_default();
+            let call = Action::AuthoriseCard(CardPayment {
+                payment_id: order.payment_id,
+                card: CardCredentials::Bound { token },
+                amount,
+            });
+            (
+                Some(State::Authorising {
+                    order,
+                    amount,
+                    requested_at,
+                    attempts: attempts + 1,
+                }),
+                vec![Action::WakeAt(Some(now + policy.attempt_timeout)), call],
+            )
+        }
+        (Some(State::Authorising { order, .. }), Input::Answered { now, outcome }) => {
+            record_authorisation(order, outcome, now, policy)
+        }
+        (
+            Some(State::Authorising {
+                order,
+                amount,
+                requested_at,
+                attempts,
+            }),
+            Input::Unanswered { now },
+        ) => (
+            Some(State::Authorising {
+                order,
+                amount,
+                requested_at,
+                attempts,
+            }),
+            vec![Action::WakeAt(Some(now + backoff(policy, attempts)))],
+        ),
+        (Some(State::AuthorisationRecorded { order, outcome }), Input::Due { now }) => {
+            record_authorisation(order, outcome, now, policy)
+        }
+        // Authorised: `PaymentReserved` follows in the same commit.
+        (
+            Some(State::Authorising { order, .. } | State::AuthorisationRecorded { order, .. }),
+            Input::Event {
+                event: E::CardAuthorised { authorisation_id },
+                ..
+            },
+        ) => (
+            Some(State::Initiated {
+                order: Order {
+                    authorisation_id: Some(authorisation_id),
+                    ..order
+                },
+            }),
+            vec![Action::WakeAt(None)],
+        ),
+        // Executed or failed at the provider: settle the authorisation at the bank.
+        (
+            Some(State::Reserved { order, .. } | State::Recorded { order, .. }),
+            Input::Event {
+                at,
+                event: event @ (E::PaymentExecuted { .. } | E::PaymentExecutionFailed { .. }),
+                ..
+            },
+        ) if order.card.is_some() => (
+            Some(State::Settling {
+                order,
+                capture: matches!(event, E::PaymentExecuted { .. }),
+                attempts: 0,
+            }),
+            vec![Action::WakeAt(Some(at))],
+        ),
+        (
+            Some(State::Settling {
+                order,
+                capture,
+                attempts,
+            }),
+            Input::Due { now },
+        ) => {
+            let call = Action::SettleCard {
+                authorisation_id: order.authorisation_id.clone().unwrap_or_default(),
+                capture,
+            };
+            (
+                Some(State::Settling {
+                    order,
+                    capture,
+                    attempts: attempts + 1,
+                }),
+                vec![Action::WakeAt(Some(now + policy.attempt_timeout)), call],
+            )
+        }
+        (
+            Some(State::Settling { order, .. }),
+            Input::Answered {
+                now,
+                outcome: Execution::Succeeded { .. },
+            },
+        ) => record_settlement(order, now, policy),
+        (
+            Some(State::Settling {
+                order,
+                capture,
+                attempts,
+            }),
+            Input::Answered { now, .. } | Input::Unanswered { now },
+        ) => (
+            Some(State::Settling {
+                order,
+                capture,
+                attempts,
+            }),
+            vec![Action::WakeAt(Some(now + backoff(policy, attempts)))],
+        ),
+        (Some(State::SettlementRecorded { order }), Input::Due { now }) => {
+            record_settlement(order, now, policy)
+        }
+        (state, input) => return Err((state, input)),
+    })
+}
+
 /// One step of the process. `None` is a payment the process has not seen yet.
 pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<State>, Vec<Action>) {
     use payment::Event as E;
+    let (state, input) = match card_step(state, input, policy) {
+        Ok(stepped) => return stepped,
+        Err(unchanged) => unchanged,
+    };
     match (state, input) {
         // The payment's own events move the process along.
         (
@@ -273,6 +547,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                         amount,
                         service_id,
                         recipient,
+                        card,
                         ..
                     },
                 ..
@@ -286,6 +561,8 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                     amount,
                     service_id,
                     recipient,
+                    card,
+                    authorisation_id: None,
                 },
             }),
             vec![],
@@ -384,6 +661,8 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                     amount,
                     service_id,
                     recipient: None,
+                    card: None,
+                    authorisation_id: None,
                 },
                 request_id,
                 provider_reference,
@@ -618,6 +897,7 @@ mod tests {
                 service_id: "mobile".into(),
                 attributes: Default::default(),
                 recipient: None,
+                card: None,
             }),
             &policy,
         );
@@ -742,6 +1022,7 @@ mod tests {
             service_id: "mobile".into(),
             attributes: Default::default(),
             recipient: None,
+            card: None,
         };
         let requested = payment::Event::PaymentConfirmationRequested {
             threshold: Money::new(Decimal::new(5_000_000, 2), Currency::Rub),
@@ -843,6 +1124,160 @@ mod tests {
             },
             &policy,
         );
+        assert_eq!(s, Some(State::Finished));
+    }
+
+    #[test]
+    fn a_card_payment_is_authorised_executed_and_its_authorisation_captured_once_the_bank_answers()
+    {
+        let policy = Policy::default();
+        let client_id = ClientId(Uuid::from_u128(1));
+        let payment_id = Uuid::from_u128(3);
+        let ev = |event, t| Input::Event {
+            client_id,
+            payment_id,
+            at: at(t),
+            event,
+        };
+        let charged = Money::new(Decimal::new(10_150, 2), Currency::Rub);
+        let (s, _) = step(
+            None,
+            ev(
+                payment::Event::PaymentInitiated {
+                    commission: Some(Money::new(Decimal::new(150, 2), Currency::Rub)),
+                    payment_id,
+                    wallet_id: Uuid::from_u128(2),
+                    amount: Money::new(Decimal::new(10_000, 2), Currency::Rub),
+                    service_id: "mobile".into(),
+                    attributes: Default::default(),
+                    recipient: None,
+                    card: Some(payment::CardSource {
+                        card_id: Uuid::from_u128(7),
+                        masked_pan: "411111******1111".into(),
+                        token: "tok-7".into(),
+                    }),
+                },
+                0,
+            ),
+            &policy,
+        );
+        let (s, actions) = step(
+            s,
+            ev(
+                payment::Event::CardAuthorisationRequested {
+                    amount: charged,
+                    limit_day: time::macros::date!(2027 - 01 - 15),
+                },
+                0,
+            ),
+            &policy,
+        );
+        assert_eq!(actions, vec![Action::WakeAt(Some(at(0)))]);
+        // Due: the bank is asked with the token for the amount with its commission.
+        let (s, actions) = step(s, Input::Due { now: at(0) }, &policy);
+        assert_eq!(
+            actions[1],
+            Action::AuthoriseCard(CardPayment {
+                payment_id,
+                card: CardCredentials::Bound {
+                    token: "tok-7".into()
+                },
+                amount: charged,
+            })
+        );
+        let (s, actions) = step(
+            s,
+            Input::Answered {
+                now: at(1),
+                outcome: Execution::Succeeded {
+                    provider_reference: "auth-9".into(),
+                },
+            },
+            &policy,
+        );
+        assert!(matches!(
+            &actions[1],
+            Action::Issue { step, command: Command::Payment { command: payment::Command::RecordCardAuthorisation { .. }, .. } } if step == "authorisation"
+        ));
+        let (s, _) = step(
+            s,
+            ev(
+                payment::Event::CardAuthorised {
+                    authorisation_id: "auth-9".into(),
+                },
+                2,
+            ),
+            &policy,
+        );
+        let (s, _) = step(
+            s,
+            ev(
+                payment::Event::PaymentReserved {
+                    amount: charged,
+                    limit_day: None,
+                },
+                2,
+            ),
+            &policy,
+        );
+        let (s, actions) = step(s, Input::Due { now: at(2) }, &policy);
+        assert!(matches!(actions[1], Action::CallProvider(_)));
+        let (s, _) = step(
+            s,
+            Input::Answered {
+                now: at(3),
+                outcome: Execution::Succeeded {
+                    provider_reference: "sim-1".into(),
+                },
+            },
+            &policy,
+        );
+        let (s, _) = step(s, ev(payment::Event::PaymentExecutionStarted, 4), &policy);
+        let (s, actions) = step(
+            s,
+            ev(
+                payment::Event::PaymentExecuted {
+                    provider_reference: "sim-1".into(),
+                },
+                4,
+            ),
+            &policy,
+        );
+        assert_eq!(actions, vec![Action::WakeAt(Some(at(4)))]);
+        // The capture is asked until the bank answers.
+        let capture = Action::SettleCard {
+            authorisation_id: "auth-9".into(),
+            capture: true,
+        };
+        let (s, actions) = step(s, Input::Due { now: at(4) }, &policy);
+        assert_eq!(actions[1], capture);
+        let (s, actions) = step(s, Input::Unanswered { now: at(9) }, &policy);
+        assert_eq!(
+            actions,
+            vec![Action::WakeAt(Some(at(9) + backoff(&policy, 1)))]
+        );
+        let (s, actions) = step(s, Input::Due { now: at(10) }, &policy);
+        assert_eq!(actions[1], capture);
+        let (s, actions) = step(
+            s,
+            Input::Answered {
+                now: at(11),
+                outcome: Execution::Succeeded {
+                    provider_reference: "auth-9".into(),
+                },
+            },
+            &policy,
+        );
+        assert!(matches!(
+            &actions[1],
+            Action::Issue { step, command: Command::Payment { command: payment::Command::RecordCardSettlement, .. } } if step == "settlement"
+        ));
+        let (s, _) = step(
+            s,
+            ev(payment::Event::CardAuthorisationCaptured, 12),
+            &policy,
+        );
+        let (s, _) = step(s, ev(payment::Event::PaymentSucceeded, 12), &policy);
         assert_eq!(s, Some(State::Finished));
     }
 

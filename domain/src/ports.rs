@@ -155,22 +155,49 @@ pub trait Notifier: Send + Sync {
     ) -> BoxFuture<'a, Result<(), String>>;
 }
 
-/// A card payment the bank is asked to authorise (e-wallet spec §7.1). The card's number,
-/// expiry and CVC exist only in this request: never stored, never logged.
+/// A card as the bank is given it: typed in by the card holder (number, expiry and CVC exist
+/// only in this request: never stored, never logged), or bound earlier and named by the
+/// bank's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardCredentials {
+    Entered(CardDetails),
+    Bound { token: String },
+}
+
+/// A card's number, expiry and CVC as the card holder typed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardDetails {
+    pub number: crate::card::CardNumber,
+    pub expiry: crate::card::Expiry,
+    pub cvc: crate::card::Cvc,
+}
+
+/// A card payment the bank is asked to authorise (e-wallet spec §7.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardPayment {
     /// The platform's payment id: the bank's idempotency key.
     pub payment_id: Uuid,
-    pub number: crate::card::CardNumber,
-    pub expiry: crate::card::Expiry,
-    pub cvc: crate::card::Cvc,
+    pub card: CardCredentials,
+    /// What the card is charged: the amount with its commission.
     pub amount: Money,
+}
+
+/// A card the bank bound for later payments: its token and masked number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardToken {
+    pub token: String,
+    /// First six and last four digits.
+    pub masked_pan: String,
 }
 
 /// The bank system (e-wallet spec §7.1): authorise an amount at a card, then capture or
 /// release the authorisation. Each call is idempotent by its key (payment id, authorisation).
 pub trait BankSystem: Send + Sync {
-    /// `Done` with the authorisation id, `Refused` with the bank's reason (declined).
+    /// Verifies a card and binds it for later payments (card-on-file tokenisation): `Done`
+    /// with its token, the same token for the same card; `Refused` with the bank's reason.
+    fn bind<'a>(&'a self, card: &'a CardDetails) -> BoxFuture<'a, Answer<CardToken>>;
+    /// `Done` with the authorisation id, `Refused` with the bank's reason (declined, or a
+    /// token the bank does not know).
     fn authorise<'a>(&'a self, payment: &'a CardPayment) -> BoxFuture<'a, Answer<String>>;
     /// Takes the authorised amount.
     fn capture<'a>(&'a self, authorisation_id: &'a str) -> BoxFuture<'a, Answer<()>>;

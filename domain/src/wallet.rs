@@ -106,7 +106,7 @@ impl Wallet {
         }
     }
 
-    fn owned_open(&self, client: ClientId) -> Result<Currency, Error> {
+    pub(crate) fn owned_open(&self, client: ClientId) -> Result<Currency, Error> {
         let open = self.open()?;
         if self.client_id != Some(client) {
             // Not revealing another client's wallet: it does not exist for this client.

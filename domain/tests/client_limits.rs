@@ -177,6 +177,45 @@ fn pay(id: Uuid, amount: Decimal) -> Command {
     )
 }
 
+/// The client's one bound card.
+const CARD: Uuid = Uuid::from_u128(77);
+
+fn pay_from_card(id: Uuid, amount: Decimal) -> Command {
+    payment(
+        id,
+        payment::Command::StartFromCard {
+            commission: Some(rub(dec!(1.50))),
+            amount: rub(amount),
+            service_id: "mobile".into(),
+            attributes: BTreeMap::new(),
+            fraud: FraudVerdict::Approved,
+            card_id: CARD,
+        },
+    )
+}
+
+/// Registers the client and binds its card.
+fn register_with_card(w: &mut World) {
+    w.when(&client_command(client::Command::RegisterClient {
+        personal: Sealed {
+            key_version: 1,
+            nonce: "00".into(),
+            ciphertext: "00".into(),
+        },
+        registered_by: "self".into(),
+    }))
+    .unwrap();
+    w.when(&client_command(client::Command::BindCard {
+        card: client::BoundCard {
+            card_id: CARD,
+            provider: "bank".into(),
+            token: "tok-1".into(),
+            masked_pan: "411111******1111".into(),
+        },
+    }))
+    .unwrap();
+}
+
 fn client_command(command: client::Command) -> Command {
     Command::Client {
         client_id: CLIENT,
@@ -407,6 +446,205 @@ fn a_blocked_client_cannot_pay_or_top_up_and_a_currency_outside_the_group_is_ref
     assert_eq!(w.when(&usd).unwrap_err().code(), "currency_not_allowed");
 }
 
+#[test]
+fn a_card_payment_is_authorised_at_the_bank_counted_against_all_sources_and_captured() {
+    // Given a registered client with a bound card, an empty wallet and an all-sources month
+    // limit of 1,000.00 (the wallet-source day limit of 100.00 does not apply to a card).
+    let mut w = World::new(catalogue(&[(
+        "identified",
+        limits(Some(dec!(100)), Some(dec!(1000)), None),
+    )]));
+    register_with_card(&mut w);
+    // When the client pays 600.00 (+1.50 commission) from the card…
+    let started = w.when(&pay_from_card(pid(1), dec!(600))).unwrap();
+    // …it is counted against the limits and waits for the bank at status 2; nothing is held.
+    assert_eq!(
+        names(&started),
+        [
+            "PaymentInitiated",
+            "PaymentLocked",
+            "PaymentBalanceChecked",
+            "SpendingCounted",
+            "CardAuthorisationRequested"
+        ]
+    );
+    assert!(
+        started.contains(&Event::Client(client::Event::SpendingCounted {
+            operation_id: pid(1),
+            amount: rub(dec!(601.50)),
+            source: Source::Card,
+            day: date!(2026 - 11 - 30),
+        }))
+    );
+    assert_eq!(w.payment(pid(1)).status.code(), Some(2));
+    assert_eq!(w.wallet().held(), Decimal::ZERO);
+    // A second 600.00 would pass the all-sources month limit.
+    assert_eq!(
+        w.when(&pay_from_card(pid(2), dec!(600)))
+            .unwrap_err()
+            .code(),
+        "spend_limit_exceeded"
+    );
+    // It cannot be cancelled once the bank is asked.
+    assert!(w
+        .when(&payment(
+            pid(1),
+            payment::Command::Cancel { reason: "r".into() }
+        ))
+        .is_err());
+    // When the bank authorises it, it is reserved (3); executed, it waits for the capture (5).
+    let authorised = w
+        .when(&payment(
+            pid(1),
+            payment::Command::RecordCardAuthorisation {
+                outcome: Execution::Succeeded {
+                    provider_reference: "auth-1".into(),
+                },
+            },
+        ))
+        .unwrap();
+    assert_eq!(names(&authorised), ["CardAuthorised", "PaymentReserved"]);
+    let executed = w
+        .when(&payment(
+            pid(1),
+            payment::Command::Execute {
+                outcome: Execution::Succeeded {
+                    provider_reference: "sim-1".into(),
+                },
+            },
+        ))
+        .unwrap();
+    assert_eq!(
+        names(&executed),
+        ["PaymentExecutionStarted", "PaymentExecuted"]
+    );
+    assert_eq!(w.payment(pid(1)).status.code(), Some(5));
+    let settled = w
+        .when(&payment(pid(1), payment::Command::RecordCardSettlement))
+        .unwrap();
+    assert_eq!(
+        names(&settled),
+        ["CardAuthorisationCaptured", "PaymentSucceeded"]
+    );
+    // Then the wallet never moved, and the card payment cannot be cancelled afterwards:
+    // its source is a card (spec §3.4, check 2).
+    assert_eq!(w.wallet().balance, Decimal::ZERO);
+    let request = w
+        .when(&payment(
+            pid(1),
+            payment::Command::RequestCancellation {
+                request_id: Uuid::from_u128(9),
+                reason: "changed my mind".into(),
+            },
+        ))
+        .unwrap();
+    assert!(matches!(
+        &request[1],
+        Event::Payment(payment::Event::CancellationRejected { reason, .. }) if reason.contains("bank card")
+    ));
+}
+
+#[test]
+fn a_declined_card_or_a_failed_execution_gives_the_amount_back_to_the_limits() {
+    let mut w = World::new(catalogue(&[(
+        "identified",
+        limits(None, Some(dec!(1000)), None),
+    )]));
+    register_with_card(&mut w);
+    // Declined by the bank: 2 → 8, the amount no longer counts.
+    w.when(&pay_from_card(pid(1), dec!(900))).unwrap();
+    let declined = w
+        .when(&payment(
+            pid(1),
+            payment::Command::RecordCardAuthorisation {
+                outcome: Execution::Failed {
+                    reason: "insufficient_funds".into(),
+                },
+            },
+        ))
+        .unwrap();
+    assert_eq!(names(&declined), ["SpendingReleased", "PaymentFailed"]);
+    assert_eq!(w.payment(pid(1)).status.code(), Some(8));
+    // Authorised but failed at the provider: 7 until the bank releases, then 8.
+    w.when(&pay_from_card(pid(2), dec!(900))).unwrap();
+    w.when(&payment(
+        pid(2),
+        payment::Command::RecordCardAuthorisation {
+            outcome: Execution::Succeeded {
+                provider_reference: "auth-2".into(),
+            },
+        },
+    ))
+    .unwrap();
+    w.when(&payment(
+        pid(2),
+        payment::Command::Execute {
+            outcome: Execution::Failed {
+                reason: "provider down".into(),
+            },
+        },
+    ))
+    .unwrap();
+    assert_eq!(w.payment(pid(2)).status.code(), Some(7));
+    // Settlement is recorded once only.
+    let released = w
+        .when(&payment(pid(2), payment::Command::RecordCardSettlement))
+        .unwrap();
+    assert_eq!(
+        names(&released),
+        [
+            "CardAuthorisationReleased",
+            "SpendingReleased",
+            "PaymentFailed"
+        ]
+    );
+    assert!(w
+        .when(&payment(pid(2), payment::Command::RecordCardSettlement))
+        .is_err());
+    // Then the whole limit is free again; a card the client has not bound is not found.
+    w.when(&pay_from_card(pid(3), dec!(900))).unwrap();
+    let unknown = payment(
+        pid(4),
+        payment::Command::StartFromCard {
+            commission: None,
+            amount: rub(dec!(10)),
+            service_id: "mobile".into(),
+            attributes: BTreeMap::new(),
+            fraud: FraudVerdict::Approved,
+            card_id: Uuid::from_u128(78),
+        },
+    );
+    assert_eq!(
+        w.when(&unknown),
+        Err(Error::CardNotFound(Uuid::from_u128(78)))
+    );
+}
+
+#[test]
+fn a_card_payment_above_the_warning_threshold_needs_the_otp_first() {
+    let mut w = World::new(catalogue(&[(
+        "identified",
+        limits(None, None, Some(dec!(500))),
+    )]));
+    register_with_card(&mut w);
+    let started = w.when(&pay_from_card(pid(1), dec!(700))).unwrap();
+    assert_eq!(
+        names(&started),
+        ["PaymentInitiated", "PaymentConfirmationRequested"]
+    );
+    let confirmed = w.when(&payment(pid(1), payment::Command::Confirm)).unwrap();
+    assert_eq!(
+        names(&confirmed),
+        [
+            "PaymentConfirmed",
+            "PaymentLocked",
+            "PaymentBalanceChecked",
+            "SpendingCounted",
+            "CardAuthorisationRequested"
+        ]
+    );
+}
+
 // ---- properties ------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -420,6 +658,9 @@ enum Op {
     Advance(i64),
     RequestCancellation(usize),
     RecordCancellation(usize, bool),
+    PayFromCard(i64),
+    Authorise(usize, bool),
+    SettleCard(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -433,6 +674,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1..60i64).prop_map(Op::Advance),
         1 => (0..10usize).prop_map(Op::RequestCancellation),
         1 => (0..10usize, any::<bool>()).prop_map(|(k, ok)| Op::RecordCancellation(k, ok)),
+        2 => (100..1_500_000_i64).prop_map(Op::PayFromCard),
+        2 => (0..10usize, any::<bool>()).prop_map(|(k, ok)| Op::Authorise(k, ok)),
+        1 => (0..10usize).prop_map(Op::SettleCard),
     ]
 }
 
@@ -470,14 +714,21 @@ fn random_limits() -> impl Strategy<Value = CurrencyLimits> {
         .prop_filter("consistent", |l| l.validate(Currency::Rub).is_ok())
 }
 
-/// What the model counts: each payment's amount and the local day it counts against, from
-/// its reservation until its release.
-fn used_in(counted: &BTreeMap<Uuid, (Decimal, Date)>, period: Period, day: Date) -> Decimal {
+/// What the model counts: each payment's amount, the local day it counts against and its
+/// source, from its reservation until its release; a scope's use in a period.
+fn used_in(
+    counted: &BTreeMap<Uuid, (Decimal, Date, Source)>,
+    scope: Scope,
+    period: Period,
+    day: Date,
+) -> Decimal {
     let start = period.start(day);
     counted
         .values()
-        .filter(|(_, d)| period.start(*d) == start)
-        .map(|(a, _)| *a)
+        .filter(|(_, d, source)| {
+            period.start(*d) == start && (scope == Scope::AllSources || *source == Source::Wallet)
+        })
+        .map(|(a, _, _)| *a)
         .sum()
 }
 
@@ -499,9 +750,10 @@ proptest! {
         let names = ["g0", "g1", "g2"];
         let cat = catalogue(&[(names[0], groups[0].clone()), (names[1], groups[1].clone()), (names[2], groups[2].clone())]);
         let mut w = World::new(cat);
+        register_with_card(&mut w);
         let mut group = 0usize;
         let mut payments: Vec<Uuid> = Vec::new();
-        let mut counted: BTreeMap<Uuid, (Decimal, Date)> = BTreeMap::new();
+        let mut counted: BTreeMap<Uuid, (Decimal, Date, Source)> = BTreeMap::new();
         let mut topped = Decimal::ZERO;
         let mut captured = Decimal::ZERO;
         let mut refunded = Decimal::ZERO;
@@ -528,6 +780,16 @@ proptest! {
                     Some(id) => payment(*id, payment::Command::RequestCancellation { request_id: Uuid::from_u128(9_000 + i as u128), reason: "r".into() }),
                     None => continue,
                 },
+                Op::PayFromCard(c) => {
+                    let id = pid(i as u128);
+                    payments.push(id);
+                    pay_from_card(id, cents(c))
+                }
+                Op::Authorise(k, ok) => match payments.get(k) {
+                    Some(id) => payment(*id, payment::Command::RecordCardAuthorisation { outcome: if ok { Execution::Succeeded { provider_reference: "auth".into() } } else { Execution::Failed { reason: "declined".into() } } }),
+                    None => continue,
+                },
+                Op::SettleCard(k) => match payments.get(k) { Some(id) => payment(*id, payment::Command::RecordCardSettlement), None => continue },
                 Op::RecordCancellation(k, ok) => {
                     let Some(id) = payments.get(k) else { continue };
                     let Some(request) = w.payment_opt(*id).and_then(|p| p.cancellations.last().cloned()) else { continue };
@@ -544,16 +806,29 @@ proptest! {
                             group = names.iter().position(|n| *n == g.as_str()).unwrap();
                         }
                         Event::Client(client::Event::SpendingCounted { operation_id, amount, source, day }) => {
-                            prop_assert_eq!(*source, Source::Wallet);
+                            let from_card = w.payment(*operation_id).card.is_some();
+                            prop_assert_eq!(*source == Source::Card, from_card);
                             prop_assert_eq!(*day, etr_domain::limits::local_day(w.now, offset));
-                            counted.insert(*operation_id, (amount.amount, *day));
+                            counted.insert(*operation_id, (amount.amount, *day, *source));
                             for period in Period::ALL {
-                                let used = used_in(&counted, period, *day);
+                                // A card payment counts against the all-sources limits only.
                                 for (scope, l) in [(Scope::WalletSource, &limits.wallet_source), (Scope::AllSources, &limits.all_sources)] {
+                                    if scope == Scope::WalletSource && *source == Source::Card {
+                                        continue;
+                                    }
+                                    let used = used_in(&counted, scope, period, *day);
                                     if let Some(limit) = l.get(period) {
                                         prop_assert!(used <= limit, "{:?} per {:?}: {} counted above the limit {}", scope, period, used, limit);
                                     }
                                 }
+                            }
+                        }
+                        Event::Payment(payment::Event::PaymentSucceeded | payment::Event::PaymentFailed { .. } | payment::Event::PaymentCancelled { .. }) => {
+                            // A card payment ends only after the bank settled or declined it.
+                            let Command::Payment { payment_id, .. } = &command else { continue };
+                            let p = w.payment(*payment_id);
+                            if p.card.is_some() && p.authorisation_id.is_some() {
+                                prop_assert!(events.iter().any(|e| matches!(e, Event::Payment(payment::Event::CardAuthorisationCaptured | payment::Event::CardAuthorisationReleased))), "an authorised card payment ended unsettled");
                             }
                         }
                         Event::Client(client::Event::SpendingReleased { operation_id, .. }) => {
@@ -591,10 +866,12 @@ proptest! {
             // The aggregate's own ledger agrees with the model for today.
             let today = etr_domain::limits::local_day(w.now, offset);
             for period in Period::ALL {
-                prop_assert_eq!(
-                    w.client().spending.used(Currency::Rub, Scope::AllSources, period, today),
-                    used_in(&counted, period, today)
-                );
+                for scope in [Scope::WalletSource, Scope::AllSources] {
+                    prop_assert_eq!(
+                        w.client().spending.used(Currency::Rub, scope, period, today),
+                        used_in(&counted, scope, period, today)
+                    );
+                }
             }
         }
     }

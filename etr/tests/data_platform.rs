@@ -519,6 +519,7 @@ fn three_days() -> Log {
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
             recipient: None,
+            card: None,
         },
     );
     log.wallet(
@@ -996,6 +997,7 @@ async fn rows_from_before_positions_take_them_from_the_events_dp_holds() {
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
             recipient: None,
+            card: None,
         },
     );
     a.payment(paid_at[1], payment::Event::PaymentLocked);

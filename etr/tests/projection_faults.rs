@@ -474,6 +474,7 @@ async fn undecodable_records_go_to_dead_letters_and_the_rest_keeps_flowing() {
         service_id: "mobile".into(),
         attributes: BTreeMap::new(),
         recipient: None,
+        card: None,
     });
     let unknown = (
         envelope(

@@ -381,6 +381,7 @@ pub fn start_payment_processor(
         pool: pool.clone(),
         policy,
         provider,
+        bank: app.bank.clone(),
         commands: Arc::new(HandlerCommands(app)),
         poll: Duration::from_millis(50),
     };

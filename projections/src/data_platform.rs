@@ -383,6 +383,12 @@ impl<'a> Rows<'a> {
             P::PaymentConfirmed => "fraud_control",
             P::PaymentLocked => "locked",
             P::PaymentBalanceChecked => "balance_checked",
+            // A card's authorisation and its settlement happen within statuses 2, 3, 5, 7:
+            // the status events around them carry the change.
+            P::CardAuthorisationRequested { .. }
+            | P::CardAuthorised { .. }
+            | P::CardAuthorisationCaptured
+            | P::CardAuthorisationReleased => return,
             P::PaymentReserved { .. } => "reserved",
             P::PaymentExecutionStarted => "executing",
             P::PaymentExecuted { .. } => "post_processing_success",

@@ -218,6 +218,11 @@ pub struct Operation {
     /// The commission charged on top of the amount (decimal string, the amount's currency);
     /// null when the operation has none.
     pub commission: Option<String>,
+    /// Where the money comes from: `wallet`, or `card` (a bound bank card, authorised at the
+    /// bank; the wallet's balance does not move).
+    pub source: String,
+    /// The card's first six and last four digits, for a payment from a card.
+    pub card_masked_pan: Option<String>,
 }
 
 /// A request to cancel a successful operation (e-wallet spec §3.4).
@@ -286,7 +291,9 @@ const WALLET_SELECT: &str = "SELECT wallet_id, client_id, currency, status, bala
      state->'holds' AS holds FROM rm_wallets";
 pub(crate) const OPERATION_SELECT: &str = "SELECT payment_id, wallet_id, client_id, amount::text AS amount, currency, service_id, status_code, status, provider_reference, failure_reason, created_at, updated_at, \
      state->'cancellations' AS cancellations, state->'refunded'->>'amount' AS refunded, \
-     state->'commission'->>'amount' AS commission FROM rm_payments";
+     state->'commission'->>'amount' AS commission, \
+     CASE WHEN jsonb_typeof(state->'card') = 'object' THEN 'card' ELSE 'wallet' END AS source, \
+     state->'card'->>'masked_pan' AS card_masked_pan FROM rm_payments";
 
 /// Loader queries (see [`crate::loaders::Children`]).
 pub(crate) const WALLETS_OF_CLIENTS: &str = "SELECT client_id AS group_key, wallet_id, client_id, currency, status, balance::text AS balance, held::text AS held, available::text AS available, version, opened_at, updated_at, \

@@ -283,10 +283,11 @@ impl Executor {
             return Ok(Some("template_missing".into()));
         };
         let commission = match self.catalogues.current(&self.pool).await {
-            Ok(Some(current)) => match current
-                .catalogue
-                .payment_commission(&template.service_id, template.amount)
-            {
+            Ok(Some(current)) => match current.catalogue.payment_commission(
+                &template.service_id,
+                template.amount,
+                etr_domain::limits::Source::Wallet,
+            ) {
                 Ok(c) => c,
                 Err(e) => return Ok(Some(e.code().to_owned())),
             },

@@ -7,11 +7,14 @@
 //!   `ExecutePayment` with the deterministic id
 //!   `platform:payment-execution/<payment id>/execute`. A crash anywhere repeats the call
 //!   after the attempt timeout and the command is then answered with its first outcome.
+//!   For a payment from a bound card it also asks the bank to authorise the card (the
+//!   payment id is the bank's idempotency key) and later to capture or release the
+//!   authorisation.
 
 use etr_domain::ids::platform_command_id;
 use etr_domain::payment::Execution;
 use etr_domain::payment_execution::{step, Action, Input, Policy, State};
-use etr_domain::ports::PaymentProvider;
+use etr_domain::ports::{Answer, BankSystem, PaymentProvider};
 use etr_domain::{Actor, Envelope, Event};
 use etr_projections::runtime::Projection;
 use sqlx::{PgConnection, PgPool};
@@ -99,6 +102,8 @@ pub struct Executor {
     pub pool: PgPool,
     pub policy: Policy,
     pub provider: Arc<dyn PaymentProvider>,
+    /// The bank cards are authorised, captured and released at.
+    pub bank: Arc<dyn BankSystem>,
     pub commands: Arc<dyn Commands>,
     /// How often due timers are looked for.
     pub poll: Duration,
@@ -208,6 +213,52 @@ impl Executor {
                     };
                     recorded += self.advance(id, client, correlation, input).await?;
                 }
+                Action::AuthoriseCard(payment) => {
+                    let answer = self
+                        .ask_bank(id, "authorisation", self.bank.authorise(&payment))
+                        .await;
+                    let input = match answer {
+                        Some(Answer::Done(authorisation_id)) => Input::Answered {
+                            now: OffsetDateTime::now_utc(),
+                            outcome: Execution::Succeeded {
+                                provider_reference: authorisation_id,
+                            },
+                        },
+                        Some(Answer::Refused(reason)) => Input::Answered {
+                            now: OffsetDateTime::now_utc(),
+                            outcome: Execution::Failed { reason },
+                        },
+                        Some(Answer::Unavailable(_)) | None => Input::Unanswered {
+                            now: OffsetDateTime::now_utc(),
+                        },
+                    };
+                    recorded += self.advance(id, client, correlation, input).await?;
+                }
+                Action::SettleCard {
+                    authorisation_id,
+                    capture,
+                } => {
+                    let call = if capture {
+                        self.bank.capture(&authorisation_id)
+                    } else {
+                        self.bank.release(&authorisation_id)
+                    };
+                    let now = OffsetDateTime::now_utc();
+                    let input = match self.ask_bank(id, "settlement", call).await {
+                        Some(Answer::Done(())) => Input::Answered {
+                            now,
+                            outcome: Execution::Succeeded {
+                                provider_reference: authorisation_id,
+                            },
+                        },
+                        Some(Answer::Refused(reason)) => {
+                            tracing::warn!(payment = %id, reason, capture, "the bank refused to settle a card authorisation; asked again");
+                            Input::Unanswered { now }
+                        }
+                        Some(Answer::Unavailable(_)) | None => Input::Unanswered { now },
+                    };
+                    recorded += self.advance(id, client, correlation, input).await?;
+                }
                 Action::Issue { step, command } => {
                     self.issue(id, correlation, &step, command).await?;
                     recorded += 1;
@@ -244,6 +295,24 @@ impl Executor {
             }
         }
         Ok(recorded)
+    }
+
+    /// One call to the bank within the attempt timeout; `None` when it did not answer.
+    async fn ask_bank<T>(
+        &self,
+        id: uuid::Uuid,
+        what: &str,
+        call: etr_domain::ports::BoxFuture<'_, Answer<T>>,
+    ) -> Option<Answer<T>> {
+        let timeout =
+            Duration::try_from(self.policy.attempt_timeout).unwrap_or(Duration::from_secs(5));
+        match tokio::time::timeout(timeout, call).await {
+            Ok(answer) => Some(answer),
+            Err(_) => {
+                tracing::warn!(payment = %id, what, "the bank did not answer in time");
+                None
+            }
+        }
     }
 
     /// Steps an instance with an external answer: issues what it asks, then stores it.

@@ -4,7 +4,8 @@
 
 use etr_domain::payment::{Execution, FraudVerdict};
 use etr_domain::ports::{
-    Answer, BankSystem, BoxFuture, CardPayment, FraudControl, PaymentOrder, PaymentProvider,
+    Answer, BankSystem, BoxFuture, CardCredentials, CardDetails, CardPayment, CardToken,
+    FraudControl, PaymentOrder, PaymentProvider,
 };
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -367,10 +368,51 @@ impl BankSimulator {
 }
 
 impl BankSystem for BankSimulator {
+    /// Binds any card whose number does not end in 0028 (the bank does not answer); the
+    /// token is derived from the number, so one card always has one token.
+    fn bind<'a>(&'a self, card: &'a CardDetails) -> BoxFuture<'a, Answer<CardToken>> {
+        Box::pin(async move {
+            let masked_pan = card.number.masked();
+            if masked_pan.ends_with("0028") {
+                return Answer::Unavailable("the bank does not answer".into());
+            }
+            let token: Result<String, sqlx::Error> = sqlx::query_scalar(
+                "INSERT INTO simulator_bank_cards (token, masked_pan) \
+                 VALUES ('simtok-' || left(encode(sha256(convert_to($1, 'UTF8')), 'hex'), 32), $2) \
+                 ON CONFLICT (token) DO UPDATE SET masked_pan = EXCLUDED.masked_pan RETURNING token",
+            )
+            .bind(card.number.digits())
+            .bind(&masked_pan)
+            .fetch_one(&self.pool)
+            .await;
+            match token {
+                Ok(token) => Answer::Done(CardToken { token, masked_pan }),
+                Err(e) => Answer::Unavailable(e.to_string()),
+            }
+        })
+    }
+
+    /// Answers by the card's last four digits: 0028 no answer, 0002 insufficient funds,
+    /// 0010 do not honour, any other authorised. A token it did not issue is refused.
     fn authorise<'a>(&'a self, payment: &'a CardPayment) -> BoxFuture<'a, Answer<String>> {
         Box::pin(async move {
-            let digits = payment.number.digits();
-            let last4 = &digits[digits.len().saturating_sub(4)..];
+            let masked_pan = match &payment.card {
+                CardCredentials::Entered(card) => card.number.masked(),
+                CardCredentials::Bound { token } => {
+                    let found: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(
+                        "SELECT masked_pan FROM simulator_bank_cards WHERE token = $1",
+                    )
+                    .bind(token)
+                    .fetch_optional(&self.pool)
+                    .await;
+                    match found {
+                        Ok(Some(masked)) => masked,
+                        Ok(None) => return Answer::Refused("unknown_card".into()),
+                        Err(e) => return Answer::Unavailable(e.to_string()),
+                    }
+                }
+            };
+            let last4 = &masked_pan[masked_pan.len().saturating_sub(4)..];
             let (status, reason) = match last4 {
                 "0028" => return Answer::Unavailable("the bank does not answer".into()),
                 "0002" => ("declined", Some("insufficient_funds")),
@@ -389,7 +431,7 @@ impl BankSystem for BankSimulator {
             )
             .bind(payment.payment_id)
             .bind(&authorisation_id)
-            .bind(payment.number.masked())
+            .bind(&masked_pan)
             .bind(payment.amount.amount)
             .bind(payment.amount.currency.code())
             .bind(status)

@@ -253,18 +253,20 @@ impl Catalogue {
         })
     }
 
-    /// The commission a payment of `amount` to `service` from the wallet is charged: the
-    /// quote's commission through the service's first menu item under Payment; `None` when
-    /// the service is not in the menu (or no wallet source is in the dictionary), or the
-    /// commission is zero.
+    /// The commission a payment of `amount` to `service` from `source` (the dictionary's
+    /// payment source `wallet` or `card`) is charged: the quote's commission through the
+    /// service's first menu item under Payment; `None` when the service is not in the menu
+    /// (or the source is not in the dictionary), or the commission is zero.
     ///
     /// Errors: those of [`commission`] (no rule of the profile holds the amount).
     pub fn payment_commission(
         &self,
         service: &str,
         amount: Money,
+        source: crate::limits::Source,
     ) -> Result<Option<Money>, DictionaryError> {
-        let (Ok(service), Ok(source)) = (ServiceId::parse(service), SourceId::parse("wallet"))
+        let (Ok(service), Ok(source)) =
+            (ServiceId::parse(service), SourceId::parse(source.label()))
         else {
             return Ok(None);
         };

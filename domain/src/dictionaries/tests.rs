@@ -504,24 +504,38 @@ fn a_wallet_payments_commission_is_its_services_menu_items_and_none_outside_the_
     let rub = |a: &str| Money::parse_positive(a, "RUB").unwrap();
     // Utilities from the wallet: 1 %, at least 5.00.
     assert_eq!(
-        c.payment_commission("mosenergosbyt", rub("2500.50"))
-            .unwrap(),
+        c.payment_commission(
+            "mosenergosbyt",
+            rub("2500.50"),
+            crate::limits::Source::Wallet
+        )
+        .unwrap(),
         Some(rub("25.00"))
     );
     assert_eq!(
-        c.payment_commission("mosenergosbyt", rub("100.00"))
-            .unwrap(),
+        c.payment_commission(
+            "mosenergosbyt",
+            rub("100.00"),
+            crate::limits::Source::Wallet
+        )
+        .unwrap(),
         Some(rub("5.00"))
     );
     // Mobile from the wallet is free: no commission rather than a zero one.
-    assert_eq!(c.payment_commission("mts", rub("100.00")).unwrap(), None);
+    assert_eq!(
+        c.payment_commission("mts", rub("100.00"), crate::limits::Source::Wallet)
+            .unwrap(),
+        None
+    );
     // A service the menu does not have, or not an id at all.
     assert_eq!(
-        c.payment_commission("unknown-shop", rub("100.00")).unwrap(),
+        c.payment_commission("unknown-shop", rub("100.00"), crate::limits::Source::Wallet)
+            .unwrap(),
         None
     );
     assert_eq!(
-        c.payment_commission("no spaces", rub("100.00")).unwrap(),
+        c.payment_commission("no spaces", rub("100.00"), crate::limits::Source::Wallet)
+            .unwrap(),
         None
     );
 }

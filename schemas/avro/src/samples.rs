@@ -122,6 +122,7 @@ pub fn every_event() -> Vec<Event> {
             service_id: "mobile".into(),
             attributes: attributes.clone(),
             recipient: None,
+            card: None,
         }),
         P(payment::Event::PaymentInitiated {
             commission: None,
@@ -135,6 +136,7 @@ pub fn every_event() -> Vec<Event> {
                 wallet_id: id(11),
                 order_id: Some(id(12)),
             }),
+            card: None,
         }),
         P(payment::Event::PaymentLocked),
         P(payment::Event::PaymentBalanceChecked),
@@ -146,6 +148,29 @@ pub fn every_event() -> Vec<Event> {
             amount: money(5_000),
             limit_day: Some(time::macros::date!(2026 - 11 - 30)),
         }),
+        P(payment::Event::PaymentInitiated {
+            commission: None,
+            payment_id: id(13),
+            wallet_id: id(1),
+            amount: money(1_500),
+            service_id: "mobile".into(),
+            attributes: BTreeMap::new(),
+            recipient: None,
+            card: Some(payment::CardSource {
+                card_id: id(14),
+                masked_pan: "411111******1111".into(),
+                token: "simtok-0a1b2c".into(),
+            }),
+        }),
+        P(payment::Event::CardAuthorisationRequested {
+            amount: money(1_500),
+            limit_day: time::macros::date!(2026 - 11 - 30),
+        }),
+        P(payment::Event::CardAuthorised {
+            authorisation_id: "auth-42".into(),
+        }),
+        P(payment::Event::CardAuthorisationCaptured),
+        P(payment::Event::CardAuthorisationReleased),
         P(payment::Event::PaymentExecutionStarted),
         P(payment::Event::PaymentExecuted {
             provider_reference: "sbc-42".into(),
