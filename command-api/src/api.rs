@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use etr_domain::ids::client_command_id;
 use etr_domain::payment::FraudVerdict;
-use etr_domain::payment_execution::execute_command_id;
+use etr_domain::payment_execution::ending_command_ids;
 use etr_domain::ports::{FraudControl, PaymentOrder};
 use etr_domain::{payment, Actor, AggregateRef, ClientId, Command, Currency, Money, State};
 use etr_infra::auth::{Keys, Role};
@@ -928,33 +928,45 @@ async fn wait_for_execution(
     if wait == 0 || status != StatusCode::ACCEPTED {
         return Ok(outcome_response(started, status));
     }
-    // Wait for the payment processor's execution step: the answer then reports both steps'
-    // events, the position of the last one and the states it left.
-    let execution = execute_command_id(payment_id);
+    // Wait for the payment processor's steps to end the payment: the answer then reports
+    // every step's events, the position of the last one and the states they left.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
-        // The state first: if it is final because of the execution, the execution's outcome
-        // (committed in the same statement) is visible to the read that follows.
+        // The state first: if it is final because of a step, that step's outcome (committed
+        // in the same statement) is visible to the reads that follow.
         let settled = app.handler.committed_state(target).await?;
-        if let Some(Outcome::Accepted {
-            events,
-            position,
-            states,
-            ..
-        }) = app.handler.recorded_outcome(&execution).await?
-        {
-            if let Outcome::Accepted {
-                events: first,
-                position: last,
-                states: first_states,
-                ..
-            } = &mut started.outcome
-            {
-                first.extend(events);
-                *last = position;
-                *first_states = states;
+        if !in_flight(settled.as_ref()) {
+            let mut reported = false;
+            for step in ending_command_ids(payment_id) {
+                if let Some(Outcome::Accepted {
+                    events,
+                    position,
+                    states,
+                    ..
+                }) = app.handler.recorded_outcome(&step).await?
+                {
+                    if let Outcome::Accepted {
+                        events: first,
+                        position: last,
+                        states: first_states,
+                        ..
+                    } = &mut started.outcome
+                    {
+                        first.extend(events);
+                        *last = position;
+                        for (r, s) in states {
+                            match first_states.iter_mut().find(|(known, _)| *known == r) {
+                                Some(entry) => entry.1 = s,
+                                None => first_states.push((r, s)),
+                            }
+                        }
+                    }
+                    reported = true;
+                }
             }
-            return Ok(outcome_response(started, StatusCode::OK));
+            if reported {
+                return Ok(outcome_response(started, StatusCode::OK));
+            }
         }
         if !in_flight(settled.as_ref()) || tokio::time::Instant::now() >= deadline {
             // Cancelled meanwhile, or still in flight: report the payment as it is now.

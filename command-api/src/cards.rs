@@ -38,7 +38,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 ///
 /// Errors: 400 `card_number_format`, `card_number_checksum`, `card_expiry_format`,
 /// `card_expired`, `card_cvc_format`, or a body code; 402 `card_declined` (the bank refused
-/// the card, with its reason); 404 `client_not_found`; 422 `client_blocked`, `invalid` (the
+/// the card, with its reason); 404 `client_not_found`; 422 `client_blocked`, `invalid_command` (the
 /// card is already bound, or 10 cards are); 503 `bank_unavailable`.
 #[utoipa::path(post, path = "/v1/clients/{client_id}/cards", request_body = CardPaymentRequest,
     params(("client_id" = uuid::Uuid, Path), ("Idempotency-Key" = String, Header)),

@@ -180,6 +180,10 @@ pub(crate) async fn respond(
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return internal("a response body is not JSON").into_response();
     };
+    // A refusal names nothing the command would have created.
+    if !parts.status.is_success() {
+        return (parts, Json(value)).into_response();
+    }
     if let (Some(map), serde_json::Value::Object(extra)) = (value.as_object_mut(), ids) {
         for (k, v) in extra {
             map.insert(k, v);

@@ -44,6 +44,16 @@ pub fn execute_command_id(payment_id: Uuid) -> String {
     crate::ids::platform_command_id(PROCESS, payment_id, "execute")
 }
 
+/// The ids of the process's commands that may end a payment, in the order they happen: a
+/// card's authorisation (declined: failed), the execution, a card's settlement.
+pub fn ending_command_ids(payment_id: Uuid) -> [String; 3] {
+    [
+        crate::ids::platform_command_id(PROCESS, payment_id, "authorisation"),
+        execute_command_id(payment_id),
+        crate::ids::platform_command_id(PROCESS, payment_id, "settlement"),
+    ]
+}
+
 /// Timing of the process. Times are business times (from events and the runner's clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
