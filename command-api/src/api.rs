@@ -283,7 +283,7 @@ pub enum CommandResponse {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         wallets: Vec<WalletView>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        payment: Option<PaymentView>,
+        payment: Option<Box<PaymentView>>,
     },
     Rejected {
         command_id: String,
@@ -406,7 +406,7 @@ pub(crate) fn outcome_response(handled: Handled, accepted_status: StatusCode) ->
                 })
                 .collect();
             let payment = states.iter().find_map(|(r, s)| match s {
-                State::Payment(p) => Some(payment_view(r.id, p)),
+                State::Payment(p) => Some(Box::new(payment_view(r.id, p))),
                 _ => None,
             });
             (

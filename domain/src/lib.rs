@@ -42,6 +42,7 @@ pub mod product;
 pub mod psk;
 pub mod receipt;
 pub mod schedule;
+pub mod servicing;
 pub mod wallet;
 
 pub use command::{decide, evolve, AggregateKind, AggregateRef, Command, Context, Event, State};

@@ -189,8 +189,9 @@ impl Order {
     }
 }
 
-/// What happens to the process.
+/// What happens to the process. An input lives for one step, so the event is not boxed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Input {
     /// One of the payment's events, with the client it belongs to and when it occurred.
     Event {
@@ -369,13 +370,16 @@ fn record_settlement(
     reissue(state, &order, "settlement", command, now, policy)
 }
 
+/// A step's new state and the actions it asks for.
+type Stepped = (Option<State>, Vec<Action>);
+
 /// A card payment's steps: the bank's authorisation and the capture or release of it.
 /// `Err` gives the state and input back when they are not a card step.
 fn card_step(
     state: Option<State>,
     input: Input,
     policy: &Policy,
-) -> Result<(Option<State>, Vec<Action>), (Option<State>, Input)> {
+) -> Result<Stepped, Box<(Option<State>, Input)>> {
     use payment::Event as E;
     Ok(match (state, input) {
         (
@@ -533,7 +537,7 @@ fn card_step(
         (Some(State::SettlementRecorded { order }), Input::Due { now }) => {
             record_settlement(order, now, policy)
         }
-        (state, input) => return Err((state, input)),
+        (state, input) => return Err(Box::new((state, input))),
     })
 }
 
@@ -542,7 +546,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
     use payment::Event as E;
     let (state, input) = match card_step(state, input, policy) {
         Ok(stepped) => return stepped,
-        Err(unchanged) => unchanged,
+        Err(unchanged) => *unchanged,
     };
     match (state, input) {
         // The payment's own events move the process along.

@@ -16,6 +16,9 @@
 //! instalment pays the period's interest and the rest of the payment as principal (an
 //! instalment whose interest alone passes the level payment — a long month under actual/365
 //! at a high rate — pays that interest and no principal).
+//! **Equal principal** (differentiated): every instalment repays P ÷ n of the principal,
+//! rounded to kopecks half-to-even (the last repays what is left), plus the period's interest
+//! on the balance, so the payments decrease.
 //! **Bullet**: interest of every period and the whole principal are paid at the end, in one
 //! instalment (simple interest, nothing capitalised).
 
@@ -56,6 +59,8 @@ impl DayCount {
 pub enum Repayment {
     /// Level payments every month.
     Annuity,
+    /// The same principal part every month, interest on the balance.
+    EqualPrincipal,
     /// Everything at the end.
     Bullet,
 }
@@ -182,6 +187,30 @@ pub fn schedule(terms: &Terms) -> Result<Vec<Instalment>, ScheduleError> {
     if !(1..=600).contains(&terms.periods) {
         return Err(ScheduleError::Periods(terms.periods));
     }
+    let dates = (1..=terms.periods)
+        .map(|n| add_months(terms.start, n).ok_or(ScheduleError::Date))
+        .collect::<Result<Vec<_>, _>>()?;
+    instalments_on(terms, &dates)
+}
+
+/// The instalments of `terms` falling on `dates` (ascending, after `terms.start`; their
+/// number stands for `terms.periods`), by the same rules as [`schedule`]: what a loan's
+/// remaining schedule is recomputed with after an early repayment or a prolongation, its
+/// dates kept.
+///
+/// Errors: as [`schedule`]; [`ScheduleError::Date`] for dates out of order.
+pub fn instalments_on(terms: &Terms, dates: &[Date]) -> Result<Vec<Instalment>, ScheduleError> {
+    if terms.principal <= Decimal::ZERO || terms.principal.normalize().scale() > 2 {
+        return Err(ScheduleError::Principal(terms.principal));
+    }
+    let periods = u32::try_from(dates.len()).map_err(|_| ScheduleError::Periods(u32::MAX))?;
+    if !(1..=600).contains(&periods) {
+        return Err(ScheduleError::Periods(periods));
+    }
+    let terms = &Terms {
+        periods,
+        ..terms.clone()
+    };
     let monthly_rate = terms
         .annual_rate
         .checked_div(dec!(12))
@@ -191,16 +220,21 @@ pub fn schedule(terms: &Terms) -> Result<Vec<Instalment>, ScheduleError> {
             annuity_payment(terms.principal, monthly_rate, terms.periods)
                 .ok_or(ScheduleError::Overflow)?,
         ),
-        Repayment::Bullet => None,
+        Repayment::EqualPrincipal | Repayment::Bullet => None,
     };
+    let part = kopecks(
+        terms
+            .principal
+            .checked_div(Decimal::from(terms.periods))
+            .ok_or(ScheduleError::Overflow)?,
+    );
     let mut balance = kopecks(terms.principal);
     // The end of the last period, and the date of the last instalment paid.
     let mut previous = terms.start;
     let mut last_due = terms.start;
     let mut accrued = Decimal::ZERO;
     let mut out = Vec::with_capacity(terms.periods as usize);
-    for number in 1..=terms.periods {
-        let date = add_months(terms.start, number).ok_or(ScheduleError::Date)?;
+    for (date, number) in dates.iter().copied().zip(1..) {
         let days = whole_days(previous, date)?;
         previous = date;
         let interest =
@@ -208,7 +242,8 @@ pub fn schedule(terms: &Terms) -> Result<Vec<Instalment>, ScheduleError> {
         let last = number == terms.periods;
         let (principal, interest) = match level {
             // The last instalment repays what is left, whatever the level payment was.
-            Some(_) if last => (balance, interest),
+            _ if last && terms.repayment != Repayment::Bullet => (balance, interest),
+            None if terms.repayment == Repayment::EqualPrincipal => (part.min(balance), interest),
             Some(payment) => (
                 (payment - interest).max(Decimal::ZERO).min(balance),
                 interest,

@@ -27,8 +27,8 @@ pub enum Which {
         /// Issue date, YYYY-MM-DD.
         #[arg(long)]
         start: String,
-        /// annuity | bullet.
-        #[arg(long = "type", default_value = "annuity")]
+        /// annuity | equal-principal | bullet.
+        #[arg(long = "method", alias = "type", default_value = "annuity")]
         repayment: String,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -155,7 +155,8 @@ fn terms(
     let repayment = match repayment {
         "annuity" => Repayment::Annuity,
         "bullet" => Repayment::Bullet,
-        other => anyhow::bail!("--type `{other}`: expected annuity or bullet"),
+        "equal-principal" => Repayment::EqualPrincipal,
+        other => anyhow::bail!("--method `{other}`: expected annuity, equal-principal or bullet"),
     };
     let start = time::Date::parse(
         start,

@@ -92,7 +92,7 @@ fn schedule_table_and_refusals() {
         (vec!["--rate", "abc"], "--rate `abc`"),
         (vec!["--start", "2026-13-01"], "--start `2026-13-01`"),
         (vec!["--day-count", "30/365"], "--day-count `30/365`"),
-        (vec!["--type", "balloon"], "--type `balloon`"),
+        (vec!["--method", "balloon"], "--method `balloon`"),
         (vec!["--periods", "0"], "periods must be 1 to 600"),
     ] {
         let mut all = vec![
@@ -154,4 +154,94 @@ fn psk_of_a_flows_file() {
     let (ok, _, err) = calc(&["psk", "--flows", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("--flows"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Equal-principal schedules. The first vector is the textbook case (60,000 at 18 % over six
+/// months, 30/360: 10,000 of principal and 1.5 % of the balance each month, by hand); the
+/// second was computed with Python 3.11 `decimal` (40 digits, ROUND_HALF_EVEN) from the
+/// rules in `etr_domain::schedule`: 10,000 ÷ 3 = 3,333.33, the last instalment repays the
+/// 3,333.34 left.
+#[test]
+fn equal_principal_schedules_match_the_vectors() {
+    let rows = |args: &[&str]| -> Vec<(String, String, String, String)> {
+        let (ok, out, err) = calc(args);
+        assert!(ok, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["instalments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                let s = |k: &str| i[k].as_str().unwrap().to_owned();
+                (s("payment"), s("principal"), s("interest"), s("balance"))
+            })
+            .collect()
+    };
+    let textbook = rows(&[
+        "schedule",
+        "--amount",
+        "60000.00",
+        "--rate",
+        "18",
+        "--periods",
+        "6",
+        "--start",
+        "2026-01-15",
+        "--method",
+        "equal-principal",
+        "--json",
+    ]);
+    let expected = [
+        ("10900.00", "10000.00", "900.00", "50000.00"),
+        ("10750.00", "10000.00", "750.00", "40000.00"),
+        ("10600.00", "10000.00", "600.00", "30000.00"),
+        ("10450.00", "10000.00", "450.00", "20000.00"),
+        ("10300.00", "10000.00", "300.00", "10000.00"),
+        ("10150.00", "10000.00", "150.00", "0.00"),
+    ];
+    assert_eq!(textbook.len(), expected.len());
+    for (got, want) in textbook.iter().zip(expected) {
+        assert_eq!(
+            (
+                got.0.as_str(),
+                got.1.as_str(),
+                got.2.as_str(),
+                got.3.as_str()
+            ),
+            want
+        );
+    }
+    let residual = rows(&[
+        "schedule",
+        "--amount",
+        "10000.00",
+        "--rate",
+        "24.5",
+        "--periods",
+        "3",
+        "--day-count",
+        "actual/365",
+        "--start",
+        "2026-01-31",
+        "--method",
+        "equal-principal",
+        "--json",
+    ]);
+    let expected = [
+        ("3521.28", "3333.33", "187.95", "6666.67"),
+        ("3472.05", "3333.33", "138.72", "3333.34"),
+        ("3400.46", "3333.34", "67.12", "0.00"),
+    ];
+    assert_eq!(residual.len(), expected.len());
+    for (got, want) in residual.iter().zip(expected) {
+        assert_eq!(
+            (
+                got.0.as_str(),
+                got.1.as_str(),
+                got.2.as_str(),
+                got.3.as_str()
+            ),
+            want
+        );
+    }
 }
