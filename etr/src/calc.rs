@@ -34,6 +34,22 @@ pub enum Which {
         #[arg(long)]
         json: bool,
     },
+    /// What repays a loan in full on `--on`: the loan file's contract serviced day by day
+    /// (`etr_domain::servicing`) through its operations, then the debt by component, the
+    /// charges against the contract date's cap and the remaining schedule.
+    Payoff {
+        /// A JSON file: `{"principal": "10000.00", "annual_rate_percent": "36.5",
+        /// "penalty_rate_percent": "20", "day_count": "actual/365", "method": "annuity",
+        /// "contract_date": "2026-05-01", "periods": 3, "operations": [{"date":
+        /// "2026-05-06", "repay": "500.00"}, {"date": …, "repay_early": "…", "recalculate":
+        /// "term"}, {"date": …, "prolong_months": 1, "fee": "500.00"}, {"date": …,
+        /// "stop_accrual": true}]}`; amounts as strings.
+        #[arg(long)]
+        loan_file: std::path::PathBuf,
+        /// The payoff day, YYYY-MM-DD.
+        #[arg(long)]
+        on: String,
+    },
     /// The full cost of credit (ПСК, 353-FZ art. 6) of a list of cash flows, in percent a
     /// year (3 decimals) and in money.
     Psk {
@@ -82,6 +98,34 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Which::Payoff { loan_file, on } => {
+            let text = std::fs::read_to_string(&loan_file)
+                .with_context(|| format!("reading {}", loan_file.display()))?;
+            let file: loan_file::Loan =
+                serde_json::from_str(&text).context("--loan-file: not a loan file")?;
+            let on = loan_file::date(&on).context("--on")?;
+            let ledger = file.service()?;
+            let payoff = ledger
+                .payoff(on)
+                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            let mut at = ledger.clone();
+            at.advance_to(on)
+                .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "on": on.to_string(),
+                    "payoff": payoff,
+                    "debt": at.debt,
+                    "charges": at.charges,
+                    "max_charges": at.max_charges(),
+                    "credit": at.credit,
+                    "standing": at.standing,
+                    "schedule": at.schedule,
+                }))?
+            );
+            Ok(())
+        }
         Which::Psk { flows } => {
             let text = std::fs::read_to_string(&flows)
                 .with_context(|| format!("reading {}", flows.display()))?;
@@ -98,6 +142,119 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             let psk = etr_domain::psk::psk(&flows).context("no PSK for these flows")?;
             println!("{}", serde_json::to_string_pretty(&psk)?);
             Ok(())
+        }
+    }
+}
+
+mod loan_file {
+    use anyhow::Context as _;
+    use etr_domain::schedule::{DayCount, Repayment};
+    use etr_domain::servicing::{self, Contract, Ledger, Recalculate};
+    use rust_decimal::Decimal;
+
+    /// A loan as written in the file.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Loan {
+        principal: String,
+        annual_rate_percent: String,
+        #[serde(default)]
+        penalty_rate_percent: Option<String>,
+        day_count: String,
+        method: String,
+        contract_date: String,
+        periods: u32,
+        #[serde(default)]
+        operations: Vec<Operation>,
+    }
+
+    /// One operation on the loan, on its date.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Operation {
+        date: String,
+        repay: Option<String>,
+        repay_early: Option<String>,
+        recalculate: Option<String>,
+        prolong_months: Option<u32>,
+        fee: Option<String>,
+        stop_accrual: Option<bool>,
+        write_off: Option<bool>,
+    }
+
+    pub fn date(s: &str) -> anyhow::Result<time::Date> {
+        time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+            .with_context(|| format!("`{s}`: expected YYYY-MM-DD"))
+    }
+
+    fn amount(s: &str) -> anyhow::Result<Decimal> {
+        Decimal::from_str_exact(s)
+            .ok()
+            .filter(|a| a.scale() <= 2)
+            .with_context(|| format!("`{s}`: expected roubles such as 1000.00"))
+    }
+
+    fn percent(s: &str) -> anyhow::Result<Decimal> {
+        Decimal::from_str_exact(s)
+            .map(|p| p / Decimal::ONE_HUNDRED)
+            .with_context(|| format!("`{s}`: expected a percentage such as 36.5"))
+    }
+
+    fn refused(e: servicing::Error) -> anyhow::Error {
+        anyhow::anyhow!("{e} ({})", e.code())
+    }
+
+    impl Loan {
+        /// The ledger after every operation of the file.
+        pub fn service(&self) -> anyhow::Result<Ledger> {
+            let contract = Contract {
+                principal: amount(&self.principal).context("principal")?,
+                annual_rate: percent(&self.annual_rate_percent).context("annual_rate_percent")?,
+                penalty_rate: match &self.penalty_rate_percent {
+                    Some(p) => percent(p).context("penalty_rate_percent")?,
+                    None => Decimal::ZERO,
+                },
+                day_count: DayCount::parse(&self.day_count)
+                    .context("day_count: expected 30/360 or actual/365")?,
+                method: match self.method.as_str() {
+                    "annuity" => Repayment::Annuity,
+                    "equal-principal" => Repayment::EqualPrincipal,
+                    other => anyhow::bail!("method `{other}`: expected annuity or equal-principal"),
+                },
+                contract_date: date(&self.contract_date).context("contract_date")?,
+                periods: self.periods,
+            };
+            let mut ledger = servicing::open(contract).map_err(refused)?;
+            for (n, op) in self.operations.iter().enumerate() {
+                let on = date(&op.date).with_context(|| format!("operation {}", n + 1))?;
+                let done = if let Some(a) = &op.repay {
+                    ledger.repay(on, amount(a)?).map(drop)
+                } else if let Some(a) = &op.repay_early {
+                    let how = match op.recalculate.as_deref() {
+                        Some("term") => Recalculate::Term,
+                        Some("instalment") | None => Recalculate::Instalment,
+                        Some(other) => anyhow::bail!(
+                            "operation {}: recalculate `{other}`: expected term or instalment",
+                            n + 1
+                        ),
+                    };
+                    ledger.repay_early(on, amount(a)?, how).map(drop)
+                } else if let Some(months) = op.prolong_months {
+                    let fee = op.fee.as_deref().map(amount).transpose()?;
+                    ledger
+                        .prolong(on, months, fee.unwrap_or(Decimal::ZERO))
+                        .map(drop)
+                } else if let Some(stopped) = op.stop_accrual {
+                    ledger.set_accrual(on, stopped)
+                } else if op.write_off == Some(true) {
+                    ledger.write_off(on).map(drop)
+                } else {
+                    anyhow::bail!("operation {}: nothing to do", n + 1)
+                };
+                done.map_err(refused)
+                    .with_context(|| format!("operation {} on {}", n + 1, op.date))?;
+            }
+            Ok(ledger)
         }
     }
 }

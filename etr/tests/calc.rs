@@ -245,3 +245,41 @@ fn equal_principal_schedules_match_the_vectors() {
         );
     }
 }
+
+/// `etr calc payoff`: 10,000.00 at 36.5 % a year, actual/365 — 0.1 % a day, worked by hand.
+/// 500.00 repaid on day 5 pays its 50.00 of interest and 450.00 of principal; five more days
+/// at 9.55 a day on 9,550.00 make 47.75, so the payoff on 2026-05-11 is 9,597.75. On the
+/// disbursement day the payoff is the principal.
+#[test]
+fn payoff_of_a_loan_file_matches_the_hand_computed_figures() {
+    let dir = std::env::temp_dir().join(format!("etr-payoff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("loan.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "principal": "10000.00", "annual_rate_percent": "36.5", "penalty_rate_percent": "20",
+            "day_count": "actual/365", "method": "annuity", "contract_date": "2026-05-01",
+            "periods": 3,
+            "operations": [{"date": "2026-05-06", "repay": "500.00"}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, out, err) = calc(&["payoff", "--loan-file", path, "--on", "2026-05-11"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["payoff"], "9597.75", "{v}");
+    assert_eq!(v["debt"]["principal"], "9550.00", "{v}");
+    assert_eq!(v["debt"]["interest"], "47.75", "{v}");
+    assert_eq!(v["max_charges"], "10000.00", "{v}");
+    let (ok, out, err) = calc(&["payoff", "--loan-file", path, "--on", "2026-05-06"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["payoff"], "9550.00", "{v}");
+    // A date before the last operation is refused with its reason.
+    let (ok, _, err) = calc(&["payoff", "--loan-file", path, "--on", "2026-05-01"]);
+    assert!(!ok);
+    assert!(err.contains("date_in_the_past"), "{err}");
+}
