@@ -227,3 +227,33 @@ pub trait AlertNotifier: Send + Sync {
     /// failed (the delivery is retried with the same key).
     fn send<'a>(&'a self, message: &'a AlertMessage) -> BoxFuture<'a, Result<(), String>>;
 }
+
+/// A key the report crypto holds, as operators see it listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key's name in the configuration.
+    pub id: String,
+    /// `Ed25519` (signing), `X25519` (encryption to a bureau), or another adapter's own
+    /// (e.g. `GOST R 34.10-2012`).
+    pub algorithm: String,
+    /// `signing` (the platform's own key) or `encryption:<bureau>` (a bureau's public key).
+    pub purpose: String,
+    /// The public key, hex.
+    pub public_key_hex: String,
+}
+
+/// Signing and encryption of the files sent to credit bureaus (seed 000 §6.6.8): a detached
+/// signature by the platform's key, encryption to a bureau's public key, and SHA-256 of every
+/// file. The software implementation is `etr_infra::crypto::Software`; a GOST / CryptoPro
+/// implementation is another adapter of this trait.
+pub trait ReportCrypto: Send + Sync {
+    /// A detached signature of `data` by the platform's signing key.
+    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, String>;
+    /// `data` encrypted so that only the holder of the secret key of `bureau`'s configured
+    /// public key can read it; `Err` for a bureau without a key.
+    fn encrypt_for(&self, bureau: &str, data: &[u8]) -> Result<Vec<u8>, String>;
+    /// The SHA-256 of `data`, lowercase hex.
+    fn digest(&self, data: &[u8]) -> String;
+    /// The configured keys and certificates.
+    fn keys(&self) -> Vec<KeyInfo>;
+}

@@ -15,7 +15,8 @@ pub enum Error {
     Config(String),
     #[error("personal data of client {0} was erased")]
     Erased(uuid::Uuid),
-    #[error("personal data: {0}")]
+    /// Encryption of personal data, or the report crypto's keys.
+    #[error("crypto: {0}")]
     Crypto(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

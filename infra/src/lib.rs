@@ -11,6 +11,7 @@ pub mod auth;
 pub mod avro;
 pub mod client_groups;
 pub mod config;
+pub mod crypto;
 pub mod dictionaries;
 pub mod error;
 pub mod fraud;
