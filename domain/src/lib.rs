@@ -19,6 +19,7 @@ pub mod card;
 pub mod client;
 pub mod command;
 pub mod conveyor;
+pub mod credit_history;
 pub mod dictionaries;
 pub mod documents;
 pub mod envelope;
