@@ -14,6 +14,7 @@ pub mod advertising;
 pub mod alerts;
 pub mod application;
 pub mod autopayment;
+pub mod bki_upload;
 pub mod caps;
 pub mod card;
 pub mod client;
