@@ -390,25 +390,15 @@ pub fn decide(
             fraud,
             commission,
         } => {
-            if service_id.trim().is_empty() {
-                return Err(Error::Invalid("service_id must not be empty".into()));
-            }
-            if let Some(c) = commission {
-                c.ensure_currency(amount.currency)?;
-                if c.amount.is_sign_negative() {
-                    return Err(Error::Invalid("a commission is never negative".into()));
-                }
-            }
-            let initiated = Event::PaymentInitiated {
+            let initiated = service_payment(
                 payment_id,
                 wallet_id,
-                amount: *amount,
-                service_id: service_id.clone(),
-                attributes: attributes.clone(),
-                recipient: None,
-                commission: commission.filter(|c| !c.amount.is_zero()),
-                card: None,
-            };
+                *amount,
+                service_id,
+                attributes,
+                *commission,
+                None,
+            )?;
             start(&p, &w, &owner, initiated, fraud, context)
         }
         Command::StartFromCard {
@@ -419,34 +409,25 @@ pub fn decide(
             commission,
             card_id,
         } => {
-            if service_id.trim().is_empty() {
-                return Err(Error::Invalid("service_id must not be empty".into()));
-            }
-            if let Some(c) = commission {
-                c.ensure_currency(amount.currency)?;
-                if c.amount.is_sign_negative() {
-                    return Err(Error::Invalid("a commission is never negative".into()));
-                }
-            }
             let card = owner
                 .cards
                 .iter()
                 .find(|c| c.card_id == *card_id)
                 .ok_or(Error::CardNotFound(*card_id))?;
-            let initiated = Event::PaymentInitiated {
+            let card = CardSource {
+                card_id: card.card_id,
+                masked_pan: card.masked_pan.clone(),
+                token: card.token.clone(),
+            };
+            let initiated = service_payment(
                 payment_id,
                 wallet_id,
-                amount: *amount,
-                service_id: service_id.clone(),
-                attributes: attributes.clone(),
-                recipient: None,
-                commission: commission.filter(|c| !c.amount.is_zero()),
-                card: Some(CardSource {
-                    card_id: card.card_id,
-                    masked_pan: card.masked_pan.clone(),
-                    token: card.token.clone(),
-                }),
-            };
+                *amount,
+                service_id,
+                attributes,
+                *commission,
+                Some(card),
+            )?;
             start(&p, &w, &owner, initiated, fraud, context)
         }
         Command::RecordCardAuthorisation { outcome } => {
@@ -738,6 +719,40 @@ pub fn decide(
             Ok(events)
         }
     }
+}
+
+/// The `PaymentInitiated` of a payment to a service, from the wallet or `card`.
+///
+/// Errors: [`Error::Invalid`] for an empty service id or a negative commission, a commission
+/// in another currency than the amount.
+fn service_payment(
+    payment_id: Uuid,
+    wallet_id: Uuid,
+    amount: Money,
+    service_id: &str,
+    attributes: &BTreeMap<String, String>,
+    commission: Option<Money>,
+    card: Option<CardSource>,
+) -> Result<Event, Error> {
+    if service_id.trim().is_empty() {
+        return Err(Error::Invalid("service_id must not be empty".into()));
+    }
+    if let Some(c) = commission {
+        c.ensure_currency(amount.currency)?;
+        if c.amount.is_sign_negative() {
+            return Err(Error::Invalid("a commission is never negative".into()));
+        }
+    }
+    Ok(Event::PaymentInitiated {
+        payment_id,
+        wallet_id,
+        amount,
+        service_id: service_id.to_owned(),
+        attributes: attributes.clone(),
+        recipient: None,
+        commission: commission.filter(|c| !c.amount.is_zero()),
+        card,
+    })
 }
 
 /// Starts a payment or a transfer with its `PaymentInitiated` event: declined by fraud

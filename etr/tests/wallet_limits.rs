@@ -145,19 +145,7 @@ async fn a_payment_above_the_warning_threshold_needs_the_clients_code_and_the_da
     };
     let phone = format!("+7916{:07}", Uuid::new_v4().as_u128() % 10_000_000);
     let (status, body) = me
-        .post(
-            "/v1/me/registration",
-            json!({
-                "last_name": "Смирнова", "first_name": "Анна", "middle_name": "Игоревна",
-                "birth_date": "1990-01-15", "phone": phone, "email": "anna@example.ru",
-                "passport": {"number": format!("45{:02} {:06}", Uuid::new_v4().as_u128() % 100, Uuid::new_v4().as_u128() % 1_000_000),
-                    "issued_on": "2012-02-01", "department_code": "770-002", "issued_by": "ОВД района Арбат"},
-                "registration_address": "г. Москва, ул. Арбат, д. 5",
-                "employment": {"employer": "ООО Лютик", "position": "бухгалтер", "months_employed": 24},
-                "monthly_income": "80000.00",
-                "guarantors": []
-            }),
-        )
+        .post("/v1/me/registration", support::registration(&phone))
         .await;
     assert_eq!(status, 201, "{body}");
     let wallet = api.open_wallet(&id, "open").await;

@@ -456,3 +456,19 @@ pub async fn next(ws: &mut Socket) -> Value {
         }
     }
 }
+
+/// A `POST /v1/me/registration` body of a client with `phone` (E.164) and a random passport
+/// number, so repeated runs never collide.
+pub fn registration(phone: &str) -> Value {
+    let n = uuid::Uuid::new_v4().as_u128();
+    serde_json::json!({
+        "last_name": "Смирнова", "first_name": "Анна", "middle_name": "Игоревна",
+        "birth_date": "1990-01-15", "phone": phone, "email": "anna@example.ru",
+        "passport": {"number": format!("45{:02} {:06}", n % 100, (n >> 8) % 1_000_000),
+            "issued_on": "2012-02-01", "department_code": "770-002", "issued_by": "ОВД района Арбат"},
+        "registration_address": "г. Москва, ул. Арбат, д. 5",
+        "employment": {"employer": "ООО Лютик", "position": "бухгалтер", "months_employed": 24},
+        "monthly_income": "80000.00",
+        "guarantors": []
+    })
+}
