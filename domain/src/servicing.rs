@@ -166,6 +166,8 @@ pub enum Error {
     EarlyRepaymentTooSmall { amount: Decimal, owed: Decimal },
     #[error("the loan has no instalment left to recompute")]
     NothingToReschedule,
+    #[error("the signed schedule does not repay the principal on ascending dates after the contract date")]
+    SignedSchedule,
 }
 
 impl Error {
@@ -179,6 +181,7 @@ impl Error {
             Error::InThePast(..) => "date_in_the_past",
             Error::EarlyRepaymentTooSmall { .. } => "early_repayment_too_small",
             Error::NothingToReschedule => "nothing_to_reschedule",
+            Error::SignedSchedule => "signed_schedule",
         }
     }
 }
@@ -224,6 +227,17 @@ fn schedule_terms(contract: &Contract, principal: Decimal, start: Date) -> Terms
 /// Errors: [`Error::DailyRate`] above 0.8 % a day (353-FZ art. 5 part 23),
 /// [`Error::PenaltyRate`] outside 0–20 % a year (part 21), the schedule's.
 pub fn open(contract: Contract) -> Result<Ledger, Error> {
+    let terms = schedule_terms(&contract, contract.principal, contract.contract_date);
+    let schedule = schedule::schedule(&terms)?;
+    open_with_schedule(contract, schedule)
+}
+
+/// Opens the ledger of a loan with the schedule the client signed (a payday loan's is one
+/// instalment on its day).
+///
+/// Errors: those of [`open`]; [`Error::SignedSchedule`] when the schedule's principal parts
+/// do not add up to the principal or its dates are not ascending after the contract date.
+pub fn open_with_schedule(contract: Contract, schedule: Vec<Instalment>) -> Result<Ledger, Error> {
     let daily = contract.annual_rate / days_in_year(contract.day_count);
     if daily > caps::DAILY_RATE_CAP {
         return Err(Error::DailyRate(daily));
@@ -231,8 +245,17 @@ pub fn open(contract: Contract) -> Result<Ledger, Error> {
     if contract.penalty_rate.is_sign_negative() || contract.penalty_rate > MAX_PENALTY_RATE {
         return Err(Error::PenaltyRate(contract.penalty_rate));
     }
-    let terms = schedule_terms(&contract, contract.principal, contract.contract_date);
-    let schedule = schedule::schedule(&terms)?;
+    positive_kopecks(contract.principal)?;
+    let parts: Decimal = schedule.iter().map(|i| i.principal).sum();
+    let ascending = schedule
+        .iter()
+        .try_fold(contract.contract_date, |previous, i| {
+            (i.date > previous).then_some(i.date)
+        })
+        .is_some();
+    if schedule.is_empty() || parts != contract.principal || !ascending {
+        return Err(Error::SignedSchedule);
+    }
     Ok(Ledger {
         debt: Debt {
             principal: contract.principal,

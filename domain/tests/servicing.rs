@@ -350,3 +350,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_payday_loan_is_serviced_on_its_signed_single_instalment() {
+    // 10,000.00 at 0.8 % a day (2.92 a year, actual/365) for 20 days: 80.00 a day, 11,600.00
+    // on the day, worked by hand.
+    let on = date!(2026 - 05 - 01);
+    let due = date!(2026 - 05 - 21);
+    let signed = vec![etr_domain::schedule::Instalment {
+        number: 1,
+        date: due,
+        days: 20,
+        payment: dec!(11600.00),
+        principal: dec!(10000.00),
+        interest: dec!(1600.00),
+        balance: dec!(0.00),
+    }];
+    let ledger = servicing::open_with_schedule(
+        Contract {
+            method: Repayment::Bullet,
+            ..contract(dec!(10000.00), dec!(2.92), 1, on)
+        },
+        signed.clone(),
+    )
+    .unwrap();
+    assert_eq!(ledger.payoff(due).unwrap(), dec!(11600.00));
+    // A schedule that does not repay the principal is refused.
+    let mut short = signed;
+    short[0].principal = dec!(9999.99);
+    assert_eq!(
+        servicing::open_with_schedule(contract(dec!(10000.00), dec!(2.92), 1, on), short)
+            .unwrap_err()
+            .code(),
+        "signed_schedule"
+    );
+}
