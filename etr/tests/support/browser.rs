@@ -58,18 +58,11 @@ impl WebDriverCompatibleCommand for ReadLog {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Browser {
     /// Starts `chromedriver` and a headless Chromium with a fresh profile; `name` names the
     /// files a failure leaves under `target/browser-tests/`.
     pub async fn start(name: &str) -> Browser {
-        let port = free_port();
+        let port = super::free_port();
         let driver = Command::new(
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into()),
         )

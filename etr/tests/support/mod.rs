@@ -30,11 +30,17 @@ pub struct Env {
     pub partitions: u32,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A port for a server the test starts later, free now. It is taken below the kernel's
+/// ephemeral range (32768–60999): a port from `bind(0)` comes from that range, where every
+/// outgoing connection — the broker clients of the tests running meanwhile — may take it
+/// before the server binds it ("Address already in use").
+pub fn free_port() -> u16 {
+    loop {
+        let port = 20_000 + u16::try_from(uuid::Uuid::new_v4().as_u128() % 12_000).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Env {
