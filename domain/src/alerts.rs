@@ -689,7 +689,8 @@ fn wallet_alerts(
         | W::HoldCaptured { .. }
         | W::HoldReleased { .. }
         | W::TransferSent { .. }
-        | W::TransferReceived { .. } => {}
+        | W::TransferReceived { .. }
+        | W::LoanRepaymentDebited { .. } => {}
     }
     if let (Some(currency), Some(threshold)) = (
         currency,

@@ -116,6 +116,9 @@ pub struct Offer {
     pub charges: Decimal,
     pub psk_percent: Decimal,
     pub psk_money: Decimal,
+    /// How the loan is serviced once issued (absent on offers made before servicing).
+    #[serde(default)]
+    pub servicing: Option<crate::loan::Servicing>,
 }
 
 /// The contract generated for the chosen offer.
@@ -529,6 +532,7 @@ pub fn decide(
                     psk_money: offer.psk_money,
                     card_id: state.card.as_ref().map(|c| c.card_id),
                     payout_reference: payout_reference.clone(),
+                    servicing: offer.servicing.clone(),
                 })),
             };
             for e in loan::decide(&loan_state, *loan_id, &issue)? {

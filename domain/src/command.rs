@@ -171,7 +171,7 @@ impl Command {
             Command::Wallet { command, .. } => command.name(),
             Command::Payment { command, .. } => command.name(),
             Command::Application { command, .. } => command.name(),
-            Command::Loan { .. } => "Loan",
+            Command::Loan { command, .. } => command.name(),
             Command::MerchantOrder { command, .. } => command.name(),
         }
     }
@@ -225,10 +225,16 @@ impl Command {
                 targets.extend(command.other_targets());
                 targets
             }
-            Command::Loan { loan_id, .. } => vec![AggregateRef {
-                kind: AggregateKind::Loan,
-                id: *loan_id,
-            }],
+            Command::Loan {
+                loan_id, command, ..
+            } => {
+                let mut targets = vec![AggregateRef {
+                    kind: AggregateKind::Loan,
+                    id: *loan_id,
+                }];
+                targets.extend(command.other_targets());
+                targets
+            }
             Command::MerchantOrder { order_id, .. } => {
                 vec![AggregateRef::merchant_order(*order_id)]
             }
@@ -384,26 +390,7 @@ pub fn decide(
             client_id,
             loan_id,
             command,
-        } => {
-            let target = AggregateRef {
-                kind: AggregateKind::Loan,
-                id: *loan_id,
-            };
-            let state = match states.get(&target) {
-                Some(State::Loan(l)) => l.clone(),
-                _ => loan::Loan {
-                    id: *loan_id,
-                    ..Default::default()
-                },
-            };
-            if state.client_id.is_some_and(|c| c != *client_id) {
-                return Err(Error::Invalid(format!("loan {loan_id} does not exist")));
-            }
-            Ok(loan::decide(&state, *loan_id, command)?
-                .into_iter()
-                .map(|e| (target, Event::Loan(e)))
-                .collect())
-        }
+        } => loan::decide_in(states, *client_id, *loan_id, command, context),
         Command::MerchantOrder {
             merchant_id,
             order_id,

@@ -80,14 +80,22 @@ pub fn application_code(event: &application::Event) -> Option<Code> {
     }
 }
 
-/// What a loan event reports to the bureaus, if anything.
+/// What a loan event reports to the bureaus, if anything: a day's accrual is not reported
+/// by itself (the debt it changed goes out with the next payment or overdue), a change of
+/// schedule or of accrual is a change of terms.
 pub fn loan_code(event: &loan::Event) -> Option<Code> {
     use loan::Event as L;
     Some(match event {
         L::LoanIssued { .. } => Code::DealConcluded,
-        L::LoanProlonged { .. } => Code::TermsChanged,
-        L::RepaymentAccepted { .. } | L::LoanBecameOverdue => Code::DebtChanged,
-        L::LoanRepaid => Code::ObligationEnded,
+        L::LoanProlonged { .. }
+        | L::TermExtended { .. }
+        | L::AccrualStopped { .. }
+        | L::AccrualResumed { .. } => Code::TermsChanged,
+        L::RepaymentAccepted { .. } | L::LoanBecameOverdue | L::RepaymentAllocated { .. } => {
+            Code::DebtChanged
+        }
+        L::LoanRepaid | L::LoanClosed { .. } | L::LoanWrittenOff { .. } => Code::ObligationEnded,
+        L::InterestAccrued { .. } => return None,
     })
 }
 

@@ -87,6 +87,10 @@ pub enum Error {
         action: &'static str,
         status: String,
     },
+    #[error("loan {0} does not exist")]
+    LoanNotFound(uuid::Uuid),
+    #[error(transparent)]
+    Servicing(#[from] crate::servicing::Error),
     #[error("merchant order {0} does not exist")]
     OrderNotFound(uuid::Uuid),
     #[error("merchant order {0} already exists")]
@@ -134,6 +138,8 @@ impl Error {
             Error::ContractHashMismatch { .. } => "contract_hash_mismatch",
             Error::NotYetDue(_) => "not_yet_due",
             Error::InvalidTransition { .. } => "invalid_transition",
+            Error::LoanNotFound(_) => "loan_not_found",
+            Error::Servicing(e) => e.code(),
             Error::OrderNotFound(_) => "order_not_found",
             Error::OrderAlreadyExists(_) => "order_already_exists",
             Error::OrderNotPayable(_) => "order_not_payable",
@@ -153,6 +159,7 @@ impl Error {
                 | Error::ClientNotFound(_)
                 | Error::ApplicationNotFound(_)
                 | Error::OrderNotFound(_)
+                | Error::LoanNotFound(_)
         )
     }
 }

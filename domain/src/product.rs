@@ -46,6 +46,47 @@ pub struct Product {
     pub min_amount: Decimal,
     pub max_amount: Decimal,
     pub pricing: Pricing,
+    /// Penalty on overdue principal, annual fraction, at most 0.20 (353-FZ art. 5 part 21).
+    #[serde(default = "default_penalty_rate")]
+    pub penalty_rate: Decimal,
+    /// Charged per prolongation, roubles with kopecks.
+    #[serde(default)]
+    pub prolongation_fee: Decimal,
+}
+
+fn default_penalty_rate() -> Decimal {
+    crate::servicing::MAX_PENALTY_RATE
+}
+
+impl Product {
+    /// How a loan of this product is serviced: a monthly product at its rate and method, a
+    /// payday loan at its daily rate × 365 on actual/365 (so a day accrues exactly the daily
+    /// rate), rescheduled as an annuity when prolonged.
+    pub fn servicing(&self) -> crate::loan::Servicing {
+        let (annual_rate, day_count, method) = match &self.pricing {
+            Pricing::Monthly {
+                annual_rate,
+                day_count,
+                repayment,
+                ..
+            } => (*annual_rate, *day_count, *repayment),
+            Pricing::Daily { daily_rate, .. } => (
+                *daily_rate * Decimal::from(365),
+                DayCount::Actual365,
+                Repayment::Annuity,
+            ),
+        };
+        crate::loan::Servicing {
+            annual_rate,
+            penalty_rate: self.penalty_rate,
+            day_count,
+            method: match method {
+                Repayment::Bullet => Repayment::Annuity,
+                other => other,
+            },
+            prolongation_fee: self.prolongation_fee,
+        }
+    }
 }
 
 /// An offer: a product at an amount and term, with everything the client sees.

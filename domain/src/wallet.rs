@@ -271,6 +271,12 @@ pub enum Event {
         request_id: Uuid,
         amount: Money,
     },
+    /// A loan repayment was paid from this wallet: the balance decreases.
+    LoanRepaymentDebited {
+        loan_id: Uuid,
+        repayment_id: Uuid,
+        amount: Money,
+    },
     WalletClosed {
         reason: String,
     },
@@ -290,6 +296,7 @@ impl Event {
             Event::TransferCredited { .. } => "TransferCredited",
             Event::TransferRefunded { .. } => "TransferRefunded",
             Event::PaymentRefunded { .. } => "PaymentRefunded",
+            Event::LoanRepaymentDebited { .. } => "LoanRepaymentDebited",
             Event::WalletClosed { .. } => "WalletClosed",
         }
     }
@@ -512,6 +519,28 @@ pub fn check_hold(
 /// Decides a transfer between two wallets of one client under the group's `limits` in the
 /// amount's currency: both events, or a refusal. A transfer between one's own wallets spends
 /// nothing against the spend limits.
+/// The debit of `client`'s wallet `from` for a loan repayment (the loan and the wallet are in
+/// the client's partition, so both change in one commit).
+///
+/// Errors: [`Error::WalletNotFound`] (none, or another client's), [`Error::WalletClosed`],
+/// a currency mismatch, [`Error::InsufficientFunds`] above the available balance.
+pub fn debit_for_loan(
+    from: &Wallet,
+    client: ClientId,
+    loan_id: Uuid,
+    repayment_id: Uuid,
+    amount: Money,
+) -> Result<Event, Error> {
+    let currency = from.owned_open(client)?;
+    amount.ensure_currency(currency)?;
+    from.check_debit(amount)?;
+    Ok(Event::LoanRepaymentDebited {
+        loan_id,
+        repayment_id,
+        amount,
+    })
+}
+
 pub fn decide_transfer(
     from: &Wallet,
     to: &Wallet,
@@ -581,7 +610,7 @@ pub fn evolve(mut state: Wallet, event: &Event) -> Wallet {
         Event::HoldReleased { payment_id, .. } => {
             state.holds.remove(payment_id);
         }
-        Event::TransferSent { amount, .. } => {
+        Event::TransferSent { amount, .. } | Event::LoanRepaymentDebited { amount, .. } => {
             state.balance = normalized(state.balance - amount.amount);
         }
         Event::WalletClosed { .. } => state.status = Status::Closed,

@@ -108,6 +108,8 @@ fn offer() -> Offer {
             min_days: 7,
             max_days: 30,
         },
+        penalty_rate: rust_decimal::Decimal::new(20, 2),
+        prolongation_fee: rust_decimal::Decimal::ZERO,
     };
     let o = etr_domain::product::offer(&product, Decimal::from(10_000), 30, date!(2026 - 11 - 24))
         .unwrap();
@@ -122,6 +124,7 @@ fn offer() -> Offer {
         charges: o.charges,
         psk_percent: o.psk.percent,
         psk_money: o.psk.money,
+        servicing: Some(product.servicing()),
     }
 }
 

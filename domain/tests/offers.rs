@@ -17,6 +17,8 @@ fn payday() -> Product {
             min_days: 7,
             max_days: 180,
         },
+        penalty_rate: rust_decimal::Decimal::new(20, 2),
+        prolongation_fee: rust_decimal::Decimal::ZERO,
     }
 }
 
@@ -33,6 +35,8 @@ fn instalment_loan() -> Product {
             day_count: DayCount::Thirty360,
             repayment: Repayment::Annuity,
         },
+        penalty_rate: rust_decimal::Decimal::new(20, 2),
+        prolongation_fee: rust_decimal::Decimal::ZERO,
     }
 }
 

@@ -19,6 +19,8 @@ fn monthly() -> Product {
             day_count: DayCount::Thirty360,
             repayment: Repayment::Annuity,
         },
+        penalty_rate: rust_decimal::Decimal::new(20, 2),
+        prolongation_fee: rust_decimal::Decimal::ZERO,
     }
 }
 
@@ -56,6 +58,8 @@ fn a_payday_borrower_pays_the_whole_repayment_in_one_month() {
             min_days: 7,
             max_days: 60,
         },
+        penalty_rate: rust_decimal::Decimal::new(20, 2),
+        prolongation_fee: rust_decimal::Decimal::ZERO,
     };
     // 10,000 for 15 days: 11,200.00 in one month; income 40,000: 28.0 %.
     let o = offer(&payday, dec!(10000), 15, date!(2026 - 05 - 01)).unwrap();

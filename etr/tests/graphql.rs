@@ -263,6 +263,8 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
             min_days: 7,
             max_days: 30,
         },
+        penalty_rate: rust_decimal::Decimal::new(20, 2),
+        prolongation_fee: rust_decimal::Decimal::ZERO,
     };
     let today = time::OffsetDateTime::now_utc().date();
     let made = etr_domain::product::offer(&product, rust_decimal::Decimal::from(5_000), 30, today)
@@ -278,6 +280,9 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
         charges: made.charges,
         psk_percent: made.psk.percent,
         psk_money: made.psk.money,
+        // Serviced loans have their own end-to-end test (loan_servicing); this one keeps
+        // the loan without a ledger.
+        servicing: None,
     };
     // The loan as the conveyor issues it (its own test drives an application end to end):
     // with the offer's schedule and PSK.
@@ -299,6 +304,7 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
                     psk_money: offer.psk_money,
                     card_id: None,
                     payout_reference: "sbc-payout-1".into(),
+                    servicing: None,
                 })),
             }),
         ),

@@ -325,6 +325,11 @@ impl<'a> Rows<'a> {
             | W::TransferRefunded {
                 payment_id, amount, ..
             } => ("refund", amount, *payment_id, [1, 0, 1, 0]),
+            W::LoanRepaymentDebited {
+                repayment_id,
+                amount,
+                ..
+            } => ("loan_repayment", amount, *repayment_id, [-1, 0, 0, 1]),
         };
         let signed = |sign: i8| match sign {
             1 => amount.amount,
@@ -444,8 +449,18 @@ impl<'a> Rows<'a> {
             }
             L::LoanBecameOverdue => collapse(&mut self.loans, env, None, Some("overdue")),
             L::LoanRepaid => collapse(&mut self.loans, env, None, Some("repaid")),
+            L::LoanClosed { .. } => collapse(&mut self.loans, env, None, Some("closed")),
+            L::LoanWrittenOff { .. } => {
+                collapse(&mut self.loans, env, None, Some("written_off"));
+            }
             // The status stays as it was (an overdue loan stays overdue after a part-payment).
-            L::RepaymentAccepted { .. } | L::LoanProlonged { .. } => {
+            L::RepaymentAccepted { .. }
+            | L::LoanProlonged { .. }
+            | L::InterestAccrued { .. }
+            | L::RepaymentAllocated { .. }
+            | L::TermExtended { .. }
+            | L::AccrualStopped { .. }
+            | L::AccrualResumed { .. } => {
                 collapse(&mut self.loans, env, None, None);
             }
         }

@@ -1,7 +1,7 @@
 //! The lending read models: applications (with their offers) and loans (with repayments and
 //! prolongation fees), folded with the domain's own `evolve` like the wallet read models.
 
-use etr_domain::{application, loan, Envelope, Event};
+use etr_domain::{application, loan, Currency, Envelope, Event, Money};
 use sqlx::PgConnection;
 use time::Duration;
 
@@ -110,14 +110,18 @@ async fn apply_loan(
         _ => None,
     };
     let due_on = env.occurred_at.date() + Duration::days(i64::from(l.term_days));
-    // issued_at and due_on are fixed by LoanIssued; later events move due_on by the
-    // prolongation days, computed from the stored issue date.
+    // A serviced loan is due on its schedule's last date; another on issue date + term
+    // (prolongation days included), computed from the stored issue date.
+    let scheduled_end = l
+        .ledger
+        .as_ref()
+        .and_then(|ledger| ledger.schedule.last().map(|i| i.date));
     sqlx::query(
         "INSERT INTO rm_loans (loan_id, client_id, application_id, status, principal, currency, outstanding, repaid, fees, term_days, daily_rate_percent, issued_at, due_on, version, state, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9, $10, $11, $12, $13, $10) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9, $10, COALESCE($14, $11), $12, $13, $10) \
          ON CONFLICT (loan_id) DO UPDATE SET status = EXCLUDED.status, outstanding = EXCLUDED.outstanding, term_days = EXCLUDED.term_days, \
          daily_rate_percent = COALESCE(EXCLUDED.daily_rate_percent, rm_loans.daily_rate_percent), \
-         due_on = (rm_loans.issued_at AT TIME ZONE 'UTC')::date + EXCLUDED.term_days, \
+         due_on = CASE WHEN $15 THEN COALESCE($14, rm_loans.due_on) ELSE (rm_loans.issued_at AT TIME ZONE 'UTC')::date + EXCLUDED.term_days END, \
          version = EXCLUDED.version, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
     )
     .bind(env.aggregate_id)
@@ -133,15 +137,53 @@ async fn apply_loan(
     .bind(due_on)
     .bind(version(env))
     .bind(serde_json::to_value(&l)?)
+    .bind(scheduled_end)
+    .bind(l.ledger.is_some())
     .execute(&mut *tx)
     .await?;
+    let rub = |amount: rust_decimal::Decimal| Money::new(amount, Currency::Rub);
     let movement = match event {
         loan::Event::RepaymentAccepted {
             repayment_id,
             amount,
-        } => Some(("repayment", amount, Some(repayment_id.to_string()))),
+        } => Some(("repayment", *amount, Some(repayment_id.to_string()))),
+        loan::Event::RepaymentAllocated {
+            repayment_id,
+            amount,
+            early,
+            ..
+        } => Some((
+            if early.is_some() {
+                "early_repayment"
+            } else {
+                "repayment"
+            },
+            *amount,
+            Some(repayment_id.to_string()),
+        )),
         loan::Event::LoanProlonged { fee, days } => {
-            Some(("prolongation_fee", fee, Some(format!("{days} days"))))
+            Some(("prolongation_fee", *fee, Some(format!("{days} days"))))
+        }
+        loan::Event::TermExtended { fee, months, .. } => Some((
+            "prolongation_fee",
+            rub(*fee),
+            Some(format!("{months} months")),
+        )),
+        loan::Event::InterestAccrued {
+            from,
+            through,
+            interest,
+            penalties,
+            ..
+        } if !(interest + penalties).is_zero() => Some((
+            "accrual",
+            rub(interest + penalties),
+            Some(format!(
+                "{from}..{through}: interest {interest}, penalties {penalties}"
+            )),
+        )),
+        loan::Event::LoanWrittenOff { amount, reason, .. } => {
+            Some(("write_off", rub(*amount), Some(reason.clone())))
         }
         _ => None,
     };
@@ -161,10 +203,11 @@ async fn apply_loan(
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
-            let column = if kind == "repayment" {
-                "repaid"
-            } else {
-                "fees"
+            let column = match kind {
+                "repayment" | "early_repayment" => "repaid",
+                "accrual" => "accrued",
+                "write_off" => "written_off",
+                _ => "fees",
             };
             sqlx::query(&format!(
                 "UPDATE rm_loans SET {column} = {column} + $2 WHERE loan_id = $1"

@@ -220,6 +220,11 @@ async fn record_movement(
         | E::TransferRefunded {
             payment_id, amount, ..
         } => ("refund", payment_id, amount, 1),
+        E::LoanRepaymentDebited {
+            repayment_id,
+            amount,
+            ..
+        } => ("loan_repayment", repayment_id, amount, -1),
         E::WalletOpened { .. }
         | E::FundsHeld { .. }
         | E::HoldReleased { .. }

@@ -770,6 +770,7 @@ impl Executor {
                 charges: made.charges,
                 psk_percent: made.psk.percent,
                 psk_money: made.psk.money,
+                servicing: Some(product.servicing()),
             });
         }
         if offers.is_empty() {

@@ -42,6 +42,13 @@ pub fn every_event() -> Vec<Event> {
         charges: Decimal::new(360_000, 2),
         psk_percent: Decimal::new(292_000, 3),
         psk_money: Decimal::new(360_000, 2),
+        servicing: Some(loan::Servicing {
+            annual_rate: Decimal::new(2_920, 3),
+            penalty_rate: Decimal::new(20, 2),
+            day_count: etr_domain::schedule::DayCount::Actual365,
+            method: etr_domain::schedule::Repayment::Annuity,
+            prolongation_fee: Decimal::new(50_000, 2),
+        }),
     };
     let sealed = Sealed {
         key_version: 1,
@@ -453,11 +460,18 @@ pub fn every_event() -> Vec<Event> {
                 term: 30,
                 term_unit: "days".into(),
                 contract_date: date!(2026 - 11 - 24),
-                schedule: vec![instalment],
+                schedule: vec![instalment.clone()],
                 psk_percent: Decimal::new(292_000, 3),
                 psk_money: Decimal::new(360_000, 2),
                 card_id: Some(id(14)),
                 payout_reference: "sbc-payout-1".into(),
+                servicing: Some(loan::Servicing {
+                    annual_rate: Decimal::new(2_920, 3),
+                    penalty_rate: Decimal::new(20, 2),
+                    day_count: etr_domain::schedule::DayCount::Actual365,
+                    method: etr_domain::schedule::Repayment::Annuity,
+                    prolongation_fee: Decimal::new(50_000, 2),
+                }),
             })),
         }),
         L(loan::Event::RepaymentAccepted {
@@ -470,6 +484,60 @@ pub fn every_event() -> Vec<Event> {
         }),
         L(loan::Event::LoanBecameOverdue),
         L(loan::Event::LoanRepaid),
+        L(loan::Event::InterestAccrued {
+            from: date!(2026 - 11 - 24),
+            through: date!(2026 - 11 - 27),
+            interest: Decimal::new(36_000, 2),
+            penalties: Decimal::new(0, 2),
+            fell_overdue: Decimal::new(0, 2),
+            debt: Decimal::new(1_536_000, 2),
+        }),
+        L(loan::Event::RepaymentAllocated {
+            repayment_id: id(15),
+            date: date!(2026 - 11 - 27),
+            wallet_id: id(2),
+            amount: money(536_000),
+            paid: loan::Paid {
+                fees: Decimal::new(0, 2),
+                penalties: Decimal::new(0, 2),
+                overdue_interest: Decimal::new(0, 2),
+                interest: Decimal::new(36_000, 2),
+                overdue_principal: Decimal::new(0, 2),
+                principal: Decimal::new(500_000, 2),
+                credit: Decimal::new(0, 2),
+            },
+            early: Some(etr_domain::servicing::Recalculate::Term),
+            schedule: vec![instalment.clone()],
+            debt: Decimal::new(1_000_000, 2),
+        }),
+        L(loan::Event::TermExtended {
+            date: date!(2026 - 11 - 28),
+            months: 1,
+            fee: Decimal::new(50_000, 2),
+            schedule: vec![instalment.clone()],
+        }),
+        L(loan::Event::AccrualStopped {
+            date: date!(2026 - 11 - 29),
+            reason: "client in hospital".into(),
+        }),
+        L(loan::Event::AccrualResumed {
+            date: date!(2026 - 12 - 05),
+            reason: "certificate received".into(),
+        }),
+        L(loan::Event::LoanWrittenOff {
+            date: date!(2027 - 06 - 01),
+            reason: "uncollectable".into(),
+            amount: Decimal::new(1_020_000, 2),
+        }),
+        L(loan::Event::LoanClosed {
+            date: date!(2026 - 12 - 24),
+            credit: Decimal::new(1_000, 2),
+        }),
+        W(wallet::Event::LoanRepaymentDebited {
+            loan_id: id(12),
+            repayment_id: id(15),
+            amount: money(536_000),
+        }),
     ];
     if let (Ok(number), Ok(return_url)) = (
         merchant_order::OrderNumber::parse("ORD-2026/0001"),
