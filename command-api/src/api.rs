@@ -54,6 +54,9 @@ pub struct App {
     pub keys: Keys,
     /// Forwards a command to the process that writes its partition.
     pub forwarder: reqwest::Client,
+    /// Operators may close business days that have not ended (`ETR_SIMULATED_DAYS=1`: demos
+    /// and tests that run a loan through weeks in minutes). Off in service.
+    pub simulated_days: bool,
 }
 
 /// The header a forwarded request carries, so that it is forwarded at most once.
@@ -80,6 +83,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::registration::routes())
         .merge(crate::autopayments::routes())
         .merge(crate::cards::routes())
+        .merge(crate::loans::routes())
         .merge(crate::fraud_rules::routes())
         .merge(crate::dictionaries::routes())
         .merge(crate::checkout::routes())
@@ -1264,6 +1268,11 @@ async fn transfer(
         crate::checkout::pay_with_wallet,
         crate::checkout::pay_with_card,
         crate::cards::bind_card,
+        crate::loans::repay,
+        crate::loans::quote,
+        crate::loans::repay_early,
+        crate::loans::prolong,
+        crate::loans::operator_action,
         crate::advertising::list_places,
         crate::advertising::create_place,
         crate::advertising::update_place,
@@ -1293,6 +1302,12 @@ async fn transfer(
         crate::lending::change_personal_data_by_partner
     ),
     components(schemas(
+        crate::loans::RepaymentRequest,
+        crate::loans::EarlyRepaymentRequest,
+        crate::loans::ProlongationRequest,
+        crate::loans::OperatorLoanRequest,
+        crate::loans::QuoteView,
+        crate::loans::DebtView,
         crate::lending::RegistrationRequest,
         crate::lending::PassportInput,
         crate::lending::EmploymentInput,

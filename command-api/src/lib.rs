@@ -22,6 +22,7 @@ pub mod fraud_rules;
 pub mod groups;
 pub mod handler;
 pub mod lending;
+pub mod loans;
 pub mod otp;
 pub mod registration;
 pub mod relay;

@@ -239,6 +239,7 @@ pub async fn command_app(
         forwarder: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?,
+        simulated_days: std::env::var("ETR_SIMULATED_DAYS").is_ok_and(|v| v.trim() == "1"),
     }))
 }
 
@@ -323,7 +324,8 @@ pub fn payment_policy() -> Policy {
 /// `app`'s command handler (polling for due instances every 50 ms); and the autopayment
 /// runner — its tracker of the clients' autopayment events and its executor, which starts
 /// each due run's payment (after `app`'s fraud control) and records the run (polling every
-/// 200 ms); and the alert dispatcher and sender ([`alerts::start_alerts`]). Returns their
+/// 200 ms); the business day-close of serviced loans (every minute,
+/// [`etr_sagas::day_close`]); and the alert dispatcher and sender ([`alerts::start_alerts`]). Returns their
 /// tasks.
 ///
 /// Errors: creating the tracker's projector (with [`Restart::Never`] only; a supervised one
@@ -377,6 +379,11 @@ pub fn start_payment_processor(
         policy: checkout_policy,
         poll: Duration::from_millis(200),
     };
+    let day_close = etr_sagas::day_close::DayClose {
+        pool: pool.clone(),
+        commands: Arc::new(HandlerCommands(app.clone())),
+        poll: Duration::from_secs(60),
+    };
     let executor = Executor {
         pool: pool.clone(),
         policy,
@@ -392,6 +399,7 @@ pub fn start_payment_processor(
         tokio::spawn(runner.run()),
         checkout,
         tokio::spawn(callbacks.run()),
+        tokio::spawn(day_close.run()),
     ];
     tasks.extend(alerts::start_alerts(settings, pool, restart)?);
     Ok(tasks)

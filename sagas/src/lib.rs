@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod autopayments;
 pub mod checkout;
 pub mod conveyor;
+pub mod day_close;
 pub mod error;
 pub mod lending_simulators;
 pub mod payment_execution;
