@@ -365,7 +365,10 @@ pub(crate) async fn prolong(
 
 fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| {
-        ApiError::bad_request("missing_field", format!("`{field}` is required for this action"))
+        ApiError::bad_request(
+            "missing_field",
+            format!("`{field}` is required for this action"),
+        )
     })
 }
 
@@ -423,7 +426,9 @@ pub(crate) async fn operator_action(
         "close-days" => {
             let text = required(req.through, "through")?;
             let through = Date::parse(&text, &time::format_description::well_known::Iso8601::DATE)
-                .map_err(|_| ApiError::bad_request("invalid_date", "through: expected YYYY-MM-DD"))?;
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_date", "through: expected YYYY-MM-DD")
+                })?;
             check_closable(through, app.simulated_days, OffsetDateTime::now_utc())?;
             loan::Command::CloseDays { through }
         }

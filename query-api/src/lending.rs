@@ -180,7 +180,7 @@ pub struct Loan {
     pub loan_id: Uuid,
     pub client_id: Uuid,
     pub application_id: Option<Uuid>,
-    /// active, overdue, repaid.
+    /// active, overdue, repaid, closed, written_off.
     pub status: String,
     /// Decimal strings, exact.
     pub principal: Option<String>,
@@ -193,10 +193,169 @@ pub struct Loan {
     pub issued_at: OffsetDateTime,
     /// The date the loan is due (issue date + term, prolongations included).
     pub due_on: Date,
+    /// Interest and penalties accrued by the day-close, roubles (a serviced loan).
+    pub accrued: String,
+    /// Written off, roubles.
+    pub written_off: String,
     pub version: i64,
     pub updated_at: OffsetDateTime,
     #[graphql(skip)]
     pub state: sqlx::types::Json<etr_domain::loan::Loan>,
+}
+
+/// What the client owes by component; roubles with kopecks as decimal strings.
+#[derive(SimpleObject, Clone)]
+pub struct Debt {
+    pub fees: String,
+    pub penalties: String,
+    pub overdue_interest: String,
+    pub interest: String,
+    pub overdue_principal: String,
+    pub principal: String,
+    pub total: String,
+}
+
+/// An instalment of a serviced loan with where it stands: `paid` (its date passed and nothing
+/// of it is overdue), `overdue` (its date passed with something unpaid), `due` (to come, as
+/// the current schedule has it).
+#[derive(SimpleObject, Clone)]
+pub struct BillingInstalment {
+    pub date: Date,
+    pub payment: String,
+    pub principal: String,
+    pub interest: String,
+    pub status: String,
+}
+
+/// Early repayment on the open business day.
+#[derive(SimpleObject, Clone)]
+pub struct EarlyRepaymentFigures {
+    pub possible: bool,
+    /// Repays the loan in full today, roubles.
+    pub payoff: String,
+    /// A partial early repayment must exceed this (all owed but current principal).
+    pub partial_above: String,
+    /// The end of the business day in Moscow: the quote holds until then.
+    pub valid_until: OffsetDateTime,
+}
+
+/// A one-month prolongation on the open business day.
+#[derive(SimpleObject, Clone)]
+pub struct ProlongationFigures {
+    pub possible: bool,
+    pub fee: String,
+    /// The last instalment's date after it.
+    pub new_last_date: Option<Date>,
+    /// The first instalment after it, roubles.
+    pub new_first_payment: Option<String>,
+}
+
+/// The servicing view of a loan (seed 000 §6.13.1): its open business day, the debt by
+/// component, the charges against the cap, the schedule with each instalment's standing and
+/// what an early repayment or a prolongation would take.
+#[derive(SimpleObject, Clone)]
+pub struct Billing {
+    /// The open business day: every day before it has accrued.
+    pub business_date: Date,
+    pub debt: Debt,
+    /// Overpaid, kept for the client, roubles.
+    pub credit: String,
+    /// Interest, penalties and fees charged so far, and the most they may reach (the cap of
+    /// the contract date: 130 % / 100 % of principal).
+    pub charges: String,
+    pub charges_cap: String,
+    pub principal_repaid: String,
+    pub accrual_stopped: bool,
+    pub capped: bool,
+    /// closed, written_off or open.
+    pub standing: String,
+    pub schedule: Vec<BillingInstalment>,
+    pub early_repayment: EarlyRepaymentFigures,
+    pub prolongation: ProlongationFigures,
+}
+
+fn money(d: rust_decimal::Decimal) -> String {
+    amount_text(&etr_domain::money::round_minor(d, etr_domain::Currency::Rub).to_string())
+}
+
+fn billing(l: &etr_domain::loan::Loan) -> Option<Billing> {
+    use etr_domain::servicing::Standing;
+    let ledger = l.ledger.as_ref()?;
+    let day = ledger.accrued_until;
+    let d = &ledger.debt;
+    let overdue = !(d.overdue_principal.is_zero() && d.overdue_interest.is_zero());
+    let mut schedule: Vec<BillingInstalment> = l
+        .terms
+        .iter()
+        .flat_map(|t| t.schedule.iter())
+        .filter(|i| i.date < day)
+        .map(|i| BillingInstalment {
+            date: i.date,
+            payment: money(i.payment),
+            principal: money(i.principal),
+            interest: money(i.interest),
+            status: if overdue { "overdue" } else { "paid" }.into(),
+        })
+        .collect();
+    schedule.extend(ledger.schedule.iter().map(|i| BillingInstalment {
+        date: i.date,
+        payment: money(i.payment),
+        principal: money(i.principal),
+        interest: money(i.interest),
+        status: "due".into(),
+    }));
+    let open = ledger.standing == Standing::Open;
+    let moscow = time::UtcOffset::from_hms(3, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let fee = l
+        .terms
+        .as_ref()
+        .and_then(|t| t.servicing.as_ref())
+        .map_or(rust_decimal::Decimal::ZERO, |s| s.prolongation_fee);
+    let mut prolonged = (**ledger).clone();
+    let prolongation = prolonged.prolong(day, 1, fee).ok().map(|_| prolonged);
+    Some(Billing {
+        business_date: day,
+        debt: Debt {
+            fees: money(d.fees),
+            penalties: money(d.penalties),
+            overdue_interest: money(d.overdue_interest),
+            interest: money(d.interest),
+            overdue_principal: money(d.overdue_principal),
+            principal: money(d.principal),
+            total: money(d.total()),
+        },
+        credit: money(ledger.credit),
+        charges: money(ledger.charges),
+        charges_cap: money(ledger.max_charges()),
+        principal_repaid: money(ledger.principal_repaid),
+        accrual_stopped: ledger.accrual_stopped,
+        capped: ledger.capped,
+        standing: match ledger.standing {
+            Standing::Open => "open",
+            Standing::Closed => "closed",
+            Standing::WrittenOff => "written_off",
+        }
+        .into(),
+        schedule,
+        early_repayment: EarlyRepaymentFigures {
+            possible: open && !d.principal.is_zero(),
+            payoff: money(ledger.payoff(day).unwrap_or_default()),
+            partial_above: money(d.total() - d.principal),
+            valid_until: (day + time::Duration::days(1))
+                .midnight()
+                .assume_offset(moscow),
+        },
+        prolongation: ProlongationFigures {
+            possible: open && prolongation.is_some(),
+            fee: money(fee),
+            new_last_date: prolongation
+                .as_ref()
+                .and_then(|p| p.schedule.last().map(|i| i.date)),
+            new_first_payment: prolongation
+                .as_ref()
+                .and_then(|p| p.schedule.first().map(|i| money(i.payment))),
+        },
+    })
 }
 
 /// A repayment or a prolongation fee.
@@ -246,19 +405,25 @@ impl Loan {
         self.state.0.terms.as_ref().map(|t| t.product_id.as_str())
     }
 
-    /// Repayments and prolongation fees, in log order.
+    /// Servicing figures of a loan the platform services (absent for others).
+    async fn billing(&self) -> Option<Billing> {
+        billing(&self.state.0)
+    }
+
+    /// Repayments (`repayment`, `early_repayment`), prolongation fees, accruals and
+    /// write-offs, in log order.
     async fn movements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LoanMovement>> {
         children(ctx, self.loan_id).await
     }
 }
 
 const APPLICATION_COLUMNS: &str = "application_id, client_id, status, requested_amount::text AS requested_amount, currency, term_days, partner_id, chosen_offer_id, loan_id, reason, state, version, submitted_at, updated_at";
-const LOAN_COLUMNS: &str = "loan_id, client_id, application_id, status, principal::text AS principal, currency, outstanding::text AS outstanding, repaid::text AS repaid, fees::text AS fees, term_days, daily_rate_percent, issued_at, due_on, version, updated_at, state";
+const LOAN_COLUMNS: &str = "loan_id, client_id, application_id, status, principal::text AS principal, currency, outstanding::text AS outstanding, repaid::text AS repaid, fees::text AS fees, term_days, daily_rate_percent, issued_at, due_on, accrued::text AS accrued, written_off::text AS written_off, version, updated_at, state";
 
 /// Loader queries (see [`crate::loaders::Children`]).
 pub(crate) const APPLICATIONS_OF_CLIENTS: &str = "SELECT client_id AS group_key, application_id, client_id, status, requested_amount::text AS requested_amount, currency, term_days, partner_id, chosen_offer_id, loan_id, reason, state, version, submitted_at, updated_at \
      FROM rm_applications WHERE client_id = ANY($1) ORDER BY submitted_at DESC, application_id";
-pub(crate) const LOANS_OF_CLIENTS: &str = "SELECT client_id AS group_key, loan_id, client_id, application_id, status, principal::text AS principal, currency, outstanding::text AS outstanding, repaid::text AS repaid, fees::text AS fees, term_days, daily_rate_percent, issued_at, due_on, version, updated_at, state \
+pub(crate) const LOANS_OF_CLIENTS: &str = "SELECT client_id AS group_key, loan_id, client_id, application_id, status, principal::text AS principal, currency, outstanding::text AS outstanding, repaid::text AS repaid, fees::text AS fees, term_days, daily_rate_percent, issued_at, due_on, accrued::text AS accrued, written_off::text AS written_off, version, updated_at, state \
      FROM rm_loans WHERE client_id = ANY($1) ORDER BY issued_at DESC, loan_id";
 pub(crate) const MOVEMENTS_OF_LOANS: &str = "SELECT loan_id AS group_key, kind, amount::text AS amount, currency, reference, partition, sequence, occurred_at \
      FROM rm_loan_movements WHERE loan_id = ANY($1) ORDER BY partition, sequence";
