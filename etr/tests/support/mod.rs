@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod lending;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
