@@ -470,6 +470,13 @@ pub fn start_projectors(
         )?,
         start_projector("lending projector", settings, pool, || Lending, restart)?,
         start_projector("timeline projector", settings, pool, || Timeline, restart)?,
+        start_projector(
+            "credit-history projector",
+            settings,
+            pool,
+            || etr_projections::credit_history::CreditHistory,
+            restart,
+        )?,
     ])
 }
 

@@ -19,6 +19,7 @@
 //! sequence order per partition, the aggregate states it folds into, and a time window of it
 //! streamed into the data platform.
 
+pub mod credit_history;
 pub mod data_platform;
 pub mod dead_letters;
 pub mod error;
