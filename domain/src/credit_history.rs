@@ -67,6 +67,21 @@ impl Code {
             Code::ObligationEnded => "2.5",
         }
     }
+
+    /// The code of its text (`1.4`), `None` for an unknown one.
+    pub fn parse(text: &str) -> Option<Code> {
+        [
+            Code::ApplicationMade,
+            Code::ApplicationApproved,
+            Code::ApplicationRefused,
+            Code::DealConcluded,
+            Code::TermsChanged,
+            Code::DebtChanged,
+            Code::ObligationEnded,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == text)
+    }
 }
 
 /// What a client's application event reports to the bureaus, if anything.

@@ -441,12 +441,12 @@ fn rub(amount: Money) -> Result<Decimal, Error> {
 
 /// The events that follow a ledger step: the loan closes when nothing is owed.
 fn closing(before: &Ledger, after: &Ledger, date: Date) -> Option<Event> {
-    (before.standing == Standing::Open && after.standing == Standing::Closed).then(|| {
+    (before.standing == Standing::Open && after.standing == Standing::Closed).then_some(
         Event::LoanClosed {
             date,
             credit: after.credit,
-        }
-    })
+        },
+    )
 }
 
 fn overdue(ledger: &Ledger) -> bool {

@@ -257,3 +257,24 @@ pub trait ReportCrypto: Send + Sync {
     /// The configured keys and certificates.
     fn keys(&self) -> Vec<KeyInfo>;
 }
+
+/// A credit-history report file as it goes to a bureau (seed 000 §6.6.7): `encrypted` is the
+/// file sealed to the bureau's public key, `signature` the platform's detached signature of
+/// the plain file, `name` the file's name (`<bureau>_<day>_<upload>_<attempt>.txt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFile {
+    pub name: String,
+    pub encrypted: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// A credit bureau's upload service.
+pub trait CreditBureau: Send + Sync {
+    /// `Ok` with the bureau's answer to the file (a receipt, or a rejection naming the
+    /// records it refused and why); `Err` when it did not answer (the file is sent again).
+    fn upload<'a>(
+        &'a self,
+        bureau: &'a str,
+        file: &'a ReportFile,
+    ) -> BoxFuture<'a, Result<crate::bki_upload::Answer, String>>;
+}

@@ -437,8 +437,8 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (1i64..40).prop_map(Step::Close),
-        3 => (1i64..8_000_00).prop_map(Step::Repay),
-        2 => (1i64..20_000_00, any::<bool>()).prop_map(|(a, t)| Step::Early(a, t)),
+        3 => (1i64..800_000).prop_map(Step::Repay),
+        2 => (1i64..2_000_000, any::<bool>()).prop_map(|(a, t)| Step::Early(a, t)),
         1 => Just(Step::Payoff),
         1 => (1u32..4).prop_map(Step::Extend),
         1 => Just(Step::Stop),

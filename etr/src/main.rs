@@ -2,6 +2,7 @@
 //! a cluster runs each role (`command-api`, `relay`, `registry`, …) separately.
 
 mod bench;
+mod bki;
 mod calc;
 mod dead_letters;
 mod demo;
@@ -149,6 +150,12 @@ enum Cmd {
         #[command(subcommand)]
         action: report::Action,
     },
+    /// Credit-history reporting: run a day's upload to the bureaus, what was sent when for a
+    /// loan, the configured keys.
+    Bki {
+        #[command(subcommand)]
+        action: bki::Action,
+    },
     /// Records of the log a consumer could not read: list them, retry them once the cause
     /// is fixed (JSON lines).
     DeadLetters {
@@ -227,5 +234,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Lists { action } => lists::run(&settings, action).await,
         Cmd::Dictionaries { action } => dictionaries::run(&settings, action).await,
         Cmd::Report { action } => report::run(&settings, action).await,
+        Cmd::Bki { action } => bki::run(&settings, action).await,
     }
 }

@@ -37,6 +37,8 @@ async fn serve(
         etr_platform::reports::start_report_scheduler(&pool, Restart::Supervised)?;
         // So do the merchants' daily registries of paid orders.
         etr_platform::reports::start_registry_job(&pool, Restart::Supervised)?;
+        // And the credit-history uploads the records of the credit-history builder.
+        etr_platform::bki::start_daily_job(&pool, Restart::Supervised)?;
     }
     let app = command_app(&settings, &pool, committed).await?;
     // Every process that decides commands also runs the payment processor; its instances

@@ -30,6 +30,18 @@ impl BureauKeys {
         }
     }
 
+    /// The key pair of a stored secret key (32 bytes).
+    pub fn from_secret(secret: [u8; 32]) -> BureauKeys {
+        BureauKeys {
+            secret: crypto_box::SecretKey::from(secret),
+        }
+    }
+
+    /// The secret key's bytes, to keep in the bureau's key store.
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.secret.to_bytes()
+    }
+
     pub fn public_key(&self) -> [u8; 32] {
         *self.secret.public_key().as_bytes()
     }

@@ -16,6 +16,7 @@
 //! Nothing here decides anything about the business: every decision is the crates'.
 
 pub mod alerts;
+pub mod bki;
 pub mod dictionaries;
 mod error;
 pub mod lending;

@@ -96,7 +96,7 @@ async fn record(
     .bind(code.as_str())
     .bind(day)
     .bind(deadline)
-    .bind(obligation.map(|o| serde_json::to_value(o)).transpose()?)
+    .bind(obligation.map(serde_json::to_value).transpose()?)
     .bind(detail)
     .bind(i32::try_from(env.partition).unwrap_or(i32::MAX))
     .bind(i64::try_from(env.sequence).unwrap_or(i64::MAX))
@@ -152,7 +152,11 @@ async fn apply_application(
     record(tx, env, code, env.aggregate_id, obligation, detail).await
 }
 
-async fn apply_loan(tx: &mut PgConnection, env: &Envelope, event: &loan::Event) -> Result<(), Error> {
+async fn apply_loan(
+    tx: &mut PgConnection,
+    env: &Envelope,
+    event: &loan::Event,
+) -> Result<(), Error> {
     let state = load_state(
         tx,
         "SELECT state FROM bki_subject_states WHERE aggregate_id = $1",
@@ -175,7 +179,10 @@ async fn apply_loan(tx: &mut PgConnection, env: &Envelope, event: &loan::Event) 
         ),
         None => (
             Decimal::ZERO,
-            l.terms.as_ref().map(|t| t.schedule.clone()).unwrap_or_default(),
+            l.terms
+                .as_ref()
+                .map(|t| t.schedule.clone())
+                .unwrap_or_default(),
         ),
     };
     let paid = match event {
@@ -187,9 +194,10 @@ async fn apply_loan(tx: &mut PgConnection, env: &Envelope, event: &loan::Event) 
         amount: p.amount,
         currency: p.currency.code().into(),
         psk_percent: l.terms.as_ref().map(|t| t.psk_percent),
-        average_monthly_payment: l.terms.as_ref().and_then(|t| {
-            credit_history::average_monthly_payment(t.contract_date, &schedule)
-        }),
+        average_monthly_payment: l
+            .terms
+            .as_ref()
+            .and_then(|t| credit_history::average_monthly_payment(t.contract_date, &schedule)),
         debt: Some(l.outstanding),
         overdue: Some(overdue),
         paid,

@@ -310,3 +310,62 @@ impl Notifier for NotifierSimulator {
         })
     }
 }
+
+/// A credit bureau's upload service: opens the file with the bureau's secret key, checks the
+/// platform's detached signature, and answers by the content: a record whose subject has no
+/// last name or no passport is rejected (`subject_incomplete`), the others accepted; a file
+/// with none rejected gets a receipt (`rcpt-` and the first 16 hex digits of the file's
+/// SHA-256). A file that does not open or whose signature fails gets no answer (the platform
+/// sends it again and an operator sees the warnings).
+pub struct BureauSimulator {
+    pub keys: std::collections::BTreeMap<String, etr_infra::crypto::BureauKeys>,
+    /// The platform's public signing key.
+    pub platform_key: Vec<u8>,
+}
+
+impl etr_domain::ports::CreditBureau for BureauSimulator {
+    fn upload<'a>(
+        &'a self,
+        bureau: &'a str,
+        file: &'a etr_domain::ports::ReportFile,
+    ) -> BoxFuture<'a, Result<etr_domain::bki_upload::Answer, String>> {
+        Box::pin(async move {
+            use etr_domain::bki_upload::{Answer, RecordError};
+            let keys = self
+                .keys
+                .get(bureau)
+                .ok_or_else(|| format!("no bureau `{bureau}`"))?;
+            let plain = keys
+                .open(&file.encrypted)
+                .ok_or_else(|| format!("{} does not open with {bureau}'s key", file.name))?;
+            if !etr_infra::crypto::verify(&self.platform_key, &plain, &file.signature) {
+                return Err(format!("{}: the signature does not verify", file.name));
+            }
+            let text = String::from_utf8(plain.clone()).map_err(|e| e.to_string())?;
+            let mut errors = Vec::new();
+            for line in text.lines().filter(|l| l.starts_with("R;")) {
+                let fields = etr_domain::credit_history::split_line(line);
+                let field = |i: usize| fields.get(i).map(String::as_str).unwrap_or_default();
+                let Ok(event_id) = Uuid::parse_str(field(2)) else {
+                    continue;
+                };
+                if field(6).is_empty() || field(10).is_empty() {
+                    errors.push(RecordError {
+                        event_id,
+                        code: "subject_incomplete".into(),
+                        message: "the subject's last name and passport are required".into(),
+                    });
+                }
+            }
+            if errors.is_empty() {
+                use sha2::Digest as _;
+                let digest = hex::encode(sha2::Sha256::digest(&plain));
+                Ok(Answer::Receipt {
+                    receipt_id: format!("rcpt-{}", &digest[..16]),
+                })
+            } else {
+                Ok(Answer::Rejected { errors })
+            }
+        })
+    }
+}

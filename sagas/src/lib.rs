@@ -13,6 +13,7 @@
 
 pub mod alerts;
 pub mod autopayments;
+pub mod bki;
 pub mod checkout;
 pub mod conveyor;
 pub mod day_close;
