@@ -709,7 +709,10 @@ impl Executor {
                 self.rules.review_below_score
             ));
         }
-        let contract_date = OffsetDateTime::now_utc().date();
+        // The contract is concluded on the lender's (Moscow) day: the loan's first business day.
+        let contract_date = OffsetDateTime::now_utc()
+            .to_offset(crate::day_close::MOSCOW)
+            .date();
         let existing = self.existing_monthly_payments(client).await?;
         let mut offers = Vec::new();
         let mut pdn_percent = None;
