@@ -226,13 +226,18 @@ impl Command {
                 targets
             }
             Command::Loan {
-                loan_id, command, ..
+                client_id,
+                loan_id,
+                command,
             } => {
                 let mut targets = vec![AggregateRef {
                     kind: AggregateKind::Loan,
                     id: *loan_id,
                 }];
                 targets.extend(command.other_targets());
+                if command.needs_client() {
+                    targets.push(AggregateRef::client(*client_id));
+                }
                 targets
             }
             Command::MerchantOrder { order_id, .. } => {

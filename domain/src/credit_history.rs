@@ -110,7 +110,9 @@ pub fn loan_code(event: &loan::Event) -> Option<Code> {
             Code::DebtChanged
         }
         L::LoanRepaid | L::LoanClosed { .. } | L::LoanWrittenOff { .. } => Code::ObligationEnded,
-        L::InterestAccrued { .. } => return None,
+        L::InterestAccrued { .. }
+        | L::CardRepaymentRequested { .. }
+        | L::CardRepaymentDeclined { .. } => return None,
     })
 }
 

@@ -89,6 +89,8 @@ pub enum Error {
     },
     #[error("loan {0} does not exist")]
     LoanNotFound(uuid::Uuid),
+    #[error("card repayment {0} of the loan is still with the bank")]
+    RepaymentInProgress(uuid::Uuid),
     #[error(transparent)]
     Servicing(#[from] crate::servicing::Error),
     #[error("merchant order {0} does not exist")]
@@ -139,6 +141,7 @@ impl Error {
             Error::NotYetDue(_) => "not_yet_due",
             Error::InvalidTransition { .. } => "invalid_transition",
             Error::LoanNotFound(_) => "loan_not_found",
+            Error::RepaymentInProgress(_) => "repayment_in_progress",
             Error::Servicing(e) => e.code(),
             Error::OrderNotFound(_) => "order_not_found",
             Error::OrderAlreadyExists(_) => "order_already_exists",

@@ -17,6 +17,7 @@ pub mod autopayment;
 pub mod bki_upload;
 pub mod caps;
 pub mod card;
+pub mod card_repayment;
 pub mod client;
 pub mod command;
 pub mod conveyor;

@@ -72,6 +72,20 @@ pub struct Loan {
     /// The servicing ledger, for a loan whose terms carry its [`Servicing`].
     #[serde(default)]
     pub ledger: Option<Box<Ledger>>,
+    /// A repayment from a bound card at the bank (`card_repayment`), until its outcome is
+    /// recorded; no other repayment or write-off meanwhile.
+    #[serde(default)]
+    pub pending_card: Option<PendingCard>,
+}
+
+/// A card repayment the bank is asked for: the amount fixed at the request (roubles with
+/// kopecks), applied as an early repayment with `early` when set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCard {
+    pub repayment_id: Uuid,
+    pub card_id: Uuid,
+    pub amount: Money,
+    pub early: Option<Recalculate>,
 }
 
 /// How an issued loan is serviced beyond its schedule: the product's pricing as the
@@ -174,6 +188,20 @@ pub enum Command {
         amount: Option<Money>,
         recalculate: Recalculate,
     },
+    /// A repayment from the client's bound card `card_id`: `amount`, or the payoff of the open
+    /// day when absent (with `early`), applied once the bank has authorised and captured it;
+    /// `early` applies it as an early repayment with that recalculation.
+    RequestCardRepayment {
+        repayment_id: Uuid,
+        card_id: Uuid,
+        amount: Option<Money>,
+        early: Option<Recalculate>,
+    },
+    /// The card repayment process records the bank's outcome.
+    RecordCardRepayment {
+        repayment_id: Uuid,
+        outcome: crate::card_repayment::Outcome,
+    },
     /// Prolongs the loan by `months` for the product's prolongation fee.
     ExtendTerm {
         months: u32,
@@ -201,6 +229,8 @@ impl Command {
             Command::CloseDays { .. } => "CloseDays",
             Command::Repay { .. } => "Repay",
             Command::RepayEarly { .. } => "RepayEarly",
+            Command::RequestCardRepayment { .. } => "RequestCardRepayment",
+            Command::RecordCardRepayment { .. } => "RecordCardRepayment",
             Command::ExtendTerm { .. } => "ExtendTerm",
             Command::StopAccrual { .. } => "StopAccrual",
             Command::ResumeAccrual { .. } => "ResumeAccrual",
@@ -208,7 +238,8 @@ impl Command {
         }
     }
 
-    /// The other aggregates the command touches: the wallet a repayment comes from.
+    /// The other aggregates the command touches: the wallet a repayment comes from (and
+    /// the client whose bound card a card repayment names: `client` is its id).
     pub fn other_targets(&self) -> Vec<AggregateRef> {
         match self {
             Command::Repay { wallet_id, .. } | Command::RepayEarly { wallet_id, .. } => {
@@ -216,6 +247,11 @@ impl Command {
             }
             _ => vec![],
         }
+    }
+
+    /// Whether deciding the command needs the client's state (its bound cards).
+    pub fn needs_client(&self) -> bool {
+        matches!(self, Command::RequestCardRepayment { .. })
     }
 }
 
@@ -280,13 +316,30 @@ pub enum Event {
         fell_overdue: Decimal,
         debt: Decimal,
     },
-    /// A repayment on business day `date`, allocated. `early` names the recalculation of an
-    /// early repayment, whose new remaining schedule is `schedule` (empty otherwise).
+    /// A repayment from the client's card was asked of the bank: `amount` fixed now, the card
+    /// named by its bank token (never its number).
+    CardRepaymentRequested {
+        repayment_id: Uuid,
+        card_id: Uuid,
+        masked_pan: String,
+        token: String,
+        amount: Money,
+        early: Option<Recalculate>,
+    },
+    /// The bank declined the card repayment: nothing was paid.
+    CardRepaymentDeclined {
+        repayment_id: Uuid,
+        reason: String,
+    },
+    /// A repayment on business day `date`, allocated; paid from the wallet `wallet_id` or the
+    /// bound card `card_id`. `early` names the recalculation of an early repayment, whose new
+    /// remaining schedule is `schedule` (empty otherwise).
     RepaymentAllocated {
         repayment_id: Uuid,
         #[serde(with = "crate::schedule::iso_date")]
         date: Date,
-        wallet_id: Uuid,
+        wallet_id: Option<Uuid>,
+        card_id: Option<Uuid>,
         amount: Money,
         paid: Paid,
         early: Option<Recalculate>,
@@ -337,6 +390,8 @@ impl Event {
             Event::LoanRepaid => "LoanRepaid",
             Event::InterestAccrued { .. } => "InterestAccrued",
             Event::RepaymentAllocated { .. } => "RepaymentAllocated",
+            Event::CardRepaymentRequested { .. } => "CardRepaymentRequested",
+            Event::CardRepaymentDeclined { .. } => "CardRepaymentDeclined",
             Event::TermExtended { .. } => "TermExtended",
             Event::AccrualStopped { .. } => "AccrualStopped",
             Event::AccrualResumed { .. } => "AccrualResumed",
@@ -386,12 +441,28 @@ pub fn decide_in(
     if state.client_id.is_some_and(|c| c != client) || (!issuing && state.client_id.is_none()) {
         return Err(Error::LoanNotFound(loan_id));
     }
-    let events = decide(&state, loan_id, command)?;
+    let events = match command {
+        Command::RequestCardRepayment {
+            repayment_id,
+            card_id,
+            amount,
+            early,
+        } => {
+            let owner = crate::wallet::client_of(states, client);
+            let card = owner
+                .cards
+                .iter()
+                .find(|c| c.card_id == *card_id)
+                .ok_or(Error::CardNotFound(*card_id))?;
+            request_card_repayment(&state, *repayment_id, card, *amount, *early)?
+        }
+        other => decide(&state, loan_id, other)?,
+    };
     let mut out = Vec::with_capacity(events.len() + 1);
     for event in &events {
         if let Event::RepaymentAllocated {
             repayment_id,
-            wallet_id,
+            wallet_id: Some(wallet_id),
             amount,
             ..
         } = event
@@ -447,6 +518,93 @@ fn closing(before: &Ledger, after: &Ledger, date: Date) -> Option<Event> {
             credit: after.credit,
         },
     )
+}
+
+fn no_pending_card(state: &Loan) -> Result<(), Error> {
+    match &state.pending_card {
+        Some(p) => Err(Error::RepaymentInProgress(p.repayment_id)),
+        None => Ok(()),
+    }
+}
+
+/// Decides a card repayment's request: the amount (the payoff of the open day when absent)
+/// must be one the ledger would take now.
+fn request_card_repayment(
+    state: &Loan,
+    repayment_id: Uuid,
+    card: &crate::client::BoundCard,
+    amount: Option<Money>,
+    early: Option<Recalculate>,
+) -> Result<Vec<Event>, Error> {
+    if !matches!(state.status, Status::Active | Status::Overdue) {
+        return Err(refuse(state, "accept a repayment"));
+    }
+    no_pending_card(state)?;
+    let ledger = ledger_of(state)?;
+    let date = ledger.accrued_until;
+    let amount = match (amount, early) {
+        (Some(a), _) => rub(a)?,
+        (None, Some(_)) => ledger.payoff(date)?,
+        (None, None) => {
+            return Err(Error::Invalid(
+                "an amount is required unless the loan is repaid early in full".into(),
+            ))
+        }
+    };
+    // A dry run: what the bank is asked for must be a repayment the ledger takes now.
+    let mut trial = ledger.clone();
+    match early {
+        Some(r) if amount != ledger.payoff(date)? => {
+            trial.repay_early(date, amount, r).map(drop)?
+        }
+        _ => trial.repay(date, amount).map(drop)?,
+    }
+    Ok(vec![Event::CardRepaymentRequested {
+        repayment_id,
+        card_id: card.card_id,
+        masked_pan: card.masked_pan.clone(),
+        token: card.token.clone(),
+        amount: Money::new(amount, Currency::Rub),
+        early,
+    }])
+}
+
+/// The repayment of `amount` on the open day, as the early repayment `early` when set (the
+/// payoff and an early repayment no longer above what is owed besides principal are plain
+/// repayments); its events.
+fn allocate(
+    state: &Loan,
+    repayment_id: Uuid,
+    source: (Option<Uuid>, Option<Uuid>),
+    amount: Decimal,
+    early: Option<Recalculate>,
+) -> Result<Vec<Event>, Error> {
+    let before = ledger_of(state)?;
+    let date = before.accrued_until;
+    let mut after = before.clone();
+    let owed_now = before.debt.total() - before.debt.principal;
+    let early = early.filter(|_| amount > owed_now && amount != before.debt.total());
+    let allocation = match early {
+        Some(r) => after.repay_early(date, amount, r)?,
+        None => after.repay(date, amount)?,
+    };
+    let mut events = vec![Event::RepaymentAllocated {
+        repayment_id,
+        date,
+        wallet_id: source.0,
+        card_id: source.1,
+        amount: Money::new(amount, Currency::Rub),
+        paid: Paid::from(&allocation),
+        early,
+        schedule: if early.is_some() {
+            after.schedule.clone()
+        } else {
+            vec![]
+        },
+        debt: after.debt.total(),
+    }];
+    events.extend(closing(&before, &after, date));
+    Ok(events)
 }
 
 fn overdue(ledger: &Ledger) -> bool {
@@ -547,6 +705,7 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
                 amount,
             },
         ) => {
+            no_pending_card(state)?;
             let before = ledger_of(state)?;
             let date = before.accrued_until;
             let mut after = before.clone();
@@ -554,7 +713,8 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
             let mut events = vec![Event::RepaymentAllocated {
                 repayment_id: *repayment_id,
                 date,
-                wallet_id: *wallet_id,
+                wallet_id: Some(*wallet_id),
+                card_id: None,
                 amount: *amount,
                 paid: Paid::from(&allocation),
                 early: None,
@@ -573,6 +733,7 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
                 recalculate,
             },
         ) => {
+            no_pending_card(state)?;
             let before = ledger_of(state)?;
             let date = before.accrued_until;
             let mut after = before.clone();
@@ -589,7 +750,8 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
             let mut events = vec![Event::RepaymentAllocated {
                 repayment_id: *repayment_id,
                 date,
-                wallet_id: *wallet_id,
+                wallet_id: Some(*wallet_id),
+                card_id: None,
                 amount: Money::new(paid, Currency::Rub),
                 paid: Paid::from(&allocation),
                 early: Some(*recalculate),
@@ -598,6 +760,39 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
             }];
             events.extend(closing(&before, &after, date));
             Ok(events)
+        }
+        (
+            S::Active | S::Overdue,
+            Command::RecordCardRepayment {
+                repayment_id,
+                outcome,
+            },
+        ) => {
+            let Some(pending) = state
+                .pending_card
+                .as_ref()
+                .filter(|p| p.repayment_id == *repayment_id)
+            else {
+                return Err(Error::Invalid(format!(
+                    "loan {} awaits no card repayment {repayment_id}",
+                    state.id
+                )));
+            };
+            match outcome {
+                crate::card_repayment::Outcome::Paid { .. } => allocate(
+                    state,
+                    *repayment_id,
+                    (None, Some(pending.card_id)),
+                    pending.amount.amount,
+                    pending.early,
+                ),
+                crate::card_repayment::Outcome::Declined { reason } => {
+                    Ok(vec![Event::CardRepaymentDeclined {
+                        repayment_id: *repayment_id,
+                        reason: reason.clone(),
+                    }])
+                }
+            }
         }
         (S::Active | S::Overdue, Command::ExtendTerm { months }) => {
             let before = ledger_of(state)?;
@@ -644,6 +839,7 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
             }])
         }
         (S::Active | S::Overdue, Command::WriteOff { reason }) => {
+            no_pending_card(state)?;
             let ledger = ledger_of(state)?;
             require_reason(reason)?;
             Ok(vec![Event::LoanWrittenOff {
@@ -657,6 +853,9 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
             Err(refuse(state, "accept a repayment"))
         }
         (_, Command::RepayEarly { .. }) => Err(refuse(state, "be repaid early")),
+        (_, Command::RequestCardRepayment { .. } | Command::RecordCardRepayment { .. }) => {
+            Err(refuse(state, "accept a card repayment"))
+        }
         (_, Command::ProlongLoan { .. } | Command::ExtendTerm { .. }) => {
             Err(refuse(state, "be prolonged"))
         }
@@ -722,11 +921,19 @@ pub fn evolve(mut state: Loan, client: ClientId, event: &Event) -> Loan {
         Event::LoanRepaid => state.status = Status::Repaid,
         Event::InterestAccrued { through, .. } => step(&mut state, |l| l.advance_to(*through)),
         Event::RepaymentAllocated {
+            repayment_id,
             date,
             amount,
             early,
             ..
         } => {
+            if state
+                .pending_card
+                .as_ref()
+                .is_some_and(|p| p.repayment_id == *repayment_id)
+            {
+                state.pending_card = None;
+            }
             let amount = amount.amount;
             step(&mut state, |l| match early {
                 None => l.repay(*date, amount).map(drop),
@@ -746,6 +953,29 @@ pub fn evolve(mut state: Loan, client: ClientId, event: &Event) -> Loan {
         Event::AccrualResumed { date, .. } => step(&mut state, |l| l.set_accrual(*date, false)),
         Event::LoanWrittenOff { date, .. } => step(&mut state, |l| l.write_off(*date).map(drop)),
         Event::LoanClosed { .. } => step(&mut state, |_| Ok(())),
+        Event::CardRepaymentRequested {
+            repayment_id,
+            card_id,
+            amount,
+            early,
+            ..
+        } => {
+            state.pending_card = Some(PendingCard {
+                repayment_id: *repayment_id,
+                card_id: *card_id,
+                amount: *amount,
+                early: *early,
+            });
+        }
+        Event::CardRepaymentDeclined { repayment_id, .. } => {
+            if state
+                .pending_card
+                .as_ref()
+                .is_some_and(|p| p.repayment_id == *repayment_id)
+            {
+                state.pending_card = None;
+            }
+        }
     }
     state
 }

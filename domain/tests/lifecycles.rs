@@ -462,7 +462,7 @@ fn loan_is_repaid_when_nothing_is_owed() {
                 amount: rub(1)
             })
         ),
-        Err("invalid_transition".into())
+        Err("loan_not_found".into())
     );
     run(
         &mut s,

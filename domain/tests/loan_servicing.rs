@@ -558,3 +558,152 @@ proptest! {
         );
     }
 }
+
+/// The client as registered with one bound card (the client aggregate's own tests cover
+/// binding).
+fn bind_card(states: &mut States) -> Uuid {
+    let card_id = Uuid::from_u128(55);
+    let mut client = etr_domain::wallet::client_of(states, CLIENT);
+    client.status = etr_domain::client::Status::Active;
+    client.cards.push(etr_domain::client::BoundCard {
+        card_id,
+        provider: "bank".into(),
+        token: "bank-tok-55".into(),
+        masked_pan: "220220******5555".into(),
+    });
+    states.insert(
+        AggregateRef::client(CLIENT),
+        State::Client(Box::new(client)),
+    );
+    card_id
+}
+
+#[test]
+fn a_card_repayment_is_applied_once_the_bank_has_it_and_blocks_other_repayments_meanwhile() {
+    use etr_domain::card_repayment::Outcome;
+    let mut s = States::new();
+    issue(&mut s, &payday(), dec!(10000), 30);
+    open_wallet(&mut s, dec!(5000));
+    let card = bind_card(&mut s);
+    close_days(&mut s, CONTRACT_DATE + Duration::days(5)).unwrap();
+    // An unknown card is refused; the payoff is fixed at the request.
+    assert_eq!(
+        run(
+            &mut s,
+            lend(loan::Command::RequestCardRepayment {
+                repayment_id: Uuid::from_u128(1),
+                card_id: Uuid::from_u128(99),
+                amount: None,
+                early: Some(Recalculate::Term),
+            })
+        ),
+        Err("card_not_found".into())
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            lend(loan::Command::RequestCardRepayment {
+                repayment_id: Uuid::from_u128(1),
+                card_id: card,
+                amount: None,
+                early: Some(Recalculate::Term),
+            })
+        )
+        .unwrap(),
+        vec!["CardRepaymentRequested"]
+    );
+    let pending = loan_of(&s).pending_card.unwrap();
+    assert_eq!(pending.amount, rub(dec!(10400.00)));
+    // Meanwhile no other repayment, card request or write-off.
+    let before = s.clone();
+    assert_eq!(
+        run(
+            &mut s,
+            lend(loan::Command::Repay {
+                repayment_id: Uuid::from_u128(2),
+                wallet_id: WALLET,
+                amount: rub(dec!(100)),
+            })
+        ),
+        Err("repayment_in_progress".into())
+    );
+    assert_eq!(
+        run(&mut s, lend(loan::Command::WriteOff { reason: "x".into() })),
+        Err("repayment_in_progress".into())
+    );
+    // A record for another repayment is refused.
+    assert_eq!(
+        run(
+            &mut s,
+            lend(loan::Command::RecordCardRepayment {
+                repayment_id: Uuid::from_u128(3),
+                outcome: Outcome::Paid {
+                    authorisation_id: "a".into()
+                },
+            })
+        ),
+        Err("invalid_command".into())
+    );
+    assert_eq!(s, before);
+    // Paid: allocated from the card, the wallet untouched, the loan closed.
+    let names = run(
+        &mut s,
+        lend(loan::Command::RecordCardRepayment {
+            repayment_id: Uuid::from_u128(1),
+            outcome: Outcome::Paid {
+                authorisation_id: "auth-1".into(),
+            },
+        }),
+    )
+    .unwrap();
+    assert_eq!(names, vec!["RepaymentAllocated", "LoanClosed"]);
+    let l = loan_of(&s);
+    assert_eq!(l.status, loan::Status::Closed);
+    assert!(l.pending_card.is_none());
+    assert_eq!(balance(&s), dec!(5000.00));
+}
+
+#[test]
+fn a_declined_card_repayment_pays_nothing_and_frees_the_loan() {
+    use etr_domain::card_repayment::Outcome;
+    let mut s = States::new();
+    issue(&mut s, &payday(), dec!(10000), 30);
+    let card = bind_card(&mut s);
+    run(
+        &mut s,
+        lend(loan::Command::RequestCardRepayment {
+            repayment_id: Uuid::from_u128(1),
+            card_id: card,
+            amount: Some(rub(dec!(3000))),
+            early: None,
+        }),
+    )
+    .unwrap();
+    let names = run(
+        &mut s,
+        lend(loan::Command::RecordCardRepayment {
+            repayment_id: Uuid::from_u128(1),
+            outcome: Outcome::Declined {
+                reason: "insufficient funds".into(),
+            },
+        }),
+    )
+    .unwrap();
+    assert_eq!(names, vec!["CardRepaymentDeclined"]);
+    let l = loan_of(&s);
+    assert!(l.pending_card.is_none());
+    assert_eq!(l.outstanding, dec!(10000));
+    // An amount the ledger would not take now is refused at the request.
+    assert_eq!(
+        run(
+            &mut s,
+            lend(loan::Command::RequestCardRepayment {
+                repayment_id: Uuid::from_u128(2),
+                card_id: card,
+                amount: Some(rub(dec!(0.001))),
+                early: None,
+            })
+        ),
+        Err("invalid_amount".into())
+    );
+}

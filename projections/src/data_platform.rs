@@ -460,7 +460,9 @@ impl<'a> Rows<'a> {
             | L::RepaymentAllocated { .. }
             | L::TermExtended { .. }
             | L::AccrualStopped { .. }
-            | L::AccrualResumed { .. } => {
+            | L::AccrualResumed { .. }
+            | L::CardRepaymentRequested { .. }
+            | L::CardRepaymentDeclined { .. } => {
                 collapse(&mut self.loans, env, None, None);
             }
         }

@@ -495,7 +495,8 @@ pub fn every_event() -> Vec<Event> {
         L(loan::Event::RepaymentAllocated {
             repayment_id: id(15),
             date: date!(2026 - 11 - 27),
-            wallet_id: id(2),
+            wallet_id: Some(id(2)),
+            card_id: None,
             amount: money(536_000),
             paid: loan::Paid {
                 fees: Decimal::new(0, 2),
@@ -509,6 +510,18 @@ pub fn every_event() -> Vec<Event> {
             early: Some(etr_domain::servicing::Recalculate::Term),
             schedule: vec![instalment.clone()],
             debt: Decimal::new(1_000_000, 2),
+        }),
+        L(loan::Event::CardRepaymentRequested {
+            repayment_id: id(16),
+            card_id: id(14),
+            masked_pan: "220220******1234".into(),
+            token: "bank-tok-1".into(),
+            amount: money(120_000),
+            early: None,
+        }),
+        L(loan::Event::CardRepaymentDeclined {
+            repayment_id: id(16),
+            reason: "do not honour".into(),
         }),
         L(loan::Event::TermExtended {
             date: date!(2026 - 11 - 28),
