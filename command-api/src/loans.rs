@@ -2,7 +2,10 @@
 //!
 //! - `POST /v1/clients/{client_id}/loans/{loan_id}/repayments` — repay from the client's
 //!   wallet (`Repay`): allocated fees → penalties → overdue interest → interest → overdue
-//!   principal → principal, an excess kept as credit;
+//!   principal → principal, an excess kept as credit; or from a bound card (`card_id`): the
+//!   request is recorded and the card-repayment process has the bank authorise and capture
+//!   it before it is allocated (`RepaymentAllocated` with the card, or
+//!   `CardRepaymentDeclined`);
 //! - `GET  /v1/clients/{client_id}/loans/{loan_id}/early-repayment-quote` — the debt by
 //!   component and the payoff of the open business day, valid until the day closes;
 //! - `POST /v1/clients/{client_id}/loans/{loan_id}/early-repayments` — repay early from the
@@ -56,12 +59,15 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route(OPERATOR, post(operator_action))
 }
 
-/// A repayment from the client's wallet.
+/// A repayment from the client's wallet or one of its bound cards (exactly one of the two).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepaymentRequest {
     /// The client's wallet the money comes from (roubles).
-    pub wallet_id: Uuid,
+    pub wallet_id: Option<Uuid>,
+    /// The client's bound card (`POST /v1/clients/{client_id}/cards`): the bank is asked and
+    /// the repayment is applied once it has the money (`202`).
+    pub card_id: Option<Uuid>,
     /// Positive decimal string in roubles, at most 2 decimals, e.g. "1500.00".
     pub amount: String,
 }
@@ -70,7 +76,8 @@ pub struct RepaymentRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EarlyRepaymentRequest {
-    pub wallet_id: Uuid,
+    pub wallet_id: Option<Uuid>,
+    pub card_id: Option<Uuid>,
     /// Positive decimal string in roubles; absent: the payoff of the open day (in full).
     pub amount: Option<String>,
     /// `instalment` (same dates, lower instalments) or `term` (same instalment, fewer dates);
@@ -175,12 +182,31 @@ fn rub(text: &str) -> Result<Money, ApiError> {
     Ok(Money::parse_positive(text, "RUB")?)
 }
 
+/// Where a repayment comes from.
+enum Source {
+    Wallet(Uuid),
+    Card(Uuid),
+}
+
+fn source(wallet_id: Option<Uuid>, card_id: Option<Uuid>) -> Result<Source, ApiError> {
+    match (wallet_id, card_id) {
+        (Some(w), None) => Ok(Source::Wallet(w)),
+        (None, Some(c)) => Ok(Source::Card(c)),
+        _ => Err(ApiError::bad_request(
+            "repayment_source",
+            "give exactly one of `wallet_id` and `card_id`",
+        )),
+    }
+}
+
 /// Repays the loan from the client's wallet on the open business day: `200` with
 /// `repayment_id` and the events (`RepaymentAllocated` shows the allocation, `LoanClosed`
 /// when nothing is owed any more).
 ///
-/// Errors: 400 an amount's code or a body code; 401; 403 another client's token; 404
-/// `loan_not_found`, `wallet_not_found`; 422 `insufficient_funds`, `currency_mismatch`,
+/// Errors: 400 an amount's code, `repayment_source` (not exactly one of wallet and card) or a
+/// body code; 401; 403 another client's token; 404 `loan_not_found`, `wallet_not_found`,
+/// `card_not_found`; 422 `repayment_in_progress` (a card repayment is with the bank),
+/// `insufficient_funds`, `currency_mismatch`,
 /// `invalid_transition` (the loan is closed or written off), `invalid_command` (a loan the
 /// platform does not service).
 #[utoipa::path(post, path = "/v1/clients/{client_id}/loans/{loan_id}/repayments", request_body = RepaymentRequest,
@@ -205,16 +231,25 @@ pub(crate) async fn repay(
     let req: RepaymentRequest = parse_body(&body)?;
     let amount = rub(&req.amount)?;
     let repayment_id = minted_id(&meta, "repayment");
+    let command = match source(req.wallet_id, req.card_id)? {
+        Source::Wallet(wallet_id) => loan::Command::Repay {
+            repayment_id,
+            wallet_id,
+            amount,
+        },
+        Source::Card(card_id) => loan::Command::RequestCardRepayment {
+            repayment_id,
+            card_id,
+            amount: Some(amount),
+            early: None,
+        },
+    };
     send(
         &app,
         meta,
         client,
         loan_id,
-        loan::Command::Repay {
-            repayment_id,
-            wallet_id: req.wallet_id,
-            amount,
-        },
+        command,
         serde_json::json!({ "repayment_id": repayment_id }),
     )
     .await
@@ -285,8 +320,9 @@ pub(crate) async fn quote(
 /// instalments are recalculated) or in full (no `amount`: the payoff; the loan closes with
 /// zero debt and no overpayment). `200` with `repayment_id`.
 ///
-/// Errors: 400 an amount's code, `invalid_field` (recalculate), a body code; 401; 403; 404
-/// `loan_not_found`, `wallet_not_found`; 422 `early_repayment_too_small`,
+/// Errors: 400 an amount's code, `invalid_field` (recalculate), `repayment_source`, a body
+/// code; 401; 403; 404 `loan_not_found`, `wallet_not_found`, `card_not_found`; 422
+/// `repayment_in_progress`, `early_repayment_too_small`,
 /// `insufficient_funds`, `invalid_transition`, `invalid_command`.
 #[utoipa::path(post, path = "/v1/clients/{client_id}/loans/{loan_id}/early-repayments", request_body = EarlyRepaymentRequest,
     params(("client_id" = Uuid, Path), ("loan_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
@@ -310,17 +346,27 @@ pub(crate) async fn repay_early(
     let req: EarlyRepaymentRequest = parse_body(&body)?;
     let amount = req.amount.as_deref().map(rub).transpose()?;
     let repayment_id = minted_id(&meta, "repayment");
+    let recalculate = req.recalculate.unwrap_or(Recalculate::Term);
+    let command = match source(req.wallet_id, req.card_id)? {
+        Source::Wallet(wallet_id) => loan::Command::RepayEarly {
+            repayment_id,
+            wallet_id,
+            amount,
+            recalculate,
+        },
+        Source::Card(card_id) => loan::Command::RequestCardRepayment {
+            repayment_id,
+            card_id,
+            amount,
+            early: Some(recalculate),
+        },
+    };
     send(
         &app,
         meta,
         client,
         loan_id,
-        loan::Command::RepayEarly {
-            repayment_id,
-            wallet_id: req.wallet_id,
-            amount,
-            recalculate: req.recalculate.unwrap_or(Recalculate::Term),
-        },
+        command,
         serde_json::json!({ "repayment_id": repayment_id }),
     )
     .await

@@ -19,7 +19,7 @@ use etr_query_api::auth::Role;
 
 const BILLING: &str = "query($l: UUID!, $p: PositionInput) { loan(id: $l, minPosition: $p) { \
     status outstanding accrued \
-    billing { businessDate standing accrualStopped credit charges chargesCap \
+    billing { businessDate standing accrualStopped credit charges chargesCap cardRepaymentPending \
       debt { fees penalties interest principal total } \
       schedule { date payment status } \
       earlyRepayment { possible payoff partialAbove validUntil } \
@@ -315,6 +315,86 @@ async fn a_loan_is_serviced_to_closed_and_its_credit_history_file_is_signed_and_
         "{due_before} → {due_after}"
     );
 
+    // From a bound card: the bank authorises and captures, then the repayment is allocated
+    // (the fee first); a card the bank declines pays nothing.
+    let bind = |number: &'static str, key: &'static str| {
+        let (api, client) = (&api, client.clone());
+        async move {
+            let (status, _, body) = api
+                .post(
+                    &format!("/v1/clients/{client}/cards"),
+                    Some(key),
+                    &json!({"number": number, "expiry": "12/30", "cvc": "123"}).to_string(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 201, "{body}");
+            body["card_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let good_card = bind("4111 1111 1111 1111", "card-good").await;
+    let bad_card = bind("4000 0000 0000 0002", "card-bad").await;
+    let (status, body) = loan
+        .client_post(
+            "repayments",
+            "card-both",
+            json!({"wallet_id": loan.wallet_id, "card_id": good_card, "amount": "300.00"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("repayment_source")),
+        "{body}"
+    );
+    let (status, body) = loan
+        .client_post(
+            "repayments",
+            "card-pay",
+            json!({"card_id": good_card, "amount": "300.00"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(names(&body), vec!["CardRepaymentRequested"], "{body}");
+    let settled = |expected_fees: &'static str| {
+        let loan = &loan;
+        let body = body.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let view = loan.billing(&body).await;
+                if view["billing"]["cardRepaymentPending"].is_null()
+                    && view["billing"]["debt"]["fees"] == expected_fees
+                {
+                    return view;
+                }
+                assert!(Instant::now() < deadline, "{view}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let view = settled("0.00").await;
+    assert_eq!(view["billing"]["debt"]["principal"], "3000.00", "{view}");
+    let (status, body) = loan
+        .client_post(
+            "repayments",
+            "card-declined",
+            json!({"card_id": bad_card, "amount": "100.00"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // (While the bank has it, other repayments are refused: `domain/tests/loan_servicing.rs`.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = loan.billing(&body).await;
+        if view["billing"]["cardRepaymentPending"].is_null() {
+            assert_eq!(view["billing"]["debt"]["total"], "3000.00", "{view}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(loan.balance("3600.00").await, "3600.00");
+
     // An operator stops accrual: three closed days accrue nothing; resumed, two days do.
     let (status, body) = loan
         .operator(
@@ -353,7 +433,7 @@ async fn a_loan_is_serviced_to_closed_and_its_credit_history_file_is_signed_and_
 
     // The quote of the open day, paid exactly, closes the loan with zero debt and no credit.
     let quote = loan.quote().await;
-    assert_eq!(quote["payoff"], "3348.00", "{quote}");
+    assert_eq!(quote["payoff"], "3048.00", "{quote}");
     assert_eq!(
         quote["business_date"],
         (contract_day + time::Duration::days(15)).to_string()
@@ -378,7 +458,7 @@ async fn a_loan_is_serviced_to_closed_and_its_credit_history_file_is_signed_and_
     assert_eq!(view["billing"]["debt"]["total"], "0.00");
     assert_eq!(view["billing"]["credit"], "0.00");
     assert_eq!(view["billing"]["earlyRepayment"]["possible"], false);
-    assert_eq!(loan.balance("252.00").await, "252.00");
+    assert_eq!(loan.balance("552.00").await, "552.00");
     let kinds: Vec<&str> = view["movements"]
         .as_array()
         .unwrap()
@@ -391,6 +471,7 @@ async fn a_loan_is_serviced_to_closed_and_its_credit_history_file_is_signed_and_
             "accrual",
             "early_repayment",
             "prolongation_fee",
+            "repayment",
             "accrual",
             "early_repayment"
         ]

@@ -326,7 +326,8 @@ pub fn payment_policy() -> Policy {
 /// runner — its tracker of the clients' autopayment events and its executor, which starts
 /// each due run's payment (after `app`'s fraud control) and records the run (polling every
 /// 200 ms); the business day-close of serviced loans (every minute,
-/// [`etr_sagas::day_close`]); and the alert dispatcher and sender ([`alerts::start_alerts`]). Returns their
+/// [`etr_sagas::day_close`]); the loans' card repayments (tracker and executor,
+/// [`etr_sagas::card_repayment`], polling every 200 ms); and the alert dispatcher and sender ([`alerts::start_alerts`]). Returns their
 /// tasks.
 ///
 /// Errors: creating the tracker's projector (with [`Restart::Never`] only; a supervised one
@@ -380,6 +381,22 @@ pub fn start_payment_processor(
         policy: checkout_policy,
         poll: Duration::from_millis(200),
     };
+    let card_repayments = start_projector(
+        "card repayment tracker",
+        settings,
+        pool,
+        || etr_sagas::card_repayment::Tracker {
+            policy: etr_domain::card_repayment::Policy::default(),
+        },
+        restart,
+    )?;
+    let card_repayer = etr_sagas::card_repayment::Executor {
+        pool: pool.clone(),
+        bank: app.bank.clone(),
+        commands: Arc::new(HandlerCommands(app.clone())),
+        policy: etr_domain::card_repayment::Policy::default(),
+        poll: Duration::from_millis(200),
+    };
     let day_close = etr_sagas::day_close::DayClose {
         pool: pool.clone(),
         commands: Arc::new(HandlerCommands(app.clone())),
@@ -401,6 +418,8 @@ pub fn start_payment_processor(
         checkout,
         tokio::spawn(callbacks.run()),
         tokio::spawn(day_close.run()),
+        card_repayments,
+        tokio::spawn(card_repayer.run()),
     ];
     tasks.extend(alerts::start_alerts(settings, pool, restart)?);
     Ok(tasks)

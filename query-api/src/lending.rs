@@ -270,6 +270,9 @@ pub struct Billing {
     /// closed, written_off or open.
     pub standing: String,
     pub schedule: Vec<BillingInstalment>,
+    /// A card repayment the bank has not settled yet (its amount, roubles): no other
+    /// repayment until it is.
+    pub card_repayment_pending: Option<String>,
     pub early_repayment: EarlyRepaymentFigures,
     pub prolongation: ProlongationFigures,
 }
@@ -337,6 +340,7 @@ fn billing(l: &etr_domain::loan::Loan) -> Option<Billing> {
         }
         .into(),
         schedule,
+        card_repayment_pending: l.pending_card.as_ref().map(|p| money(p.amount.amount)),
         early_repayment: EarlyRepaymentFigures {
             possible: open && !d.principal.is_zero(),
             payoff: money(ledger.payoff(day).unwrap_or_default()),

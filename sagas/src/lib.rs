@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod autopayments;
 pub mod bki;
+pub mod card_repayment;
 pub mod checkout;
 pub mod conveyor;
 pub mod day_close;
