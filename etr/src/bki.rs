@@ -23,6 +23,20 @@ pub enum Action {
     },
     /// The configured keys: the platform's signing key and the bureaus' encryption keys.
     Keys,
+    /// Days that are not business days besides weekends (upload deadlines skip them): adds
+    /// and removes the ones given, then lists them.
+    Holidays {
+        /// YYYY-MM-DD, repeatable.
+        #[arg(long)]
+        add: Vec<String>,
+        #[arg(long)]
+        remove: Vec<String>,
+    },
+}
+
+fn day(text: &str) -> anyhow::Result<time::Date> {
+    time::Date::parse(text, &time::format_description::well_known::Iso8601::DATE)
+        .with_context(|| format!("{text}: expected YYYY-MM-DD"))
 }
 
 pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<()> {
@@ -61,6 +75,29 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<()> {
             .await?;
             for file in files {
                 println!("{file}");
+            }
+            Ok(())
+        }
+        Action::Holidays { add, remove } => {
+            let pool = etr_platform::database(settings).await?;
+            for d in &add {
+                sqlx::query("INSERT INTO bki_holidays (day) VALUES ($1) ON CONFLICT DO NOTHING")
+                    .bind(day(d)?)
+                    .execute(&pool)
+                    .await?;
+            }
+            for d in &remove {
+                sqlx::query("DELETE FROM bki_holidays WHERE day = $1")
+                    .bind(day(d)?)
+                    .execute(&pool)
+                    .await?;
+            }
+            let days: Vec<time::Date> =
+                sqlx::query_scalar("SELECT day FROM bki_holidays ORDER BY day")
+                    .fetch_all(&pool)
+                    .await?;
+            for d in days {
+                println!("{d}");
             }
             Ok(())
         }

@@ -594,6 +594,24 @@ async fn a_loan_is_serviced_to_closed_and_its_credit_history_file_is_signed_and_
             .all(|l| l["status"] == "accepted" && l["late"] == false),
         "{lines:?}"
     );
+    // GraphQL shows the same per loan.
+    let v = env
+        .graphql(
+            Some(&token("op-7", Role::Operator)),
+            "query($l: UUID!) { loan(id: $l) { creditHistory { code bureau status late } } }",
+            json!({"l": loan_id}),
+        )
+        .await;
+    let entries = v["data"]["loan"]["creditHistory"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["code"] == "2.5" && e["status"] == "accepted" && e["bureau"] == "nbki"),
+        "{v}"
+    );
     // A second upload of the same day sends nothing again.
     let again = env.command(&["bki", "upload"]).envs(bki).output().unwrap();
     assert!(again.status.success());

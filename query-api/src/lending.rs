@@ -419,6 +419,41 @@ impl Loan {
     async fn movements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LoanMovement>> {
         children(ctx, self.loan_id).await
     }
+
+    /// What the credit bureaus were told of this loan and its application, and when: one
+    /// entry per credit-history record and bureau, in log order.
+    async fn credit_history(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<CreditHistoryEntry>> {
+        sqlx::query_as(
+            "SELECT r.event_id, r.code, r.event_day, r.deadline, u.bureau, u.status, u.first_sent_at, u.late \
+             FROM bki_records r LEFT JOIN bki_record_uploads u ON u.event_id = r.event_id \
+             WHERE r.uid = $1 OR r.uid = $2 ORDER BY r.partition, r.sequence, u.bureau",
+        )
+        .bind(self.loan_id)
+        .bind(self.application_id)
+        .fetch_all(pool(ctx)?)
+        .await
+        .map_err(store)
+    }
+}
+
+/// A credit-history record (unified format code: 1.1 … 2.5) and where it stands with a
+/// bureau: `sent`, `accepted`, `rejected`, `parked`, or no bureau yet (not uploaded).
+#[derive(SimpleObject, sqlx::FromRow, Clone)]
+pub struct CreditHistoryEntry {
+    pub event_id: Uuid,
+    pub code: String,
+    /// The Moscow day the event was recorded.
+    pub event_day: Date,
+    /// The last day it may be uploaded (second business day after).
+    pub deadline: Date,
+    pub bureau: Option<String>,
+    pub status: Option<String>,
+    pub first_sent_at: Option<OffsetDateTime>,
+    /// First sent after its deadline.
+    pub late: Option<bool>,
 }
 
 const APPLICATION_COLUMNS: &str = "application_id, client_id, status, requested_amount::text AS requested_amount, currency, term_days, partner_id, chosen_offer_id, loan_id, reason, state, version, submitted_at, updated_at";
