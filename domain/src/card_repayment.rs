@@ -12,7 +12,7 @@
 //! that dies mid-call repeats it.
 
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ids::ClientId;
@@ -21,31 +21,8 @@ use crate::money::Money;
 /// The process's name: its instances' and its step ids' namespace.
 pub const PROCESS: &str = "loan-card-repayment";
 
-/// Timing of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    pub attempt_timeout: Duration,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            attempt_timeout: Duration::seconds(10),
-            first_backoff: Duration::seconds(1),
-            max_backoff: Duration::minutes(10),
-        }
-    }
-}
-
-impl Policy {
-    /// `first_backoff × 2^(attempts−1)`, at most `max_backoff`.
-    pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 1i32 << attempts.saturating_sub(1).min(20);
-        (self.first_backoff * factor).min(self.max_backoff)
-    }
-}
+/// Timing of the process (10 s a call, backoff from 1 s doubling to 10 min).
+pub type Policy = crate::retry::Policy;
 
 /// What the bank is asked: the card's token and the amount, roubles with kopecks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

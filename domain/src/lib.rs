@@ -44,6 +44,7 @@ pub mod ports;
 pub mod product;
 pub mod psk;
 pub mod receipt;
+pub mod retry;
 pub mod schedule;
 pub mod servicing;
 pub mod wallet;
