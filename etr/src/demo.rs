@@ -390,5 +390,14 @@ async fn loan(settings: &Settings) -> anyhow::Result<()> {
     println!("  {:<44} HTTP {s}  {}", "bind a card", summary(&v));
     let disbursed = wait(app.clone(), "disbursed").await?;
     println!("  disbursed: loan {}", disbursed["loan_id"]);
+    let loan = disbursed["loan_id"].as_str().unwrap_or_default();
+    let quote = get(format!(
+        "/v1/clients/{client}/loans/{loan}/early-repayment-quote"
+    ))
+    .await?;
+    println!(
+        "  early-repayment quote of {}: payoff {} RUB (valid until {}), prolongation fee {} RUB",
+        quote["business_date"], quote["payoff"], quote["valid_until"], quote["prolongation_fee"]
+    );
     Ok(())
 }
