@@ -3,7 +3,8 @@
 //! to find what the command created, `fromPosition` to start from it) yields every status
 //! 0…6 of a payment in order, 50 times over; a client that disconnects mid-payment and
 //! resubscribes from its last message's position gets exactly what it missed, then live
-//! changes; both websocket protocols (graphql-transport-ws and the older graphql-ws).
+//! changes; both websocket protocols (graphql-transport-ws and the older graphql-ws); a
+//! socket whose token expires is closed with 4401 `token expired`.
 
 mod support;
 
@@ -203,6 +204,30 @@ async fn a_subscription_from_a_commands_position_sees_every_status_and_resumes_w
         }
     }
     assert_eq!(codes, vec![2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6]);
+
+    // A token that expires: the server closes the socket with 4401 `token expired`.
+    let expiring = etr_query_api::auth::Keys::from_secret(support::JWT_SECRET.as_bytes())
+        .issue(
+            &client,
+            Role::Client,
+            time::OffsetDateTime::now_utc().unix_timestamp() + 3,
+        )
+        .unwrap();
+    let mut ws = subscribe(&env, Some(&expiring), CHANGES, json!({"w": wallet})).await;
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("the socket ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed within 15 s")
+    .expect("with a close frame");
+    assert_eq!(u16::from(closed.code), 4401);
+    assert_eq!(closed.reason.as_str(), "token expired");
 
     drop(platform);
     etr_infra::pg::drop_database(&env.database_url)

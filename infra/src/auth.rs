@@ -86,6 +86,7 @@ impl Keys {
             role: claims.role,
             client,
             sub: claims.sub,
+            expires_at: claims.exp,
         })
     }
 }
@@ -96,4 +97,6 @@ pub struct Viewer {
     pub role: Role,
     pub client: Option<Uuid>,
     pub sub: String,
+    /// When the token expires, seconds since the epoch.
+    pub expires_at: i64,
 }

@@ -39,7 +39,7 @@ pub mod wallets;
 use async_graphql::{
     Context, Data, EmptyMutation, InputObject, MergedObject, Object, Schema, SimpleObject,
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -159,32 +159,122 @@ async fn graphql(
         .into()
 }
 
-/// Subscriptions over a websocket; the bearer token comes in the `connection_init`
-/// payload (`Authorization` or `authorization`), or else the upgrade request's header.
+/// Subscriptions over a websocket (`graphql-transport-ws` or the older `graphql-ws`, as the
+/// client's `Sec-WebSocket-Protocol` asks); the bearer token comes in the `connection_init`
+/// payload (`Authorization` or `authorization`), or else the upgrade request's header. When
+/// the token expires the server closes the socket with code 4401 and reason `token expired`:
+/// the client reconnects with a fresh token (and resumes with `fromPosition`).
 async fn websocket(
     State((schema, keys)): State<(QuerySchema, Keys)>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    use axum::response::IntoResponse as _;
+    use std::str::FromStr as _;
     let header = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let protocol = headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| {
+            list.split(',')
+                .find_map(|p| async_graphql::http::WebSocketProtocols::from_str(p.trim()).ok())
+        });
+    let Some(protocol) = protocol else {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Protocol must name graphql-transport-ws or graphql-ws",
+        )
+            .into_response();
+    };
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let from_payload = ["Authorization", "authorization"]
-                        .iter()
-                        .find_map(|k| payload.get(k).and_then(|v| v.as_str()).map(str::to_owned));
-                    let mut data = Data::default();
-                    data.insert(access(&keys, from_payload.or(header).as_deref()));
-                    Ok(data)
-                })
-                .serve()
+        .on_upgrade(move |socket| serve_socket(socket, schema, protocol, keys, header))
+}
+
+/// Runs one subscription socket until either side ends it or its token expires.
+async fn serve_socket(
+    socket: axum::extract::ws::WebSocket,
+    schema: QuerySchema,
+    protocol: async_graphql::http::WebSocketProtocols,
+    keys: Keys,
+    header: Option<String>,
+) {
+    use axum::extract::ws::{CloseFrame, Message};
+    use futures::{SinkExt as _, StreamExt as _};
+    let (sink, stream) = socket.split();
+    // The token's expiry, known once the connection is initialised.
+    let (expiry_tx, mut expiry_rx) = tokio::sync::watch::channel::<Option<i64>>(None);
+    let input = stream
+        .take_while(|m| futures::future::ready(m.is_ok()))
+        .filter_map(|m| {
+            futures::future::ready(match m {
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => Some(m.into_data()),
+                _ => None,
+            })
+        });
+    let outgoing = async_graphql::http::WebSocket::new(schema, input, protocol)
+        .on_connection_init(move |payload| async move {
+            let from_payload = ["Authorization", "authorization"]
+                .iter()
+                .find_map(|k| payload.get(k).and_then(|v| v.as_str()).map(str::to_owned));
+            let access = access(&keys, from_payload.or(header).as_deref());
+            if let Access::Granted(viewer) = &access {
+                expiry_tx.send_replace(Some(viewer.expires_at));
+            }
+            let mut data = Data::default();
+            data.insert(access);
+            Ok(data)
         })
+        .map(|m| match m {
+            async_graphql::http::WsMessage::Text(text) => Message::Text(text.into()),
+            async_graphql::http::WsMessage::Close(code, reason) => {
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }))
+            }
+        });
+    futures::pin_mut!(outgoing, sink);
+    let mut watching = true;
+    loop {
+        let expires = *expiry_rx.borrow();
+        let expiry = async move {
+            match expires {
+                Some(at) => {
+                    let left = at.saturating_sub(time::OffsetDateTime::now_utc().unix_timestamp());
+                    tokio::time::sleep(Duration::from_secs(u64::try_from(left).unwrap_or(0))).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            item = outgoing.next() => match item {
+                Some(m) => {
+                    if sink.send(m).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            () = expiry => {
+                let close = Message::Close(Some(CloseFrame {
+                    code: 4401,
+                    reason: "token expired".into(),
+                }));
+                drop(sink.send(close).await);
+                break;
+            }
+            changed = expiry_rx.changed(), if watching => {
+                // The initialisation is over (its sender is dropped): the expiry is final.
+                if changed.is_err() {
+                    watching = false;
+                }
+            }
+        }
+    }
 }
 
 /// `first` of a connection: 1 to 100, default 20.
