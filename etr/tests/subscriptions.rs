@@ -4,7 +4,8 @@
 //! 0…6 of a payment in order, 50 times over; a client that disconnects mid-payment and
 //! resubscribes from its last message's position gets exactly what it missed, then live
 //! changes; both websocket protocols (graphql-transport-ws and the older graphql-ws); a
-//! socket whose token expires is closed with 4401 `token expired`.
+//! socket whose token expires is closed with 4401 `token expired`; `clientChanged` gives one
+//! socket every event of the client.
 
 mod support;
 
@@ -26,7 +27,7 @@ fn position(body: &Value) -> Value {
 }
 
 /// Opens a wallet and tops it up; the wallet and the open command's position.
-async fn wallet(api: &Api, client: &str, key: &str) -> (String, Value) {
+async fn open_wallet(api: &Api, client: &str, key: &str) -> (String, Value) {
     let (status, _, opened) = api
         .post(
             &format!("/v1/clients/{client}/wallets"),
@@ -101,7 +102,7 @@ async fn a_subscription_from_a_commands_position_sees_every_status_and_resumes_w
     // and pay at once: every status 0…6 arrives, in log order.
     for round in 0..50 {
         let key = format!("r{round}");
-        let (wallet, opened_at) = wallet(&api, &client, &key).await;
+        let (wallet, opened_at) = open_wallet(&api, &client, &key).await;
         let mut ws = subscribe(
             &env,
             Some(&mine),
@@ -123,7 +124,7 @@ async fn a_subscription_from_a_commands_position_sees_every_status_and_resumes_w
 
     // A wallet the read model has not applied yet is not reported missing: with a position
     // beyond the log the answer is POSITION_NOT_REACHED.
-    let (wallet, opened_at) = wallet(&api, &client, "far").await;
+    let (wallet, opened_at) = open_wallet(&api, &client, "far").await;
     let far = json!({"partition": opened_at["partition"], "sequence": 1_000_000_000});
     let mut ws = subscribe(&env, Some(&mine), CHANGES, json!({"w": wallet, "min": far})).await;
     let m = next(&mut ws).await;
@@ -204,6 +205,57 @@ async fn a_subscription_from_a_commands_position_sees_every_status_and_resumes_w
         }
     }
     assert_eq!(codes, vec![2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6]);
+
+    // One socket for all of the client's changes: from a position, every event after it in
+    // log order — the history, then live — exactly those the timeline holds.
+    let (other_wallet, opened_at) = open_wallet(&api, &client, "all").await;
+    let everything = "subscription($c: UUID!, $min: PositionInput, $from: PositionInput) { \
+        clientChanged(clientId: $c, minPosition: $min, fromPosition: $from) { aggregateType aggregateId eventType partition sequence } }";
+    let mut ws = subscribe(
+        &env,
+        Some(&mine),
+        everything,
+        json!({"c": client, "min": opened_at, "from": opened_at}),
+    )
+    .await;
+    top_up(&api, &client, &other_wallet, "all").await;
+    pay(&api, &client, &other_wallet, "all").await;
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    while !seen.iter().any(|(t, _)| t == "PaymentSucceeded") {
+        let m = next(&mut ws).await;
+        let c = &m["payload"]["data"]["clientChanged"];
+        assert!(!c.is_null(), "{m}");
+        seen.push((
+            c["eventType"].as_str().unwrap().to_owned(),
+            c["sequence"].as_i64().unwrap(),
+        ));
+    }
+    assert!(seen.windows(2).all(|w| w[0].1 < w[1].1), "{seen:?}");
+    assert_eq!(seen[0].0, "WalletToppedUp", "{seen:?}");
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let held: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM rm_timeline WHERE client_id = $1::uuid AND partition = $2 AND sequence > $3 AND sequence <= $4 ORDER BY sequence",
+    )
+    .bind(&client)
+    .bind(opened_at["partition"].as_i64().unwrap() as i32)
+    .bind(opened_at["sequence"].as_i64().unwrap())
+    .bind(seen.last().unwrap().1)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        held,
+        seen.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>()
+    );
+    pool.close().await;
+    // Another client may not listen.
+    let theirs = token(&Uuid::new_v4().to_string(), Role::Client);
+    let mut stranger = subscribe(&env, Some(&theirs), everything, json!({"c": client})).await;
+    let refused = next(&mut stranger).await;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
 
     // A token that expires: the server closes the socket with 4401 `token expired`.
     let expiring = etr_query_api::auth::Keys::from_secret(support::JWT_SECRET.as_bytes())

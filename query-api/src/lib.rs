@@ -51,7 +51,7 @@ use std::time::Duration;
 
 use auth::{error, viewer, Access, Keys};
 use loaders::Children;
-use subscription::{Announcements, Subscription};
+use subscription::{Announcements, ClientChanges, Subscription};
 
 pub type QuerySchema = Schema<Query, EmptyMutation, Subscription>;
 
@@ -102,7 +102,11 @@ pub fn schema(pool: PgPool) -> QuerySchema {
             pool.clone(),
             lending::MOVEMENTS_OF_LOANS,
         ))
-        .data(Announcements::listen(pool.clone()))
+        .data(Announcements::listen(pool.clone(), subscription::CHANNEL))
+        .data(ClientChanges::listen(
+            pool.clone(),
+            subscription::CLIENT_CHANNEL,
+        ))
         .data(etr_infra::dictionaries::Catalogues::default())
         .data(pool)
         .limit_depth(12)
