@@ -99,7 +99,8 @@ async fn a_subscription_from_a_commands_position_sees_every_status_and_resumes_w
     let mine = token(&client, Role::Client);
 
     // 50 times: subscribe right after opening the wallet, with the open's position; top up
-    // and pay at once: every status 0…6 arrives, in log order.
+    // and pay at once; subscribe again right after the payment's response: on both, every
+    // status 0…6 arrives, in log order.
     for round in 0..50 {
         let key = format!("r{round}");
         let (wallet, opened_at) = open_wallet(&api, &client, &key).await;
@@ -110,16 +111,27 @@ async fn a_subscription_from_a_commands_position_sees_every_status_and_resumes_w
             json!({"w": wallet, "min": opened_at, "from": opened_at}),
         )
         .await;
-        top_up(&api, &client, &wallet, &key).await;
-        pay(&api, &client, &wallet, &key).await;
-        let got = changes(&mut ws, 7).await;
-        let codes: Vec<i64> = got.iter().map(|(c, _)| *c).collect();
-        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6], "round {round}: {got:?}");
-        assert!(
-            got.windows(2).all(|w| w[0].1 < w[1].1),
-            "round {round}: {got:?}"
-        );
+        let topped = top_up(&api, &client, &wallet, &key).await;
+        let paid = pay(&api, &client, &wallet, &key).await;
+        // And right after the payment's response, from the top-up's position.
+        let mut after = subscribe(
+            &env,
+            Some(&mine),
+            CHANGES,
+            json!({"w": wallet, "min": position(&paid), "from": position(&topped)}),
+        )
+        .await;
+        for ws in [&mut ws, &mut after] {
+            let got = changes(ws, 7).await;
+            let codes: Vec<i64> = got.iter().map(|(c, _)| *c).collect();
+            assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6], "round {round}: {got:?}");
+            assert!(
+                got.windows(2).all(|w| w[0].1 < w[1].1),
+                "round {round}: {got:?}"
+            );
+        }
         drop(ws);
+        drop(after);
     }
 
     // A wallet the read model has not applied yet is not reported missing: with a position
