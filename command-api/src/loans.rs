@@ -31,7 +31,7 @@ use etr_domain::servicing::Recalculate;
 use etr_domain::{AggregateKind, AggregateRef, ClientId, Command, Currency, Money, State};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use time::{Date, Duration, OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -43,12 +43,6 @@ const QUOTE: &str = "/v1/clients/{client_id}/loans/{loan_id}/early-repayment-quo
 const EARLY: &str = "/v1/clients/{client_id}/loans/{loan_id}/early-repayments";
 const PROLONGATIONS: &str = "/v1/clients/{client_id}/loans/{loan_id}/prolongations";
 const OPERATOR: &str = "/v1/operator/clients/{client_id}/loans/{loan_id}/{action}";
-
-/// Moscow time (UTC+3, no daylight saving): the lender's business day.
-const MOSCOW: UtcOffset = match UtcOffset::from_hms(3, 0, 0) {
-    Ok(o) => o,
-    Err(_) => UtcOffset::UTC,
-};
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -178,6 +172,28 @@ async fn send(
     Ok(respond(handled, StatusCode::OK, ids).await)
 }
 
+/// The client and loan a client's request names, and its command's meta (the caller may
+/// act for the client).
+fn client_request(
+    app: &App,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    headers: &HeaderMap,
+    route: &str,
+    body: &Bytes,
+) -> Result<(ClientId, Uuid, crate::handler::Meta), ApiError> {
+    let (client, loan_id) = path_ids(path)?;
+    let client = ClientId(client);
+    let meta = meta(
+        &app.keys,
+        headers,
+        client,
+        route,
+        &[&client.to_string(), &loan_id.to_string()],
+        body,
+    )?;
+    Ok((client, loan_id, meta))
+}
+
 fn rub(text: &str) -> Result<Money, ApiError> {
     Ok(Money::parse_positive(text, "RUB")?)
 }
@@ -218,16 +234,7 @@ pub(crate) async fn repay(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (client, loan_id) = path_ids(path)?;
-    let client = ClientId(client);
-    let meta = meta(
-        &app.keys,
-        &headers,
-        client,
-        REPAYMENTS,
-        &[&client.to_string(), &loan_id.to_string()],
-        &body,
-    )?;
+    let (client, loan_id, meta) = client_request(&app, path, &headers, REPAYMENTS, &body)?;
     let req: RepaymentRequest = parse_body(&body)?;
     let amount = rub(&req.amount)?;
     let repayment_id = minted_id(&meta, "repayment");
@@ -285,12 +292,8 @@ pub(crate) async fn quote(
         .payoff(day)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
     let d = &ledger.debt;
-    let end = (day + Duration::days(1)).midnight().assume_offset(MOSCOW);
-    let fee = state
-        .terms
-        .as_ref()
-        .and_then(|t| t.servicing.as_ref())
-        .map_or(rust_decimal::Decimal::ZERO, |s| s.prolongation_fee);
+    let end = loan::business_day_end(day);
+    let fee = state.prolongation_fee();
     let view = QuoteView {
         loan_id,
         business_date: day.to_string(),
@@ -333,16 +336,7 @@ pub(crate) async fn repay_early(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (client, loan_id) = path_ids(path)?;
-    let client = ClientId(client);
-    let meta = meta(
-        &app.keys,
-        &headers,
-        client,
-        EARLY,
-        &[&client.to_string(), &loan_id.to_string()],
-        &body,
-    )?;
+    let (client, loan_id, meta) = client_request(&app, path, &headers, EARLY, &body)?;
     let req: EarlyRepaymentRequest = parse_body(&body)?;
     let amount = req.amount.as_deref().map(rub).transpose()?;
     let repayment_id = minted_id(&meta, "repayment");
@@ -387,16 +381,7 @@ pub(crate) async fn prolong(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (client, loan_id) = path_ids(path)?;
-    let client = ClientId(client);
-    let meta = meta(
-        &app.keys,
-        &headers,
-        client,
-        PROLONGATIONS,
-        &[&client.to_string(), &loan_id.to_string()],
-        &body,
-    )?;
+    let (client, loan_id, meta) = client_request(&app, path, &headers, PROLONGATIONS, &body)?;
     let req: ProlongationRequest = parse_body(&body)?;
     send(
         &app,
@@ -421,7 +406,7 @@ fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
 /// The last day an operator may close: yesterday in Moscow, so `through` is at most today;
 /// with simulated days any day.
 fn check_closable(through: Date, simulated: bool, now: OffsetDateTime) -> Result<(), ApiError> {
-    let today = now.to_offset(MOSCOW).date();
+    let today = now.to_offset(etr_domain::limits::MOSCOW).date();
     if !simulated && through > today {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

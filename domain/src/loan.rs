@@ -123,6 +123,25 @@ pub struct Terms {
     pub servicing: Option<Servicing>,
 }
 
+impl Loan {
+    /// The product's fee per prolongation, roubles (zero without one or without servicing).
+    pub fn prolongation_fee(&self) -> Decimal {
+        self.terms
+            .as_ref()
+            .and_then(|t| t.servicing.as_ref())
+            .map_or(Decimal::ZERO, |s| s.prolongation_fee)
+    }
+}
+
+/// When business day `day` ends: midnight after it, Moscow time. A quote of the day (its
+/// payoff) holds until then; the day-close then accrues the day.
+pub fn business_day_end(day: Date) -> time::OffsetDateTime {
+    day.next_day()
+        .unwrap_or(day)
+        .midnight()
+        .assume_offset(crate::limits::MOSCOW)
+}
+
 impl Terms {
     /// The servicing contract these terms describe, if they carry servicing.
     pub fn contract(&self, principal: Decimal) -> Option<servicing::Contract> {
@@ -801,11 +820,7 @@ pub fn decide(state: &Loan, id: Uuid, command: &Command) -> Result<Vec<Event>, E
                     "a prolongation is 1 to 12 months, got {months}"
                 )));
             }
-            let fee = state
-                .terms
-                .as_ref()
-                .and_then(|t| t.servicing.as_ref())
-                .map_or(Decimal::ZERO, |s| s.prolongation_fee);
+            let fee = state.prolongation_fee();
             let date = before.accrued_until;
             let mut after = before;
             let charged = after.prolong(date, *months, fee)?;

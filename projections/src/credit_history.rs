@@ -14,17 +14,13 @@ use etr_domain::{application, loan, Envelope, Event};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use std::collections::BTreeSet;
-use time::{Date, UtcOffset};
+use time::Date;
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::runtime::{load_state, Projection};
 
-/// Moscow time (UTC+3): the day an event counts for.
-const MOSCOW: UtcOffset = match UtcOffset::from_hms(3, 0, 0) {
-    Ok(o) => o,
-    Err(_) => UtcOffset::UTC,
-};
+use etr_domain::limits::MOSCOW;
 
 pub struct CreditHistory;
 
@@ -106,23 +102,43 @@ async fn record(
     Ok(())
 }
 
-async fn apply_application(
+/// The builder's fold of an aggregate after `event`: loaded (or `initial`), evolved, saved.
+async fn fold<S>(
     tx: &mut PgConnection,
     env: &Envelope,
-    event: &application::Event,
-) -> Result<(), Error> {
+    initial: impl FnOnce() -> S,
+    evolve: impl FnOnce(S) -> S,
+) -> Result<S, Error>
+where
+    S: serde::Serialize + serde::de::DeserializeOwned,
+{
     let state = load_state(
         tx,
         "SELECT state FROM bki_subject_states WHERE aggregate_id = $1",
         env.aggregate_id,
     )
     .await?
-    .unwrap_or_else(|| application::Application {
-        id: env.aggregate_id,
-        ..Default::default()
-    });
-    let a = application::evolve(state, env.client_id, event);
-    save_state(tx, env.aggregate_id, &a).await?;
+    .unwrap_or_else(initial);
+    let next = evolve(state);
+    save_state(tx, env.aggregate_id, &next).await?;
+    Ok(next)
+}
+
+async fn apply_application(
+    tx: &mut PgConnection,
+    env: &Envelope,
+    event: &application::Event,
+) -> Result<(), Error> {
+    let a = fold(
+        tx,
+        env,
+        || application::Application {
+            id: env.aggregate_id,
+            ..Default::default()
+        },
+        |s| application::evolve(s, env.client_id, event),
+    )
+    .await?;
     let Some(code) = credit_history::application_code(event) else {
         return Ok(());
     };
@@ -157,18 +173,16 @@ async fn apply_loan(
     env: &Envelope,
     event: &loan::Event,
 ) -> Result<(), Error> {
-    let state = load_state(
+    let l = fold(
         tx,
-        "SELECT state FROM bki_subject_states WHERE aggregate_id = $1",
-        env.aggregate_id,
+        env,
+        || loan::Loan {
+            id: env.aggregate_id,
+            ..Default::default()
+        },
+        |s| loan::evolve(s, env.client_id, event),
     )
-    .await?
-    .unwrap_or_else(|| loan::Loan {
-        id: env.aggregate_id,
-        ..Default::default()
-    });
-    let l = loan::evolve(state, env.client_id, event);
-    save_state(tx, env.aggregate_id, &l).await?;
+    .await?;
     let Some(code) = credit_history::loan_code(event) else {
         return Ok(());
     };

@@ -308,12 +308,7 @@ fn billing(l: &etr_domain::loan::Loan) -> Option<Billing> {
         status: "due".into(),
     }));
     let open = ledger.standing == Standing::Open;
-    let moscow = time::UtcOffset::from_hms(3, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    let fee = l
-        .terms
-        .as_ref()
-        .and_then(|t| t.servicing.as_ref())
-        .map_or(rust_decimal::Decimal::ZERO, |s| s.prolongation_fee);
+    let fee = l.prolongation_fee();
     let mut prolonged = (**ledger).clone();
     let prolongation = prolonged.prolong(day, 1, fee).ok().map(|_| prolonged);
     Some(Billing {
@@ -345,9 +340,7 @@ fn billing(l: &etr_domain::loan::Loan) -> Option<Billing> {
             possible: open && !d.principal.is_zero(),
             payoff: money(ledger.payoff(day).unwrap_or_default()),
             partial_above: money(d.total() - d.principal),
-            valid_until: (day + time::Duration::days(1))
-                .midnight()
-                .assume_offset(moscow),
+            valid_until: etr_domain::loan::business_day_end(day),
         },
         prolongation: ProlongationFigures {
             possible: open && prolongation.is_some(),

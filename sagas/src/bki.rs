@@ -32,16 +32,13 @@ use etr_reports::schedule::ReportStore;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::Error;
 
-/// Moscow time (UTC+3): the report day and the deadlines.
-pub const MOSCOW: UtcOffset = match UtcOffset::from_hms(3, 0, 0) {
-    Ok(o) => o,
-    Err(_) => UtcOffset::UTC,
-};
+/// Moscow time: the lender's business day.
+pub use etr_domain::limits::MOSCOW;
 
 pub struct Reporter {
     pub pool: PgPool,

@@ -11,16 +11,13 @@ use etr_domain::{loan, Actor, ClientId, Command};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::runtime::{Commands, Issue, Issued};
 
-/// Moscow time (UTC+3): the lender's business day.
-pub const MOSCOW: UtcOffset = match UtcOffset::from_hms(3, 0, 0) {
-    Ok(o) => o,
-    Err(_) => UtcOffset::UTC,
-};
+/// Moscow time: the lender's business day.
+pub use etr_domain::limits::MOSCOW;
 
 pub struct DayClose {
     pub pool: PgPool,
