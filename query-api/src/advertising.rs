@@ -243,6 +243,9 @@ pub struct AdvertisingQuery;
 #[Object]
 impl AdvertisingQuery {
     /// Advertising places by id (operators).
+    #[graphql(
+        complexity = "crate::page_cost(first, crate::DEFAULT_PAGE, crate::MAX_PAGE, child_complexity)"
+    )]
     async fn advertising_places(
         &self,
         ctx: &Context<'_>,
@@ -264,6 +267,9 @@ impl AdvertisingQuery {
     }
 
     /// Campaigns by id (operators).
+    #[graphql(
+        complexity = "crate::page_cost(first, crate::DEFAULT_PAGE, crate::MAX_PAGE, child_complexity)"
+    )]
     async fn advertising_campaigns(
         &self,
         ctx: &Context<'_>,
@@ -285,6 +291,9 @@ impl AdvertisingQuery {
     }
 
     /// Banners by id, optionally of one place and one campaign (operators).
+    #[graphql(
+        complexity = "crate::page_cost(first, crate::DEFAULT_PAGE, crate::MAX_PAGE, child_complexity)"
+    )]
     async fn advertising_banners(
         &self,
         ctx: &Context<'_>,

@@ -235,6 +235,7 @@ pub struct AlertQuery;
 #[Object]
 impl AlertQuery {
     /// Every alert type with its attributes and channels.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn alert_catalogue(
         &self,
         ctx: &Context<'_>,
@@ -244,6 +245,7 @@ impl AlertQuery {
     }
 
     /// The operators' subscriptions, oldest first.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn alert_subscriptions(
         &self,
         ctx: &Context<'_>,
@@ -277,6 +279,7 @@ impl AlertQuery {
 
     /// The queued and sent notifications, newest first: at most `first` (1–500) after the
     /// cursor `after`, of alert type code `type`, about client `clientId`, in `status`.
+    #[graphql(complexity = "crate::page_cost(Some(first), 50, MAX_PAGE, child_complexity)")]
     async fn alert_deliveries(
         &self,
         ctx: &Context<'_>,

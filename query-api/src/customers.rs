@@ -267,6 +267,9 @@ impl CustomerQuery {
     /// Wallet registrations in `status` (default `submitted`: the operators' queue), oldest
     /// client id first after `after`, at most `first` (1–100, default 20). Operators only.
     /// Errors: `UNAUTHENTICATED`, `FORBIDDEN`, `BAD_USER_INPUT` (status or page size).
+    #[graphql(
+        complexity = "crate::page_cost(first, crate::DEFAULT_PAGE, crate::MAX_PAGE, child_complexity)"
+    )]
     async fn wallet_registrations(
         &self,
         ctx: &Context<'_>,

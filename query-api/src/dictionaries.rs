@@ -369,6 +369,7 @@ impl DictionaryQuery {
 
     /// The menu profile: per operation type (or only `operation`), the items of its root in
     /// the processing centre's order.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn menu(
         &self,
         ctx: &Context<'_>,
@@ -395,6 +396,7 @@ impl DictionaryQuery {
     }
 
     /// Every service.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn services(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ServiceView>> {
         Ok(current(ctx)
             .await?
@@ -403,6 +405,7 @@ impl DictionaryQuery {
     }
 
     /// Every payment source.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn payment_sources(
         &self,
         ctx: &Context<'_>,
@@ -422,6 +425,7 @@ impl DictionaryQuery {
     }
 
     /// Every commission profile with its rules.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn commission_profiles(
         &self,
         ctx: &Context<'_>,
@@ -438,6 +442,7 @@ impl DictionaryQuery {
     }
 
     /// Currency rates (reference only), only of `currency` (an ISO code) when given.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn currency_rates(
         &self,
         ctx: &Context<'_>,
@@ -461,6 +466,7 @@ impl DictionaryQuery {
     }
 
     /// Map points, only of `kind` when given.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn map_points(
         &self,
         ctx: &Context<'_>,

@@ -243,6 +243,13 @@ fn operator(ctx: &Context<'_>) -> async_graphql::Result<()> {
     Ok(())
 }
 
+/// The cost of up to `limit` flat statistics rows (default 1,000): counted in blocks of a
+/// hundred rows, because a row is a handful of scalars read in one statement.
+pub(crate) fn rows_cost(limit: Option<i32>, child: usize) -> usize {
+    let rows = usize::try_from(limit.unwrap_or(1_000).clamp(1, MAX_ROWS)).unwrap_or(1);
+    rows.div_ceil(100).saturating_mul(child).saturating_add(1)
+}
+
 fn row_limit(limit: Option<i32>) -> async_graphql::Result<i64> {
     let limit = limit.unwrap_or(1_000);
     if !(1..=MAX_ROWS).contains(&limit) {
@@ -261,6 +268,7 @@ pub struct FraudQuery;
 impl FraudQuery {
     /// Requests of the last 24 hours (the current hour and the 23 before it), newest hour
     /// first, then the most requests first. Operators only.
+    #[graphql(complexity = "crate::fraud::rows_cost(limit, child_complexity)")]
     async fn api_request_stats_live(
         &self,
         ctx: &Context<'_>,
@@ -285,6 +293,7 @@ impl FraudQuery {
 
     /// Totals per UTC day from `from` to `to` inclusive (at most 366 days; days without
     /// requests as zeros). Operators only.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn api_request_stats_by_day(
         &self,
         ctx: &Context<'_>,
@@ -336,6 +345,7 @@ impl FraudQuery {
     /// One client's requests (a bearer token's subject) by hour from `from` (default 24
     /// hours ago) until `to` (default now), at most 31 days, newest hour first. Operators
     /// only.
+    #[graphql(complexity = "crate::fraud::rows_cost(limit, child_complexity)")]
     async fn api_request_stats_by_client(
         &self,
         ctx: &Context<'_>,

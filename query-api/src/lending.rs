@@ -109,6 +109,7 @@ pub struct Application {
 #[ComplexObject]
 impl Application {
     /// The offers made after scoring (empty before approval).
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn offers(&self) -> Vec<Offer> {
         self.state.0.offers.iter().map(offer_view).collect()
     }
@@ -371,6 +372,7 @@ pub struct LoanMovement {
 #[ComplexObject]
 impl Loan {
     /// The schedule the client signed (empty for a loan issued without an offer).
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn schedule(&self) -> Vec<Instalment> {
         self.state
             .0
@@ -409,12 +411,14 @@ impl Loan {
 
     /// Repayments (`repayment`, `early_repayment`), prolongation fees, accruals and
     /// write-offs, in log order.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn movements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LoanMovement>> {
         children(ctx, self.loan_id).await
     }
 
     /// What the credit bureaus were told of this loan and its application, and when: one
     /// entry per credit-history record and bureau, in log order.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn credit_history(
         &self,
         ctx: &Context<'_>,

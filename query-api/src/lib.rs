@@ -109,8 +109,8 @@ pub fn schema(pool: PgPool) -> QuerySchema {
         ))
         .data(etr_infra::dictionaries::Catalogues::default())
         .data(pool)
-        .limit_depth(12)
-        .limit_complexity(2_000)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COST)
         .finish()
 }
 
@@ -157,10 +157,45 @@ async fn graphql(
         Some(Err(_)) => Access::Denied("the Authorization header is not text".into()),
         other => access(&keys, other.and_then(Result::ok)),
     };
-    schema
-        .execute(request.into_inner().data(access))
-        .await
-        .into()
+    let mut response = schema.execute(request.into_inner().data(access)).await;
+    coded(&mut response);
+    response.into()
+}
+
+/// Gives every error of a response a machine-readable `extensions.code`: the resolvers'
+/// errors carry theirs; what async-graphql refuses before anything runs gets
+/// `QUERY_TOO_COMPLEX` (above [`MAX_COST`]), `QUERY_TOO_DEEP` (above [`MAX_DEPTH`]),
+/// `GRAPHQL_PARSE_FAILED` (not GraphQL) or `GRAPHQL_VALIDATION_FAILED` (not valid against
+/// the schema: an unknown field, a wrong argument type, …); an argument that fails to parse
+/// while the query runs (a malformed UUID or date) gets `BAD_USER_INPUT`, anything else
+/// without a code `INTERNAL`.
+pub fn coded(response: &mut async_graphql::Response) {
+    for e in &mut response.errors {
+        let has_code = e
+            .extensions
+            .as_ref()
+            .is_some_and(|x| x.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = if e.message.contains("too complex") {
+            "QUERY_TOO_COMPLEX"
+        } else if e.message.contains("too deep") {
+            "QUERY_TOO_DEEP"
+        } else if e.path.is_empty() && e.message.trim_start().starts_with("-->") {
+            "GRAPHQL_PARSE_FAILED"
+        } else if e.path.is_empty() {
+            "GRAPHQL_VALIDATION_FAILED"
+        } else if e.message.starts_with("Failed to parse") || e.message.starts_with("Invalid value")
+        {
+            "BAD_USER_INPUT"
+        } else {
+            "INTERNAL"
+        };
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
 }
 
 /// Subscriptions over a websocket (`graphql-transport-ws` or the older `graphql-ws`, as the
@@ -281,10 +316,43 @@ async fn serve_socket(
     }
 }
 
+/// The deepest selection a query may nest.
+pub const MAX_DEPTH: usize = 12;
+
+/// The most a query may cost, counted before it runs (async-graphql's complexity): every
+/// selected field costs 1 — each alias and each field a fragment spreads is a selection of
+/// its own —, a page costs 1 plus its selections times the page size asked ([`page_cost`]),
+/// a list without paging 1 plus its selections times [`LIST_ESTIMATE`]. A query above it is
+/// refused whole with the message "Query is too complex." and nothing is read.
+pub const MAX_COST: usize = 10_000;
+
+/// What a list without paging (a client's wallets, an operation's status history, a
+/// dictionary) counts as, in items, in a query's cost.
+pub const LIST_ESTIMATE: usize = 10;
+
+/// The default page size of a connection.
+pub const DEFAULT_PAGE: i32 = 20;
+
+/// The largest page size of a connection.
+pub const MAX_PAGE: i32 = 100;
+
+/// The cost of a page of `first` items (`default` when absent) with `child` per item. The
+/// size is clamped to 1..=`max` here, so an invalid size is refused by its resolver with
+/// `BAD_USER_INPUT`, not by the cost.
+pub(crate) fn page_cost(first: Option<i32>, default: i32, max: i32, child: usize) -> usize {
+    let items = usize::try_from(first.unwrap_or(default).clamp(1, max)).unwrap_or(1);
+    items.saturating_mul(child).saturating_add(1)
+}
+
+/// The cost of a list without paging: [`LIST_ESTIMATE`] items of `child` each.
+pub(crate) fn list_cost(child: usize) -> usize {
+    LIST_ESTIMATE.saturating_mul(child).saturating_add(1)
+}
+
 /// `first` of a connection: 1 to 100, default 20.
 pub(crate) fn page_size(first: Option<i32>) -> async_graphql::Result<usize> {
-    let first = first.unwrap_or(20);
-    if !(1..=100).contains(&first) {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&first) {
         return Err(error("BAD_USER_INPUT", "first must be between 1 and 100"));
     }
     Ok(usize::try_from(first).unwrap_or(20))
@@ -359,6 +427,7 @@ pub struct StatusQuery;
 #[Object]
 impl StatusQuery {
     /// How far each projection is behind the write side, per partition.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn projection_status(
         &self,
         ctx: &Context<'_>,
@@ -375,5 +444,85 @@ impl StatusQuery {
         .fetch_all(pool(ctx)?)
         .await
         .map_err(store)
+    }
+}
+
+#[cfg(test)]
+mod cost {
+    //! The query cost counts what a query selects before anything runs: aliases, fragments
+    //! and page sizes included.
+
+    use super::*;
+
+    /// Runs `query` against the schema with no viewer and no database behind it: only the
+    /// checks made before execution can pass or refuse it.
+    async fn codes(query: &str) -> Vec<String> {
+        let Ok(pool) = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none") else {
+            panic!("a lazy pool needs no server");
+        };
+        let mut response = schema(pool).execute(query).await;
+        coded(&mut response);
+        response
+            .errors
+            .iter()
+            .filter_map(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .map(|c| c.to_string().trim_matches('"').to_owned())
+            })
+            .collect()
+    }
+
+    const WALLET: &str = "00000000-0000-0000-0000-000000000001";
+
+    /// `n` aliases of a page of 100 operations, each selecting `fields` per node.
+    fn aliased_pages(n: usize, fields: &str) -> String {
+        let pages: String = (0..n)
+            .map(|i| {
+                format!(
+                    "p{i}: operations(walletId: \"{WALLET}\", first: 100) {{ edges {{ node {{ {fields} }} }} }} "
+                )
+            })
+            .collect();
+        format!("fragment F on Operation {{ amount }} {{ {pages} }}")
+    }
+
+    #[tokio::test]
+    async fn aliases_fragments_and_page_sizes_all_count() {
+        // A page of 100 with two fields per node: 1 + 100 × (edges 1 + node 1 + 2) = 401.
+        // 24 such aliases (9,624) pass the cost check (the query then fails for want of a
+        // viewer), 25 (10,025) are refused before anything runs.
+        let under = codes(&aliased_pages(24, "paymentId status")).await;
+        assert!(
+            !under.contains(&"QUERY_TOO_COMPLEX".to_owned()),
+            "{under:?}"
+        );
+        assert_eq!(
+            codes(&aliased_pages(25, "paymentId status")).await,
+            ["QUERY_TOO_COMPLEX"]
+        );
+        // The same 24 aliases with a fragment adding one field per node: 24 × 501.
+        assert_eq!(
+            codes(&aliased_pages(24, "paymentId status ...F")).await,
+            ["QUERY_TOO_COMPLEX"]
+        );
+        // The page size counts: 24 aliases of 100 pass, so do 100 of 20, not 100 of 100.
+        let small: String = (0..100)
+            .map(|i| format!("p{i}: operations(walletId: \"{WALLET}\", first: 20) {{ edges {{ node {{ paymentId }} }} }} "))
+            .collect();
+        let small_codes = codes(&format!("{{ {small} }}")).await;
+        assert!(
+            !small_codes.contains(&"QUERY_TOO_COMPLEX".to_owned()),
+            "{small_codes:?}"
+        );
+        let big = small.replace("first: 20", "first: 100");
+        assert_eq!(codes(&format!("{{ {big} }}")).await, ["QUERY_TOO_COMPLEX"]);
+    }
+
+    #[tokio::test]
+    async fn refusals_before_execution_carry_codes() {
+        assert_eq!(codes("{ nope }").await, ["GRAPHQL_VALIDATION_FAILED"]);
+        assert_eq!(codes("{ operations(").await, ["GRAPHQL_PARSE_FAILED"]);
     }
 }

@@ -400,6 +400,7 @@ impl ReportQuery {
     /// The balance-change chart's data: per currency, the accounts' summed closing balance
     /// on every day, or on every month's last day (the image: `/reports/balance-chart.png`).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn balance_chart(
         &self,
         ctx: &Context<'_>,

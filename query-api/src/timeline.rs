@@ -96,6 +96,9 @@ impl TimelineQuery {
     /// Every event of a client across all aggregates, in log order, optionally within
     /// `[from, to)` by occurred-at, with Relay cursor pagination (`first` ≤ 100).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "crate::page_cost(first, crate::DEFAULT_PAGE, crate::MAX_PAGE, child_complexity)"
+    )]
     async fn client_timeline(
         &self,
         ctx: &Context<'_>,

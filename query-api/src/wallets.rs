@@ -89,6 +89,7 @@ pub struct SpendLimit {
 #[ComplexObject]
 impl Wallet {
     /// The open holds, by payment.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn holds(&self) -> Vec<Hold> {
         self.holds
             .iter()
@@ -241,6 +242,7 @@ pub struct CancellationRequest {
 #[ComplexObject]
 impl Operation {
     /// The cancellation requests of the operation, oldest first.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn cancellation_requests(&self) -> Vec<CancellationRequest> {
         self.cancellations
             .iter()
@@ -256,6 +258,7 @@ impl Operation {
     }
 
     /// Every status the operation went through, in log order.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StatusChange>> {
         children(ctx, self.payment_id).await
     }
@@ -272,16 +275,19 @@ pub struct Client {
 
 #[ComplexObject]
 impl Client {
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn wallets(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Wallet>> {
         children(ctx, self.client_id).await
     }
 
     /// The client's loan applications, newest first.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn applications(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Application>> {
         children(ctx, self.client_id).await
     }
 
     /// The client's loans, newest first.
+    #[graphql(complexity = "crate::list_cost(child_complexity)")]
     async fn loans(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Loan>> {
         children(ctx, self.client_id).await
     }
@@ -374,6 +380,9 @@ impl WalletQuery {
     }
 
     /// A wallet's operations, newest first, with Relay cursor pagination (`first` ≤ 100).
+    #[graphql(
+        complexity = "crate::page_cost(first, crate::DEFAULT_PAGE, crate::MAX_PAGE, child_complexity)"
+    )]
     async fn operations(
         &self,
         ctx: &Context<'_>,
