@@ -1,240 +1,416 @@
-//! SIGKILL of the whole platform under 64 concurrent clients, 20 times: after the cycles the
-//! log holds exactly the accepted commands' events (the clients' and the payment processor's),
-//! dense per partition; every client's chain verifies; money is conserved; no payment is left
-//! reserved; the read models equal a fresh rebuild from the log.
+//! The crash campaign: cycles of a fault at a random moment under mixed load — SIGKILL of the
+//! whole platform (`etr up`, or every role process at once), SIGKILL of one role process
+//! (command API, relay, projector, query API), `kill -9` and restart of the broker, a restart
+//! of Postgres (crash or fast shutdown) — against a Postgres cluster and a Tansu broker of
+//! its own (`support/chaos.rs`), never the shared ones.
+//!
+//! The load: wallet clients topping up, paying and transferring to each other; borrowers
+//! taking payday loans through the conveyor over REST (some in flight at every fault) and
+//! repaying them from a wallet. Every command carries an Idempotency-Key; one whose answer
+//! was lost is sent again with the same key until it is answered.
+//!
+//! After every cycle, once the platform is quiet (every event published, every consumer at
+//! the heads, every payment final, no process instance owing work): the log read back from
+//! the broker holds exactly the accepted commands' events (the clients' and the platform's
+//! own), dense per partition; every client's hash chain verifies; money is conserved across
+//! wallets, transfers in transit, loans and the card providers' books; no payment or process
+//! instance is stranded; no process-manager step took effect twice; every read model equals
+//! a rebuild from the log (a database the log read back is applied to by the projections'
+//! own code, cycle after cycle, never killed; after the last cycle also one from scratch).
+//!
+//! `ETR_CHAOS_CYCLES` (default 10, what CI runs), `ETR_CHAOS_SEED` (printed at the start)
+//! reproduces the schedule of faults and the clients' choices. `scripts/chaos` runs 100.
 
+#[path = "support/chaos.rs"]
+mod chaos;
 mod support;
 
-use etr_domain::envelope::GENESIS_HASH;
-use etr_domain::{wallet, Event};
-use rust_decimal::Decimal;
-use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
-use support::{dump_read_models, event_ids, read_topic, wait_projected, wait_published, Api, Env};
-use uuid::Uuid;
+use chaos::{
+    by_position, check_chains, check_instances, check_log, check_money_and_steps,
+    check_read_models, open_wallets, run_loan_client, run_wallet_client, wait_quiet, Checks,
+    Client, LoanClient, LogReader, Mode, Rebuild, Rng, Role, Shared, Site, Tally, TaskReport,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-const CLIENTS: usize = 64;
-const CYCLES: usize = 20;
+const WALLET_CLIENTS: usize = 16;
+/// Loan applications kept in flight.
+const LOAN_FLOWS: usize = 4;
 
-/// One client's commands, in the order it sends them; a command whose answer was lost in a
-/// crash is sent again, with the same key, after the restart.
-struct Client {
-    id: String,
-    wallet: String,
-    /// Commands still to (re)send: (path, key, body).
-    next: u64,
-    unanswered: Option<(String, String, String)>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    KillPlatform,
+    KillRole(Role),
+    KillBroker,
+    RestartPostgres,
 }
 
-fn command(client: &Client, n: u64) -> (String, String, String) {
-    let base = format!("/v1/clients/{}/wallets/{}", client.id, client.wallet);
-    if n.is_multiple_of(2) {
-        (
-            format!("{base}/top-ups"),
-            format!("t{n}"),
-            r#"{"amount":"10.00","currency":"RUB","source":"card"}"#.to_owned(),
-        )
-    } else {
-        (
-            format!("{base}/payments"),
-            format!("p{n}"),
-            r#"{"amount":"5.00","currency":"RUB","service_id":"mobile"}"#.to_owned(),
-        )
+const FAULTS: [Fault; 7] = [
+    Fault::KillPlatform,
+    Fault::KillRole(Role::CommandApi),
+    Fault::KillRole(Role::Relay),
+    Fault::KillRole(Role::Projector),
+    Fault::KillRole(Role::QueryApi),
+    Fault::KillBroker,
+    Fault::RestartPostgres,
+];
+
+impl Fault {
+    fn label(self) -> String {
+        match self {
+            Fault::KillPlatform => "SIGKILL platform".into(),
+            Fault::KillRole(role) => format!("SIGKILL {}", role.name()),
+            Fault::KillBroker => "kill -9 broker".into(),
+            Fault::RestartPostgres => "restart Postgres".into(),
+        }
     }
+}
+
+/// Every kind of fault once (in a seeded order), then at random: a 10-cycle run covers all.
+fn schedule(rng: &mut Rng, cycles: usize) -> Vec<Fault> {
+    let mut first = FAULTS.to_vec();
+    for i in (1..first.len()).rev() {
+        first.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    (0..cycles)
+        .map(|i| first.get(i).copied().unwrap_or_else(|| *rng.pick(&FAULTS)))
+        .collect()
+}
+
+struct Row {
+    cycle: usize,
+    mode: Mode,
+    fault: String,
+    fault_at: Duration,
+    back: Duration,
+    drained: Duration,
+    quiet: Duration,
+    checked: Duration,
+    commands: u64,
+    resent: u64,
+    events: usize,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64())
+}
+
+fn print_report(
+    seed: u64,
+    rows: &[Row],
+    tally: &Tally,
+    checks: &BTreeMap<&'static str, u64>,
+    events: (usize, usize),
+    violations: usize,
+    took: Duration,
+) {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "==== crash campaign report: seed {seed} (ETR_CHAOS_SEED={seed}), {} cycles in {} s ====",
+        rows.len(),
+        took.as_secs()
+    ));
+    let mut kinds: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        kinds
+            .entry(format!("{} ({:?})", r.fault, r.mode).to_lowercase())
+            .or_default()
+            .push(r);
+    }
+    line("faults (cycles; restart = fault → component serving again; quiet = load stopped → platform quiet):".into());
+    for (kind, rs) in &kinds {
+        let mut back: Vec<Duration> = rs.iter().map(|r| r.back).collect();
+        let mut quiet: Vec<Duration> = rs.iter().map(|r| r.quiet).collect();
+        back.sort();
+        quiet.sort();
+        line(format!(
+            "  {kind:<36} {:>3}   restart min/median/max {}/{}/{} s   quiet {}/{}/{} s",
+            rs.len(),
+            secs(back[0]),
+            secs(back[back.len() / 2]),
+            secs(back[back.len() - 1]),
+            secs(quiet[0]),
+            secs(quiet[quiet.len() / 2]),
+            secs(quiet[quiet.len() - 1]),
+        ));
+    }
+    line(format!(
+        "commands: {} sent in {} requests — {} accepted, {} refused, {} resent with the same key after no answer ({} requests unanswered)",
+        tally.commands, tally.requests, tally.accepted, tally.refused, tally.resent, tally.lost
+    ));
+    for (kind, (sent, accepted, refused)) in &tally.by_kind {
+        line(format!(
+            "  {kind:<12} sent {sent:>6}  accepted {accepted:>6}  refused {refused:>5}"
+        ));
+    }
+    if !tally.refusals.is_empty() {
+        line(format!("  refusals: {:?}", tally.refusals));
+    }
+    line(format!(
+        "loans: {} disbursed through the conveyor; abandoned: {:?}; balance reads over GraphQL: {} answered, {} not",
+        tally.loans_disbursed, tally.loans_abandoned, tally.reads_ok, tally.reads_failed
+    ));
+    line(format!(
+        "log: {} events, {} records read back (re-publishes included)",
+        events.0, events.1
+    ));
+    line("checks run (each after every cycle):".into());
+    for (name, n) in checks {
+        line(format!("  {n:>5} × {name}"));
+    }
+    line(format!("violations: {violations}"));
+    line("per cycle: cycle mode fault | fault at, restart, drain, quiet, checks (s) | commands (resent) | events".into());
+    for r in rows {
+        line(format!(
+            "  {:>3} {:<5} {:<22} | {} {} {} {} {} | {} ({}) | {}",
+            r.cycle,
+            format!("{:?}", r.mode).to_lowercase(),
+            r.fault,
+            secs(r.fault_at),
+            secs(r.back),
+            secs(r.drained),
+            secs(r.quiet),
+            secs(r.checked),
+            r.commands,
+            r.resent,
+            r.events
+        ));
+    }
+    println!("{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_kills_under_load_lose_nothing_and_strand_nothing() {
-    let env = Env::new("crash").await;
-    let mut etr = env.start(&["up", "--no-demo"]).await;
-    let api = Api::new(&env);
-    let mut clients = Vec::new();
+async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
+    let cycles: usize = std::env::var("ETR_CHAOS_CYCLES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(10);
+    let seed: u64 = std::env::var("ETR_CHAOS_SEED")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    eprintln!("crash campaign: {cycles} cycles, seed {seed} — ETR_CHAOS_SEED={seed} reproduces the schedule and the clients' choices");
+    let started = Instant::now();
+    let mut rng = Rng::new(seed);
+    let faults = schedule(&mut rng, cycles);
+    let mut site = Site::new(seed).await;
+    site.run_in(Mode::Whole).await;
+    let db = site.pool();
+
+    let mut tally = Tally::default();
     let mut accepted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for _ in 0..CLIENTS {
-        let id = Uuid::new_v4().to_string();
-        let (s, _, v) = api
-            .post(
-                &format!("/v1/clients/{id}/wallets"),
-                Some("w"),
-                r#"{"currency":"RUB"}"#,
-            )
-            .await
-            .unwrap();
-        assert_eq!(s, 201, "{v}");
-        accepted.insert(format!("{id}/w"), event_ids(&v));
-        let wallet = v["wallets"][0]["wallet_id"].as_str().unwrap().to_owned();
-        clients.push(Client {
-            id,
-            wallet,
-            next: 0,
-            unanswered: None,
+    let mut setup = TaskReport::default();
+    let mut wallet_clients = open_wallets(&site, WALLET_CLIENTS, &mut setup).await;
+    tally.add(&setup.tally);
+    accepted.extend(setup.accepted);
+    let payees: Vec<(String, String)> = wallet_clients
+        .iter()
+        .map(|c| (c.id.clone(), c.wallet.clone()))
+        .collect();
+    let mut loan_clients: Vec<LoanClient> = Vec::new();
+    let mut reader = LogReader::new();
+    let mut rebuild = Rebuild::new(&site, "etr_rebuild").await;
+    let mut rows = Vec::new();
+    let mut checks_run: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut events = (0, 0);
+    let mut verified = std::collections::BTreeSet::new();
+
+    for (cycle, fault) in faults.iter().copied().enumerate() {
+        let mode = match fault {
+            Fault::KillRole(_) => Mode::Split,
+            _ if rng.percent(50) => Mode::Whole,
+            _ => Mode::Split,
+        };
+        site.run_in(mode).await;
+        while loan_clients.iter().filter(|c| c.active()).count() < LOAN_FLOWS {
+            loan_clients.push(LoanClient::new(&mut rng));
+        }
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            wallets: payees.clone(),
+            api: site.env.api(),
+            graphql: format!("http://{}/graphql", site.env.query_addr),
+            db: db.clone(),
         });
-    }
-    let mut kills = 0;
-    for cycle in 0..CYCLES {
-        // Every client sends its commands one after the other until the platform dies.
         let mut tasks = tokio::task::JoinSet::new();
-        for mut client in std::mem::take(&mut clients) {
-            let api = Api::new(&env);
-            tasks.spawn(async move {
-                let mut answered: Vec<(String, Value)> = Vec::new();
-                loop {
-                    let (path, key, body) = match client.unanswered.take() {
-                        Some(c) => c,
-                        None => {
-                            let c = command(&client, client.next);
-                            client.next += 1;
-                            c
-                        }
-                    };
-                    match api.post(&path, Some(&key), &body).await {
-                        Ok((s, _, v)) if s == 200 || s == 201 || s == 202 => {
-                            answered.push((format!("{}/{key}", client.id), v));
-                        }
-                        Ok((422, _, v)) if v["code"] == "insufficient_funds" => {}
-                        Ok((s, _, v)) if s != 503 => panic!("{path} {key}: {s} {v}"),
-                        _ => {
-                            // No answer (the platform died) or not taken: send it again later.
-                            client.unanswered = Some((path, key, body));
-                            return (client, answered);
-                        }
+        for c in wallet_clients.drain(..) {
+            tasks.spawn(run_wallet_client(c, shared.clone(), rng.fork()));
+        }
+        let (active, idle): (Vec<LoanClient>, Vec<LoanClient>) =
+            loan_clients.drain(..).partition(LoanClient::active);
+        loan_clients = idle;
+        for c in active {
+            tasks.spawn(run_loan_client(c, shared.clone(), rng.fork()));
+        }
+
+        // The fault, at a random moment under load; the clients keep sending through it.
+        let fault_at = Duration::from_millis(rng.between(500, 2500));
+        tokio::time::sleep(fault_at).await;
+        let pause = Duration::from_millis(rng.between(0, 1200));
+        let struck = Instant::now();
+        let mut label = fault.label();
+        match fault {
+            Fault::KillPlatform => {
+                site.kill_all();
+                tokio::time::sleep(pause).await;
+                site.start(mode.roles()).await;
+            }
+            Fault::KillRole(role) => {
+                site.kill(role);
+                tokio::time::sleep(pause).await;
+                site.start(&[role]).await;
+            }
+            Fault::KillBroker => {
+                site.broker.kill();
+                tokio::time::sleep(pause).await;
+                site.broker.restart().await;
+            }
+            Fault::RestartPostgres => {
+                let how = if rng.percent(50) { "immediate" } else { "fast" };
+                label = format!("{label} ({how})");
+                tokio::task::block_in_place(|| site.pg.stop_server(how));
+                tokio::time::sleep(pause).await;
+                tokio::task::block_in_place(|| site.pg.start_server());
+            }
+        }
+        let back = struck.elapsed();
+        tokio::time::sleep(Duration::from_millis(rng.between(1000, 2500))).await;
+
+        // Stop the load: every client sends its unanswered command until it is answered.
+        shared.stop.store(true, Ordering::Relaxed);
+        let stopped = Instant::now();
+        let mut checks = Checks::default();
+        let mut cycle_tally = Tally::default();
+        while let Some(done) = tasks.join_next().await {
+            let (client, report) = done.expect("a client task");
+            cycle_tally.add(&report.tally);
+            for (command, ids) in report.accepted {
+                if let Some(first) = accepted.get(&command) {
+                    if *first != ids {
+                        checks.violations.push(format!(
+                            "{command} answered with other events on a resend: {first:?} then {ids:?}"
+                        ));
                     }
                 }
-            });
-        }
-        let pause = 150 + (Uuid::new_v4().as_u128() % 600) as u64;
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        etr.kill();
-        kills += 1;
-        while let Some(done) = tasks.join_next().await {
-            let (client, answered) = done.unwrap();
-            for (id, v) in answered {
-                accepted.insert(id, event_ids(&v));
+                accepted.insert(command, ids);
             }
-            clients.push(client);
+            checks.violations.extend(report.violations);
+            match client {
+                Client::Wallet(c) => wallet_clients.push(c),
+                Client::Loan(c) => loan_clients.push(c),
+            }
         }
-        etr = env.start(&["up", "--no-demo"]).await;
-        eprintln!("cycle {cycle}: killed after {pause} ms");
-    }
-    // Send what was left unanswered by the last kill.
-    for client in &mut clients {
-        if let Some((path, key, body)) = client.unanswered.take() {
-            let (s, _, v) = api.post(&path, Some(&key), &body).await.unwrap();
-            assert!(s == 200 || s == 202 || s == 422, "{s} {v}");
-            accepted.insert(format!("{}/{key}", client.id), event_ids(&v));
+        let drained = stopped.elapsed();
+        tally.add(&cycle_tally);
+
+        // Quiet, then the checks.
+        let quiet_from = Instant::now();
+        checks.violations.extend(site.exited());
+        if let Err(e) = wait_quiet(&db, Duration::from_secs(120)).await {
+            checks.violations.push(e);
         }
-    }
-    assert_eq!(kills, CYCLES);
-
-    // The payment processor finishes every payment; none stays reserved.
-    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
-    support::wait_payments_final(&pool, Duration::from_secs(120)).await;
-    accepted.extend(support::platform_commands(&pool).await);
-    wait_published(&env).await;
-    let records = read_topic(&env).await;
-
-    // Exactly the accepted commands' events, each position holding one event.
-    let mut by_position: BTreeMap<(i32, u64), &support::Record> = BTreeMap::new();
-    for r in &records {
-        if let Some(prev) = by_position.insert((r.partition, r.envelope.sequence), r) {
-            assert_eq!(
-                prev.envelope.event_id, r.envelope.event_id,
-                "two events at one position"
+        let quiet = quiet_from.elapsed();
+        let checking = Instant::now();
+        let records = reader.read(&site, &mut checks.violations).await;
+        let log = by_position(&records, &mut checks);
+        check_log(&db, &log, &accepted, &mut checks).await;
+        check_chains(&log, &mut verified, &mut checks);
+        check_money_and_steps(&db, &log, &mut checks).await;
+        check_instances(&db, &mut checks).await;
+        rebuild.feed(&log).await;
+        check_read_models(
+            &db,
+            &rebuild,
+            "every read model equals the rebuild from the log",
+            &mut checks,
+        )
+        .await;
+        if cycle + 1 == cycles {
+            let mut fresh = Rebuild::new(&site, &format!("etr_fresh_{cycle}")).await;
+            fresh.feed(&log).await;
+            check_read_models(
+                &db,
+                &fresh,
+                "every read model equals a rebuild from scratch (last cycle)",
+                &mut checks,
+            )
+            .await;
+            fresh.pool.close().await;
+            etr_infra::pg::drop_database(&fresh.url)
+                .await
+                .expect("dropping the fresh rebuild");
+        }
+        let checked = checking.elapsed();
+        events = (log.len(), records.len());
+        for (name, n) in &checks.run {
+            *checks_run.entry(name).or_default() += n;
+        }
+        eprintln!(
+            "cycle {:>3}/{cycles} {:<5} {:<30} at {} s, back in {} s, drained {} s, quiet in {} s, checked in {} s: {} commands ({} resent), log {} events, {} violations",
+            cycle + 1,
+            format!("{mode:?}").to_lowercase(),
+            label,
+            secs(fault_at),
+            secs(back),
+            secs(drained),
+            secs(quiet),
+            secs(checked),
+            cycle_tally.commands,
+            cycle_tally.resent,
+            log.len(),
+            checks.violations.len()
+        );
+        rows.push(Row {
+            cycle: cycle + 1,
+            mode,
+            fault: label,
+            fault_at,
+            back,
+            drained,
+            quiet,
+            checked,
+            commands: cycle_tally.commands,
+            resent: cycle_tally.resent,
+            events: log.len(),
+        });
+        if !checks.violations.is_empty() {
+            print_report(
+                seed,
+                &rows,
+                &tally,
+                &checks_run,
+                events,
+                checks.violations.len(),
+                started.elapsed(),
+            );
+            panic!(
+                "cycle {} ({}, seed {seed}): {} violations:\n{}",
+                cycle + 1,
+                fault.label(),
+                checks.violations.len(),
+                checks.violations.join("\n")
             );
         }
     }
-    let in_log: BTreeSet<String> = by_position
-        .values()
-        .map(|r| r.envelope.event_id.to_string())
-        .collect();
-    let expected: BTreeSet<String> = accepted.values().flatten().cloned().collect();
-    assert_eq!(in_log.len(), expected.len());
-    eprintln!(
-        "{} commands accepted, {} events in the log, {} records read (re-publishes included)",
-        accepted.len(),
-        in_log.len(),
-        records.len()
+    assert!(
+        tally.loans_disbursed > 0 || cycles < 5,
+        "no loan was disbursed in {cycles} cycles"
     );
-    assert_eq!(
-        in_log, expected,
-        "the log holds exactly the accepted commands' events"
+    print_report(
+        seed,
+        &rows,
+        &tally,
+        &checks_run,
+        events,
+        0,
+        started.elapsed(),
     );
-    for p in 0..env.partitions as i32 {
-        let seqs: Vec<u64> = by_position
-            .keys()
-            .filter(|(q, _)| *q == p)
-            .map(|(_, s)| *s)
-            .collect();
-        assert!(
-            seqs.iter().enumerate().all(|(i, s)| *s == i as u64 + 1),
-            "partition {p} not dense"
-        );
-    }
-    // Every chain links.
-    let mut heads: BTreeMap<Uuid, String> = BTreeMap::new();
-    for r in by_position.values() {
-        let prev = heads
-            .entry(r.envelope.client_id.0)
-            .or_insert_with(|| GENESIS_HASH.to_owned());
-        assert_eq!(
-            &r.envelope.prev_hash, prev,
-            "chain of {}",
-            r.envelope.client_id
-        );
-        let recomputed = etr_command_api::handler::chain_hash(&r.envelope, &r.event).unwrap();
-        assert_eq!(recomputed, r.envelope.hash);
-        *prev = r.envelope.hash.clone();
-    }
-    // Money: balances = top-ups − captured payments; nothing held.
-    let (mut topped, mut captured) = (Decimal::ZERO, Decimal::ZERO);
-    for r in by_position.values() {
-        match &r.event {
-            Event::Wallet(wallet::Event::WalletToppedUp { amount, .. }) => topped += amount.amount,
-            Event::Wallet(wallet::Event::HoldCaptured { amount, .. }) => captured += amount.amount,
-            _ => {}
-        }
-    }
-    for p in 0..env.partitions as i32 {
-        if let Some((_, s)) = by_position.keys().filter(|(q, _)| *q == p).max() {
-            wait_projected(&pool, "wallets", i64::from(p), *s as i64).await;
-            wait_projected(&pool, "timeline", i64::from(p), *s as i64).await;
-        }
-    }
-    let (balance, held): (Decimal, Decimal) =
-        sqlx::query_as("SELECT COALESCE(sum(balance), 0), COALESCE(sum(held), 0) FROM rm_wallets")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert!(topped > Decimal::ZERO && captured > Decimal::ZERO);
-    assert_eq!(balance, topped - captured, "money is conserved");
-    assert_eq!(held, Decimal::ZERO, "no hold is left");
-
-    // The live read models equal a fresh rebuild of the same log.
-    let (fresh, fresh_url) = etr_infra::pg::fresh_database("etr_test_crash_rebuild")
-        .await
-        .unwrap();
-    let events: Vec<_> = by_position
-        .values()
-        .map(|r| (r.envelope.clone(), r.event.clone()))
-        .collect();
-    etr_projections::runtime::apply_batch(
-        &fresh,
-        &etr_projections::wallets::Wallets { announce: false },
-        &events,
-    )
-    .await
-    .unwrap();
-    etr_projections::runtime::apply_batch(&fresh, &etr_projections::timeline::Timeline, &events)
-        .await
-        .unwrap();
-    assert_eq!(
-        dump_read_models(&pool).await,
-        dump_read_models(&fresh).await
-    );
-    fresh.close().await;
-    etr_infra::pg::drop_database(&fresh_url)
-        .await
-        .expect("dropping the rebuild's database");
-    drop(etr);
+    db.close().await;
+    rebuild.pool.close().await;
 }
