@@ -294,13 +294,8 @@ impl Handler {
 }
 
 /// The chained hash of an event: hex SHA-256 over the previous hash and the canonical JSON of
-/// the envelope (without `hash`) and the event. Auditors recompute it from the log.
+/// the envelope (without `hash`) and the event ([`etr_domain::envelope::chain_hash`], which
+/// the partition writer's decision uses). Auditors recompute it from the log.
 pub fn chain_hash(envelope: &Envelope, event: &Event) -> Result<String, Error> {
-    let mut unhashed = envelope.clone();
-    unhashed.hash = String::new();
-    let body = serde_json::to_vec(&(&unhashed, event))?;
-    let mut hasher = Sha256::new();
-    hasher.update(envelope.prev_hash.as_bytes());
-    hasher.update(&body);
-    Ok(hex::encode(hasher.finalize()))
+    Ok(etr_domain::envelope::chain_hash(envelope, event)?)
 }

@@ -3,7 +3,9 @@
 //!
 //! A writer holds a **lease with a fencing epoch** on its partition's head row. It keeps the
 //! partition's aggregate states and clients' chain heads in a bounded cache that is
-//! authoritative, because nobody else writes the partition (a miss loads the snapshot row).
+//! authoritative, because nobody else writes the partition (a miss loads the snapshot row);
+//! a batch is decided against a pinned copy of what it reads, so the cache dropping entries
+//! while the misses load cannot make it read a committed aggregate as new.
 //! It takes everything queued (up to `max_batch`), decides the commands **in order**, each
 //! against the state its predecessors in the batch left, and commits the batch — accepted and
 //! refused commands alike — in **one SQL statement** of array (`UNNEST`) inserts: command
@@ -11,13 +13,19 @@
 //! partition head (`WHERE epoch = mine AND sequence = head I saw`). Postgres fsyncs once per
 //! batch.
 //!
+//! The decision itself — replays of recorded command ids, each command against the state its
+//! predecessors left, sequence numbers, event ids, hash chains — is the pure
+//! [`etr_domain::partition::decide_batch`], which the deterministic simulator
+//! (`etr-simulation`) runs too; this module loads what it reads and commits what it decided.
+//!
 //! Each caller gets its own outcome. A failed batch commit fails every command in it and
 //! leaves nothing visible; the writer then drops its cache and takes its lease again (which
 //! reloads the head), because it can no longer be sure what was committed.
 
-use etr_domain::envelope::GENESIS_HASH;
-use etr_domain::ids::derived_id;
-use etr_domain::{decide, evolve, AggregateRef, ClientId, Command, Context, Envelope, State};
+use etr_domain::partition::{
+    decide_batch, Batch as PartitionBatch, Cache, ChainHead, Decision, Pinned, Submission, Verdict,
+};
+use etr_domain::{AggregateRef, ClientId, Command, State};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,7 +35,7 @@ use uuid::Uuid;
 
 use crate::committer::{Batch, Fence, Rows};
 use crate::error::Error;
-use crate::handler::{chain_hash, Clock, Handled, Meta, Outcome, Position, WrittenEvent};
+use crate::handler::{Clock, Handled, Meta, Outcome, Position, WrittenEvent};
 
 /// One command waiting for its partition's writer.
 pub struct Request {
@@ -60,61 +68,45 @@ struct Lease {
     renewed: Instant,
 }
 
-/// A bounded map whose least recently used half is dropped when it is full.
-struct Bounded<K, V> {
-    map: HashMap<K, (V, u64)>,
-    capacity: usize,
-    tick: u64,
-}
-
-impl<K: std::hash::Hash + Eq + Clone, V: Clone> Bounded<K, V> {
-    fn new(capacity: usize) -> Self {
-        Bounded {
-            map: HashMap::new(),
-            capacity: capacity.max(16),
-            tick: 0,
-        }
-    }
-    fn get(&mut self, k: &K) -> Option<V> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.map.get_mut(k).map(|(v, used)| {
-            *used = tick;
-            v.clone()
-        })
-    }
-    fn contains(&self, k: &K) -> bool {
-        self.map.contains_key(k)
-    }
-    fn insert(&mut self, k: K, v: V) {
-        self.tick += 1;
-        if self.map.len() >= self.capacity && !self.map.contains_key(&k) {
-            let mut ticks: Vec<u64> = self.map.values().map(|(_, t)| *t).collect();
-            let mid = ticks.len() / 2;
-            let (_, cut, _) = ticks.select_nth_unstable(mid);
-            let cut = *cut;
-            self.map.retain(|_, (_, t)| *t > cut);
-        }
-        self.map.insert(k, (v, self.tick));
-    }
-    fn clear(&mut self) {
-        self.map.clear();
-    }
-}
-
 pub struct PartitionWriter {
     config: WriterConfig,
     lease: Option<Lease>,
-    states: Bounded<AggregateRef, (u64, State)>,
-    chains: Bounded<ClientId, (String, u64)>,
+    /// Aggregate states and chain heads, authoritative while the lease is held.
+    cache: Cache,
 }
 
-/// A command of the batch once decided.
-enum Decided {
-    /// Answered without writing: a replay of a recorded outcome, or an error.
-    Answer(Result<Handled, Error>),
-    /// Written with the batch: its outcome, recorded as the first one.
-    Write(Outcome),
+/// The outcome recorded for a command decided now (and answered to its caller).
+fn outcome_of(command_id: &str, partition: u32, verdict: &Verdict) -> Outcome {
+    match verdict {
+        Verdict::Rejected { code, message } => Outcome::Rejected {
+            command_id: command_id.to_owned(),
+            code: code.clone(),
+            message: message.clone(),
+        },
+        Verdict::Accepted {
+            events,
+            sequence,
+            states,
+        } => Outcome::Accepted {
+            command_id: command_id.to_owned(),
+            events: events
+                .iter()
+                .map(|(envelope, _)| WrittenEvent {
+                    event_id: envelope.event_id,
+                    event_type: envelope.event_type.clone(),
+                    aggregate_type: envelope.aggregate_type.as_str().to_owned(),
+                    aggregate_id: envelope.aggregate_id,
+                    aggregate_version: envelope.aggregate_version,
+                    sequence: envelope.sequence,
+                })
+                .collect(),
+            position: Position {
+                partition,
+                sequence: *sequence,
+            },
+            states: states.clone(),
+        },
+    }
 }
 
 impl PartitionWriter {
@@ -123,8 +115,7 @@ impl PartitionWriter {
         PartitionWriter {
             config,
             lease: None,
-            states: Bounded::new(capacity),
-            chains: Bounded::new(capacity),
+            cache: Cache::new(capacity),
         }
     }
 
@@ -190,8 +181,7 @@ impl PartitionWriter {
 
     fn drop_lease(&mut self) {
         self.lease = None;
-        self.states.clear();
-        self.chains.clear();
+        self.cache.clear();
     }
 
     /// Takes the partition's lease when it is free, expired or already this writer's (a
@@ -306,29 +296,21 @@ impl PartitionWriter {
         }
     }
 
-    /// Loads into the caches what the batch needs and is not cached; returns the recorded
+    /// Pins what the batch reads ([`Cache::pin`]): the cached entries, and the misses loaded
+    /// from the snapshot and chain-head rows (then cached too); returns it with the recorded
     /// outcomes of the batch's command ids.
     async fn prefetch(
         &mut self,
         batch: &[Request],
         look_up_records: bool,
-    ) -> Result<HashMap<String, (String, serde_json::Value)>, Error> {
+    ) -> Result<(Pinned, HashMap<String, (String, serde_json::Value)>), Error> {
         let ids: Vec<String> = batch.iter().map(|r| r.meta.command_id.clone()).collect();
-        let mut kinds = Vec::new();
-        let mut aggregate_ids = Vec::new();
-        let mut clients = Vec::new();
-        for r in batch {
-            for t in r.command.targets() {
-                if !self.states.contains(&t) {
-                    kinds.push(t.kind.as_str().to_owned());
-                    aggregate_ids.push(t.id);
-                }
-            }
-            let client = r.command.client_id();
-            if !self.chains.contains(&client) {
-                clients.push(client.0);
-            }
-        }
+        let mut pinned = self.cache.pin(batch.iter().map(|r| &r.command));
+        let (kinds, aggregate_ids): (Vec<String>, Vec<Uuid>) = pinned
+            .missing_states()
+            .map(|t| (t.kind.as_str().to_owned(), t.id))
+            .unzip();
+        let clients: Vec<Uuid> = pinned.missing_chains().map(|c| c.0).collect();
         let pool = &self.config.pool;
         let records = async {
             if !look_up_records {
@@ -370,212 +352,164 @@ impl PartitionWriter {
             .await
         };
         let (records, snapshots, chains) = tokio::try_join!(records, snapshots, chains)?;
-        let mut found = std::collections::HashSet::new();
         for (kind, id, version, json) in snapshots {
             let Some(kind) = etr_domain::AggregateKind::parse(&kind) else {
                 continue;
             };
-            let target = AggregateRef { kind, id };
-            found.insert(target);
             let state: State = serde_json::from_value(json)?;
-            self.states
-                .insert(target, (u64::try_from(version).unwrap_or(0), state));
+            pinned.load_state(
+                AggregateRef { kind, id },
+                (u64::try_from(version).unwrap_or(0), state),
+            );
         }
-        for (kind, id) in kinds.iter().zip(&aggregate_ids) {
-            if let Some(kind) = etr_domain::AggregateKind::parse(kind) {
-                let target = AggregateRef { kind, id: *id };
-                if !found.contains(&target) {
-                    self.states.insert(target, (0, State::initial(target)));
-                }
-            }
-        }
-        let mut chained = std::collections::HashSet::new();
         for (client, hash, events) in chains {
-            chained.insert(client);
-            self.chains
-                .insert(ClientId(client), (hash, u64::try_from(events).unwrap_or(0)));
+            pinned.load_chain(
+                ClientId(client),
+                ChainHead {
+                    hash,
+                    events: u64::try_from(events).unwrap_or(0),
+                },
+            );
         }
-        for client in clients {
-            if !chained.contains(&client) {
-                self.chains
-                    .insert(ClientId(client), (GENESIS_HASH.to_owned(), 0));
-            }
-        }
-        Ok(records
+        self.cache.keep_loaded(&pinned);
+        let records = records
             .into_iter()
             .map(|(id, hash, outcome)| (id, (hash, outcome)))
-            .collect())
+            .collect();
+        Ok((pinned, records))
     }
 
-    /// Decides the batch in order and commits it; returns each command's answer.
+    /// Decides the batch in order ([`etr_domain::partition::decide_batch`], the writer's whole
+    /// decision) and commits it; returns each command's answer.
     async fn commit_batch(
         &mut self,
         lease: Lease,
         batch: &[Request],
         look_up_records: bool,
     ) -> Result<Vec<Result<Handled, Error>>, Error> {
-        let recorded = self.prefetch(batch, look_up_records).await?;
+        let (mut pinned, recorded) = self.prefetch(batch, look_up_records).await?;
+        // Parsed before anything is committed: a record that does not parse fails the batch.
+        let recorded: HashMap<String, (String, Outcome)> = recorded
+            .into_iter()
+            .map(|(id, (hash, outcome))| Ok((id, (hash, serde_json::from_value(outcome)?))))
+            .collect::<Result<_, serde_json::Error>>()?;
+        for (id, (hash, _)) in &recorded {
+            pinned.record(id.clone(), hash.clone());
+        }
         let partition = self.config.partition;
-        // What the batch changes, over the caches; merged into them only after the commit.
-        let mut states: HashMap<AggregateRef, (u64, State)> = HashMap::new();
-        let mut chains: HashMap<ClientId, (String, u64)> = HashMap::new();
-        // The aggregates the batch's events changed: their client and their last event's time.
-        let mut touched: HashMap<AggregateRef, (ClientId, time::OffsetDateTime)> = HashMap::new();
-        let mut batch_outcomes: HashMap<&str, (&str, Outcome)> = HashMap::new();
-        let mut decided = Vec::with_capacity(batch.len());
-        let mut rows = Rows::default();
-        let mut head = lease.head;
-
         let groups = self.config.groups.current();
-        for request in batch {
+        let submissions: Vec<Submission<'_>> = batch
+            .iter()
+            .map(|r| Submission {
+                command_id: &r.meta.command_id,
+                request_hash: &r.meta.request_hash,
+                correlation_id: &r.meta.correlation_id,
+                actor: &r.meta.actor,
+                command: &r.command,
+            })
+            .collect();
+        let clock = self.config.clock.clone();
+        let decided = decide_batch(
+            &PartitionBatch {
+                partition,
+                head: lease.head,
+                schema_version: etr_schemas::SCHEMA_VERSION,
+                groups: &groups,
+                submissions: &submissions,
+            },
+            &mut pinned,
+            &mut || clock.now(),
+        )?;
+
+        // The answers and the rows, in the batch's order.
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+        let mut answers: Vec<Result<Handled, Error>> = Vec::with_capacity(batch.len());
+        let mut rows = Rows::default();
+        for (request, decision) in batch.iter().zip(&decided.decisions) {
             let meta = &request.meta;
-            // A command id seen before (earlier batch, or earlier in this one) answers with
-            // the first outcome, exactly; with another request behind it, it is refused.
-            let earlier = match recorded.get(&meta.command_id) {
-                Some((hash, outcome)) => {
-                    Some((hash.as_str(), serde_json::from_value(outcome.clone())?))
-                }
-                None => batch_outcomes
-                    .get(meta.command_id.as_str())
-                    .map(|(hash, o)| (*hash, o.clone())),
-            };
-            if let Some((hash, outcome)) = earlier {
-                decided.push(Decided::Answer(if hash == meta.request_hash {
-                    Ok(Handled {
-                        outcome,
-                        replayed: true,
-                    })
-                } else {
-                    Err(Error::IdempotencyKeyReused(meta.command_id.clone()))
-                }));
-                continue;
-            }
-            let command = &request.command;
-            let client = command.client_id();
-            let now = self.config.clock.now();
-            // Microsecond precision: what the log (Avro timestamp-micros) and Postgres keep,
-            // so hashes recomputed from the log match.
-            let now = now
-                .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-                .unwrap_or(now);
-            let context = Context {
-                now,
-                actor: meta.actor.clone(),
-                groups: groups.clone(),
-            };
-            let targets = command.targets();
-            let mut current: BTreeMap<AggregateRef, (u64, State)> = BTreeMap::new();
-            for t in &targets {
-                let s = match states.get(t) {
-                    Some(s) => s.clone(),
-                    None => self
-                        .states
-                        .get(t)
-                        .unwrap_or_else(|| (0, State::initial(*t))),
-                };
-                current.insert(*t, s);
-            }
-            let view: etr_domain::command::States =
-                current.iter().map(|(k, (_, s))| (*k, s.clone())).collect();
-            let outcome = match decide(&view, command, &context) {
-                Err(refusal) => Outcome::Rejected {
-                    command_id: meta.command_id.clone(),
-                    code: refusal.code().to_owned(),
-                    message: refusal.to_string(),
+            let (answer, written) = match decision {
+                Decision::Replay => match recorded.get(&meta.command_id) {
+                    Some((_, outcome)) => (
+                        Ok(Handled {
+                            outcome: outcome.clone(),
+                            replayed: true,
+                        }),
+                        None,
+                    ),
+                    None => (
+                        Err(Error::Internal(format!(
+                            "no record of {} to replay",
+                            meta.command_id
+                        ))),
+                        None,
+                    ),
                 },
-                Ok(events) => {
-                    let (mut prev_hash, mut chain_len) = match chains.get(&client) {
-                        Some(c) => c.clone(),
-                        None => self
-                            .chains
-                            .get(&client)
-                            .unwrap_or_else(|| (GENESIS_HASH.to_owned(), 0)),
-                    };
-                    let command_uuid =
-                        Uuid::new_v5(&Uuid::NAMESPACE_OID, meta.command_id.as_bytes());
-                    let mut written = Vec::with_capacity(events.len());
-                    for (i, (target, event)) in events.iter().enumerate() {
-                        let entry = current
-                            .entry(*target)
-                            .or_insert_with(|| (0, State::initial(*target)));
-                        let state = std::mem::replace(&mut entry.1, State::initial(*target));
-                        entry.1 = evolve(state, client, event);
-                        entry.0 += 1;
-                        touched.insert(*target, (client, now));
-                        head += 1;
-                        let event_id = derived_id(command_uuid, &format!("event-{i}"));
-                        let mut envelope = Envelope {
-                            event_id,
-                            event_type: event.name().to_owned(),
-                            schema_version: etr_schemas::SCHEMA_VERSION,
-                            client_id: client,
-                            aggregate_type: target.kind,
-                            aggregate_id: target.id,
-                            aggregate_version: entry.0,
-                            partition,
-                            sequence: head,
-                            command_id: meta.command_id.clone(),
-                            correlation_id: meta.correlation_id.clone(),
-                            actor: meta.actor.clone(),
-                            occurred_at: now,
-                            prev_hash: prev_hash.clone(),
-                            hash: String::new(),
-                        };
-                        envelope.hash = chain_hash(&envelope, event)?;
-                        prev_hash = envelope.hash.clone();
-                        chain_len += 1;
-                        written.push(WrittenEvent {
-                            event_id,
-                            event_type: envelope.event_type.clone(),
-                            aggregate_type: target.kind.as_str().to_owned(),
-                            aggregate_id: target.id,
-                            aggregate_version: entry.0,
-                            sequence: head,
-                        });
-                        rows.out_partitions
-                            .push(i32::try_from(partition).unwrap_or(i32::MAX));
-                        rows.out_sequences.push(to_i64(head));
-                        rows.out_ids.push(event_id);
-                        rows.out_clients.push(client.0);
-                        rows.out_types.push(envelope.event_type.clone());
-                        rows.out_envelopes.push(serde_json::to_string(&envelope)?);
-                        rows.out_events.push(serde_json::to_string(event)?);
+                Decision::ReplayOf(first) => match outcomes.get(*first).cloned().flatten() {
+                    Some(outcome) => (
+                        Ok(Handled {
+                            outcome,
+                            replayed: true,
+                        }),
+                        None,
+                    ),
+                    None => (
+                        Err(Error::Internal(format!(
+                            "no outcome of {} to replay",
+                            meta.command_id
+                        ))),
+                        None,
+                    ),
+                },
+                Decision::KeyReused => (
+                    Err(Error::IdempotencyKeyReused(meta.command_id.clone())),
+                    None,
+                ),
+                Decision::Recorded(verdict) => {
+                    let outcome = outcome_of(&meta.command_id, partition, verdict);
+                    if let Verdict::Accepted { events, .. } = verdict {
+                        for (envelope, event) in events {
+                            rows.out_partitions
+                                .push(i32::try_from(partition).unwrap_or(i32::MAX));
+                            rows.out_sequences.push(to_i64(envelope.sequence));
+                            rows.out_ids.push(envelope.event_id);
+                            rows.out_clients.push(envelope.client_id.0);
+                            rows.out_types.push(envelope.event_type.clone());
+                            rows.out_envelopes.push(serde_json::to_string(envelope)?);
+                            rows.out_events.push(serde_json::to_string(event)?);
+                        }
                     }
-                    chains.insert(client, (prev_hash, chain_len));
-                    for (t, s) in &current {
-                        states.insert(*t, s.clone());
-                    }
-                    Outcome::Accepted {
-                        command_id: meta.command_id.clone(),
-                        events: written,
-                        position: Position {
-                            partition,
-                            sequence: head,
-                        },
-                        states: current.into_iter().map(|(t, (_, s))| (t, s)).collect(),
-                    }
+                    rows.record_ids.push(meta.command_id.clone());
+                    rows.record_clients.push(request.command.client_id().0);
+                    rows.record_types.push(request.command.name().to_owned());
+                    rows.record_hashes.push(meta.request_hash.clone());
+                    rows.record_accepted
+                        .push(matches!(outcome, Outcome::Accepted { .. }));
+                    rows.record_outcomes.push(serde_json::to_string(&outcome)?);
+                    (
+                        Ok(Handled {
+                            outcome: outcome.clone(),
+                            replayed: false,
+                        }),
+                        Some(outcome),
+                    )
                 }
             };
-            rows.record_ids.push(meta.command_id.clone());
-            rows.record_clients.push(client.0);
-            rows.record_types.push(command.name().to_owned());
-            rows.record_hashes.push(meta.request_hash.clone());
-            rows.record_accepted
-                .push(matches!(outcome, Outcome::Accepted { .. }));
-            rows.record_outcomes.push(serde_json::to_string(&outcome)?);
-            batch_outcomes.insert(&meta.command_id, (&meta.request_hash, outcome.clone()));
-            decided.push(Decided::Write(outcome));
+            outcomes.push(written);
+            answers.push(answer);
         }
 
         if !rows.record_ids.is_empty() {
-            self.write(lease, head, rows, &states, &touched, &chains)
-                .await?;
-            for (t, s) in states {
-                self.states.insert(t, s);
-            }
-            for (c, h) in chains {
-                self.chains.insert(c, h);
-            }
+            let head = decided.head;
+            self.write(
+                lease,
+                head,
+                rows,
+                &decided.states,
+                &decided.touched,
+                &decided.chains,
+            )
+            .await?;
+            self.cache.commit(&decided);
             if let Some(l) = self.lease.as_mut() {
                 l.head = head;
                 l.renewed = Instant::now();
@@ -584,16 +518,7 @@ impl PartitionWriter {
                 self.config.committed.notify_one();
             }
         }
-        Ok(decided
-            .into_iter()
-            .map(|d| match d {
-                Decided::Answer(a) => a,
-                Decided::Write(outcome) => Ok(Handled {
-                    outcome,
-                    replayed: false,
-                }),
-            })
-            .collect())
+        Ok(answers)
     }
 
     /// Hands the batch's rows to the committer and waits until they are committed (with
@@ -603,9 +528,9 @@ impl PartitionWriter {
         lease: Lease,
         head: u64,
         mut rows: Rows,
-        states: &HashMap<AggregateRef, (u64, State)>,
-        touched: &HashMap<AggregateRef, (ClientId, time::OffsetDateTime)>,
-        chains: &HashMap<ClientId, (String, u64)>,
+        states: &BTreeMap<AggregateRef, (u64, State)>,
+        touched: &BTreeMap<AggregateRef, (ClientId, time::OffsetDateTime)>,
+        chains: &BTreeMap<ClientId, ChainHead>,
     ) -> Result<(), Error> {
         for (t, (client, at)) in touched {
             let Some((version, state)) = states.get(t) else {
@@ -618,10 +543,10 @@ impl PartitionWriter {
             rows.snapshot_states.push(serde_json::to_string(state)?);
             rows.snapshot_at.push(*at);
         }
-        for (client, (hash, len)) in chains {
+        for (client, head) in chains {
             rows.chain_clients.push(client.0);
-            rows.chain_hashes.push(hash.clone());
-            rows.chain_lengths.push(to_i64(*len));
+            rows.chain_hashes.push(head.hash.clone());
+            rows.chain_lengths.push(to_i64(head.events));
         }
         let (reply, committed) = oneshot::channel();
         let batch = Batch {

@@ -1,10 +1,11 @@
 //! The envelope every event travels in: who, when, why, where in the log, and the hash chain.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::command::AggregateKind;
+use crate::command::{AggregateKind, Event};
 use crate::ids::ClientId;
 
 /// Who caused a command: a client, a partner shop, an operator, or the platform itself
@@ -55,3 +56,17 @@ pub struct Envelope {
 
 /// The hash a client's first event chains to.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The chained hash of an event: hex SHA-256 over the previous hash and the canonical JSON of
+/// the envelope (without `hash`) and the event. Auditors recompute it from the log.
+///
+/// Errors: the envelope or the event does not serialise (never for the platform's types).
+pub fn chain_hash(envelope: &Envelope, event: &Event) -> Result<String, serde_json::Error> {
+    let mut unhashed = envelope.clone();
+    unhashed.hash = String::new();
+    let body = serde_json::to_vec(&(&unhashed, event))?;
+    let mut hasher = Sha256::new();
+    hasher.update(envelope.prev_hash.as_bytes());
+    hasher.update(&body);
+    Ok(hex::encode(hasher.finalize()))
+}

@@ -7,7 +7,9 @@
 //!
 //! Aggregates: [`client`] (the customer registry), [`wallet`] (wallet accounts), [`payment`] (wallet operations with the
 //! 0–9 lifecycle), [`application`] (loan applications) and [`loan`] (issued loans).
-//! [`command`] is the single entry point the command handler uses. [`dictionaries`] holds the
+//! [`command`] is the single entry point the command handler uses; [`partition`] is the
+//! partition writer's decision of a whole batch over it (ordering, idempotent replay,
+//! sequence numbers, hash chains), shared by the command API and the simulator. [`dictionaries`] holds the
 //! processing centre's dictionaries and the commission of an operation.
 
 pub mod advertising;
@@ -36,6 +38,7 @@ pub mod loan;
 pub mod merchant_order;
 pub mod money;
 pub mod otp;
+pub mod partition;
 pub mod payment;
 pub mod payment_execution;
 pub mod pdn;

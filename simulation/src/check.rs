@@ -1,0 +1,111 @@
+//! The invariants the simulator checks, and what a broken one reports.
+//!
+//! Checked after every step (incrementally, as each batch commits):
+//!
+//! - [`Invariant::DenseLog`]: a partition's sequence numbers are 1, 2, 3, … with no gap or
+//!   repeat, and its head row equals its last sequence; every aggregate's versions are dense.
+//! - [`Invariant::HashChain`]: every committed event chains to its client's previous event
+//!   (`prev_hash`), its `hash` is `chain_hash` recomputed from the envelope and the event,
+//!   and the stored chain head of the client is the last event's hash and count.
+//! - [`Invariant::RecordedOnce`]: a command id is recorded at most once; every answer a
+//!   caller gets for a recorded id — the first or a replay, in the same batch or later — is
+//!   exactly its recorded outcome, and a reused key with another request is refused.
+//! - [`Invariant::StateSeen`]: the state each decision reads (the writer's cache or the
+//!   snapshot it loads) equals `evolve` folded over the partition's committed events, and so
+//!   does every stored snapshot.
+//! - [`Invariant::MoneyConserved`]: Σ top-ups = Σ wallet balances + Σ transfers in
+//!   transit + Σ paid out through the provider, where a transfer is in transit from its
+//!   `TransferDebited` until its `TransferCredited` or `TransferRefunded`, and paid out is
+//!   Σ `HoldCaptured` − Σ `PaymentRefunded` (the amount the provider was paid plus the
+//!   commission the platform kept). Holds do not appear: a hold moves no money, it only
+//!   lowers the available balance. Balances are read from the snapshots the writers commit,
+//!   the other sums from the committed events.
+//! - [`Invariant::Available`]: every wallet's balance and `available = balance − Σ holds`
+//!   are never negative; a wallet holds exactly for its payments that are reserved (status
+//!   3) and not yet debited, each for the payment's amount with its commission.
+//! - [`Invariant::EffectOnce`]: no side effect of the payment process happens twice with
+//!   effect: the provider charges a payment id at most once and reverses it at most once,
+//!   only after charging it; a transfer is credited at most once and refunded at most once,
+//!   never both, and only after its debit; a payment captured by the platform was charged by
+//!   the provider for its amount.
+//!
+//! Checked once the run has quiesced (no operation left, every queue drained, every event
+//! delivered, every timer fired and the payment process idle):
+//!
+//! - [`Invariant::Quiescent`]: the run does quiesce; no wallet holds anything; no transfer
+//!   is in transit; every payment is final (6, 8 or 9) and its process instance finished
+//!   with no timer; no cancellation request is pending; what the provider's books hold for
+//!   each payment (charged − reversed) is what the platform paid out for it; every consumer
+//!   has applied its partition's last event; every writer cache entry equals the committed
+//!   state.
+
+use std::fmt;
+
+/// One invariant (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Invariant {
+    DenseLog,
+    HashChain,
+    RecordedOnce,
+    StateSeen,
+    MoneyConserved,
+    Available,
+    EffectOnce,
+    Quiescent,
+}
+
+impl Invariant {
+    /// Every invariant, in the order the report lists them.
+    pub const ALL: [Invariant; 8] = [
+        Invariant::DenseLog,
+        Invariant::HashChain,
+        Invariant::RecordedOnce,
+        Invariant::StateSeen,
+        Invariant::MoneyConserved,
+        Invariant::Available,
+        Invariant::EffectOnce,
+        Invariant::Quiescent,
+    ];
+
+    /// A stable name, e.g. `money-conserved`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::DenseLog => "dense-log",
+            Invariant::HashChain => "hash-chain",
+            Invariant::RecordedOnce => "recorded-once",
+            Invariant::StateSeen => "state-seen",
+            Invariant::MoneyConserved => "money-conserved",
+            Invariant::Available => "available-balance",
+            Invariant::EffectOnce => "effect-once",
+            Invariant::Quiescent => "quiescent",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken invariant: which, where in the run, and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: Invariant,
+    /// The index (in the run's operation list) of the last operation submitted; the list's
+    /// length when the violation was found while quiescing.
+    pub op: usize,
+    /// The simulator step (0-based, over the whole run).
+    pub step: u64,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} violated at step {} (after op {}): {}",
+            self.invariant, self.step, self.op, self.detail
+        )
+    }
+}

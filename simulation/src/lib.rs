@@ -1,0 +1,125 @@
+//! Deterministic simulation of ETR's business core (in the manner of TigerBeetle's VOPR).
+//!
+//! The simulator runs the platform's own pure code — the aggregates (`etr_domain::decide` /
+//! `evolve`), the partition writer's batch decision (`etr_domain::partition::decide_batch`,
+//! which `command-api`'s writer calls too) and the payment process
+//! (`etr_domain::payment_execution::step`) — inside a simulated world driven by one seed:
+//! ChaCha8 random numbers, a simulated clock, ordered maps only. Nothing reads the wall clock
+//! or depends on hash-map order, so a seed replays exactly (a test runs one twice and
+//! compares the digest of the committed log).
+//!
+//! # The model
+//!
+//! - **Clients and partitions.** `clients` clients, each with one rouble wallet, on
+//!   `partitions` log partitions (`etr_domain::ids::partition_of`, the platform's hash).
+//! - **Operations** ([`ops`]): requests clients send — open the wallet, top up, pay a service
+//!   (some above the OTP threshold, some declined by fraud control, some with a commission),
+//!   transfer to another client's wallet (across partitions), confirm a payment with the OTP,
+//!   request the cancellation (refund) of a payment, and resends of an earlier key with the
+//!   same or another body. Ids are the platform's: `<client>/k<n>` command ids, payment and
+//!   operation ids UUID v5 of the command id, fingerprints over the body.
+//! - **Each partition** has an in-memory database (the committed log, command records,
+//!   snapshots, chain heads, the head row with its fencing epoch) and a writer with a
+//!   bounded cache (the platform's `Lru`) and a queue. The writer does what
+//!   `command-api`'s `PartitionWriter` does around the pure decision: takes its lease (epoch +
+//!   1), loads the cache misses, decides optimistically without the command records and again
+//!   with them when the commit refuses a recorded id, commits atomically under the fence
+//!   (`epoch = mine AND head = what I saw`), retries a fenced batch, and drops its cache after
+//!   a failed commit.
+//! - **The relay and broker** publish each partition's log in order; the broker may deliver
+//!   an event twice, late, or ahead of an earlier one.
+//! - **The payment process** runs like `sagas::payment_execution`: a tracker applies the
+//!   payment events with a per-partition checkpoint (skipping what it applied, holding back
+//!   what is past a gap) and stores each instance with its timer; an executor wakes due
+//!   instances, stores their step, then performs the actions — provider calls, and commands
+//!   under `platform:payment-execution/<payment>/<step>` sent back through the writers (a
+//!   transfer's credit goes to the recipient's partition and its answer is stepped in).
+//! - **The provider** is idempotent by payment id (and by request id for reversals);
+//!   it declines 8 % of payments, by payment id.
+//! - **The clock** moves by random steps; timers (provider answers, late executions, client
+//!   resends, instance wake-ups) fire in time order.
+//!
+//! Every operation carries a schedule seed: after submitting it, the simulator takes one to
+//! four steps drawn from that seed — a writer batch, deliveries, or the clock — with faults
+//! drawn at their rates ([`config::Faults`]).
+//!
+//! # Faults
+//!
+//! A failed commit (nothing visible; the writer reloads), an ambiguous commit (committed but
+//! reported failed), a crash after commit (callers get no answer), a writer crash between
+//! batches (its queue lost) and a takeover (the old writer lives on as a zombie, is fenced
+//! when it tries to commit, and may still get requests through a stale route); duplicated,
+//! delayed and reordered deliveries, a failed tracker transaction; an executor crash between
+//! storing a step and performing it; a provider that times out, executes late (after the
+//! caller gave up), answers twice, or is down for up to 90 s. Clients resend a request that
+//! got no answer, with the same key.
+//!
+//! # Invariants
+//!
+//! Checked after every step, and at the end once the run has quiesced (all operations sent,
+//! then the clock advanced from timer to timer without faults until nothing is left): see
+//! [`check`] for the list and the money equation.
+//!
+//! # A failure
+//!
+//! The run stops at the first broken invariant. [`simulate`] then shrinks the operation list
+//! ([`shrink`]) and the result prints the seed and the shortest history found, one operation
+//! per line. [`run`] replays any operation list exactly.
+
+pub mod check;
+pub mod config;
+pub mod ops;
+pub mod report;
+pub mod shrink;
+mod world;
+
+pub use check::{Invariant, Violation};
+pub use config::{Bugs, Config, Faults};
+pub use ops::{Action, Op};
+pub use report::{Fault, Report};
+pub use shrink::Shrunk;
+pub use world::{Progress, KNOWN_CANCEL_AFTER_CONFIRMATION, KNOWN_LATE_PROVIDER_EFFECT};
+
+/// What [`simulate`] found: the run's report and, when an invariant broke, the shrunk
+/// history.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub report: Report,
+    pub shrunk: Option<Shrunk>,
+}
+
+impl Outcome {
+    /// The seed and the shortest failing history, one operation per line (`None` when the
+    /// run passed).
+    pub fn failure(&self) -> Option<String> {
+        let shrunk = self.shrunk.as_ref()?;
+        Some(shrink::render(
+            self.report.seed,
+            shrunk.violation.invariant,
+            shrunk,
+            self.report.ops,
+        ))
+    }
+}
+
+/// Runs an explicit operation list under `cfg` (its seed is not used to generate anything
+/// here); the same list and config give the same report, digest included.
+pub fn run(cfg: &Config, ops: &[Op]) -> Report {
+    world::run(cfg, ops, None)
+}
+
+/// Like [`run`], calling `progress` every 10,000 operations.
+pub fn run_with_progress(cfg: &Config, ops: &[Op], progress: Progress<'_>) -> Report {
+    world::run(cfg, ops, Some(progress))
+}
+
+/// Generates `cfg.ops` operations from `cfg.seed`, runs them, and shrinks a failure.
+pub fn simulate(cfg: &Config) -> Outcome {
+    let ops = ops::generate(cfg.seed, cfg.ops, cfg.clients);
+    let report = run(cfg, &ops);
+    let shrunk = report
+        .violation
+        .as_ref()
+        .map(|v| shrink::shrink(cfg, &ops, v));
+    Outcome { report, shrunk }
+}

@@ -1,0 +1,231 @@
+//! The operations a run is made of: what clients send, one request each, generated from the
+//! seed. An operation carries its own schedule seed, which drives everything the simulator
+//! does after it (writer batches, deliveries, the clock, faults), so that a run is a pure
+//! function of its operation list and removing operations while shrinking leaves the
+//! schedule of the others as it was.
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::Decimal;
+use std::fmt;
+
+/// One client request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    /// The client (0-based index) the request is sent for.
+    pub client: u32,
+    /// The request's `Idempotency-Key` is `k<key>`; a resend repeats an earlier key.
+    pub key: u64,
+    pub action: Action,
+    /// Seeds the simulator's steps after this operation.
+    pub schedule: u64,
+    /// Whether this repeats an earlier operation's key (with the same or another body).
+    pub resend: bool,
+}
+
+/// What a request asks. Amounts are in roubles, exact to the kopeck.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open the client's wallet (in roubles).
+    OpenWallet,
+    /// Top the wallet up from a card.
+    TopUp { amount: Decimal },
+    /// Pay a service through the provider; `declined`: fraud control declined it;
+    /// `commission`: charged on top of the amount.
+    Pay {
+        amount: Decimal,
+        commission: Option<Decimal>,
+        declined: bool,
+    },
+    /// Transfer to another client's wallet.
+    Transfer { to: u32, amount: Decimal },
+    /// Confirm (with the OTP) the payment started under key `payment_key`.
+    Confirm { payment_key: u64 },
+    /// Ask to cancel (and refund) the successful payment started under key `payment_key`.
+    RequestCancellation { payment_key: u64 },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::OpenWallet => write!(f, "OpenWallet RUB"),
+            Action::TopUp { amount } => write!(f, "TopUp {amount} RUB"),
+            Action::Pay {
+                amount,
+                commission,
+                declined,
+            } => {
+                write!(f, "Pay {amount} RUB")?;
+                if let Some(c) = commission {
+                    write!(f, " + commission {c}")?;
+                }
+                if *declined {
+                    write!(f, " (fraud control declines)")?;
+                }
+                Ok(())
+            }
+            Action::Transfer { to, amount } => write!(f, "Transfer {amount} RUB to c{to}"),
+            Action::Confirm { payment_key } => write!(f, "Confirm payment k{payment_key}"),
+            Action::RequestCancellation { payment_key } => {
+                write!(f, "RequestCancellation of payment k{payment_key}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "c{} k{} {}{} [schedule {:016x}]",
+            self.client,
+            self.key,
+            self.action,
+            if self.resend { " (resend)" } else { "" },
+            self.schedule
+        )
+    }
+}
+
+/// Kopecks between `low` and `high` roubles, as an exact amount.
+fn amount(rng: &mut ChaCha8Rng, low: i64, high: i64) -> Decimal {
+    Decimal::new(rng.random_range(low * 100..=high * 100), 2)
+}
+
+/// Generates `count` operations over `clients` clients from `seed` (ChaCha8). Clients mostly
+/// open their wallet first; the rest is a mix of top-ups, payments (some above the warning
+/// threshold, some declined by fraud control, some with a commission), transfers, OTP
+/// confirmations, cancellation requests and resends of a recent request of the same client
+/// (70 % the same body, 30 % another).
+pub fn generate(seed: u64, count: usize, clients: u32) -> Vec<Op> {
+    let clients = clients.max(2);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut opened = vec![false; clients as usize];
+    // The recent requests and payments of each client.
+    let mut recent: Vec<Vec<(u64, Action)>> = vec![Vec::new(); clients as usize];
+    let mut payments: Vec<Vec<u64>> = vec![Vec::new(); clients as usize];
+    let mut ops = Vec::with_capacity(count);
+    for index in 0..count {
+        let client = rng.random_range(0..clients);
+        let c = client as usize;
+        let key = index as u64;
+        let schedule = rng.next_u64();
+        let roll = rng.random_range(0..100u32);
+        let (key, action, resend) = if !opened[c] && roll < 80 {
+            opened[c] = true;
+            (key, Action::OpenWallet, false)
+        } else if roll < 12 && !recent[c].is_empty() {
+            let (old_key, old) = recent[c][rng.random_range(0..recent[c].len())].clone();
+            let action = if rng.random_range(0..10) < 7 {
+                old
+            } else {
+                match old {
+                    Action::TopUp { amount } => Action::TopUp {
+                        amount: amount + Decimal::new(1, 2),
+                    },
+                    Action::Pay {
+                        amount,
+                        commission,
+                        declined,
+                    } => Action::Pay {
+                        amount: amount + Decimal::new(1, 2),
+                        commission,
+                        declined,
+                    },
+                    Action::Transfer { to, amount } => Action::Transfer {
+                        to,
+                        amount: amount + Decimal::new(1, 2),
+                    },
+                    _ => Action::TopUp {
+                        amount: Decimal::new(100, 2),
+                    },
+                }
+            };
+            (old_key, action, true)
+        } else {
+            let pick = rng.random_range(0..100u32);
+            let action = if pick < 26 {
+                Action::TopUp {
+                    amount: amount(&mut rng, 10, 20_000),
+                }
+            } else if pick < 54 {
+                let big = rng.random_range(0..10) == 0;
+                Action::Pay {
+                    amount: if big {
+                        amount(&mut rng, 5_000, 9_000)
+                    } else {
+                        amount(&mut rng, 1, 3_000)
+                    },
+                    commission: (rng.random_range(0..3) == 0)
+                        .then(|| Decimal::new(rng.random_range(1..=300), 2)),
+                    declined: rng.random_range(0..30) == 0,
+                }
+            } else if pick < 80 {
+                let mut to = rng.random_range(0..clients);
+                if to == client {
+                    to = (to + 1) % clients;
+                }
+                let big = rng.random_range(0..12) == 0;
+                Action::Transfer {
+                    to,
+                    amount: if big {
+                        amount(&mut rng, 5_000, 8_000)
+                    } else {
+                        amount(&mut rng, 1, 4_000)
+                    },
+                }
+            } else if pick < 89 && !payments[c].is_empty() {
+                Action::Confirm {
+                    payment_key: payments[c][rng.random_range(0..payments[c].len())],
+                }
+            } else if pick < 96 && !payments[c].is_empty() {
+                Action::RequestCancellation {
+                    payment_key: payments[c][rng.random_range(0..payments[c].len())],
+                }
+            } else {
+                opened[c] = true;
+                Action::OpenWallet
+            };
+            (key, action, false)
+        };
+        if !resend {
+            if matches!(action, Action::Pay { .. } | Action::Transfer { .. }) {
+                payments[c].push(key);
+                if payments[c].len() > 6 {
+                    payments[c].remove(0);
+                }
+            }
+            recent[c].push((key, action.clone()));
+            if recent[c].len() > 8 {
+                recent[c].remove(0);
+            }
+        }
+        ops.push(Op {
+            client,
+            key,
+            action,
+            schedule,
+            resend,
+        });
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_generates_the_same_operations() {
+        assert_eq!(generate(7, 500, 10), generate(7, 500, 10));
+        assert_ne!(generate(7, 500, 10), generate(8, 500, 10));
+        let ops = generate(7, 2_000, 10);
+        assert!(ops.iter().any(|o| o.resend));
+        assert!(ops
+            .iter()
+            .any(|o| matches!(o.action, Action::Confirm { .. })));
+        assert!(ops
+            .iter()
+            .all(|o| !matches!(o.action, Action::Transfer { to, .. } if to == o.client)));
+    }
+}
