@@ -100,7 +100,24 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             forward_to_writer,
         ))
+        .layer(middleware::from_fn(refuse_nul_in_uri))
         .with_state(app)
+}
+
+/// Refuses a request whose path or query string holds U+0000 (`%00`) with 400
+/// `nul_character`, before any route reads it: no text of the platform may contain the
+/// character (bodies are checked the same way by [`crate::body`]).
+async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let holds_nul = |s: &str| s.contains("%00") || s.contains('\0');
+    if holds_nul(uri.path()) || uri.query().is_some_and(holds_nul) {
+        return ApiError::bad_request(
+            "nul_character",
+            "the path or query contains the NUL character U+0000 (%00), which no text may contain",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Marks a response whose command belongs to a partition another process writes.

@@ -9,7 +9,7 @@
 //!    serde_json's own parser (so its syntax rules and its nesting limit of 128 apply):
 //!    `invalid_json` for anything that is not one JSON object;
 //! 2. that tree checked as a whole: `duplicate_key` for a key given twice in one object, at
-//!    any depth, and `amount_not_a_string` for a key `amount`, at any depth, whose value is
+//!    any depth, `nul_character` for a key or string holding U+0000, and `amount_not_a_string` for a key `amount`, at any depth, whose value is
 //!    not a JSON string (amounts are decimal strings such as `"100.50"`, never numbers, which
 //!    a client's JSON library may already have rounded through binary floating point);
 //! 3. the tree into the request type through a serde deserializer whose error type records
@@ -48,6 +48,10 @@ pub enum BodyError {
     /// array or an object.
     #[error("`{path}` must be a JSON string such as \"100.50\", got {found}")]
     AmountNotAString { path: String, found: &'static str },
+    /// `nul_character`: a key or a string holding U+0000 (`"\u0000"`), which no text of the
+    /// platform may contain (Postgres text cannot store it).
+    #[error("`{path}` contains the NUL character U+0000, which no text may contain")]
+    NulCharacter { path: String },
     /// `unknown_field`: a field the request does not have.
     #[error("unknown field `{path}`{}", expected_fields(.expected))]
     UnknownField {
@@ -64,12 +68,13 @@ pub enum BodyError {
 
 impl BodyError {
     /// Stable machine-readable code: `invalid_json`, `duplicate_key`, `amount_not_a_string`,
-    /// `unknown_field`, `missing_field` or `invalid_field`.
+    /// `nul_character`, `unknown_field`, `missing_field` or `invalid_field`.
     pub fn code(&self) -> &'static str {
         match self {
             BodyError::InvalidJson(_) | BodyError::NotAnObject(_) => "invalid_json",
             BodyError::DuplicateKey { .. } => "duplicate_key",
             BodyError::AmountNotAString { .. } => "amount_not_a_string",
+            BodyError::NulCharacter { .. } => "nul_character",
             BodyError::UnknownField { .. } => "unknown_field",
             BodyError::MissingField { .. } => "missing_field",
             BodyError::InvalidField { .. } => "invalid_field",
@@ -104,6 +109,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
     }
     check_duplicates(&node, "")?;
     check_amounts(&node, "")?;
+    check_nul(&node, "")?;
     T::deserialize(node).map_err(|e| e.to_body_error())
 }
 
@@ -270,6 +276,35 @@ fn check_amounts(node: &Node, path: &str) -> Result<(), BodyError> {
         Node::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 check_amounts(item, &index_path(path, i))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The first key or string, in document order, that holds U+0000.
+fn check_nul(node: &Node, path: &str) -> Result<(), BodyError> {
+    let refuse = |path: String| Err(BodyError::NulCharacter { path });
+    match node {
+        Node::Str(s) if s.contains('\0') => refuse(if path.is_empty() {
+            "(body)".to_owned()
+        } else {
+            path.to_owned()
+        }),
+        Node::Object(entries) => {
+            for (key, value) in entries {
+                let here = key_path(path, key);
+                if key.contains('\0') {
+                    return refuse(here);
+                }
+                check_nul(value, &here)?;
+            }
+            Ok(())
+        }
+        Node::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_nul(item, &index_path(path, i))?;
             }
             Ok(())
         }
@@ -660,6 +695,28 @@ mod tests {
         .expect("tagged");
         assert_eq!(tagged.kind, Kind::Tagged { tag: "t".into() });
         assert_eq!(tagged.note.as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn the_nul_character_is_refused_in_any_string_or_key() {
+        let e = then_code::<TopUp>(
+            r#"{"amount":"1","currency":"RUB","source":"ca\u0000rd"}"#,
+            "nul_character",
+        );
+        assert!(e.to_string().contains("`source`"), "{e}");
+        let e = then_code::<Payment>(
+            r#"{"amount":"1","currency":"RUB","service_id":"m","attributes":{"phone\u0000":"1"}}"#,
+            "nul_character",
+        );
+        assert!(e.to_string().contains("attributes.phone"), "{e}");
+        then_code::<Everything>(
+            r#"{"note":null,"kind":"plain","lines":[{"amount":"\u0000"}],"count":0,"pair":[0,false]}"#,
+            "nul_character",
+        );
+        // An escaped backslash followed by "u0000" is text, not NUL.
+        let ok: TopUp = parse(br#"{"amount":"1","currency":"RUB","source":"\\u0000"}"#)
+            .expect("a backslash and u0000");
+        assert_eq!(ok.source, "\\u0000");
     }
 
     #[test]

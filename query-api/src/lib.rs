@@ -157,9 +157,76 @@ async fn graphql(
         Some(Err(_)) => Access::Denied("the Authorization header is not text".into()),
         other => access(&keys, other.and_then(Result::ok)),
     };
-    let mut response = schema.execute(request.into_inner().data(access)).await;
+    let request = request.into_inner();
+    if let Err(e) = nul_free(&request) {
+        return async_graphql::Response::from_errors(vec![e]).into();
+    }
+    let mut response = schema.execute(request.data(access)).await;
     coded(&mut response);
     response.into()
+}
+
+/// Refuses a request whose query text or variables hold the NUL character U+0000 (as a
+/// `\u0000` or `\u{0}` escape in a string of the query, or in a variable's string), with
+/// `BAD_USER_INPUT`: no text of the platform may contain it (Postgres text cannot store it),
+/// and it is refused here once rather than by whichever statement would meet it.
+pub fn nul_free(request: &async_graphql::Request) -> Result<(), async_graphql::ServerError> {
+    fn value_has_nul(v: &async_graphql::Value) -> bool {
+        use async_graphql::Value;
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Enum(name) => name.as_str().contains('\0'),
+            Value::List(items) => items.iter().any(value_has_nul),
+            Value::Object(fields) => fields
+                .iter()
+                .any(|(k, v)| k.contains('\0') || value_has_nul(v)),
+            _ => false,
+        }
+    }
+    let in_variables = request
+        .variables
+        .iter()
+        .any(|(k, v)| k.contains('\0') || value_has_nul(v));
+    if in_variables || escapes_nul(&request.query) {
+        let mut e = async_graphql::ServerError::new(
+            "text may not contain the NUL character U+0000",
+            None,
+        );
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "BAD_USER_INPUT");
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Whether a GraphQL document holds U+0000 itself or as an escape (`\u0000`, `\u{0}`) —
+/// an escape only where the backslash is not itself escaped.
+fn escapes_nul(query: &str) -> bool {
+    if query.contains('\0') {
+        return true;
+    }
+    let bytes = query.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            let rest = &query[i + 1..];
+            if rest.starts_with("u0000") {
+                return true;
+            }
+            if let Some(braced) = rest.strip_prefix("u{") {
+                let digits: String = braced.chars().take_while(|c| *c != '}').collect();
+                if !digits.is_empty() && digits.chars().all(|c| c == '0') {
+                    return true;
+                }
+            }
+            // Skip the escaped character, so `\\u0000` is a backslash and text.
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Gives every error of a response a machine-readable `extensions.code`: the resolvers'
@@ -518,6 +585,18 @@ mod cost {
         );
         let big = small.replace("first: 20", "first: 100");
         assert_eq!(codes(&format!("{{ {big} }}")).await, ["QUERY_TOO_COMPLEX"]);
+    }
+
+    #[test]
+    fn the_nul_character_is_found_wherever_a_query_can_hold_it() {
+        assert!(escapes_nul(r#"{ a(x: "\u0000") }"#));
+        assert!(escapes_nul(r#"{ a(x: "ab\u{00}c") }"#));
+        assert!(escapes_nul("{ a(x: \"\0\") }"));
+        assert!(!escapes_nul(r#"{ a(x: "\\u0000") }"#));
+        assert!(!escapes_nul(r#"{ a(x: "\u0041") }"#));
+        let variables = async_graphql::Variables::from_json(serde_json::json!({"p": {"q": ["a\u{0}"]}}));
+        let request = async_graphql::Request::new("{ a }").variables(variables);
+        assert!(nul_free(&request).is_err());
     }
 
     #[tokio::test]
