@@ -43,7 +43,9 @@ use crate::limits::Catalogue;
 /// has (a client with none chains to [`GENESIS_HASH`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainHead {
+    /// Hex SHA-256 of the client's last event.
     pub hash: String,
+    /// How many events the client has.
     pub events: u64,
 }
 
@@ -87,6 +89,7 @@ impl<K: Ord + Clone, V: Clone> Lru<K, V> {
         })
     }
 
+    /// Whether `k` is cached (without marking it used).
     pub fn contains(&self, k: &K) -> bool {
         self.map.contains_key(k)
     }
@@ -105,14 +108,17 @@ impl<K: Ord + Clone, V: Clone> Lru<K, V> {
         self.map.insert(k, (v, self.tick));
     }
 
+    /// Drops every entry.
     pub fn clear(&mut self) {
         self.map.clear();
     }
 
+    /// How many entries are cached.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -291,8 +297,11 @@ pub struct Submission<'a> {
     pub command_id: &'a str,
     /// The request's fingerprint, kept with the command record.
     pub request_hash: &'a str,
+    /// Written into every envelope of the command.
     pub correlation_id: &'a str,
+    /// Who sent it (the decision's context, every envelope).
     pub actor: &'a Actor,
+    /// The command to decide.
     pub command: &'a Command,
 }
 
@@ -311,6 +320,7 @@ pub trait Reads {
 /// The partition-wide inputs of one batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
+    /// The partition decided (written into every envelope).
     pub partition: u32,
     /// The last sequence number committed in the partition (0: none).
     pub head: u64,
@@ -318,6 +328,7 @@ pub struct Batch<'a> {
     pub schema_version: u32,
     /// The client group catalogue the batch is decided under.
     pub groups: &'a Arc<Catalogue>,
+    /// The commands, in the order they are decided.
     pub submissions: &'a [Submission<'a>],
 }
 
@@ -340,6 +351,7 @@ pub enum Decision {
 /// The verdict on a command decided now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// Accepted: its events and the states it left.
     Accepted {
         /// The events in log order, each with its envelope (hash included).
         events: Vec<(Envelope, Event)>,
@@ -350,7 +362,12 @@ pub enum Verdict {
         states: Vec<(AggregateRef, State)>,
     },
     /// Refused by the domain: the refusal's stable code and its message.
-    Rejected { code: String, message: String },
+    Rejected {
+        /// The refusal's stable machine-readable code (`Error::code`).
+        code: String,
+        /// The refusal's message.
+        message: String,
+    },
 }
 
 /// A decided batch: what to commit atomically.

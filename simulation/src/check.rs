@@ -44,13 +44,21 @@ use std::fmt;
 /// One invariant (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Invariant {
+    /// Sequences dense per partition, versions dense per aggregate.
     DenseLog,
+    /// Every event's hash recomputed and chained to its client's previous one.
     HashChain,
+    /// One record per command id; every answer equal to it.
     RecordedOnce,
+    /// Every decision reads, and every snapshot holds, `evolve` over the committed log.
     StateSeen,
+    /// Σ top-ups = Σ balances + Σ in transit + Σ paid out.
     MoneyConserved,
+    /// Balances and available amounts never negative; holds exactly for reserved payments.
     Available,
+    /// Provider charges and reversals, transfer debits, credits and refunds at most once.
     EffectOnce,
+    /// Once quiesced: nothing held, in transit, stranded or unreconciled.
     Quiescent,
 }
 
@@ -91,12 +99,14 @@ impl fmt::Display for Invariant {
 /// A broken invariant: which, where in the run, and what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
+    /// The invariant broken.
     pub invariant: Invariant,
     /// The index (in the run's operation list) of the last operation submitted; the list's
     /// length when the violation was found while quiescing.
     pub op: usize,
     /// The simulator step (0-based, over the whole run).
     pub step: u64,
+    /// What was seen, with the ids involved.
     pub detail: String,
 }
 

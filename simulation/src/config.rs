@@ -23,7 +23,9 @@ pub struct Config {
     /// Aggregate states (and, separately, chain heads) a writer caches; a miss loads the
     /// committed snapshot.
     pub cache_capacity: usize,
+    /// The fault rates.
     pub faults: Faults,
+    /// Bugs planted in the simulated runners (none by default).
     pub bugs: Bugs,
     /// The payment process's timing.
     pub policy: Policy,
@@ -59,7 +61,7 @@ impl Config {
 
     /// The client group catalogue the writers decide under: the platform's defaults, with a
     /// warning threshold of 5,000.00 (a payment above it waits for the client's OTP) and a
-    /// wallet-source day limit of 300,000.00 in roubles for the default group.
+    /// wallet-source day limit of 1,000,000.00 in roubles for the default group.
     pub fn catalogue() -> Arc<Catalogue> {
         let mut catalogue = Catalogue::default();
         if let Some(limits) = catalogue
@@ -68,7 +70,7 @@ impl Config {
             .and_then(|g| g.limits.get_mut(&Currency::Rub))
         {
             limits.warning_threshold = Some(dec!(5000.00));
-            limits.wallet_source.day = Some(dec!(300000.00));
+            limits.wallet_source.day = Some(dec!(1000000.00));
         }
         Arc::new(catalogue)
     }

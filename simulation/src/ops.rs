@@ -16,6 +16,7 @@ pub struct Op {
     pub client: u32,
     /// The request's `Idempotency-Key` is `k<key>`; a resend repeats an earlier key.
     pub key: u64,
+    /// What the request asks.
     pub action: Action,
     /// Seeds the simulator's steps after this operation.
     pub schedule: u64,
@@ -29,20 +30,50 @@ pub enum Action {
     /// Open the client's wallet (in roubles).
     OpenWallet,
     /// Top the wallet up from a card.
-    TopUp { amount: Decimal },
+    TopUp {
+        /// Roubles.
+        amount: Decimal,
+    },
     /// Pay a service through the provider; `declined`: fraud control declined it;
     /// `commission`: charged on top of the amount.
     Pay {
+        /// Roubles paid to the provider.
         amount: Decimal,
+        /// Roubles the platform charges on top.
         commission: Option<Decimal>,
+        /// Fraud control declines it (the payment is cancelled at once).
         declined: bool,
     },
+    /// Register the client (its personal data sealed; needed to bind a card).
+    Register,
+    /// Bind the client's bank card (one per client; the bank's token derives from the
+    /// client).
+    BindCard,
+    /// Pay a service from the bound card: the bank authorises, the provider executes, the
+    /// bank captures (or releases).
+    PayByCard {
+        /// Roubles paid to the provider.
+        amount: Decimal,
+        /// Roubles the platform charges on top (authorised and captured with the amount).
+        commission: Option<Decimal>,
+    },
     /// Transfer to another client's wallet.
-    Transfer { to: u32, amount: Decimal },
+    Transfer {
+        /// The recipient (client index).
+        to: u32,
+        /// Roubles.
+        amount: Decimal,
+    },
     /// Confirm (with the OTP) the payment started under key `payment_key`.
-    Confirm { payment_key: u64 },
+    Confirm {
+        /// The key the payment was started under.
+        payment_key: u64,
+    },
     /// Ask to cancel (and refund) the successful payment started under key `payment_key`.
-    RequestCancellation { payment_key: u64 },
+    RequestCancellation {
+        /// The key the payment was started under.
+        payment_key: u64,
+    },
 }
 
 impl fmt::Display for Action {
@@ -61,6 +92,15 @@ impl fmt::Display for Action {
                 }
                 if *declined {
                     write!(f, " (fraud control declines)")?;
+                }
+                Ok(())
+            }
+            Action::Register => write!(f, "Register"),
+            Action::BindCard => write!(f, "BindCard"),
+            Action::PayByCard { amount, commission } => {
+                write!(f, "PayByCard {amount} RUB")?;
+                if let Some(c) = commission {
+                    write!(f, " + commission {c}")?;
                 }
                 Ok(())
             }
@@ -94,13 +134,15 @@ fn amount(rng: &mut ChaCha8Rng, low: i64, high: i64) -> Decimal {
 
 /// Generates `count` operations over `clients` clients from `seed` (ChaCha8). Clients mostly
 /// open their wallet first; the rest is a mix of top-ups, payments (some above the warning
-/// threshold, some declined by fraud control, some with a commission), transfers, OTP
-/// confirmations, cancellation requests and resends of a recent request of the same client
-/// (70 % the same body, 30 % another).
+/// threshold, some declined by fraud control, some with a commission), card bindings and
+/// payments from the bound card, transfers, OTP confirmations, cancellation requests and
+/// resends of a recent request of the same client (70 % the same body, 30 % another).
 pub fn generate(seed: u64, count: usize, clients: u32) -> Vec<Op> {
     let clients = clients.max(2);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut opened = vec![false; clients as usize];
+    let mut registered = vec![false; clients as usize];
+    let mut bound = vec![false; clients as usize];
     // The recent requests and payments of each client.
     let mut recent: Vec<Vec<(u64, Action)>> = vec![Vec::new(); clients as usize];
     let mut payments: Vec<Vec<u64>> = vec![Vec::new(); clients as usize];
@@ -144,9 +186,22 @@ pub fn generate(seed: u64, count: usize, clients: u32) -> Vec<Op> {
             (old_key, action, true)
         } else {
             let pick = rng.random_range(0..100u32);
-            let action = if pick < 26 {
+            let card = rng.random_range(0..100u32);
+            let action = if card < 2 && !registered[c] {
+                registered[c] = true;
+                Action::Register
+            } else if card < 2 {
+                bound[c] = true;
+                Action::BindCard
+            } else if card < 10 && bound[c] {
+                Action::PayByCard {
+                    amount: amount(&mut rng, 1, 3_000),
+                    commission: (rng.random_range(0..3) == 0)
+                        .then(|| Decimal::new(rng.random_range(1..=300), 2)),
+                }
+            } else if pick < 26 {
                 Action::TopUp {
-                    amount: amount(&mut rng, 10, 20_000),
+                    amount: amount(&mut rng, 10, 5_000),
                 }
             } else if pick < 54 {
                 let big = rng.random_range(0..10) == 0;
@@ -189,7 +244,10 @@ pub fn generate(seed: u64, count: usize, clients: u32) -> Vec<Op> {
             (key, action, false)
         };
         if !resend {
-            if matches!(action, Action::Pay { .. } | Action::Transfer { .. }) {
+            if matches!(
+                action,
+                Action::Pay { .. } | Action::PayByCard { .. } | Action::Transfer { .. }
+            ) {
                 payments[c].push(key);
                 if payments[c].len() > 6 {
                     payments[c].remove(0);

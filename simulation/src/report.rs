@@ -10,20 +10,35 @@ use crate::check::Violation;
 /// A fault the simulator injects (see [`crate::config::Faults`] for when).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
+    /// A batch's commit failed; nothing of it is visible.
     FailedCommit,
+    /// A batch committed but its writer was told it failed.
     AmbiguousCommit,
+    /// A writer committed and crashed before answering.
     CrashAfterCommit,
+    /// A writer crashed between batches, losing its queue.
     WriterCrash,
+    /// Another writer took a paused writer's lease; the paused one lives on as a zombie.
     Takeover,
+    /// A request reached the zombie writer.
     StaleRoute,
+    /// The relay published an event again.
     DuplicateDelivery,
+    /// An event overtook an earlier one of its partition.
     ReorderedDelivery,
+    /// An event was held back in the broker.
     DelayedDelivery,
+    /// The tracker's transaction failed; the event came again.
     ConsumerFailure,
+    /// The executor crashed between storing a step and performing it.
     ExecutorCrash,
+    /// The provider never executed a call; the executor timed out.
     ProviderTimeout,
+    /// The provider executed a call after the executor stopped waiting.
     ProviderLate,
+    /// The provider's answer arrived twice.
     ProviderDoubleAnswer,
+    /// The provider was down for a while.
     ProviderOutage,
 }
 
@@ -53,17 +68,23 @@ impl Fault {
 /// The figures of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// The run's seed.
     pub seed: u64,
+    /// Operations run.
     pub ops: usize,
+    /// Clients simulated.
     pub clients: u32,
+    /// Log partitions.
     pub partitions: u32,
     /// Simulator steps, the quiescing ones included.
     pub steps: u64,
     /// Requests handed to a writer: clients' (first sends and resends) and the platform's.
     pub client_requests: u64,
+    /// Requests the payment process issued.
     pub platform_requests: u64,
     /// Commands decided and recorded, accepted or refused.
     pub accepted: u64,
+    /// Commands refused by the domain (recorded too).
     pub refused: u64,
     /// Refusals by code.
     pub refusals: BTreeMap<String, u64>,
@@ -75,21 +96,33 @@ pub struct Report {
     pub unanswered: u64,
     /// Batches committed, and batches fenced off (a stale writer, or a stale head).
     pub batches: u64,
+    /// Batches a fencing condition refused.
     pub fenced: u64,
     /// Events committed over all partitions.
     pub events: u64,
     /// Events delivered to the payment process, and those it skipped as already applied.
     pub deliveries: u64,
+    /// Deliveries at or below the checkpoint, skipped.
     pub duplicates_skipped: u64,
+    /// Faults injected, by kind.
     pub faults: BTreeMap<Fault, u64>,
     /// Invariant evaluations made.
     pub checks: u64,
+    /// Payments (transfers included) that reached status 6.
     pub payments_succeeded: u64,
+    /// Payments that reached status 8.
     pub payments_failed: u64,
+    /// Payments that reached status 9.
     pub payments_cancelled: u64,
+    /// Transfers credited to their recipient.
     pub transfers_credited: u64,
+    /// Transfers refunded to their sender.
     pub transfers_refunded: u64,
+    /// Successful payments refunded after a cancellation request.
     pub refunds: u64,
+    /// Card authorisations the bank made after the platform had given up on them: they
+    /// lapse at the bank unclaimed (by design).
+    pub lapsed_authorisations: u64,
     /// Calls made to the provider (executions and reversals).
     pub provider_calls: u64,
     /// Simulated time the run covered, in seconds.
@@ -100,6 +133,7 @@ pub struct Report {
     pub known_faults: BTreeMap<&'static str, u64>,
     /// SHA-256 over every committed event's hash in commit order: equal for equal runs.
     pub digest: String,
+    /// The first invariant broken, if any.
     pub violation: Option<Violation>,
     /// Wall-clock time of the run (not part of the run's outcome).
     pub elapsed: Duration,
@@ -152,13 +186,14 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "payments: {} succeeded, {} failed, {} cancelled; transfers: {} credited, {} refunded; {} payments refunded; {} provider calls",
+            "payments: {} succeeded, {} failed, {} cancelled; transfers: {} credited, {} refunded; {} payments refunded; {} card authorisations lapsed; {} provider and bank calls",
             self.payments_succeeded,
             self.payments_failed,
             self.payments_cancelled,
             self.transfers_credited,
             self.transfers_refunded,
             self.refunds,
+            self.lapsed_authorisations,
             self.provider_calls
         )?;
         let faults: Vec<String> = self

@@ -17,8 +17,9 @@ pub struct Shrunk {
     pub indices: Vec<usize>,
     /// The violation the shrunk list reproduces.
     pub violation: Violation,
-    /// Runs made while shrinking, and the operations they simulated in all.
+    /// Runs made while shrinking.
     pub runs: usize,
+    /// Operations simulated over all those runs.
     pub simulated: usize,
 }
 

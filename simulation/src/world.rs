@@ -12,7 +12,7 @@ use etr_domain::limits::Catalogue;
 use etr_domain::partition::{decide_batch, Batch, Cache, ChainHead, Decision, Submission, Verdict};
 use etr_domain::payment::{self, Execution, FraudVerdict, Recipient};
 use etr_domain::payment_execution as pe;
-use etr_domain::ports::PaymentOrder;
+use etr_domain::ports::{CardPayment, PaymentOrder};
 use etr_domain::{
     evolve, wallet, Actor, AggregateKind, AggregateRef, ClientId, Command, Currency, Envelope,
     Event, Money, State,
@@ -206,18 +206,78 @@ struct Provider {
     down_until: Option<OffsetDateTime>,
 }
 
+/// Where a card authorisation stands at the bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Authorised,
+    Captured,
+    Released,
+}
+
+/// The simulated bank's books: authorisations idempotent by payment id.
+#[derive(Debug, Default)]
+struct Bank {
+    /// Payment id → the amount authorised and where the authorisation stands.
+    authorisations: BTreeMap<Uuid, (Money, Hold)>,
+    /// Payments the bank declined.
+    declined: BTreeSet<Uuid>,
+    /// Payments authorised late, after the caller had given up.
+    late: BTreeSet<Uuid>,
+}
+
+/// How the bank answers (`etr_domain::ports::Answer` without the unavailable case, which
+/// the simulator models as a time-out).
+enum BankAnswer {
+    Done(String),
+    Refused(String),
+}
+
+/// Which external call an answer belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// The provider's execution of a payment.
+    Execute,
+    /// The provider's reversal of a payment.
+    Reverse,
+    /// The bank's authorisation of a card payment.
+    Authorise,
+    /// The bank's capture or release of an authorisation.
+    Settle,
+}
+
+impl Call {
+    /// The call an instance in `state` waits for the answer of.
+    fn awaited(state: &pe::State) -> Option<Call> {
+        match state {
+            pe::State::Reserved { order, .. } if order.recipient.is_none() => Some(Call::Execute),
+            pe::State::Cancelling { .. } => Some(Call::Reverse),
+            pe::State::Authorising { .. } => Some(Call::Authorise),
+            pe::State::Settling { .. } => Some(Call::Settle),
+            _ => None,
+        }
+    }
+}
+
 /// Something due at a time.
 #[derive(Debug, Clone)]
 enum Timed {
-    /// The provider's answer reaches the executor (`None`: the call timed out).
+    /// The answer to a call reaches the executor (`None`: the call timed out).
     Answer {
         instance: Uuid,
         outcome: Option<Execution>,
+        call: Call,
     },
     /// The provider executes a call it took earlier (after the caller gave up).
     Execute { order: PaymentOrder },
     /// The provider reverses a payment it was asked earlier to reverse.
     Reverse { payment: Uuid, request: Uuid },
+    /// The bank authorises a card payment it was asked earlier (after the caller gave up).
+    Authorise { payment: CardPayment },
+    /// The bank captures or releases an authorisation it was asked earlier.
+    Settle {
+        authorisation_id: String,
+        capture: bool,
+    },
     /// A client sends a request again.
     Resend { request: Box<Request> },
 }
@@ -256,6 +316,7 @@ pub(crate) struct World<'c> {
     instances: BTreeMap<Uuid, Instance>,
     due: BTreeSet<(OffsetDateTime, Uuid)>,
     provider: Provider,
+    bank: Bank,
     timers: BTreeMap<(OffsetDateTime, u64), Timed>,
     timer_seq: u64,
     ledger: Ledger,
@@ -391,6 +452,7 @@ impl<'c> World<'c> {
             instances: BTreeMap::new(),
             due: BTreeSet::new(),
             provider: Provider::default(),
+            bank: Bank::default(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             ledger: Ledger::default(),
@@ -525,6 +587,41 @@ impl<'c> World<'c> {
                     },
                 }
             }
+            Action::Register => Command::Client {
+                client_id: client,
+                command: etr_domain::client::Command::RegisterClient {
+                    personal: etr_domain::personal::Sealed {
+                        key_version: 1,
+                        nonce: "00".repeat(12),
+                        ciphertext: hex::encode(client.0.as_bytes()),
+                    },
+                    registered_by: "self".into(),
+                },
+            },
+            Action::BindCard => Command::Client {
+                client_id: client,
+                command: etr_domain::client::Command::BindCard {
+                    card: etr_domain::client::BoundCard {
+                        card_id: derived_id(client.0, "card"),
+                        provider: "sbc".into(),
+                        token: format!("tok-{client}"),
+                        masked_pan: "220220******0000".into(),
+                    },
+                },
+            },
+            Action::PayByCard { amount, commission } => Command::Payment {
+                client_id: client,
+                wallet_id,
+                payment_id: payment_of(op.key),
+                command: payment::Command::StartFromCard {
+                    amount: rub(*amount),
+                    service_id: "mobile".into(),
+                    attributes: BTreeMap::new(),
+                    fraud: FraudVerdict::Approved,
+                    commission: commission.map(rub),
+                    card_id: derived_id(client.0, "card"),
+                },
+            },
             Action::Confirm { payment_key } => Command::Payment {
                 client_id: client,
                 wallet_id,
@@ -1230,13 +1327,43 @@ impl<'c> World<'c> {
                 )
             });
         }
-        self.book(p, event);
+        self.book(p, envelope.aggregate_id, event);
     }
 
     /// The ledger's view of one event, with the checks of effects that must happen once.
-    fn book(&mut self, p: usize, event: &Event) {
+    fn book(&mut self, p: usize, aggregate: Uuid, event: &Event) {
         use etr_domain::wallet::Event as W;
         match event {
+            Event::Payment(payment::Event::CardAuthorised { .. }) => {
+                self.report.checks += 1;
+                if !self.bank.authorisations.contains_key(&aggregate) {
+                    self.violated(
+                        Invariant::EffectOnce,
+                        format!("payment {aggregate} recorded authorised, the bank has no authorisation"),
+                    );
+                }
+            }
+            Event::Payment(
+                e @ (payment::Event::CardAuthorisationCaptured
+                | payment::Event::CardAuthorisationReleased),
+            ) => {
+                self.report.checks += 1;
+                let capture = matches!(e, payment::Event::CardAuthorisationCaptured);
+                let charged = self.payment(p, aggregate).and_then(|pay| pay.charged());
+                let fine = match self.bank.authorisations.get(&aggregate) {
+                    Some((amount, Hold::Captured)) => capture && Some(*amount) == charged,
+                    Some((_, Hold::Released)) => !capture,
+                    _ => false,
+                };
+                if !fine {
+                    let detail = format!(
+                        "payment {aggregate} recorded {} ({charged:?}), the bank has {:?}",
+                        e.name(),
+                        self.bank.authorisations.get(&aggregate)
+                    );
+                    self.violated(Invariant::EffectOnce, detail);
+                }
+            }
             Event::Wallet(W::WalletToppedUp { amount, .. }) => self.ledger.top_ups += amount.amount,
             Event::Wallet(W::HoldCaptured { payment_id, amount }) => {
                 self.ledger.paid_out += amount.amount;
@@ -1341,6 +1468,14 @@ impl<'c> World<'c> {
             }
             _ => {}
         }
+    }
+
+    /// The partition whose log has payment `id`.
+    fn partition_of_payment(&self, id: Uuid) -> Option<usize> {
+        let target = AggregateRef::payment(id);
+        self.parts
+            .iter()
+            .position(|part| part.replayed.contains_key(&target))
     }
 
     /// A payment's committed state in partition `p`.
@@ -1731,12 +1866,29 @@ impl<'c> World<'c> {
 
     fn fire(&mut self, timed: Timed) {
         match timed {
-            Timed::Answer { instance, outcome } => {
+            Timed::Answer {
+                instance,
+                outcome,
+                call,
+            } => {
                 let now = self.now;
                 let input = match outcome {
                     Some(outcome) => pe::Input::Answered { now, outcome },
                     None => pe::Input::Unanswered { now },
                 };
+                if self.misattributed(instance, call, &input) {
+                    self.trace(instance, || {
+                        format!("a stale answer of {call:?}: {input:?}")
+                    });
+                    *self
+                        .report
+                        .known_faults
+                        .entry(KNOWN_ANSWER_OF_ANOTHER_CALL)
+                        .or_default() += 1;
+                    if !self.cfg.known_faults_fail {
+                        return;
+                    }
+                }
                 self.advance(instance, input);
             }
             Timed::Execute { order } => {
@@ -1754,6 +1906,20 @@ impl<'c> World<'c> {
                         self.provider.late.insert(payment);
                     }
                 }
+            }
+            Timed::Authorise { payment } => {
+                let first = !self.bank.authorisations.contains_key(&payment.payment_id);
+                if let BankAnswer::Done(_) = self.authorise_at_bank(&payment) {
+                    if first {
+                        self.bank.late.insert(payment.payment_id);
+                    }
+                }
+            }
+            Timed::Settle {
+                authorisation_id,
+                capture,
+            } => {
+                self.settle_at_bank(&authorisation_id, capture);
             }
             Timed::Resend { request } => self.route(*request),
         }
@@ -1804,12 +1970,32 @@ impl<'c> World<'c> {
                 } => self.call_provider_cancel(id, order, request_id),
                 pe::Action::Issue { step, command } => self.issue(id, &step, command, false),
                 pe::Action::Credit { step, command } => self.issue(id, &step, command, true),
-                // No card payments in this model.
-                pe::Action::AuthoriseCard(_)
-                | pe::Action::SettleCard { .. }
-                | pe::Action::WakeAt(_) => {}
+                pe::Action::AuthoriseCard(payment) => self.call_bank_authorise(id, payment),
+                pe::Action::SettleCard {
+                    authorisation_id,
+                    capture,
+                } => self.call_bank_settle(id, authorisation_id, capture),
+                pe::Action::WakeAt(_) => {}
             }
         }
+    }
+
+    /// Whether an answer to `call` reaching the instance would be taken for the answer of
+    /// another call: the instance no longer waits for `call`, and stepping the answer would
+    /// still change something.
+    fn misattributed(&self, id: Uuid, call: Call, input: &pe::Input) -> bool {
+        let Some(instance) = self.instances.get(&id) else {
+            return false;
+        };
+        if Call::awaited(&instance.state) == Some(call) {
+            return false;
+        }
+        let (next, actions) = pe::step(
+            Some(instance.state.clone()),
+            input.clone(),
+            &self.cfg.policy,
+        );
+        next.as_ref() != Some(&instance.state) || !actions.is_empty()
     }
 
     /// Steps an instance with an answer, stores it, issues what it asks.
@@ -1867,57 +2053,15 @@ impl<'c> World<'c> {
     /// A call of the executor to the provider; its answer (or time-out) is scheduled.
     fn call_provider(&mut self, id: Uuid, order: PaymentOrder) {
         self.report.provider_calls += 1;
-        let timeout = self.cfg.policy.attempt_timeout;
-        let down = self.provider.down_until.is_some_and(|t| t > self.now);
-        let roll = self.rng.random_range(0..1000u32);
-        let f = self.faults;
-        self.trace(id, || {
-            format!("provider called (down: {down}, roll {roll})")
-        });
-        if down || roll < f.provider_timeout {
-            if !down {
-                self.report.fault(Fault::ProviderTimeout);
-            }
-            self.schedule(
-                self.now + timeout,
-                Timed::Answer {
-                    instance: id,
-                    outcome: None,
-                },
-            );
-        } else if roll < f.provider_timeout + f.provider_late {
-            self.report.fault(Fault::ProviderLate);
-            let late = Duration::milliseconds(self.rng.random_range(1..=10_000));
-            self.schedule(self.now + timeout + late, Timed::Execute { order });
-            self.schedule(
-                self.now + timeout,
-                Timed::Answer {
-                    instance: id,
-                    outcome: None,
-                },
-            );
-        } else {
-            let outcome = self.execute_at_provider(&order);
-            let at = self.now + self.latency();
-            self.schedule(
-                at,
-                Timed::Answer {
-                    instance: id,
-                    outcome: Some(outcome.clone()),
-                },
-            );
-            if roll < f.provider_timeout + f.provider_late + f.provider_double_answer {
-                self.report.fault(Fault::ProviderDoubleAnswer);
-                let again = at + self.latency();
-                self.schedule(
-                    again,
-                    Timed::Answer {
-                        instance: id,
-                        outcome: Some(outcome),
-                    },
-                );
-            }
-        }
+        self.trace(id, || "the provider is called".into());
+        let late = Timed::Execute {
+            order: order.clone(),
+        };
+        let Some(twice) = self.external_call(id, Call::Execute, late) else {
+            return;
+        };
+        let outcome = self.execute_at_provider(&order);
+        self.answer_later(id, Call::Execute, Some(outcome), twice);
     }
 
     /// The provider executes an order: the first time for a payment id it decides (8 % are
@@ -1956,63 +2100,16 @@ impl<'c> World<'c> {
     /// A call to reverse a payment (a cancellation request sent to processing).
     fn call_provider_cancel(&mut self, id: Uuid, order: PaymentOrder, request: Uuid) {
         self.report.provider_calls += 1;
-        let timeout = self.cfg.policy.attempt_timeout;
-        let down = self.provider.down_until.is_some_and(|t| t > self.now);
-        let roll = self.rng.random_range(0..1000u32);
-        let f = self.faults;
-        self.trace(id, || {
-            format!("provider asked to reverse (down: {down}, roll {roll})")
-        });
-        if down || roll < f.provider_timeout {
-            if !down {
-                self.report.fault(Fault::ProviderTimeout);
-            }
-            self.schedule(
-                self.now + timeout,
-                Timed::Answer {
-                    instance: id,
-                    outcome: None,
-                },
-            );
-        } else if roll < f.provider_timeout + f.provider_late {
-            self.report.fault(Fault::ProviderLate);
-            let late = Duration::milliseconds(self.rng.random_range(1..=10_000));
-            self.schedule(
-                self.now + timeout + late,
-                Timed::Reverse {
-                    payment: order.payment_id,
-                    request,
-                },
-            );
-            self.schedule(
-                self.now + timeout,
-                Timed::Answer {
-                    instance: id,
-                    outcome: None,
-                },
-            );
-        } else {
-            let outcome = self.reverse_at_provider(order.payment_id, request);
-            let at = self.now + self.latency();
-            self.schedule(
-                at,
-                Timed::Answer {
-                    instance: id,
-                    outcome: Some(outcome.clone()),
-                },
-            );
-            if roll < f.provider_timeout + f.provider_late + f.provider_double_answer {
-                self.report.fault(Fault::ProviderDoubleAnswer);
-                let again = at + self.latency();
-                self.schedule(
-                    again,
-                    Timed::Answer {
-                        instance: id,
-                        outcome: Some(outcome),
-                    },
-                );
-            }
-        }
+        self.trace(id, || "the provider is asked to reverse".into());
+        let late = Timed::Reverse {
+            payment: order.payment_id,
+            request,
+        };
+        let Some(twice) = self.external_call(id, Call::Reverse, late) else {
+            return;
+        };
+        let outcome = self.reverse_at_provider(order.payment_id, request);
+        self.answer_later(id, Call::Reverse, Some(outcome), twice);
     }
 
     /// The provider reverses a payment it charged (once per request id; a payment once).
@@ -2044,6 +2141,187 @@ impl<'c> World<'c> {
         };
         self.provider.reversals.insert(request, outcome.clone());
         outcome
+    }
+
+    // ---- the bank -------------------------------------------------------------------
+
+    /// Whether a call to the bank (or the provider) is answered, lost, executed late or
+    /// answered twice: the time-out and late cases schedule their effects and the time-out.
+    /// Returns `None` when the call is answered now (`Some(true)`: twice).
+    fn external_call(&mut self, id: Uuid, call: Call, late: Timed) -> Option<bool> {
+        let timeout = self.cfg.policy.attempt_timeout;
+        let down = self.provider.down_until.is_some_and(|t| t > self.now);
+        let roll = self.rng.random_range(0..1000u32);
+        let f = self.faults;
+        if down || roll < f.provider_timeout {
+            if !down {
+                self.report.fault(Fault::ProviderTimeout);
+            }
+            self.schedule(
+                self.now + timeout,
+                Timed::Answer {
+                    instance: id,
+                    outcome: None,
+                    call,
+                },
+            );
+            return None;
+        }
+        if roll < f.provider_timeout + f.provider_late {
+            self.report.fault(Fault::ProviderLate);
+            let delay = Duration::milliseconds(self.rng.random_range(1..=10_000));
+            self.schedule(self.now + timeout + delay, late);
+            self.schedule(
+                self.now + timeout,
+                Timed::Answer {
+                    instance: id,
+                    outcome: None,
+                    call,
+                },
+            );
+            return None;
+        }
+        let twice = roll < f.provider_timeout + f.provider_late + f.provider_double_answer;
+        if twice {
+            self.report.fault(Fault::ProviderDoubleAnswer);
+        }
+        Some(twice)
+    }
+
+    /// Schedules an answer (twice when asked) after a prompt latency.
+    fn answer_later(&mut self, id: Uuid, call: Call, outcome: Option<Execution>, twice: bool) {
+        let at = self.now + self.latency();
+        self.schedule(
+            at,
+            Timed::Answer {
+                instance: id,
+                outcome: outcome.clone(),
+                call,
+            },
+        );
+        if twice {
+            let again = at + self.latency();
+            self.schedule(
+                again,
+                Timed::Answer {
+                    instance: id,
+                    outcome,
+                    call,
+                },
+            );
+        }
+    }
+
+    /// The executor asks the bank to authorise a card payment.
+    fn call_bank_authorise(&mut self, id: Uuid, payment: CardPayment) {
+        self.report.provider_calls += 1;
+        self.trace(id, || "the bank is asked to authorise".into());
+        let Some(twice) = self.external_call(
+            id,
+            Call::Authorise,
+            Timed::Authorise {
+                payment: payment.clone(),
+            },
+        ) else {
+            return;
+        };
+        let outcome = match self.authorise_at_bank(&payment) {
+            BankAnswer::Done(authorisation_id) => Execution::Succeeded {
+                provider_reference: authorisation_id,
+            },
+            BankAnswer::Refused(reason) => Execution::Failed { reason },
+        };
+        self.answer_later(id, Call::Authorise, Some(outcome), twice);
+    }
+
+    /// The executor asks the bank to capture or release an authorisation; a refusal is
+    /// asked again later, like no answer.
+    fn call_bank_settle(&mut self, id: Uuid, authorisation_id: String, capture: bool) {
+        self.report.provider_calls += 1;
+        self.trace(id, || {
+            format!("the bank is asked to settle (capture: {capture})")
+        });
+        let Some(twice) = self.external_call(
+            id,
+            Call::Settle,
+            Timed::Settle {
+                authorisation_id: authorisation_id.clone(),
+                capture,
+            },
+        ) else {
+            return;
+        };
+        let outcome = match self.settle_at_bank(&authorisation_id, capture) {
+            BankAnswer::Done(_) => Some(Execution::Succeeded {
+                provider_reference: authorisation_id,
+            }),
+            BankAnswer::Refused(_) => None,
+        };
+        self.answer_later(id, Call::Settle, outcome, twice);
+    }
+
+    /// The bank authorises a card payment once (it declines 10 %, by payment id); a repeated
+    /// request answers the first result.
+    fn authorise_at_bank(&mut self, payment: &CardPayment) -> BankAnswer {
+        let id = payment.payment_id;
+        if self.bank.declined.contains(&id) {
+            return BankAnswer::Refused("do not honour".into());
+        }
+        if self.bank.authorisations.contains_key(&id) {
+            return BankAnswer::Done(format!("AUTH-{id}"));
+        }
+        if derived_id(id, "bank").as_bytes()[0] % 100 < 10 {
+            self.bank.declined.insert(id);
+            return BankAnswer::Refused("do not honour".into());
+        }
+        self.trace(id, || "the bank authorises".into());
+        self.bank
+            .authorisations
+            .insert(id, (payment.amount, Hold::Authorised));
+        BankAnswer::Done(format!("AUTH-{id}"))
+    }
+
+    /// The bank captures or releases an authorisation once; asking for the other settlement
+    /// of a settled authorisation is refused (and is a platform bug).
+    fn settle_at_bank(&mut self, authorisation_id: &str, capture: bool) -> BankAnswer {
+        let Some(id) = authorisation_id
+            .strip_prefix("AUTH-")
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
+            self.violated(
+                Invariant::EffectOnce,
+                format!(
+                    "the bank was asked to settle an unknown authorisation `{authorisation_id}`"
+                ),
+            );
+            return BankAnswer::Refused("unknown authorisation".into());
+        };
+        let wanted = if capture {
+            Hold::Captured
+        } else {
+            Hold::Released
+        };
+        let Some(entry) = self.bank.authorisations.get_mut(&id) else {
+            self.violated(
+                Invariant::EffectOnce,
+                format!("the bank was asked to settle payment {id}, which it never authorised"),
+            );
+            return BankAnswer::Refused("unknown authorisation".into());
+        };
+        let before = entry.1;
+        if before == Hold::Authorised {
+            entry.1 = wanted;
+        }
+        self.trace(id, || format!("the bank settles {before:?} → {wanted:?}"));
+        if before == Hold::Authorised || before == wanted {
+            BankAnswer::Done(String::new())
+        } else {
+            self.violated(
+                Invariant::EffectOnce,
+                format!("payment {id}: the bank was asked for {wanted:?} of an authorisation already {before:?}"),
+            );
+            BankAnswer::Refused("already settled".into())
+        }
     }
 
     // ---- the end ----------------------------------------------------------------------
@@ -2119,6 +2397,26 @@ impl<'c> World<'c> {
         }
         if !self.ledger.transit.is_zero() {
             problems.push(format!("{} still in transit", self.ledger.transit));
+        }
+        for (id, (_, hold)) in &self.bank.authorisations {
+            let p = self.partition_of_payment(*id);
+            let pay = p.and_then(|p| self.payment(p, *id));
+            let status = pay.as_ref().map(|pay| pay.status);
+            match (hold, status) {
+                (Hold::Captured, Some(payment::Status::Succeeded))
+                | (Hold::Released, Some(payment::Status::Failed)) => {}
+                // The platform gave up before the bank's late authorisation: it lapses at the
+                // bank unclaimed (by design, see `payment_execution`).
+                (Hold::Authorised, Some(payment::Status::Failed))
+                    if pay.as_ref().is_some_and(|p| p.authorisation_id.is_none())
+                        && self.bank.late.contains(id) =>
+                {
+                    self.report.lapsed_authorisations += 1;
+                }
+                (hold, status) => problems.push(format!(
+                    "the bank's authorisation of payment {id} is {hold:?}, the payment {status:?}"
+                )),
+            }
         }
         for (id, t) in &self.ledger.transfers {
             if t.credited + t.refunded != t.debited {
@@ -2206,6 +2504,16 @@ pub const KNOWN_LATE_PROVIDER_EFFECT: &str = "provider-effect-after-deadline";
 /// process saw the reservation first it also calls the provider: the provider is paid while
 /// the wallet's hold is released.
 pub const KNOWN_CANCEL_AFTER_CONFIRMATION: &str = "cancel-after-confirmation";
+
+/// The platform's known fault: `payment_execution::Input::Answered` does not say which call
+/// it answers, so an answer that arrives again or late — the bank's authorisation, or the
+/// provider's execution, repeated after the process moved on — is stepped as the answer of
+/// the call the process waits for now: a card payment's repeated authorisation answer is
+/// recorded as the provider's execution (the provider never called), or a repeated execution
+/// answer as the bank's capture (the card never captured). The simulator's runner drops such
+/// an answer (as the platform's single executor, which awaits each call in the task that
+/// made it, never sees one) and counts it; a strict run steps it.
+pub const KNOWN_ANSWER_OF_ANOTHER_CALL: &str = "answer-of-another-call";
 
 /// The reason `payment_execution` gives the cancellation of an unconfirmed payment.
 const EXPIRY_REASON: &str = "not confirmed in time";
