@@ -41,6 +41,19 @@ ensure_browser() {
   fi
 }
 
+# schemathesis from PyPI in its own virtual environment, for the contract-fuzzing test;
+# exported as ETR_SCHEMATHESIS.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv=${ETR_TOOLS_DIR:-$HOME/.cache/etr}/schemathesis-$SCHEMATHESIS_VERSION
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export ETR_SCHEMATHESIS="$venv/bin/schemathesis"
+}
+
 ensure_postgres() {
   if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return; fi
   case "$DATABASE_URL" in

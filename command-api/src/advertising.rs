@@ -117,6 +117,7 @@ fn time(raw: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub after: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Banners only: those of this place.
     pub place_id: Option<String>,
@@ -398,7 +399,7 @@ pub struct NewBanner {
     pub text: Option<String>,
     #[schema(example = "/offers/winter")]
     pub link: String,
-    #[schema(example = 3)]
+    #[schema(example = 3, minimum = 1, maximum = 1000)]
     pub weight: i64,
     pub service_ids: Option<Vec<String>>,
     pub menu_item_ids: Option<Vec<String>>,
@@ -447,7 +448,7 @@ pub struct BannerBody {
     #[schema(example = "/offers/winter")]
     pub link: String,
     /// 1–1,000: the banner is this many times in its place's playlist.
-    #[schema(example = 3)]
+    #[schema(example = 3, minimum = 1, maximum = 1000)]
     pub weight: i64,
     /// Shown only for these services.
     pub service_ids: Option<Vec<String>>,

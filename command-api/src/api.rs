@@ -632,8 +632,9 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The document, completed with what every route shares ([`crate::contract`]).
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::contract::document())
 }
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/wallets", request_body = OpenWalletRequest,

@@ -234,6 +234,7 @@ pub struct MenuItemView {
 /// A commission quote: amounts are exact decimal strings in `currency`; the commission is
 /// rounded to kopecks half to even; `total = amount + commission`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CommissionQuote)]
 pub struct QuoteView {
     /// `payment`.
     pub operation: String,

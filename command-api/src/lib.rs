@@ -15,6 +15,7 @@ pub mod body;
 pub mod cards;
 pub mod checkout;
 pub mod committer;
+pub mod contract;
 pub mod dictionaries;
 pub mod docs;
 pub mod error;

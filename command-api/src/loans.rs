@@ -110,6 +110,7 @@ pub struct DebtView {
 
 /// The early-repayment quote of the open business day.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EarlyRepaymentQuote)]
 pub struct QuoteView {
     pub loan_id: Uuid,
     /// The open business day (YYYY-MM-DD) the quote is for.

@@ -90,6 +90,10 @@ pub enum MoneyError {
     /// `amount_bare_point`: a point without digits on both sides (`5.`, `.5`, `.`).
     #[error("amount `{0}` needs digits on both sides of the point")]
     BarePoint(String),
+    /// `amount_leading_zero`: a zero before other digits of the whole part (`007.10`,
+    /// `00.01`): amounts are written as the API's pattern says, `0.01` or `7.10`.
+    #[error("amount `{0}` has a leading zero; write it without one (e.g. 7.10, 0.01)")]
+    LeadingZero(String),
     /// `amount_too_long`: more digits than a `Decimal` holds exactly (they would be rounded).
     #[error("amount `{amount}` has more than {max_digits} digits")]
     TooLong { amount: String, max_digits: usize },
@@ -127,6 +131,7 @@ impl MoneyError {
             MoneyError::Exponent(_) => "amount_exponent",
             MoneyError::Underscore(_) => "amount_underscore",
             MoneyError::BarePoint(_) => "amount_bare_point",
+            MoneyError::LeadingZero(_) => "amount_leading_zero",
             MoneyError::TooLong { .. } => "amount_too_long",
             MoneyError::TooPrecise { .. } => "amount_too_precise",
             MoneyError::TooLarge(_) => "amount_too_large",
@@ -217,10 +222,10 @@ impl Money {
         Money::new(Decimal::ZERO, currency)
     }
 
-    /// Parses client input: the amount must match `^[0-9]+(\.[0-9]{1,2})?$` exactly (for a
-    /// currency with 2 minor digits), be positive and at most [`MAX_AMOUNT`]; the result has
-    /// the currency's scale (`"100.5"` → `100.50`). Leading zeros are accepted as the pattern
-    /// allows (`"007.10"` → `7.10`) but count towards the [`MAX_AMOUNT_DIGITS`] digits.
+    /// Parses client input: the amount must match `^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$` exactly
+    /// (for a currency with 2 minor digits), be positive and at most [`MAX_AMOUNT`]; the
+    /// result has the currency's scale (`"100.5"` → `100.50`). The REST API's document gives
+    /// the same rules as one pattern (`command-api`'s `contract::AMOUNT_PATTERN`).
     /// Nothing is trimmed or rounded. A leading minus keeps the code the API has always given
     /// it, `amount_not_positive`; a leading plus has its own.
     ///
@@ -231,7 +236,8 @@ impl Money {
     /// [`MoneyError::Underscore`] (`amount_underscore`); `1e5` → [`MoneyError::Exponent`]
     /// (`amount_exponent`); any other character or a second point →
     /// [`MoneyError::NotADecimal`] (`invalid_amount`); `5.`, `.5` →
-    /// [`MoneyError::BarePoint`] (`amount_bare_point`); more than [`MAX_AMOUNT_DIGITS`] digits
+    /// [`MoneyError::BarePoint`] (`amount_bare_point`); `007.10`, `00.01` →
+    /// [`MoneyError::LeadingZero`] (`amount_leading_zero`); more than [`MAX_AMOUNT_DIGITS`] digits
     /// → [`MoneyError::TooLong`] (`amount_too_long`); more digits after the point than the
     /// currency's minor unit, trailing zeros included (`1.000`) →
     /// [`MoneyError::TooPrecise`] (`amount_too_precise`); zero →
@@ -342,6 +348,9 @@ fn plain_decimal_digits(amount: &str) -> Result<(usize, usize), MoneyError> {
     if int.is_empty() || frac == Some("") {
         return refuse(MoneyError::BarePoint);
     }
+    if int.len() > 1 && int.starts_with('0') {
+        return refuse(MoneyError::LeadingZero);
+    }
     let fraction = frac.map_or(0, str::len);
     Ok((int.len() + fraction, fraction))
 }
@@ -390,9 +399,11 @@ mod tests {
     }
 
     #[test]
-    fn accepts_leading_zeros_as_the_pattern_does() {
-        assert_eq!(when_parsed("007.10").map(|m| m.amount), Ok(dec!(7.10)));
-        assert_eq!(when_parsed("00.01").map(|m| m.amount), Ok(dec!(0.01)));
+    fn refuses_leading_zeros_as_the_pattern_does() {
+        then_code("007.10", "amount_leading_zero");
+        then_code("00.01", "amount_leading_zero");
+        then_code("00", "amount_leading_zero");
+        assert_eq!(when_parsed("0.01").map(|m| m.amount), Ok(dec!(0.01)));
     }
 
     #[test]
@@ -468,7 +479,7 @@ mod tests {
         then_code(&twenty_nine, "amount_too_long");
         then_code("12345678901234567890123456789.5", "amount_too_long");
         then_code("99999999999999999999999999999999", "amount_too_long");
-        then_code(&format!("{}.01", "0".repeat(27)), "amount_too_long");
+        then_code(&format!("{}.01", "0".repeat(27)), "amount_leading_zero");
         then_code(&format!("0.{}", "0".repeat(30)), "amount_too_long");
         assert_eq!(
             when_parsed(&twenty_nine),
@@ -477,17 +488,17 @@ mod tests {
                 max_digits: MAX_AMOUNT_DIGITS
             })
         );
-        // Leading zeros up to the limit are fine.
-        assert_eq!(
-            when_parsed(&format!("{}.01", "0".repeat(26))).map(|m| m.amount),
-            Ok(dec!(0.01))
-        );
+        // 28 digits after the point are too precise long before they could be rounded.
+        then_code(&format!("0.{}1", "0".repeat(26)), "amount_too_precise");
     }
 
     #[test]
     fn refuses_zero() {
-        for given in ["0", "0.0", "0.00", "000", "00.00"] {
+        for given in ["0", "0.0", "0.00"] {
             then_code(given, "amount_not_positive");
+        }
+        for given in ["000", "00.00"] {
+            then_code(given, "amount_leading_zero");
         }
         assert_eq!(
             when_parsed("0.00"),

@@ -139,7 +139,10 @@ impl Generator<'_> {
             let _ = write!(out, "({})", args.join(", "));
         }
         let type_name = named(&field["type"]).to_owned();
-        if matches!(self.schema.kind(&type_name), "OBJECT" | "INTERFACE" | "UNION") {
+        if matches!(
+            self.schema.kind(&type_name),
+            "OBJECT" | "INTERFACE" | "UNION"
+        ) {
             let selection = self.selection(&type_name, depth + 1);
             let _ = write!(out, " {{ {selection} }}");
         }
@@ -161,9 +164,9 @@ impl Generator<'_> {
                 !matches!(
                     self.schema.kind(named(&f["type"])),
                     "OBJECT" | "INTERFACE" | "UNION"
-                ) && f["args"].as_array().is_none_or(|a| {
-                    a.iter().all(|arg| arg["type"]["kind"] != "NON_NULL")
-                })
+                ) && f["args"]
+                    .as_array()
+                    .is_none_or(|a| a.iter().all(|arg| arg["type"]["kind"] != "NON_NULL"))
             })
             .cloned()
             .collect();
@@ -267,7 +270,13 @@ impl Generator<'_> {
                 }
             }
             "Date" | "NaiveDate" => {
-                let d = ["2026-12-01", "2026-01-31", "2025-02-29", "not-a-date", "1900-01-01"];
+                let d = [
+                    "2026-12-01",
+                    "2026-01-31",
+                    "2025-02-29",
+                    "not-a-date",
+                    "1900-01-01",
+                ];
                 format!("\"{}\"", self.pick(&d))
             }
             "DateTime" | "OffsetDateTime" => {
@@ -335,8 +344,17 @@ async fn random_valid_queries_get_coded_answers_in_bounded_time() {
     let known = Known {
         uuids,
         strings: [
-            "RUB", "", "submitted", "mobile", "web_application", "nbki", "x'; DROP TABLE x; --",
-            "\u{0000}", "😀", "day", "month",
+            "RUB",
+            "",
+            "submitted",
+            "mobile",
+            "web_application",
+            "nbki",
+            "x'; DROP TABLE x; --",
+            "\u{0000}",
+            "😀",
+            "day",
+            "month",
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -393,7 +411,11 @@ async fn random_valid_queries_get_coded_answers_in_bounded_time() {
         assert_eq!(status, 200, "{}", context());
         assert!(took < BOUND, "{took:?} > {BOUND:?}: {}", context());
         assert!(body.is_object(), "{}", context());
-        for e in body["errors"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        for e in body["errors"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             let code = e["extensions"]["code"].as_str().unwrap_or_default();
             assert!(!code.is_empty(), "an error without a code: {}", context());
             assert!(

@@ -188,10 +188,8 @@ pub fn nul_free(request: &async_graphql::Request) -> Result<(), async_graphql::S
         .iter()
         .any(|(k, v)| k.contains('\0') || value_has_nul(v));
     if in_variables || escapes_nul(&request.query) {
-        let mut e = async_graphql::ServerError::new(
-            "text may not contain the NUL character U+0000",
-            None,
-        );
+        let mut e =
+            async_graphql::ServerError::new("text may not contain the NUL character U+0000", None);
         e.extensions
             .get_or_insert_with(Default::default)
             .set("code", "BAD_USER_INPUT");
@@ -594,7 +592,8 @@ mod cost {
         assert!(escapes_nul("{ a(x: \"\0\") }"));
         assert!(!escapes_nul(r#"{ a(x: "\\u0000") }"#));
         assert!(!escapes_nul(r#"{ a(x: "\u0041") }"#));
-        let variables = async_graphql::Variables::from_json(serde_json::json!({"p": {"q": ["a\u{0}"]}}));
+        let variables =
+            async_graphql::Variables::from_json(serde_json::json!({"p": {"q": ["a\u{0}"]}}));
         let request = async_graphql::Request::new("{ a }").variables(variables);
         assert!(nul_free(&request).is_err());
     }
