@@ -26,16 +26,17 @@ mod chaos;
 mod support;
 
 use chaos::{
-    by_position, check_chains, check_instances, check_log, check_money_and_steps,
-    check_read_models, open_wallets, run_loan_client, run_wallet_client, wait_quiet, Checks,
-    Client, LoanClient, LogReader, Mode, Rebuild, Rng, Role, Shared, Site, Tally, TaskReport,
+    by_position, check_alerts, check_chains, check_dead_letters, check_instances, check_log,
+    check_money_and_steps, check_query_api, check_read_models, check_snapshots, open_wallets,
+    run_loan_client, run_wallet_client, subscribe_alerts, wait_quiet, Checks, Client, LoanClient,
+    LogReader, Mode, Rebuild, Rng, Role, Shared, Site, Tally, TaskReport,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const WALLET_CLIENTS: usize = 16;
+const WALLET_CLIENTS: usize = 12;
 /// Loan applications kept in flight.
 const LOAN_FLOWS: usize = 4;
 
@@ -206,6 +207,8 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
     let mut tally = Tally::default();
     let mut accepted: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut setup = TaskReport::default();
+    let (command, ids) = subscribe_alerts(&site).await;
+    accepted.insert(command, ids);
     let mut wallet_clients = open_wallets(&site, WALLET_CLIENTS, &mut setup).await;
     tally.add(&setup.tally);
     accepted.extend(setup.accepted);
@@ -312,17 +315,26 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
         // Quiet, then the checks.
         let quiet_from = Instant::now();
         checks.violations.extend(site.exited());
-        if let Err(e) = wait_quiet(&db, Duration::from_secs(120)).await {
-            checks.violations.push(e);
-        }
+        let slow = match wait_quiet(&db, Duration::from_secs(120)).await {
+            Ok(slow) => slow,
+            Err(e) => {
+                checks.violations.push(e);
+                None
+            }
+        };
         let quiet = quiet_from.elapsed();
         let checking = Instant::now();
         let records = reader.read(&site, &mut checks.violations).await;
+        let read_in = checking.elapsed();
         let log = by_position(&records, &mut checks);
         check_log(&db, &log, &accepted, &mut checks).await;
         check_chains(&log, &mut verified, &mut checks);
         check_money_and_steps(&db, &log, &mut checks).await;
         check_instances(&db, &mut checks).await;
+        check_dead_letters(&db, &mut checks).await;
+        check_alerts(&db, &log, &mut checks).await;
+        check_query_api(&site, &db, &payees, &mut rng, &mut checks).await;
+        let rebuilding = Instant::now();
         rebuild.feed(&log).await;
         check_read_models(
             &db,
@@ -331,7 +343,9 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
             &mut checks,
         )
         .await;
+        let rebuilt_in = rebuilding.elapsed();
         if cycle + 1 == cycles {
+            check_snapshots(&site, &db, &mut checks).await;
             let mut fresh = Rebuild::new(&site, &format!("etr_fresh_{cycle}")).await;
             fresh.feed(&log).await;
             check_read_models(
@@ -352,7 +366,7 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
             *checks_run.entry(name).or_default() += n;
         }
         eprintln!(
-            "cycle {:>3}/{cycles} {:<5} {:<30} at {} s, back in {} s, drained {} s, quiet in {} s, checked in {} s: {} commands ({} resent), log {} events, {} violations",
+            "cycle {:>3}/{cycles} {:<5} {:<30} at {} s, back in {} s, drained {} s, quiet in {} s, checked in {} s (log read {} s, rebuild and compare {} s): {} commands ({} resent), log {} events, {} violations",
             cycle + 1,
             format!("{mode:?}").to_lowercase(),
             label,
@@ -361,11 +375,16 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
             secs(drained),
             secs(quiet),
             secs(checked),
+            secs(read_in),
+            secs(rebuilt_in),
             cycle_tally.commands,
             cycle_tally.resent,
             log.len(),
             checks.violations.len()
         );
+        if let Some(slow) = slow {
+            eprintln!("      still outstanding 5 s after the load stopped: {slow}");
+        }
         rows.push(Row {
             cycle: cycle + 1,
             mode,
@@ -413,4 +432,80 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
     );
     db.close().await;
     rebuild.pool.close().await;
+}
+
+/// Regression (found by the campaign, a Postgres restart under load): the platform's registry
+/// answered a failed Postgres query with 500, which the registry client takes for a permanent
+/// answer and caches — the relay could not encode that event type again until its process
+/// restarted (the partition stalled), and consumers dead-lettered good records (payments
+/// stranded). A store failure must be answered so that clients retry it and cache nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_failing_while_postgres_restarts_is_retried_not_cached() {
+    use etr_infra::avro::{DecodeError, EventCodec};
+    let dir = std::env::temp_dir().join(format!(
+        "etr-chaos-registry-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let pg = chaos::PrivatePostgres::start(&dir);
+    etr_infra::pg::connect_and_migrate(&pg.url("etr"), 1)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    // The registry's pool gives up on a connection after 2 s (the platform's waits 30 s).
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(etr_infra::pg::connect_options(&pg.url("etr")).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let registry = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(etr_infra::registry::serve(pool.clone(), listener));
+    let topic = "etr.events";
+    let writer = EventCodec::new(&registry, topic).unwrap();
+    writer.register_all().await.unwrap();
+    let events = etr_schemas::samples::every_event();
+    let first = &events[0];
+    let bytes = writer
+        .encode(&etr_schemas::samples::envelope_for(first, 1), first)
+        .await
+        .unwrap();
+
+    // Postgres is down: a reader that has not seen the schema and a writer that has not
+    // registered its subject yet both fail — as a registry that is unavailable.
+    tokio::task::block_in_place(|| pg.stop_server("fast"));
+    let reader = writer.fresh();
+    let relay = writer.fresh();
+    let failed = reader.decode_record(Some(&bytes)).await.unwrap_err();
+    assert!(
+        matches!(failed, DecodeError::RegistryUnavailable { .. }),
+        "a store failure must read as an unavailable registry (retried), not a bad record (dead-lettered): {failed:?}"
+    );
+    let second = &events[1];
+    assert!(relay
+        .encode(&etr_schemas::samples::envelope_for(second, 2), second)
+        .await
+        .is_err());
+
+    // Postgres is back: the same reader and writer work (nothing cached from the failure).
+    tokio::task::block_in_place(|| pg.start_server());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let decoded = reader.decode_record(Some(&bytes)).await;
+        let encoded = relay
+            .encode(&etr_schemas::samples::envelope_for(second, 2), second)
+            .await;
+        if decoded.is_ok() && encoded.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still failing 30 s after Postgres came back: {:?} / {:?}",
+            decoded.err(),
+            encoded.err()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    pool.close().await;
+    drop(pg);
+    let _ = std::fs::remove_dir_all(dir);
 }

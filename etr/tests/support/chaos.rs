@@ -1362,6 +1362,7 @@ struct Progress {
     behind: Vec<String>,
     open_payments: i64,
     working: Vec<String>,
+    pending_alerts: i64,
 }
 
 impl Progress {
@@ -1370,6 +1371,24 @@ impl Progress {
             && self.behind.is_empty()
             && self.open_payments == 0
             && self.working.is_empty()
+            && self.pending_alerts == 0
+    }
+
+    /// What is still outstanding, in words.
+    fn outstanding(&self) -> String {
+        let mut why = Vec::new();
+        if self.unpublished > 0 {
+            why.push(format!("{} events unpublished", self.unpublished));
+        }
+        why.extend(self.behind.iter().take(4).cloned());
+        if self.open_payments > 0 {
+            why.push(format!("{} payments not final", self.open_payments));
+        }
+        why.extend(self.working.iter().take(4).cloned());
+        if self.pending_alerts > 0 {
+            why.push(format!("{} alert deliveries pending", self.pending_alerts));
+        }
+        why.join("; ")
     }
 }
 
@@ -1418,41 +1437,43 @@ async fn progress(pool: &sqlx::PgPool) -> Result<Progress, sqlx::Error> {
             })
         })
         .collect();
+    let pending_alerts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM alert_deliveries WHERE status = 'pending'")
+            .fetch_one(pool)
+            .await?;
     Ok(Progress {
         heads,
         unpublished,
         behind,
         open_payments,
         working,
+        pending_alerts,
     })
 }
 
 /// Waits until the platform is quiet: every event published, every consumer at the heads,
-/// every payment final, no process instance owing work — twice in a row with the heads
-/// unchanged. After `within`, the last state is the violation.
-pub async fn wait_quiet(pool: &sqlx::PgPool, within: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + within;
+/// every payment final, no process instance owing work, no alert delivery pending — twice in
+/// a row with nothing changed. Returns what was still outstanding 5 s in (when it took that
+/// long); after `within`, what is outstanding is the violation.
+pub async fn wait_quiet(pool: &sqlx::PgPool, within: Duration) -> Result<Option<String>, String> {
+    let started = Instant::now();
+    let deadline = started + within;
     let mut last: Option<Progress> = None;
+    let mut slow = None;
     loop {
         match progress(pool).await {
             Ok(now) => {
                 if now.quiet() && last.as_ref() == Some(&now) {
-                    return Ok(());
+                    return Ok(slow);
+                }
+                if slow.is_none() && started.elapsed() > Duration::from_secs(5) && !now.quiet() {
+                    slow = Some(now.outstanding());
                 }
                 if Instant::now() > deadline {
-                    let mut why = Vec::new();
-                    if now.unpublished > 0 {
-                        why.push(format!("{} events unpublished", now.unpublished));
-                    }
-                    why.extend(now.behind.iter().take(8).cloned());
-                    if now.open_payments > 0 {
-                        why.push(format!("{} payments not final", now.open_payments));
-                    }
-                    why.extend(now.working.iter().take(8).cloned());
                     return Err(format!(
                         "not quiet after {} s: {}",
                         within.as_secs(),
-                        why.join("; ")
+                        now.outstanding()
                     ));
                 }
                 last = Some(now);
@@ -1979,25 +2000,25 @@ impl Rebuild {
             .filter(|((p, s), _)| *s > self.fed.get(p).copied().unwrap_or(0))
             .map(|(_, r)| (r.envelope.clone(), r.event.clone()))
             .collect();
+        // The projections touch only their own tables: applied side by side, each in its own
+        // transactions, as the projectors run.
         for chunk in events.chunks(2_000) {
             use etr_projections::runtime::apply_batch;
             let pool = &self.pool;
-            apply_batch(
-                pool,
-                &etr_projections::wallets::Wallets { announce: false },
-                chunk,
-            )
-            .await
-            .expect("rebuild: wallets");
-            apply_batch(pool, &etr_projections::lending::Lending, chunk)
-                .await
-                .expect("rebuild: lending");
-            apply_batch(pool, &etr_projections::timeline::Timeline, chunk)
-                .await
-                .expect("rebuild: timeline");
-            apply_batch(pool, &etr_projections::credit_history::CreditHistory, chunk)
-                .await
-                .expect("rebuild: credit history");
+            let (wallets, lending, timeline, credit) = tokio::join!(
+                apply_batch(
+                    pool,
+                    &etr_projections::wallets::Wallets { announce: false },
+                    chunk
+                ),
+                apply_batch(pool, &etr_projections::lending::Lending, chunk),
+                apply_batch(pool, &etr_projections::timeline::Timeline, chunk),
+                apply_batch(pool, &etr_projections::credit_history::CreditHistory, chunk),
+            );
+            wallets.expect("rebuild: wallets");
+            lending.expect("rebuild: lending");
+            timeline.expect("rebuild: timeline");
+            credit.expect("rebuild: credit history");
         }
         for (p, s) in log.keys() {
             let fed = self.fed.entry(*p).or_default();
@@ -2051,4 +2072,208 @@ pub async fn check_read_models(
         }
     }
     checks.check(what, findings.is_empty(), || findings.join("\n"));
+}
+
+// ---- alerts, the query API, the snapshots ---------------------------------------------------
+
+/// The alert types the campaign's operator subscribes to, with the wallet event that raises
+/// each: every such event of the log must reach the notification simulator exactly once.
+pub const ALERTS: [(&str, &str); 3] = [
+    ("wallet.topped_up", "WalletToppedUp"),
+    ("transfer.sent", "TransferDebited"),
+    ("transfer.received", "TransferCredited"),
+];
+
+/// Subscribes an operator to [`ALERTS`] by push (before any load). Returns the accepted
+/// answer's command id and events, if the subscription is an event.
+pub async fn subscribe_alerts(site: &Site) -> (String, Vec<String>) {
+    let key = "chaos-alerts";
+    let types: Vec<&str> = ALERTS.iter().map(|(t, _)| *t).collect();
+    let response = http_client()
+        .post(format!(
+            "{}/v1/operator/alert-subscriptions",
+            site.env.api()
+        ))
+        .bearer_auth(token("chaos-operator", TokenRole::Operator))
+        .header("content-type", "application/json")
+        .header("Idempotency-Key", key)
+        .body(json!({"alert_types": types, "channels": ["push"]}).to_string())
+        .send()
+        .await
+        .expect("the command API answers");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "subscribing to alerts: {body}");
+    (format!("chaos-operator/{key}"), event_ids(&body))
+}
+
+/// Every subscribed alert of the log delivered once: one `sent` delivery per raising event
+/// and type, booked once by the notification simulator; none for anything else.
+pub async fn check_alerts(
+    pool: &sqlx::PgPool,
+    log: &BTreeMap<(i32, u64), Arc<Record>>,
+    checks: &mut Checks,
+) {
+    let mut expected: BTreeSet<(Uuid, String)> = BTreeSet::new();
+    for r in log.values() {
+        for (alert, event) in ALERTS {
+            if r.event.name() == event {
+                expected.insert((r.envelope.event_id, alert.to_owned()));
+            }
+        }
+    }
+    let deliveries: Vec<(String, Option<Uuid>, String, String)> = sqlx::query_as(
+        "SELECT dedup_key, event_id, alert_type, status FROM alert_deliveries WHERE recipient = 'chaos-operator'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("alert deliveries");
+    let booked: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT dedup_key FROM simulator_alert_notifications WHERE recipient = 'chaos-operator'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("the notification simulator's books")
+    .into_iter()
+    .collect();
+    let mut found: BTreeMap<(Uuid, String), u32> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for (key, event, alert, status) in &deliveries {
+        match event {
+            Some(e) => *found.entry((*e, alert.clone())).or_default() += 1,
+            None => wrong.push(format!("{key}: no event")),
+        }
+        if status != "sent" || !booked.contains(key) {
+            wrong.push(format!("{key}: {status}, booked {}", booked.contains(key)));
+        }
+    }
+    let keys: BTreeSet<&String> = deliveries.iter().map(|d| &d.0).collect();
+    wrong.extend(
+        booked
+            .iter()
+            .filter(|k| !keys.contains(k))
+            .map(|k| format!("{k}: booked by the simulator, no delivery")),
+    );
+    wrong.extend(
+        expected
+            .iter()
+            .filter(|e| found.get(*e) != Some(&1))
+            .map(|(e, a)| {
+                format!(
+                    "{a} of {e}: {} deliveries",
+                    found.get(&(*e, a.clone())).unwrap_or(&0)
+                )
+            }),
+    );
+    wrong.extend(
+        found
+            .keys()
+            .filter(|f| !expected.contains(*f))
+            .map(|(e, a)| format!("{a} of {e}: delivered for no such event")),
+    );
+    checks.check(
+        "every subscribed alert delivered once (alert dispatcher and sender)",
+        wrong.is_empty(),
+        || wrong[..wrong.len().min(10)].join("; "),
+    );
+}
+
+/// The query API answers wallets as the read model has them (a few clients, picked at
+/// random each cycle).
+pub async fn check_query_api(
+    site: &Site,
+    pool: &sqlx::PgPool,
+    clients: &[(String, String)],
+    rng: &mut Rng,
+    checks: &mut Checks,
+) {
+    let http = http_client();
+    let mut wrong = Vec::new();
+    for _ in 0..4 {
+        let (client, wallet) = rng.pick(clients);
+        let stored: (Decimal, Decimal) =
+            sqlx::query_as("SELECT balance, held FROM rm_wallets WHERE wallet_id = $1")
+                .bind(Uuid::parse_str(wallet).expect("wallet id"))
+                .fetch_one(pool)
+                .await
+                .expect("the wallet's row");
+        let answer: Option<Value> = match http
+            .post(format!("http://{}/graphql", site.env.query_addr))
+            .bearer_auth(token(client, TokenRole::Client))
+            .json(&json!({"query": "query($w: UUID!) { wallet(id: $w) { balance held } }", "variables": {"w": wallet}}))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        let amount = |v: &Value, field: &str| -> Option<Decimal> {
+            v["data"]["wallet"][field].as_str()?.parse().ok()
+        };
+        let shown = answer
+            .as_ref()
+            .and_then(|v| Some((amount(v, "balance")?, amount(v, "held")?)));
+        if shown != Some(stored) {
+            wrong.push(format!(
+                "wallet {wallet}: stored {stored:?}, GraphQL {answer:?}"
+            ));
+        }
+    }
+    checks.check(
+        "the query API answers wallets as the read model has them",
+        wrong.is_empty(),
+        || wrong.join("; "),
+    );
+}
+
+/// The snapshot table equals the fold of the log (what `etr rebuild-snapshots` checks).
+pub async fn check_snapshots(site: &Site, pool: &sqlx::PgPool, checks: &mut Checks) {
+    let env = &site.env;
+    let settings = etr_infra::config::Settings {
+        kafka_bootstrap: site.broker.bootstrap(),
+        database_url: env.database_url.clone(),
+        schema_registry_url: env.registry_url(),
+        topic: env.topic.clone(),
+        partitions: env.partitions,
+        command_api_addr: env.api_addr.clone(),
+        command_api_advertised_addr: env.api_addr.clone(),
+        query_api_addr: env.query_addr.clone(),
+        jwt_secret: crate::support::JWT_SECRET.into(),
+        registry_addr: env.registry_addr.clone(),
+        outbox_retention: Duration::from_secs(3600),
+    };
+    let rebuilt = etr_projections::log::rebuild_snapshots(pool, &settings, &env.codec(), false)
+        .await
+        .expect("folding the log into snapshots");
+    checks.check(
+        "the snapshot table equals the fold of the log (last cycle)",
+        rebuilt.differing == 0,
+        || {
+            format!(
+                "{} rows differ of {} aggregates",
+                rebuilt.differing, rebuilt.aggregates
+            )
+        },
+    );
+}
+
+/// Nothing dead-lettered: every record of the campaign's log is a good event and every
+/// activity can succeed, so a dead letter or a parked process is a fault.
+pub async fn check_dead_letters(pool: &sqlx::PgPool, checks: &mut Checks) {
+    let records: Vec<(String, i32, i64, String)> = sqlx::query_as(
+        "SELECT consumer, partition, record_offset, reason FROM dead_letters ORDER BY id LIMIT 10",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("dead letters");
+    let parked: Vec<(String, Uuid, String)> =
+        sqlx::query_as("SELECT process, instance_id, reason FROM process_dead_letters LIMIT 10")
+            .fetch_all(pool)
+            .await
+            .expect("parked processes");
+    checks.check(
+        "no record dead-lettered, no process parked",
+        records.is_empty() && parked.is_empty(),
+        || format!("dead letters {records:?}; parked {parked:?}"),
+    );
 }

@@ -1,6 +1,8 @@
 //! Registry errors and their Confluent wire form: `{"error_code": N, "message": "..."}` with the
 //! HTTP status Confluent clients expect for that code (404 for 404xx, 409, 422 for 422xx, 500
-//! for 500xx).
+//! for 500xx) — except a failure of Postgres itself, which is answered 503: it is transient
+//! (a restart, a lost connection), and registry clients retry a 503 without caching it, where
+//! they would keep a 500 as the answer for good.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -62,7 +64,7 @@ pub enum RegistryError {
     /// 405 (endpoint exists, method does not).
     #[error("HTTP 405 Method Not Allowed")]
     MethodNotAllowed,
-    /// 50001: Postgres failed.
+    /// 50001 with HTTP 503: Postgres failed (retry later).
     #[error("Error in the backend data store: {0}")]
     Store(#[from] sqlx::Error),
     /// 50001: a stored schema no longer parses, or another internal inconsistency.
@@ -94,8 +96,12 @@ impl RegistryError {
         }
     }
 
-    /// The HTTP status that goes with [`RegistryError::error_code`].
+    /// The HTTP status that goes with [`RegistryError::error_code`]; 503 for a failure of
+    /// the backend store (see the module's note).
     pub fn status(&self) -> StatusCode {
+        if matches!(self, RegistryError::Store(_)) {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self.error_code() {
             400 => StatusCode::BAD_REQUEST,
             404 | 40401..=40499 => StatusCode::NOT_FOUND,
