@@ -1,6 +1,12 @@
 //! Bearer tokens shared by the command API and the query API: HS256 JWTs with a role
 //! (`client`, `partner`, `operator`, `auditor`) and a subject (for a client, its client id).
 //! The key is configuration (`ETR_JWT_SECRET`).
+//!
+//! A token is accepted only if it is HS256 (`alg: none` and every other algorithm are
+//! refused), its signature verifies, its issuer and audience are [`ISSUER`] and
+//! [`AUDIENCE`], it has not expired (`exp`, no leeway: the platform issues its tokens on its
+//! own clock) and, when it has `nbf`, it is already valid. Anything else is
+//! [`TokenError::Invalid`], which both APIs answer with 401 / `UNAUTHENTICATED`.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -15,6 +21,11 @@ pub enum Role {
     Auditor,
 }
 
+/// The issuer every token of the platform names (`iss`).
+pub const ISSUER: &str = "etr";
+/// The audience every token of the platform names (`aud`): its two APIs.
+pub const AUDIENCE: &str = "etr-api";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Who: the client id for clients, a partner / staff id otherwise.
@@ -22,6 +33,10 @@ pub struct Claims {
     pub role: Role,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
+    /// The issuer: [`ISSUER`].
+    pub iss: String,
+    /// The audience: [`AUDIENCE`].
+    pub aud: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +81,16 @@ impl Keys {
             sub: sub.to_owned(),
             role,
             exp,
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| TokenError::Sign(e.to_string()))
     }
 
     pub fn verify(&self, token: &str) -> Result<Viewer, TokenError> {
-        let validation = Validation::new(Algorithm::HS256);
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_aud = false;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let claims = data.claims;
@@ -99,4 +117,113 @@ pub struct Viewer {
     pub sub: String,
     /// When the token expires, seconds since the epoch.
     pub expires_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    const SECRET: &[u8] = b"test-secret";
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+
+    fn signed(header: &Header, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(SECRET)).unwrap()
+    }
+
+    fn claims() -> serde_json::Value {
+        serde_json::json!({
+            "sub": "operator-1", "role": "operator", "exp": now() + 600,
+            "iss": ISSUER, "aud": AUDIENCE
+        })
+    }
+
+    fn refused(token: &str) -> bool {
+        matches!(
+            Keys::from_secret(SECRET).verify(token),
+            Err(TokenError::Invalid(_))
+        )
+    }
+
+    #[test]
+    fn a_token_the_platform_issued_is_accepted() {
+        let keys = Keys::from_secret(SECRET);
+        let token = keys
+            .issue("operator-1", Role::Operator, now() + 600)
+            .unwrap();
+        assert_eq!(keys.verify(&token).unwrap().role, Role::Operator);
+        assert!(!refused(&signed(&Header::new(Algorithm::HS256), &claims())));
+    }
+
+    #[test]
+    fn every_other_token_is_refused() {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        // alg: none, no signature.
+        let none = format!(
+            "{}.{}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(claims().to_string())
+        );
+        assert!(refused(&none));
+        // Another algorithm with the same secret.
+        assert!(refused(&signed(&Header::new(Algorithm::HS512), &claims())));
+        let mut c = claims();
+        c["exp"] = serde_json::json!(now() - 1);
+        assert!(
+            refused(&signed(&Header::new(Algorithm::HS256), &c)),
+            "expired"
+        );
+        let mut c = claims();
+        c["nbf"] = serde_json::json!(now() + 600);
+        assert!(
+            refused(&signed(&Header::new(Algorithm::HS256), &c)),
+            "not yet valid"
+        );
+        for (claim, value) in [("iss", "someone-else"), ("aud", "another-api")] {
+            let mut c = claims();
+            c[claim] = serde_json::json!(value);
+            assert!(
+                refused(&signed(&Header::new(Algorithm::HS256), &c)),
+                "{claim}"
+            );
+        }
+        for claim in ["iss", "aud", "exp"] {
+            let mut c = claims();
+            c.as_object_mut().unwrap().remove(claim);
+            assert!(
+                refused(&signed(&Header::new(Algorithm::HS256), &c)),
+                "no {claim}"
+            );
+        }
+        // A tampered payload under the original signature, and a flipped signature.
+        let good = signed(&Header::new(Algorithm::HS256), &claims());
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut admin = claims();
+        admin["sub"] = serde_json::json!("operator-2");
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode(admin.to_string()),
+            parts[2]
+        );
+        assert!(refused(&tampered));
+        let mut signature = b64.decode(parts[2]).unwrap();
+        signature[0] ^= 1;
+        let flipped = format!("{}.{}.{}", parts[0], parts[1], b64.encode(signature));
+        assert!(refused(&flipped));
+        // Signed with another secret.
+        let other = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims(),
+            &EncodingKey::from_secret(b"another-secret"),
+        )
+        .unwrap();
+        assert!(refused(&other));
+    }
 }
