@@ -153,6 +153,12 @@ fn print_report(
     if !tally.refusals.is_empty() {
         line(format!("  refusals: {:?}", tally.refusals));
     }
+    if !tally.refused_on_resend.is_empty() {
+        line(format!(
+            "  refused when resent after no answer, decided anew (not a replay): {:?} — `sign otp_used` is the known fault of the signature (its code is spent before its command commits; the client asks for a new code)",
+            tally.refused_on_resend
+        ));
+    }
     line(format!(
         "loans: {} disbursed through the conveyor; abandoned: {:?}; balance reads over GraphQL: {} answered, {} not",
         tally.loans_disbursed, tally.loans_abandoned, tally.reads_ok, tally.reads_failed

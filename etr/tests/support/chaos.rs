@@ -385,6 +385,9 @@ impl Drop for Proc {
 /// platform's processes.
 pub struct Site {
     procs: BTreeMap<Role, Proc>,
+    /// The `etr` binary the campaign runs: a copy taken at the start, so a build running
+    /// meanwhile in the same checkout never swaps it mid-campaign.
+    bin: PathBuf,
     pub mode: Option<Mode>,
     pub env: Env,
     pub broker: PrivateBroker,
@@ -397,6 +400,8 @@ impl Site {
         let dir =
             std::env::temp_dir().join(format!("etr-chaos-{seed:016x}-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("logs")).expect("the campaign's directory");
+        let bin = dir.join("etr");
+        std::fs::copy(env!("CARGO_BIN_EXE_etr"), &bin).expect("a copy of the etr binary");
         let pg = PrivatePostgres::start(&dir);
         let broker = PrivateBroker::start(&dir).await;
         let env = Env {
@@ -414,6 +419,7 @@ impl Site {
             .await;
         Site {
             procs: BTreeMap::new(),
+            bin,
             mode: None,
             env,
             broker,
@@ -423,7 +429,14 @@ impl Site {
     }
 
     fn command(&self, role: Role) -> Command {
-        let mut c = self.env.command(role.args());
+        let prepared = self.env.command(role.args());
+        let mut c = Command::new(&self.bin);
+        c.args(prepared.get_args());
+        for (key, value) in prepared.get_envs() {
+            if let Some(value) = value {
+                c.env(key, value);
+            }
+        }
         let dir = self.dir.display();
         c.env("KAFKA_BOOTSTRAP_SERVERS", self.broker.bootstrap())
             .env("ETR_DOCUMENTS_DIR", format!("{dir}/documents"))
@@ -623,7 +636,8 @@ impl Pending {
 /// How a command was answered.
 enum Answer {
     Accepted(Value),
-    Refused(String),
+    /// Refused, with the code; `true` when the answer replays the first one recorded.
+    Refused(String, bool),
     /// No answer, or one that says nothing was decided (503, 500, a timeout): sent again
     /// with the same key.
     Lost(String),
@@ -650,16 +664,17 @@ async fn send(http: &reqwest::Client, base: &str, p: &Pending) -> Answer {
         Err(e) => return Answer::Lost(format!("no answer: {e}")),
     };
     let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
     let body: Value = match response.json().await {
         Ok(v) => v,
         Err(e) => return Answer::Lost(format!("{status}, body lost: {e}")),
     };
     match status {
         200..=202 if p.kind == "sign" && body["status"] != "accepted" => {
-            Answer::Refused(format!("sign {}", body["status"]))
+            Answer::Refused(format!("sign {}", body["status"]), replayed)
         }
         200..=202 => Answer::Accepted(body),
-        422 => Answer::Refused(code_of(&body)),
+        422 => Answer::Refused(code_of(&body), replayed),
         408 | 429 | 500 | 502 | 503 | 504 => Answer::Lost(format!("{status} {}", code_of(&body))),
         other => Answer::Unexpected(other, body),
     }
@@ -680,6 +695,11 @@ pub struct Tally {
     pub lost: u64,
     pub by_kind: BTreeMap<&'static str, (u64, u64, u64)>,
     pub refusals: BTreeMap<String, u64>,
+    /// Refusals decided anew for a resend whose first attempt got no answer (not a replay of
+    /// a first outcome the platform recorded). `sign otp_used` is a known
+    /// fault (the code is spent in its own transaction before the signature's command
+    /// commits), reported, not counted as a violation.
+    pub refused_on_resend: BTreeMap<String, u64>,
     pub reads_ok: u64,
     pub reads_failed: u64,
     pub loans_disbursed: u64,
@@ -702,6 +722,9 @@ impl Tally {
         }
         for (k, n) in &other.refusals {
             *self.refusals.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &other.refused_on_resend {
+            *self.refused_on_resend.entry(k.clone()).or_default() += n;
         }
         self.reads_ok += other.reads_ok;
         self.reads_failed += other.reads_failed;
@@ -756,7 +779,7 @@ async fn settle(
                 report.accepted.push((p.command_id.clone(), event_ids(&v)));
                 return Some(Ok(v));
             }
-            Answer::Refused(code) => {
+            Answer::Refused(code, replayed) => {
                 report.tally.refused += 1;
                 report.tally.by_kind.entry(p.kind).or_default().2 += 1;
                 *report
@@ -764,6 +787,13 @@ async fn settle(
                     .refusals
                     .entry(format!("{} {code}", p.kind))
                     .or_default() += 1;
+                if p.attempts > 1 && !replayed {
+                    *report
+                        .tally
+                        .refused_on_resend
+                        .entry(format!("{} {code}", p.kind))
+                        .or_default() += 1;
+                }
                 return Some(Err(code));
             }
             Answer::Unexpected(status, body) => {
