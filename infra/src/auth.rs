@@ -90,7 +90,11 @@ impl Keys {
 
     pub fn verify(&self, token: &str) -> Result<Viewer, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let claims = data.claims;
