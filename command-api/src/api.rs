@@ -1066,6 +1066,7 @@ async fn confirm_payment(
                     client,
                     &payment_purpose(payment_id),
                     &req.code,
+                    &command_id,
                 )
                 .await?;
             }

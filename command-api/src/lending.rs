@@ -881,7 +881,7 @@ async fn act(
                 ));
             };
             let purpose = signing_purpose(id, &contract.document_sha256);
-            verify_client_code(&app, client, &purpose, &req.code).await?;
+            verify_client_code(&app, client, &purpose, &req.code, &meta.command_id).await?;
             application::Command::SignContract {
                 document_sha256: contract.document_sha256.clone(),
                 otp_purpose: purpose,
@@ -1010,16 +1010,25 @@ pub(crate) async fn send_client_code(
 
 /// Checks the client's `code` for `purpose`: `Ok` when it is right, else the refusal
 /// (`otp_not_sent`, `otp_wrong` with the attempts left, `otp_locked_out` 429, `otp_expired`,
-/// `otp_used`).
+/// `otp_used`). The code is spent by `command_id`: the same command sent again verifies
+/// again, so a retry after a crash between spending the code and committing the command
+/// still goes through.
 pub(crate) async fn verify_client_code(
     app: &App,
     client: ClientId,
     purpose: &str,
     code: &str,
+    command_id: &str,
 ) -> Result<(), ApiError> {
     let verification = app
         .otp
-        .verify(client, purpose, code.trim(), OffsetDateTime::now_utc())
+        .verify(
+            client,
+            purpose,
+            code.trim(),
+            command_id,
+            OffsetDateTime::now_utc(),
+        )
         .await
         .map_err(|e| match e {
             crate::otp::Error::NotSent(_) => ApiError::new(

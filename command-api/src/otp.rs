@@ -90,7 +90,8 @@ impl Otp {
         Ok(())
     }
 
-    /// Checks `code` for `purpose`.
+    /// Checks `code` for `purpose` on behalf of the command `command_id` (the code is spent
+    /// by that command; its retry verifies again, see [`otp::verify`]).
     ///
     /// Errors: `otp_not_sent`, Postgres. A wrong, expired, used or locked code is not an
     /// error: it is the [`Verification`].
@@ -99,13 +100,14 @@ impl Otp {
         client: ClientId,
         purpose: &str,
         code: &str,
+        command_id: &str,
         now: OffsetDateTime,
     ) -> Result<Verification, Error> {
         let mut tx = self.pool.begin().await?;
         let challenge = load(&mut tx, client, purpose)
             .await?
             .ok_or_else(|| Error::NotSent(purpose.to_owned()))?;
-        let (challenge, verification) = otp::verify(&self.policy, challenge, code, now);
+        let (challenge, verification) = otp::verify(&self.policy, challenge, code, command_id, now);
         save(&mut tx, client, purpose, &challenge).await?;
         tx.commit().await?;
         Ok(verification)

@@ -35,7 +35,10 @@ async fn codes_are_sent_checked_counted_and_throttled() {
         .unwrap();
     assert!(!stored.contains(&code), "{stored}");
     // Another purpose has nothing to verify.
-    let err = otp.verify(client, "payment", &code, now).await.unwrap_err();
+    let err = otp
+        .verify(client, "payment", &code, "cmd-1", now)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "otp_not_sent");
     // A resend within 60 s is refused.
     let err = otp
@@ -46,22 +49,47 @@ async fn codes_are_sent_checked_counted_and_throttled() {
 
     let wrong = if code == "000000" { "111111" } else { "000000" };
     assert_eq!(
-        otp.verify(client, "sign-contract", wrong, now)
+        otp.verify(client, "sign-contract", wrong, "cmd-1", now)
             .await
             .unwrap(),
         Verification::Wrong { attempts_left: 2 }
     );
     assert_eq!(
-        otp.verify(client, "sign-contract", &code, now + Duration::seconds(20))
-            .await
-            .unwrap(),
+        otp.verify(
+            client,
+            "sign-contract",
+            &code,
+            "cmd-1",
+            now + Duration::seconds(20)
+        )
+        .await
+        .unwrap(),
         Verification::Verified
     );
     assert_eq!(
-        otp.verify(client, "sign-contract", &code, now + Duration::seconds(21))
-            .await
-            .unwrap(),
+        otp.verify(
+            client,
+            "sign-contract",
+            &code,
+            "cmd-2",
+            now + Duration::seconds(21)
+        )
+        .await
+        .unwrap(),
         Verification::AlreadyUsed
+    );
+    // The command that spent it, sent again, verifies again (its commit may have been lost).
+    assert_eq!(
+        otp.verify(
+            client,
+            "sign-contract",
+            &code,
+            "cmd-1",
+            now + Duration::seconds(22)
+        )
+        .await
+        .unwrap(),
+        Verification::Verified
     );
 
     // A new code after 60 s; three concurrent wrong attempts are each counted: two wrong,
@@ -75,7 +103,7 @@ async fn codes_are_sent_checked_counted_and_throttled() {
     let attempts = futures::future::join_all((0..3).map(|_| {
         let otp = otp.clone();
         async move {
-            otp.verify(client, "sign-contract", wrong, later)
+            otp.verify(client, "sign-contract", wrong, "cmd-1", later)
                 .await
                 .unwrap()
         }
@@ -97,7 +125,7 @@ async fn codes_are_sent_checked_counted_and_throttled() {
     left.sort_unstable();
     assert_eq!(left, vec![1, 2], "{attempts:?}");
     assert!(matches!(
-        otp.verify(client, "sign-contract", &code, later)
+        otp.verify(client, "sign-contract", &code, "cmd-1", later)
             .await
             .unwrap(),
         Verification::LockedOut { .. }

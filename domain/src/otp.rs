@@ -7,6 +7,11 @@
 //! the challenge out for [`Policy::lockout`]; an expired, used or locked challenge verifies
 //! nothing. A new code for the same purpose is refused until [`Policy::resend_after`] has
 //! passed since the last one.
+//!
+//! A challenge remembers the command that spent it: the same command sent again (a retry
+//! after a lost answer or a crash before its events were committed) verifies again with the
+//! same code, so a confirmation is never lost between spending the code and committing the
+//! command; any other command finds the code used.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -52,6 +57,10 @@ pub struct Challenge {
     pub attempts: u32,
     pub locked_until: Option<OffsetDateTime>,
     pub used: bool,
+    /// The command id that spent the code (`None` while unused, and for challenges stored
+    /// before commands were recorded).
+    #[serde(default)]
+    pub used_by: Option<String>,
 }
 
 /// What a verification found.
@@ -142,6 +151,7 @@ pub fn issue(
         attempts: 0,
         locked_until: None,
         used: false,
+        used_by: None,
     })
 }
 
@@ -154,15 +164,27 @@ fn same_digest(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Checks `entered` against `challenge` at `now`; returns the challenge as it is afterwards.
+/// Checks `entered` against `challenge` at `now` for the command `command_id`; returns the
+/// challenge as it is afterwards.
+///
+/// A used challenge verifies again only for the command that spent it and only with the
+/// right code (the retry of that command); for any other it is [`Verification::AlreadyUsed`].
 pub fn verify(
     policy: &Policy,
     mut challenge: Challenge,
     entered: &str,
+    command_id: &str,
     now: OffsetDateTime,
 ) -> (Challenge, Verification) {
+    let right_code = same_digest(&hash(entered.trim(), &challenge.salt), &challenge.code_hash);
     if challenge.used {
-        return (challenge, Verification::AlreadyUsed);
+        let retry = right_code && challenge.used_by.as_deref() == Some(command_id);
+        let verification = if retry {
+            Verification::Verified
+        } else {
+            Verification::AlreadyUsed
+        };
+        return (challenge, verification);
     }
     if let Some(until) = challenge.locked_until.filter(|u| *u > now) {
         return (challenge, Verification::LockedOut { until });
@@ -170,8 +192,9 @@ pub fn verify(
     if now >= challenge.expires_at {
         return (challenge, Verification::Expired);
     }
-    if same_digest(&hash(entered.trim(), &challenge.salt), &challenge.code_hash) {
+    if right_code {
         challenge.used = true;
+        challenge.used_by = Some(command_id.to_owned());
         return (challenge, Verification::Verified);
     }
     challenge.attempts += 1;

@@ -15,25 +15,61 @@ fn the_right_code_verifies_once() {
     let c = issue(&policy(), None, "123456", "salt-1", now).unwrap();
     assert_ne!(c.code_hash, "123456");
     assert_eq!(c.code_hash, hash("123456", "salt-1"));
-    let (c, v) = verify(&policy(), c, "123456", now + Duration::seconds(30));
+    let (c, v) = verify(&policy(), c, "123456", "cmd-1", now + Duration::seconds(30));
     assert_eq!(v, Verification::Verified);
-    let (_, v) = verify(&policy(), c, "123456", now + Duration::seconds(31));
+    let (_, v) = verify(&policy(), c, "123456", "cmd-2", now + Duration::seconds(31));
     assert_eq!(v, Verification::AlreadyUsed);
+}
+
+/// The command that spent the code, sent again (its answer or its commit was lost), verifies
+/// again with the same code; no other command and no other code does.
+#[test]
+fn a_spent_code_verifies_again_only_for_the_command_that_spent_it() {
+    let now = datetime!(2026-11-30 12:00 UTC);
+    let c = issue(&policy(), None, "123456", "s", now).unwrap();
+    let (c, v) = verify(&policy(), c, "123456", "client/sign-1", now);
+    assert_eq!(v, Verification::Verified);
+    assert_eq!(c.used_by.as_deref(), Some("client/sign-1"));
+    let (c, v) = verify(
+        &policy(),
+        c,
+        "123456",
+        "client/sign-1",
+        now + Duration::seconds(40),
+    );
+    assert_eq!(v, Verification::Verified);
+    let (c, v) = verify(
+        &policy(),
+        c,
+        "654321",
+        "client/sign-1",
+        now + Duration::seconds(41),
+    );
+    assert_eq!(v, Verification::AlreadyUsed);
+    let (c, v) = verify(
+        &policy(),
+        c,
+        "123456",
+        "client/sign-2",
+        now + Duration::seconds(42),
+    );
+    assert_eq!(v, Verification::AlreadyUsed);
+    assert_eq!(c.attempts, 0, "a used code counts no attempts");
 }
 
 #[test]
 fn wrong_codes_count_and_the_last_one_locks() {
     let now = datetime!(2026-11-30 12:00 UTC);
     let c = issue(&policy(), None, "123456", "s", now).unwrap();
-    let (c, v) = verify(&policy(), c, "000000", now);
+    let (c, v) = verify(&policy(), c, "000000", "cmd-1", now);
     assert_eq!(v, Verification::Wrong { attempts_left: 2 });
-    let (c, v) = verify(&policy(), c, "111111", now);
+    let (c, v) = verify(&policy(), c, "111111", "cmd-1", now);
     assert_eq!(v, Verification::Wrong { attempts_left: 1 });
-    let (c, v) = verify(&policy(), c, "222222", now);
+    let (c, v) = verify(&policy(), c, "222222", "cmd-1", now);
     let until = now + Duration::minutes(15);
     assert_eq!(v, Verification::LockedOut { until });
     // Locked: even the right code does nothing, and no new code can be sent.
-    let (c, v) = verify(&policy(), c, "123456", now + Duration::minutes(1));
+    let (c, v) = verify(&policy(), c, "123456", "cmd-1", now + Duration::minutes(1));
     assert_eq!(v, Verification::LockedOut { until });
     assert_eq!(
         issue(
@@ -53,7 +89,13 @@ fn wrong_codes_count_and_the_last_one_locks() {
 fn codes_expire_and_resends_are_throttled() {
     let now = datetime!(2026-11-30 12:00 UTC);
     let c = issue(&policy(), None, "123456", "s", now).unwrap();
-    let (_, v) = verify(&policy(), c.clone(), "123456", now + Duration::minutes(5));
+    let (_, v) = verify(
+        &policy(),
+        c.clone(),
+        "123456",
+        "cmd-1",
+        now + Duration::minutes(5),
+    );
     assert_eq!(v, Verification::Expired);
     assert_eq!(
         issue(
@@ -116,7 +158,7 @@ proptest! {
         let mut c = issue(&p, None, &code, "salt", now).unwrap();
         let mut wrong = 0;
         for e in &entered {
-            let (next, v) = verify(&p, c, e, now);
+            let (next, v) = verify(&p, c, e, "cmd-1", now);
             c = next;
             match v {
                 Verification::Verified => prop_assert_eq!(e, &code),

@@ -155,7 +155,7 @@ fn print_report(
     }
     if !tally.refused_on_resend.is_empty() {
         line(format!(
-            "  refused when resent after no answer, decided anew (not a replay): {:?} — `sign otp_used` is the known fault of the signature (its code is spent before its command commits; the client asks for a new code)",
+            "  refused when resent after no answer, decided anew (not a replay): {:?}",
             tally.refused_on_resend
         ));
     }
@@ -245,6 +245,7 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
             wallets: payees.clone(),
             api: site.env.api(),
             graphql: format!("http://{}/graphql", site.env.query_addr),
+            second: None,
             db: db.clone(),
         });
         let mut tasks = tokio::task::JoinSet::new();

@@ -1,7 +1,10 @@
 //! The crash campaign's machinery (`tests/crash_cycles.rs`): a Postgres cluster and a Tansu
 //! broker private to the campaign (it kills and restarts them; the shared ones at 5432 and
 //! 9092 are never touched), the platform as one process or as role processes, the mixed load
-//! of concurrent clients, and the checks run after every cycle.
+//! of concurrent clients, and the checks run after every cycle. The scale-out test
+//! (`tests/scale_out.rs`) runs the same machinery with two processes per role.
+
+#![allow(dead_code)]
 
 use crate::support::{event_ids, free_port, lending, token, Env};
 use etr_domain::envelope::GENESIS_HASH;
@@ -385,6 +388,12 @@ impl Drop for Proc {
 /// platform's processes.
 pub struct Site {
     procs: BTreeMap<Role, Proc>,
+    /// The second process of a role, when the platform is scaled out
+    /// ([`Site::start_seconds`]): its own listen addresses and log (`<role>-2.log`).
+    seconds: BTreeMap<Role, Proc>,
+    /// Where the second command API and query API listen.
+    pub second_api_addr: String,
+    pub second_query_addr: String,
     /// The `etr` binary the campaign runs: a copy taken at the start, so a build running
     /// meanwhile in the same checkout never swaps it mid-campaign.
     bin: PathBuf,
@@ -419,6 +428,9 @@ impl Site {
             .await;
         Site {
             procs: BTreeMap::new(),
+            seconds: BTreeMap::new(),
+            second_api_addr: format!("127.0.0.1:{}", free_port()),
+            second_query_addr: format!("127.0.0.1:{}", free_port()),
             bin,
             mode: None,
             env,
@@ -429,6 +441,13 @@ impl Site {
     }
 
     fn command(&self, role: Role) -> Command {
+        self.command_of(role, false)
+    }
+
+    /// The command of `role`'s first process, or of its second (`second`): the second listens
+    /// on [`Site::second_api_addr`] / [`Site::second_query_addr`] and names itself after them
+    /// (its partition writers and its relay lease), logging to `<role>-2.log`.
+    fn command_of(&self, role: Role, second: bool) -> Command {
         let prepared = self.env.command(role.args());
         let mut c = Command::new(&self.bin);
         c.args(prepared.get_args());
@@ -447,10 +466,17 @@ impl Site {
             .env("ETR_CONVEYOR_ATTEMPT_TIMEOUT_MS", "2000")
             .env("ETR_PAYMENT_ATTEMPT_TIMEOUT_MS", "1500")
             .env("ETR_OTP_RESEND_AFTER_SECS", "0");
+        let log_name = if second {
+            c.env("ETR_COMMAND_API_ADDR", &self.second_api_addr)
+                .env("ETR_QUERY_API_ADDR", &self.second_query_addr);
+            format!("logs/{}-2.log", role.name())
+        } else {
+            format!("logs/{}.log", role.name())
+        };
         let log = File::options()
             .create(true)
             .append(true)
-            .open(self.dir.join(format!("logs/{}.log", role.name())))
+            .open(self.dir.join(log_name))
             .expect("role log");
         c.stdout(Stdio::null()).stderr(log);
         c
@@ -536,23 +562,73 @@ impl Site {
         }
     }
 
+    /// Starts a second process of each of `roles` beside the first (scale-out) and waits
+    /// until the ones that serve HTTP answer.
+    pub async fn start_seconds(&mut self, roles: &[Role]) {
+        for role in roles {
+            let child = self.command_of(*role, true).spawn().expect("spawn etr");
+            self.seconds.insert(*role, Proc { child });
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
+        for role in roles {
+            let url = match role {
+                Role::CommandApi => format!("http://{}/health", self.second_api_addr),
+                Role::QueryApi => format!("http://{}/", self.second_query_addr),
+                _ => continue,
+            };
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while !http
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the second etr {} did not come up within 90 s",
+                    role.name()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// SIGKILL of the second process of `role`.
+    pub fn kill_second(&mut self, role: Role) {
+        if let Some(mut p) = self.seconds.remove(&role) {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
     /// SIGKILL of every process of the platform.
     pub fn kill_all(&mut self) {
         let roles: Vec<Role> = self.procs.keys().copied().collect();
         for role in roles {
             self.kill(role);
         }
+        let roles: Vec<Role> = self.seconds.keys().copied().collect();
+        for role in roles {
+            self.kill_second(role);
+        }
     }
 
     /// The processes that stopped by themselves, with their exit status and last log lines.
     pub fn exited(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        for (role, p) in &mut self.procs {
+        let procs = self.procs.iter_mut().map(|(r, p)| (r.name().to_owned(), p));
+        let seconds = self
+            .seconds
+            .iter_mut()
+            .map(|(r, p)| (format!("{}-2", r.name()), p));
+        for (name, p) in procs.chain(seconds) {
             if let Ok(Some(status)) = p.child.try_wait() {
                 out.push(format!(
-                    "etr {} stopped by itself ({status}):\n{}",
-                    role.name(),
-                    tail(&self.dir.join(format!("logs/{}.log", role.name())))
+                    "etr {name} stopped by itself ({status}):\n{}",
+                    tail(&self.dir.join(format!("logs/{name}.log")))
                 ));
             }
         }
@@ -696,9 +772,8 @@ pub struct Tally {
     pub by_kind: BTreeMap<&'static str, (u64, u64, u64)>,
     pub refusals: BTreeMap<String, u64>,
     /// Refusals decided anew for a resend whose first attempt got no answer (not a replay of
-    /// a first outcome the platform recorded). `sign otp_used` is a known
-    /// fault (the code is spent in its own transaction before the signature's command
-    /// commits), reported, not counted as a violation.
+    /// a first outcome the platform recorded). `otp_used` among them is a violation: the
+    /// code is spent by the command, and the same command sent again verifies again.
     pub refused_on_resend: BTreeMap<String, u64>,
     pub reads_ok: u64,
     pub reads_failed: u64,
@@ -750,7 +825,29 @@ pub struct Shared {
     pub wallets: Vec<(String, String)>,
     pub api: String,
     pub graphql: String,
+    /// A second command API and GraphQL address (a scaled-out platform): a request whose
+    /// answer was lost goes to the other process next, as behind a load balancer.
+    pub second: Option<(String, String)>,
     pub db: sqlx::PgPool,
+}
+
+impl Shared {
+    /// The command API for a request's `attempt`: the processes in turn (always the first
+    /// when there is no second).
+    pub fn api_for(&self, attempt: u32) -> &str {
+        match &self.second {
+            Some((api, _)) if attempt % 2 == 1 => api,
+            _ => &self.api,
+        }
+    }
+
+    /// The GraphQL endpoint for a read numbered `n`: the processes in turn.
+    pub fn graphql_for(&self, n: u64) -> &str {
+        match &self.second {
+            Some((_, graphql)) if n % 2 == 1 => graphql,
+            _ => &self.graphql,
+        }
+    }
 }
 
 /// Sends `p` until it is answered (or, once the load stops, until 120 s after it was first
@@ -772,7 +869,9 @@ async fn settle(
         } else {
             report.tally.resent += 1;
         }
-        match send(http, &shared.api, p).await {
+        // Spread over the processes by key; a resend goes to the other one.
+        let spread = p.key.bytes().map(u32::from).sum::<u32>();
+        match send(http, shared.api_for(p.attempts + spread), p).await {
             Answer::Accepted(v) => {
                 report.tally.accepted += 1;
                 report.tally.by_kind.entry(p.kind).or_default().1 += 1;
@@ -788,6 +887,12 @@ async fn settle(
                     .entry(format!("{} {code}", p.kind))
                     .or_default() += 1;
                 if p.attempts > 1 && !replayed {
+                    if code == "otp_used" {
+                        report.violations.push(format!(
+                            "{} {} (key {}): resent after no answer and refused otp_used — the code it spent was not recognised as its own",
+                            p.kind, p.path, p.key
+                        ));
+                    }
                     *report
                         .tally
                         .refused_on_resend
@@ -875,9 +980,9 @@ impl WalletClient {
     }
 }
 
-async fn read_balance(http: &reqwest::Client, shared: &Shared, c: &WalletClient) -> bool {
+async fn read_balance(http: &reqwest::Client, shared: &Shared, c: &WalletClient, n: u64) -> bool {
     let response = http
-        .post(&shared.graphql)
+        .post(shared.graphql_for(n))
         .bearer_auth(token(&c.id, TokenRole::Client))
         .json(&json!({"query": "query($w: UUID!) { wallet(id: $w) { balance } }", "variables": {"w": c.wallet}}))
         .send()
@@ -905,7 +1010,8 @@ pub async fn run_wallet_client(
             }
             tokio::time::sleep(Duration::from_millis(rng.between(60, 250))).await;
             if rng.percent(8) {
-                if read_balance(&http, &shared, &c).await {
+                let n = report.tally.reads_ok + report.tally.reads_failed;
+                if read_balance(&http, &shared, &c, n).await {
                     report.tally.reads_ok += 1;
                 } else {
                     report.tally.reads_failed += 1;
@@ -1107,7 +1213,11 @@ impl LoanClient {
     /// Looks at the application once; moves on when it is where the step waits for it.
     async fn look(&mut self, http: &reqwest::Client, shared: &Shared, tally: &mut Tally) {
         let response = http
-            .get(format!("{}{}", shared.api, self.app_path("")))
+            .get(format!(
+                "{}{}",
+                shared.api_for(self.round),
+                self.app_path("")
+            ))
             .bearer_auth(token(&self.id, TokenRole::Client))
             .send()
             .await;
@@ -1363,7 +1473,7 @@ pub fn consumers() -> Vec<&'static str> {
 /// A process instance that still owes work: the payment processor's not finished, the
 /// conveyor's performing, recording or expiring (waiting for the client or an operator is
 /// not work the platform owes).
-fn owes_work(process: &str, state: &Value) -> Option<String> {
+pub fn owes_work(process: &str, state: &Value) -> Option<String> {
     if process == etr_sagas::payment_execution::PROCESS {
         if state == "Finished" {
             return None;
@@ -1529,7 +1639,7 @@ pub struct Checks {
 }
 
 impl Checks {
-    fn check(&mut self, name: &'static str, ok: bool, finding: impl FnOnce() -> String) {
+    pub fn check(&mut self, name: &'static str, ok: bool, finding: impl FnOnce() -> String) {
         *self.run.entry(name).or_default() += 1;
         if !ok {
             self.violations.push(format!("{name}: {}", finding()));
