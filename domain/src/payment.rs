@@ -301,6 +301,11 @@ pub enum Command {
     Execute { outcome: Execution },
     /// Cancels a payment not yet sent for execution (status ≤ 3), releasing its hold.
     Cancel { reason: String },
+    /// Cancels a payment still waiting for the client's OTP once its confirmation timeout
+    /// passed (status 0 → 9, reason [`CONFIRMATION_EXPIRED`]). Refused once the payment was
+    /// confirmed: a confirmation decided before the expiry stands, whenever the payment
+    /// process learns of it.
+    ExpireConfirmation,
     /// Confirms a payment awaiting the client's OTP (the edge has checked the code): lock,
     /// balance check and reservation follow under the limits current now.
     Confirm,
@@ -318,6 +323,10 @@ pub enum Command {
     },
 }
 
+/// The reason recorded when a payment waiting for the client's OTP is cancelled at its
+/// confirmation timeout ([`Command::ExpireConfirmation`]).
+pub const CONFIRMATION_EXPIRED: &str = "not confirmed in time";
+
 impl Command {
     /// The command's name, as recorded with its command record.
     pub fn name(&self) -> &'static str {
@@ -330,6 +339,7 @@ impl Command {
             Command::DebitTransfer => "DebitTransfer",
             Command::Execute { .. } => "ExecutePayment",
             Command::Cancel { .. } => "CancelPayment",
+            Command::ExpireConfirmation => "ExpirePaymentConfirmation",
             Command::Confirm => "ConfirmPayment",
             Command::RequestCancellation { .. } => "RequestPaymentCancellation",
             Command::RecordCancellation { .. } => "RecordPaymentCancellation",
@@ -693,18 +703,26 @@ pub fn decide(
                 }
             }
         }
-        Command::Cancel { reason } => {
+        Command::Cancel { .. } | Command::ExpireConfirmation => {
             if !belongs {
                 return Err(Error::PaymentNotFound(payment_id));
             }
-            if p.status.is_final() || p.status >= Status::Executing {
-                return Err(transition_error(&p, "be cancelled"));
-            }
-            // A card payment whose authorisation was asked for is settled at the bank, not
-            // cancelled here.
-            if p.card.is_some() && p.status >= Status::Locked {
-                return Err(transition_error(&p, "be cancelled"));
-            }
+            let reason = if let Command::Cancel { reason } = command {
+                if p.status.is_final() || p.status >= Status::Executing {
+                    return Err(transition_error(&p, "be cancelled"));
+                }
+                // A card payment whose authorisation was asked for is settled at the bank,
+                // not cancelled here.
+                if p.card.is_some() && p.status >= Status::Locked {
+                    return Err(transition_error(&p, "be cancelled"));
+                }
+                reason.as_str()
+            } else {
+                if p.status != Status::AwaitingConfirmation {
+                    return Err(transition_error(&p, "expire unconfirmed"));
+                }
+                CONFIRMATION_EXPIRED
+            };
             let mut events = Vec::new();
             if let Some(amount) = w.holds.get(&payment_id) {
                 events.push(wal(wallet::Event::HoldReleased {
@@ -714,7 +732,7 @@ pub fn decide(
                 events.extend(release_spending(*amount));
             }
             events.push(pay(Event::PaymentCancelled {
-                reason: reason.clone(),
+                reason: reason.to_owned(),
             }));
             Ok(events)
         }

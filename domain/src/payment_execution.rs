@@ -7,11 +7,16 @@
 //! A reserved payment is never left at 3: the provider is called (the payment id is its
 //! idempotency key); an answer is recorded as `ExecutePayment`; no answer within
 //! `attempt_timeout` is retried with exponential backoff; past `deadline` after the
-//! reservation the payment is executed as failed, which releases the hold (status 8).
+//! reservation the provider is asked to void the order (same key): an order voided before
+//! it took effect never will, and is executed as failed, which releases the hold (status 8);
+//! an order the provider executed in the meantime answers its own outcome, which is
+//! recorded. The void is asked again with backoff until the provider answers, never given
+//! up: releasing the hold on a guess would leave the provider paid with money the wallet
+//! also gives back.
 //!
 //! A transfer to another client's wallet has no provider: the reserved transfer is debited
 //! (`DebitTransfer`, issued until its `PaymentExecutionStarted` arrives, or failed past the
-//! deadline like a payment), then the recipient's wallet is credited (`CreditTransfer` on the
+//! deadline: no provider holds it), then the recipient's wallet is credited (`CreditTransfer` on the
 //! recipient's partition, id `…/credit`) and its answer recorded with `ExecutePayment`: an
 //! accepted credit succeeds, a refused one refunds the sender. Once debited, a transfer is
 //! never failed by a deadline: the credit is asked again with backoff until the command side
@@ -62,8 +67,9 @@ pub struct Policy {
     /// The first retry's delay; each further retry doubles it, up to `max_backoff`.
     pub first_backoff: Duration,
     pub max_backoff: Duration,
-    /// How long after the reservation the payment may stay unexecuted before it is failed
-    /// and its hold released.
+    /// How long after the reservation the provider may take before the order is voided at
+    /// the provider (a transfer not yet debited is failed), and how long the bank may take
+    /// to authorise a card payment before it is failed.
     pub deadline: Duration,
     /// How long a payment above the warning threshold waits for the client's OTP before it
     /// is cancelled (status 9).
@@ -111,14 +117,22 @@ pub enum State {
     /// successful payment is sent to processing.
     Finished,
     /// A cancellation request was sent to processing (spec §3.4): the processing centre must
-    /// reverse the payment (the request id is its idempotency key); no answer before the
-    /// deadline is a processing error.
+    /// reverse the payment (the request id is its idempotency key). It is asked again with
+    /// backoff until it answers, never given up on: a reversal that took effect after the
+    /// platform had recorded a processing error would leave the client unrefunded.
     Cancelling {
         order: Order,
         request_id: Uuid,
         provider_reference: String,
         #[serde(with = "time::serde::rfc3339")]
         sent_at: OffsetDateTime,
+        attempts: u32,
+    },
+    /// The provider did not execute the reserved payment before the deadline: it must void
+    /// the order (the payment id is the key) or answer the execution it made meanwhile.
+    Voiding {
+        order: Order,
+        /// Void calls made so far.
         attempts: u32,
     },
     /// A transfer debited from the sender: the recipient's wallet must be credited.
@@ -202,13 +216,70 @@ pub enum Input {
     },
     /// The timer fired at `now` (a call is due or overdue).
     Due { now: OffsetDateTime },
-    /// The provider answered the call.
+    /// The answer of `call` (the provider's, the bank's or the recipient wallet's).
     Answered {
         now: OffsetDateTime,
+        call: Call,
         outcome: Execution,
     },
-    /// The provider did not answer within the attempt timeout.
-    Unanswered { now: OffsetDateTime },
+    /// `call` got no answer within the attempt timeout.
+    Unanswered { now: OffsetDateTime, call: Call },
+}
+
+/// The external call an answer belongs to. A process steps an answer only in the state that
+/// waits for that call ([`State::awaited_call`]): an answer repeated, or arriving after the
+/// process moved on to another call, changes nothing — it is never taken for the answer of
+/// the call awaited now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Call {
+    /// The provider's execution of a payment ([`Action::CallProvider`]).
+    Execute,
+    /// The provider's void of a payment's order ([`Action::VoidAtProvider`]).
+    Void,
+    /// The processing centre's reversal of a payment for cancellation request `request_id`
+    /// ([`Action::CallProviderCancel`]).
+    Reverse { request_id: Uuid },
+    /// The bank's authorisation of a card payment ([`Action::AuthoriseCard`]).
+    Authorise,
+    /// The bank's capture or release of an authorisation ([`Action::SettleCard`]).
+    Settle,
+    /// The credit of a transfer's recipient ([`Action::Credit`]).
+    Credit,
+}
+
+impl Action {
+    /// The call this action makes, whose answer the runner feeds back as
+    /// [`Input::Answered`] or [`Input::Unanswered`]; `None` for an action that is not a call.
+    pub fn call(&self) -> Option<Call> {
+        match self {
+            Action::CallProvider(_) => Some(Call::Execute),
+            Action::VoidAtProvider(_) => Some(Call::Void),
+            Action::CallProviderCancel { request_id, .. } => Some(Call::Reverse {
+                request_id: *request_id,
+            }),
+            Action::AuthoriseCard(_) => Some(Call::Authorise),
+            Action::SettleCard { .. } => Some(Call::Settle),
+            Action::Credit { .. } => Some(Call::Credit),
+            Action::Issue { .. } | Action::WakeAt(_) => None,
+        }
+    }
+}
+
+impl State {
+    /// The call whose answer the process waits for in this state, if any.
+    pub fn awaited_call(&self) -> Option<Call> {
+        match self {
+            State::Reserved { order, .. } if order.recipient.is_none() => Some(Call::Execute),
+            State::Voiding { .. } => Some(Call::Void),
+            State::Cancelling { request_id, .. } => Some(Call::Reverse {
+                request_id: *request_id,
+            }),
+            State::Authorising { .. } => Some(Call::Authorise),
+            State::Settling { .. } => Some(Call::Settle),
+            State::Crediting { .. } => Some(Call::Credit),
+            _ => None,
+        }
+    }
 }
 
 /// What the runner must do.
@@ -217,6 +288,10 @@ pub enum Action {
     /// Call the provider (idempotency key: the payment id), then feed `Answered` or
     /// `Unanswered`.
     CallProvider(PaymentOrder),
+    /// Ask the provider to void the payment's order (key: the payment id), then feed
+    /// `Answered` (the order's final outcome: failed when voided, else its execution) or
+    /// `Unanswered`.
+    VoidAtProvider(PaymentOrder),
     /// Ask the provider to reverse the payment (idempotency key: the request id), then feed
     /// `Answered` or `Unanswered`.
     CallProviderCancel {
@@ -277,6 +352,19 @@ fn record(
                 command,
             },
         ],
+    )
+}
+
+/// Asks the provider (again) to void the order, `attempts` void calls made so far; wakes up
+/// after the attempt timeout in case the call is lost with its runner.
+fn void(order: Order, attempts: u32, now: OffsetDateTime, policy: &Policy) -> Stepped {
+    let call = Action::VoidAtProvider(order.to_port());
+    (
+        Some(State::Voiding {
+            order,
+            attempts: attempts + 1,
+        }),
+        vec![Action::WakeAt(Some(now + policy.attempt_timeout)), call],
     )
 }
 
@@ -436,7 +524,7 @@ fn card_step(
                 vec![Action::WakeAt(Some(now + policy.attempt_timeout)), call],
             )
         }
-        (Some(State::Authorising { order, .. }), Input::Answered { now, outcome }) => {
+        (Some(State::Authorising { order, .. }), Input::Answered { now, outcome, .. }) => {
             record_authorisation(order, outcome, now, policy)
         }
         (
@@ -446,7 +534,7 @@ fn card_step(
                 requested_at,
                 attempts,
             }),
-            Input::Unanswered { now },
+            Input::Unanswered { now, .. },
         ) => (
             Some(State::Authorising {
                 order,
@@ -477,7 +565,11 @@ fn card_step(
         ),
         // Executed or failed at the provider: settle the authorisation at the bank.
         (
-            Some(State::Reserved { order, .. } | State::Recorded { order, .. }),
+            Some(
+                State::Reserved { order, .. }
+                | State::Voiding { order, .. }
+                | State::Recorded { order, .. },
+            ),
             Input::Event {
                 at,
                 event: event @ (E::PaymentExecuted { .. } | E::PaymentExecutionFailed { .. }),
@@ -517,6 +609,7 @@ fn card_step(
             Input::Answered {
                 now,
                 outcome: Execution::Succeeded { .. },
+                ..
             },
         ) => record_settlement(order, now, policy),
         (
@@ -525,7 +618,7 @@ fn card_step(
                 capture,
                 attempts,
             }),
-            Input::Answered { now, .. } | Input::Unanswered { now },
+            Input::Answered { now, .. } | Input::Unanswered { now, .. },
         ) => (
             Some(State::Settling {
                 order,
@@ -544,6 +637,12 @@ fn card_step(
 /// One step of the process. `None` is a payment the process has not seen yet.
 pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<State>, Vec<Action>) {
     use payment::Event as E;
+    if let Input::Answered { call, .. } | Input::Unanswered { call, .. } = &input {
+        if state.as_ref().and_then(State::awaited_call) != Some(*call) {
+            // The answer of a call the process no longer waits for.
+            return (state, vec![]);
+        }
+    }
     let (state, input) = match card_step(state, input, policy) {
         Ok(stepped) => return stepped,
         Err(unchanged) => *unchanged,
@@ -609,13 +708,13 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                     vec![Action::WakeAt(Some(expires_at))],
                 );
             }
+            // Refused if the client's confirmation was decided first (the process has not
+            // seen it yet): the confirmation stands and its reservation moves the process on.
             let cancel = Command::Payment {
                 client_id: order.client_id,
                 wallet_id: order.wallet_id,
                 payment_id: order.payment_id,
-                command: payment::Command::Cancel {
-                    reason: "not confirmed in time".into(),
-                },
+                command: payment::Command::ExpireConfirmation,
             };
             (
                 Some(State::AwaitingConfirmation { order, expires_at }),
@@ -702,15 +801,6 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
             }),
             Input::Due { now },
         ) => {
-            if now >= sent_at + policy.deadline {
-                let failed = Execution::Failed {
-                    reason: format!(
-                        "the processing centre did not answer within {} s",
-                        policy.deadline.whole_seconds()
-                    ),
-                };
-                return record_cancellation(order, request_id, failed, now, policy);
-            }
             let call = Action::CallProviderCancel {
                 order: order.to_port(),
                 request_id,
@@ -731,7 +821,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
             Some(State::Cancelling {
                 order, request_id, ..
             }),
-            Input::Answered { now, outcome },
+            Input::Answered { now, outcome, .. },
         ) => record_cancellation(order, request_id, outcome, now, policy),
         (
             Some(State::Cancelling {
@@ -741,7 +831,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                 sent_at,
                 attempts,
             }),
-            Input::Unanswered { now },
+            Input::Unanswered { now, .. },
         ) => {
             let at = now + backoff(policy, attempts);
             (
@@ -773,13 +863,17 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
             Input::Due { now },
         ) => {
             if now >= reserved_at + policy.deadline {
-                let failed = Execution::Failed {
-                    reason: format!(
-                        "the payment provider did not answer within {} s",
-                        policy.deadline.whole_seconds()
-                    ),
-                };
-                return record(order, failed, now, policy);
+                if order.recipient.is_some() {
+                    // A transfer not yet debited: no provider holds it.
+                    let failed = Execution::Failed {
+                        reason: format!(
+                            "the transfer was not debited within {} s",
+                            policy.deadline.whole_seconds()
+                        ),
+                    };
+                    return record(order, failed, now, policy);
+                }
+                return void(order, 0, now, policy);
             }
             let call = match order.recipient {
                 // A transfer is debited first; its `PaymentExecutionStarted` moves it on.
@@ -804,9 +898,20 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                 vec![Action::WakeAt(Some(now + policy.attempt_timeout)), call],
             )
         }
-        (Some(State::Reserved { order, .. }), Input::Answered { now, outcome }) => {
+        (Some(State::Reserved { order, .. }), Input::Answered { now, outcome, .. }) => {
             record(order, outcome, now, policy)
         }
+        // Voiding: ask again until the provider answers; its answer is the order's outcome.
+        (Some(State::Voiding { order, attempts }), Input::Due { now }) => {
+            void(order, attempts, now, policy)
+        }
+        (Some(State::Voiding { order, .. }), Input::Answered { now, outcome, .. }) => {
+            record(order, outcome, now, policy)
+        }
+        (Some(State::Voiding { order, attempts }), Input::Unanswered { now, .. }) => (
+            Some(State::Voiding { order, attempts }),
+            vec![Action::WakeAt(Some(now + backoff(policy, attempts)))],
+        ),
         // A transfer's debit was committed: credit the recipient.
         (
             Some(State::Reserved { order, .. }),
@@ -845,10 +950,10 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                 vec![Action::WakeAt(Some(now + policy.attempt_timeout)), credit],
             )
         }
-        (Some(State::Crediting { order, .. }), Input::Answered { now, outcome }) => {
+        (Some(State::Crediting { order, .. }), Input::Answered { now, outcome, .. }) => {
             record(order, outcome, now, policy)
         }
-        (Some(State::Crediting { order, attempts }), Input::Unanswered { now }) => {
+        (Some(State::Crediting { order, attempts }), Input::Unanswered { now, .. }) => {
             let at = now + backoff(policy, attempts);
             (
                 Some(State::Crediting { order, attempts }),
@@ -864,7 +969,7 @@ pub fn step(state: Option<State>, input: Input, policy: &Policy) -> (Option<Stat
                 reserved_at,
                 attempts,
             }),
-            Input::Unanswered { now },
+            Input::Unanswered { now, .. },
         ) => {
             let at = now + backoff(policy, attempts);
             (
@@ -937,6 +1042,7 @@ mod tests {
         let (s, actions) = step(
             s,
             Input::Answered {
+                call: Call::Execute,
                 now: at(1),
                 outcome: Execution::Succeeded {
                     provider_reference: "R".into(),
@@ -975,7 +1081,7 @@ mod tests {
     }
 
     #[test]
-    fn unanswered_calls_back_off_and_the_deadline_releases_the_hold() {
+    fn unanswered_calls_back_off_and_past_the_deadline_the_order_is_voided() {
         let policy = Policy::default();
         let mut s = Some(given_reserved());
         let mut now = at(0);
@@ -983,23 +1089,16 @@ mod tests {
         loop {
             let (next, actions) = step(s, Input::Due { now }, &policy);
             s = next;
-            if let Some(Action::Issue { command, .. }) = actions.get(1) {
-                assert!(matches!(
-                    command,
-                    Command::Payment {
-                        command: crate::payment::Command::Execute {
-                            outcome: Execution::Failed { .. },
-                            ..
-                        },
-                        ..
-                    }
-                ));
+            if let Some(Action::VoidAtProvider(order)) = actions.get(1) {
+                assert_eq!(order.payment_id, Uuid::from_u128(3));
                 assert!(now >= at(0) + policy.deadline);
                 break;
             }
+            assert!(matches!(actions.get(1), Some(Action::CallProvider(_))));
             let (next, actions) = step(
                 s,
                 Input::Unanswered {
+                    call: Call::Execute,
                     now: now + policy.attempt_timeout,
                 },
                 &policy,
@@ -1014,7 +1113,115 @@ mod tests {
         assert_eq!(waits[0], policy.first_backoff);
         assert_eq!(waits[1], policy.first_backoff * 2);
         assert!(waits.iter().all(|w| *w <= policy.max_backoff));
-        assert!(matches!(s, Some(State::Recorded { .. })));
+        assert!(matches!(s, Some(State::Voiding { .. })));
+        // A late answer of an execution call is not the void's answer.
+        let late = Input::Answered {
+            now: now + Duration::seconds(1),
+            call: Call::Execute,
+            outcome: Execution::Succeeded {
+                provider_reference: "R".into(),
+            },
+        };
+        let (s, actions) = step(s, late, &policy);
+        assert!(actions.is_empty());
+        // The void is never given up: unanswered, it is asked again with backoff.
+        let mut s = s;
+        for k in 0..40 {
+            let t = now + Duration::minutes(k);
+            let (next, _) = step(
+                s,
+                Input::Unanswered {
+                    now: t,
+                    call: Call::Void,
+                },
+                &policy,
+            );
+            let (next, actions) = step(
+                next,
+                Input::Due {
+                    now: t + policy.max_backoff,
+                },
+                &policy,
+            );
+            assert!(
+                matches!(actions.get(1), Some(Action::VoidAtProvider(_))),
+                "{actions:?}"
+            );
+            s = next;
+        }
+        // Executed meanwhile: the provider's void answers the execution, which is recorded.
+        let executed = Execution::Succeeded {
+            provider_reference: "SIM-3".into(),
+        };
+        let (s, actions) = step(
+            s,
+            Input::Answered {
+                now: now + Duration::hours(1),
+                call: Call::Void,
+                outcome: executed.clone(),
+            },
+            &policy,
+        );
+        assert_eq!(
+            s,
+            Some(State::Recorded {
+                order: match given_reserved() {
+                    State::Reserved { order, .. } => order,
+                    other => panic!("{other:?}"),
+                },
+                outcome: executed.clone(),
+            })
+        );
+        assert!(matches!(
+            &actions[1],
+            Action::Issue {
+                command: Command::Payment {
+                    command: crate::payment::Command::Execute { outcome },
+                    ..
+                },
+                ..
+            } if *outcome == executed
+        ));
+    }
+
+    /// A transfer has no provider: not debited by the deadline, it is failed.
+    #[test]
+    fn a_transfer_not_debited_by_the_deadline_is_failed() {
+        let policy = Policy::default();
+        let Some(State::Reserved {
+            order, reserved_at, ..
+        }) = Some(given_reserved())
+        else {
+            panic!("reserved");
+        };
+        let order = Order {
+            recipient: Some(payment::Recipient {
+                client_id: ClientId(Uuid::from_u128(7)),
+                wallet_id: Uuid::from_u128(8),
+                order_id: None,
+            }),
+            ..order
+        };
+        let s = State::Reserved {
+            order,
+            reserved_at,
+            attempts: 3,
+        };
+        let (s, actions) = step(
+            Some(s),
+            Input::Due {
+                now: at(0) + policy.deadline,
+            },
+            &policy,
+        );
+        assert!(matches!(
+            s,
+            Some(State::Recorded {
+                outcome: Execution::Failed { .. },
+                ..
+            })
+        ));
+        assert!(matches!(&actions[1], Action::Issue { step, .. } if step == "execute"));
     }
 
     #[test]
@@ -1055,7 +1262,7 @@ mod tests {
             Action::Issue {
                 step,
                 command: Command::Payment {
-                    command: payment::Command::Cancel { .. },
+                    command: payment::Command::ExpireConfirmation,
                     ..
                 }
             } if step == "confirmation-expired"
@@ -1106,6 +1313,7 @@ mod tests {
         let (s, actions) = step(
             s,
             Input::Answered {
+                call: Call::Reverse { request_id },
                 now: at(101),
                 outcome: Execution::Succeeded {
                     provider_reference: "REV-1".into(),
@@ -1202,6 +1410,7 @@ mod tests {
         let (s, actions) = step(
             s,
             Input::Answered {
+                call: Call::Authorise,
                 now: at(1),
                 outcome: Execution::Succeeded {
                     provider_reference: "auth-9".into(),
@@ -1239,6 +1448,7 @@ mod tests {
         let (s, _) = step(
             s,
             Input::Answered {
+                call: Call::Execute,
                 now: at(3),
                 outcome: Execution::Succeeded {
                     provider_reference: "sim-1".into(),
@@ -1265,7 +1475,14 @@ mod tests {
         };
         let (s, actions) = step(s, Input::Due { now: at(4) }, &policy);
         assert_eq!(actions[1], capture);
-        let (s, actions) = step(s, Input::Unanswered { now: at(9) }, &policy);
+        let (s, actions) = step(
+            s,
+            Input::Unanswered {
+                now: at(9),
+                call: Call::Settle,
+            },
+            &policy,
+        );
         assert_eq!(
             actions,
             vec![Action::WakeAt(Some(at(9) + backoff(&policy, 1)))]
@@ -1275,6 +1492,7 @@ mod tests {
         let (s, actions) = step(
             s,
             Input::Answered {
+                call: Call::Settle,
                 now: at(11),
                 outcome: Execution::Succeeded {
                     provider_reference: "auth-9".into(),
@@ -1312,6 +1530,7 @@ mod tests {
         let (s, actions) = step(
             s,
             Input::Answered {
+                call: Call::Execute,
                 now: at(3),
                 outcome: Execution::Failed {
                     reason: "late".into(),
@@ -1321,5 +1540,63 @@ mod tests {
         );
         assert_eq!(s, Some(State::Finished));
         assert!(actions.is_empty());
+    }
+
+    /// An answer is stepped only as the answer of the call it belongs to: the bank's
+    /// authorisation answered again once the payment is reserved, or the provider's execution
+    /// answered again once the card is being settled, changes nothing.
+    #[test]
+    fn an_answer_of_another_call_changes_nothing() {
+        let policy = Policy::default();
+        let reserved = Some(given_reserved());
+        let (s, actions) = step(reserved.clone(), Input::Due { now: at(0) }, &policy);
+        assert!(matches!(actions.last(), Some(Action::CallProvider(_))));
+        let call = actions.last().and_then(Action::call);
+        assert_eq!(call, Some(Call::Execute));
+        for other in [
+            Call::Authorise,
+            Call::Settle,
+            Call::Credit,
+            Call::Reverse {
+                request_id: Uuid::from_u128(9),
+            },
+        ] {
+            let (after, actions) = step(
+                s.clone(),
+                Input::Answered {
+                    now: at(1),
+                    call: other,
+                    outcome: Execution::Succeeded {
+                        provider_reference: "auth-1".into(),
+                    },
+                },
+                &policy,
+            );
+            assert_eq!(after, s, "{other:?}");
+            assert!(actions.is_empty(), "{other:?}: {actions:?}");
+            let (after, actions) = step(
+                s.clone(),
+                Input::Unanswered {
+                    now: at(1),
+                    call: other,
+                },
+                &policy,
+            );
+            assert_eq!(after, s, "{other:?}");
+            assert!(actions.is_empty(), "{other:?}: {actions:?}");
+        }
+        // The provider's own answer is recorded.
+        let (after, _) = step(
+            s,
+            Input::Answered {
+                now: at(1),
+                call: Call::Execute,
+                outcome: Execution::Succeeded {
+                    provider_reference: "R".into(),
+                },
+            },
+            &policy,
+        );
+        assert!(matches!(after, Some(State::Recorded { .. })));
     }
 }

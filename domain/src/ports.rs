@@ -30,7 +30,13 @@ pub trait FraudControl: Send + Sync {
 /// The payment processing that executes a reserved payment (status 4) and reverses a
 /// successful one when a cancellation request is sent to it (spec §3.4).
 pub trait PaymentProvider: Send + Sync {
+    /// Executes the order; the payment id is the idempotency key (a repeated call answers
+    /// the first result and executes nothing).
     fn execute<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, Execution>;
+    /// Voids the order of the payment id: an order not executed yet never will be (a call
+    /// still in flight is refused), answered `Failed`; an executed order answers its
+    /// execution's outcome. Repeats answer the same.
+    fn void<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, Execution>;
     /// Reverses the executed payment `provider_reference`; `request_id` is the idempotency
     /// key (a repeated call answers the first result). `Succeeded` carries the reversal's
     /// reference.

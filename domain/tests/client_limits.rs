@@ -295,19 +295,48 @@ fn an_unconfirmed_payment_cancelled_gives_nothing_back_because_nothing_was_count
     w.when(&top_up(1, dec!(40000))).unwrap();
     w.when(&pay(pid(1), dec!(2000))).unwrap();
     let events = w
-        .when(&payment(
-            pid(1),
-            payment::Command::Cancel {
-                reason: "not confirmed in time".into(),
-            },
-        ))
+        .when(&payment(pid(1), payment::Command::ExpireConfirmation))
         .unwrap();
     assert_eq!(names(&events), ["PaymentCancelled"]);
+    assert_eq!(
+        w.payment(pid(1)).failure_reason.as_deref(),
+        Some(payment::CONFIRMATION_EXPIRED)
+    );
     assert_eq!(w.payment(pid(1)).status.code(), Some(9));
     assert_eq!(
         w.when(&payment(pid(1), payment::Command::Confirm)),
         Err(Error::ConfirmationNotAwaited(pid(1)))
     );
+}
+
+/// The payment process expires an unconfirmed payment from what it has seen, which may be
+/// behind: an expiry decided after the client's confirmation is refused, and the reserved
+/// payment goes on to execution (e-wallet spec §3.3; seed 000, 6.10).
+#[test]
+fn an_expiry_decided_after_the_confirmation_is_refused() {
+    let mut w = World::new(catalogue(&[(
+        "identified",
+        limits(None, None, Some(dec!(1000))),
+    )]));
+    w.when(&top_up(1, dec!(40000))).unwrap();
+    w.when(&pay(pid(1), dec!(2000))).unwrap();
+    w.when(&payment(pid(1), payment::Command::Confirm)).unwrap();
+    assert_eq!(w.payment(pid(1)).status, payment::Status::Reserved);
+    let refused = w
+        .when(&payment(pid(1), payment::Command::ExpireConfirmation))
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_transition");
+    assert_eq!(w.payment(pid(1)).status, payment::Status::Reserved);
+    assert_eq!(w.wallet().available(), dec!(38000.00));
+    // The client's own cancellation of a payment not yet sent is still possible.
+    assert!(w
+        .when(&payment(
+            pid(1),
+            payment::Command::Cancel {
+                reason: "changed my mind".into()
+            }
+        ))
+        .is_ok());
 }
 
 #[test]

@@ -568,7 +568,7 @@ async fn fault6_no_payment_stays_reserved() {
     }
     etr.kill();
     // Restarted with a short provider deadline; a provider that never answers is retried,
-    // then the hold is released at the deadline.
+    // then voided at the provider at the deadline, which releases the hold.
     let mut restarted = env.command(&["up", "--no-demo"]);
     restarted
         .env("ETR_PAYMENT_ATTEMPT_TIMEOUT_MS", "300")

@@ -297,7 +297,7 @@ impl Commands for HandlerCommands {
 
 /// The payment processor's timing: the defaults of [`Policy`], overridden by
 /// `ETR_PAYMENT_ATTEMPT_TIMEOUT_MS` (one provider call, milliseconds) and
-/// `ETR_PAYMENT_DEADLINE_SECS` (reservation to release when the provider never answers,
+/// `ETR_PAYMENT_DEADLINE_SECS` (reservation to the void at the provider when it has not executed,
 /// seconds) and `ETR_PAYMENT_CONFIRMATION_TIMEOUT_SECS` (how long a payment above the warning
 /// threshold waits for the client's OTP); a value that is not a positive integer is ignored.
 pub fn payment_policy() -> Policy {

@@ -13,7 +13,7 @@
 
 use etr_domain::ids::platform_command_id;
 use etr_domain::payment::Execution;
-use etr_domain::payment_execution::{step, Action, Input, Policy, State};
+use etr_domain::payment_execution::{step, Action, Call, Input, Policy, State};
 use etr_domain::ports::{Answer, BankSystem, PaymentProvider};
 use etr_domain::{Actor, Envelope, Event};
 use etr_projections::runtime::Projection;
@@ -182,10 +182,38 @@ impl Executor {
                     let answer = tokio::time::timeout(timeout, self.provider.execute(&order)).await;
                     let now = OffsetDateTime::now_utc();
                     let input = match answer {
-                        Ok(outcome) => Input::Answered { now, outcome },
+                        Ok(outcome) => Input::Answered {
+                            now,
+                            call: Call::Execute,
+                            outcome,
+                        },
                         Err(_) => {
                             tracing::warn!(payment = %id, "payment provider did not answer in time");
-                            Input::Unanswered { now }
+                            Input::Unanswered {
+                                now,
+                                call: Call::Execute,
+                            }
+                        }
+                    };
+                    recorded += self.advance(id, client, correlation, input).await?;
+                }
+                Action::VoidAtProvider(order) => {
+                    let timeout = Duration::try_from(self.policy.attempt_timeout)
+                        .unwrap_or(Duration::from_secs(5));
+                    let answer = tokio::time::timeout(timeout, self.provider.void(&order)).await;
+                    let now = OffsetDateTime::now_utc();
+                    let input = match answer {
+                        Ok(outcome) => Input::Answered {
+                            now,
+                            call: Call::Void,
+                            outcome,
+                        },
+                        Err(_) => {
+                            tracing::warn!(payment = %id, "payment provider did not answer a void in time; asked again");
+                            Input::Unanswered {
+                                now,
+                                call: Call::Void,
+                            }
                         }
                     };
                     recorded += self.advance(id, client, correlation, input).await?;
@@ -205,10 +233,17 @@ impl Executor {
                     .await;
                     let now = OffsetDateTime::now_utc();
                     let input = match answer {
-                        Ok(outcome) => Input::Answered { now, outcome },
+                        Ok(outcome) => Input::Answered {
+                            now,
+                            call: Call::Reverse { request_id },
+                            outcome,
+                        },
                         Err(_) => {
                             tracing::warn!(payment = %id, "the processing centre did not answer a cancellation in time");
-                            Input::Unanswered { now }
+                            Input::Unanswered {
+                                now,
+                                call: Call::Reverse { request_id },
+                            }
                         }
                     };
                     recorded += self.advance(id, client, correlation, input).await?;
@@ -219,16 +254,19 @@ impl Executor {
                         .await;
                     let input = match answer {
                         Some(Answer::Done(authorisation_id)) => Input::Answered {
+                            call: Call::Authorise,
                             now: OffsetDateTime::now_utc(),
                             outcome: Execution::Succeeded {
                                 provider_reference: authorisation_id,
                             },
                         },
                         Some(Answer::Refused(reason)) => Input::Answered {
+                            call: Call::Authorise,
                             now: OffsetDateTime::now_utc(),
                             outcome: Execution::Failed { reason },
                         },
                         Some(Answer::Unavailable(_)) | None => Input::Unanswered {
+                            call: Call::Authorise,
                             now: OffsetDateTime::now_utc(),
                         },
                     };
@@ -246,6 +284,7 @@ impl Executor {
                     let now = OffsetDateTime::now_utc();
                     let input = match self.ask_bank(id, "settlement", call).await {
                         Some(Answer::Done(())) => Input::Answered {
+                            call: Call::Settle,
                             now,
                             outcome: Execution::Succeeded {
                                 provider_reference: authorisation_id,
@@ -253,9 +292,15 @@ impl Executor {
                         },
                         Some(Answer::Refused(reason)) => {
                             tracing::warn!(payment = %id, reason, capture, "the bank refused to settle a card authorisation; asked again");
-                            Input::Unanswered { now }
+                            Input::Unanswered {
+                                now,
+                                call: Call::Settle,
+                            }
                         }
-                        Some(Answer::Unavailable(_)) | None => Input::Unanswered { now },
+                        Some(Answer::Unavailable(_)) | None => Input::Unanswered {
+                            now,
+                            call: Call::Settle,
+                        },
                     };
                     recorded += self.advance(id, client, correlation, input).await?;
                 }
@@ -271,12 +316,14 @@ impl Executor {
                     let now = OffsetDateTime::now_utc();
                     let input = match self.issue(id, correlation, &step, command).await {
                         Ok(Issued::Accepted) => Input::Answered {
+                            call: Call::Credit,
                             now,
                             outcome: Execution::Succeeded {
                                 provider_reference: format!("wallet:{recipient}"),
                             },
                         },
                         Ok(Issued::Rejected { code }) => Input::Answered {
+                            call: Call::Credit,
                             now,
                             outcome: Execution::Failed {
                                 reason: format!(
@@ -286,7 +333,10 @@ impl Executor {
                         },
                         Err(e) => {
                             tracing::warn!(payment = %id, error = %e, "a transfer's credit was not taken; asked again");
-                            Input::Unanswered { now }
+                            Input::Unanswered {
+                                now,
+                                call: Call::Credit,
+                            }
                         }
                     };
                     recorded += 1 + self.advance(id, client, correlation, input).await?;

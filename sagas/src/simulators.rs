@@ -74,7 +74,8 @@ impl FraudControl for FraudSimulator {
 /// the payment with a reference derived from the request id.
 ///
 /// Like a real provider it is idempotent by the payment id: a repeated call for a payment
-/// it already executed answers the first result and executes nothing. It counts the calls
+/// it already executed answers the first result and executes nothing; a voided order is
+/// answered as failed by every later call (even one that hung until then). It counts the calls
 /// and the executions, so tests can check that no payment was executed twice.
 #[derive(Debug, Default)]
 pub struct PaymentProviderSimulator {
@@ -83,6 +84,8 @@ pub struct PaymentProviderSimulator {
     executed: Mutex<HashMap<Uuid, Execution>>,
     cancelled: Mutex<HashMap<Uuid, Execution>>,
     calls: AtomicU64,
+    /// Orders voided before they were executed.
+    voids: AtomicU64,
 }
 
 impl PaymentProviderSimulator {
@@ -99,9 +102,13 @@ impl PaymentProviderSimulator {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Payments executed (each once, whatever the number of calls).
+    /// Payments executed (each once, whatever the number of calls), voided orders not
+    /// counted.
     pub fn executions(&self) -> usize {
-        self.executed.lock().map_or(0, |m| m.len())
+        let voids = usize::try_from(self.voids.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        self.executed
+            .lock()
+            .map_or(0, |m| m.len().saturating_sub(voids))
     }
 }
 
@@ -139,6 +146,28 @@ impl PaymentProvider for PaymentProviderSimulator {
                 return m.entry(order.payment_id).or_insert(answer).clone();
             }
             answer
+        })
+    }
+
+    fn void<'a>(&'a self, order: &'a PaymentOrder) -> BoxFuture<'a, Execution> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
+            let voided = Execution::Failed {
+                reason: "voided: the provider did not execute the order in time".into(),
+            };
+            match self.executed.lock() {
+                Ok(mut m) => m
+                    .entry(order.payment_id)
+                    .or_insert_with(|| {
+                        self.voids.fetch_add(1, Ordering::Relaxed);
+                        voided
+                    })
+                    .clone(),
+                Err(_) => voided,
+            }
         })
     }
 
@@ -213,6 +242,12 @@ mod tests {
         assert_eq!(provider.execute(&order(100, "svc-fail", 3)).await, a);
         assert_eq!(provider.calls(), 4);
         assert_eq!(provider.executions(), 2, "a repeated call executes nothing");
+        // A void answers the execution made; an order voided first is never executed.
+        assert_eq!(provider.void(&order(100, "mobile", 3)).await, a);
+        let voided = provider.void(&order(100, "mobile", 5)).await;
+        assert!(matches!(voided, Execution::Failed { .. }), "{voided:?}");
+        assert_eq!(provider.execute(&order(100, "mobile", 5)).await, voided);
+        assert_eq!(provider.executions(), 2, "a voided order is not executed");
         let flaky = PaymentProviderSimulator::new(50, Duration::ZERO);
         let mut failed = 0;
         for i in 0..200 {

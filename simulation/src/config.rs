@@ -31,9 +31,6 @@ pub struct Config {
     pub policy: Policy,
     /// The most operations the shrinker may simulate, over all the runs it makes.
     pub shrink_budget: usize,
-    /// Whether the platform's known faults ([`crate::KNOWN_LATE_PROVIDER_EFFECT`]) break the
-    /// run like any invariant; otherwise they are counted in the report.
-    pub known_faults_fail: bool,
     /// Prints (to stderr) what happens to this payment or instance: its events, the process's
     /// steps, the provider's calls. For debugging a failure.
     pub trace: Option<uuid::Uuid>,
@@ -54,7 +51,6 @@ impl Config {
             bugs: Bugs::default(),
             policy: Policy::default(),
             shrink_budget: 5_000_000,
-            known_faults_fail: false,
             trace: None,
         }
     }

@@ -70,10 +70,25 @@
 //!   needed — and the decision then read those aggregates as having no events. A batch now
 //!   decides against a pinned copy (`etr_domain::partition::Cache::pin`); the regression test
 //!   is `a_batch_with_more_targets_than_half_the_writer_cache_reads_committed_states`.
-//! - **Known, counted in the report and failing only a strict run
-//!   ([`Config::known_faults_fail`]):** [`KNOWN_LATE_PROVIDER_EFFECT`],
-//!   [`KNOWN_CANCEL_AFTER_CONFIRMATION`] and [`KNOWN_ANSWER_OF_ANOTHER_CALL`], all in the
-//!   payment process of `etr_domain`.
+//! - **Fixed:** the payment process took an answer for the answer of whatever call it waited
+//!   for: a card payment's repeated authorisation answer was recorded as the provider's
+//!   execution, a repeated execution answer as the bank's capture. An answer now names its
+//!   call (`etr_domain::payment_execution::Call`) and is stepped only in the state that
+//!   waits for it; the regression test is `an_answer_of_another_call_changes_nothing`.
+//! - **Fixed:** the process cancelled a payment waiting for the client's OTP at its timeout
+//!   with `CancelPayment`, which also cancels a payment confirmed (and reserved) in the
+//!   meantime; when the process had seen the reservation it also called the provider, who
+//!   was paid while the wallet's hold was released. The expiry is now its own command
+//!   (`ExpirePaymentConfirmation`), refused once the payment is confirmed; regression test
+//!   `an_expiry_decided_after_the_confirmation_is_refused`.
+//! - **Fixed:** the process gave up on the provider at its deadline — failed the payment and
+//!   released its hold — while a call it made before could still take effect at the
+//!   provider, which then held money the wallet also had back (and, for a reversal given
+//!   up as a processing error, reversed a payment the wallet was never refunded for). Past
+//!   the deadline the order is now voided at the provider and the provider's answer is the
+//!   outcome recorded; a reversal is asked until the processing centre answers. Regression
+//!   test `unanswered_calls_back_off_and_past_the_deadline_the_order_is_voided`, and the
+//!   simulator's provider-books check at the end of every run.
 //!
 //! # A failure
 //!
@@ -95,10 +110,7 @@ pub use config::{Bugs, Config, Faults};
 pub use ops::{Action, Op};
 pub use report::{Fault, Report};
 pub use shrink::Shrunk;
-pub use world::{
-    Progress, KNOWN_ANSWER_OF_ANOTHER_CALL, KNOWN_CANCEL_AFTER_CONFIRMATION,
-    KNOWN_LATE_PROVIDER_EFFECT,
-};
+pub use world::Progress;
 
 /// What [`simulate`] found: the run's report and, when an invariant broke, the shrunk
 /// history.

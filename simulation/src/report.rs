@@ -127,10 +127,6 @@ pub struct Report {
     pub provider_calls: u64,
     /// Simulated time the run covered, in seconds.
     pub simulated_secs: i64,
-    /// The platform's known faults seen (by name; see
-    /// [`crate::KNOWN_LATE_PROVIDER_EFFECT`]): reported, and violations only when
-    /// `Config::known_faults_fail` is set.
-    pub known_faults: BTreeMap<&'static str, u64>,
     /// SHA-256 over every committed event's hash in commit order: equal for equal runs.
     pub digest: String,
     /// The first invariant broken, if any.
@@ -204,14 +200,6 @@ impl fmt::Display for Report {
         let total: u64 = self.faults.values().sum();
         writeln!(f, "faults injected: {total} ({})", faults.join(", "))?;
         writeln!(f, "invariant checks: {}", self.checks)?;
-        if !self.known_faults.is_empty() {
-            let known: Vec<String> = self
-                .known_faults
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            writeln!(f, "known platform faults seen: {}", known.join(", "))?;
-        }
         match &self.violation {
             None => writeln!(f, "violations: 0")?,
             Some(v) => writeln!(f, "violations: 1 — {v}")?,

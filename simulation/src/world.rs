@@ -11,7 +11,7 @@ use etr_domain::ids::{client_command_id, derived_id, partition_of, platform_comm
 use etr_domain::limits::Catalogue;
 use etr_domain::partition::{decide_batch, Batch, Cache, ChainHead, Decision, Submission, Verdict};
 use etr_domain::payment::{self, Execution, FraudVerdict, Recipient};
-use etr_domain::payment_execution as pe;
+use etr_domain::payment_execution::{self as pe, Call};
 use etr_domain::ports::{CardPayment, PaymentOrder};
 use etr_domain::{
     evolve, wallet, Actor, AggregateKind, AggregateRef, ClientId, Command, Currency, Envelope,
@@ -201,8 +201,6 @@ struct Provider {
     reversals: BTreeMap<Uuid, Execution>,
     /// Payment id → reversals with effect.
     reversed: BTreeMap<Uuid, u32>,
-    /// Payments whose charge or reversal took effect late, after the caller had given up.
-    late: BTreeSet<Uuid>,
     down_until: Option<OffsetDateTime>,
 }
 
@@ -232,32 +230,6 @@ enum BankAnswer {
     Refused(String),
 }
 
-/// Which external call an answer belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Call {
-    /// The provider's execution of a payment.
-    Execute,
-    /// The provider's reversal of a payment.
-    Reverse,
-    /// The bank's authorisation of a card payment.
-    Authorise,
-    /// The bank's capture or release of an authorisation.
-    Settle,
-}
-
-impl Call {
-    /// The call an instance in `state` waits for the answer of.
-    fn awaited(state: &pe::State) -> Option<Call> {
-        match state {
-            pe::State::Reserved { order, .. } if order.recipient.is_none() => Some(Call::Execute),
-            pe::State::Cancelling { .. } => Some(Call::Reverse),
-            pe::State::Authorising { .. } => Some(Call::Authorise),
-            pe::State::Settling { .. } => Some(Call::Settle),
-            _ => None,
-        }
-    }
-}
-
 /// Something due at a time.
 #[derive(Debug, Clone)]
 enum Timed {
@@ -269,6 +241,8 @@ enum Timed {
     },
     /// The provider executes a call it took earlier (after the caller gave up).
     Execute { order: PaymentOrder },
+    /// The provider voids an order it was asked earlier to void (after the caller gave up).
+    Void { order: PaymentOrder },
     /// The provider reverses a payment it was asked earlier to reverse.
     Reverse { payment: Uuid, request: Uuid },
     /// The bank authorises a card payment it was asked earlier (after the caller gave up).
@@ -320,8 +294,6 @@ pub(crate) struct World<'c> {
     timers: BTreeMap<(OffsetDateTime, u64), Timed>,
     timer_seq: u64,
     ledger: Ledger,
-    /// Payments a known platform fault explains ([`KNOWN_CANCEL_AFTER_CONFIRMATION`]).
-    known: BTreeSet<Uuid>,
     report: Report,
     violation: Option<Violation>,
     digest: Sha256,
@@ -456,7 +428,6 @@ impl<'c> World<'c> {
             timers: BTreeMap::new(),
             timer_seq: 0,
             ledger: Ledger::default(),
-            known: BTreeSet::new(),
             report: Report {
                 seed: cfg.seed,
                 clients: cfg.clients.max(2),
@@ -1274,31 +1245,26 @@ impl<'c> World<'c> {
             ));
         }
         let state = std::mem::replace(&mut entry.1, State::initial(target));
+        // A confirmation decided before the expiry stands: an expiry never cancels a payment
+        // the client confirmed.
         let cancelled_after_confirmation = matches!(
             (&state, event),
             (
                 State::Payment(before),
                 Event::Payment(payment::Event::PaymentCancelled { reason }),
-            ) if before.status == payment::Status::Reserved && reason == EXPIRY_REASON
+            ) if before.status != payment::Status::AwaitingConfirmation
+                && reason == payment::CONFIRMATION_EXPIRED
         );
         entry.1 = evolve(state, client, event);
         entry.0 = envelope.aggregate_version;
         if cancelled_after_confirmation {
-            self.known.insert(target.id);
-            *self
-                .report
-                .known_faults
-                .entry(KNOWN_CANCEL_AFTER_CONFIRMATION)
-                .or_default() += 1;
-            if self.cfg.known_faults_fail {
-                problems.push((
-                    Invariant::EffectOnce,
-                    format!(
-                        "payment {} confirmed and reserved, then cancelled as not confirmed in time",
-                        target.id
-                    ),
-                ));
-            }
+            problems.push((
+                Invariant::EffectOnce,
+                format!(
+                    "payment {} confirmed, then cancelled as not confirmed in time",
+                    target.id
+                ),
+            ));
         }
         self.digest.update(envelope.hash.as_bytes());
         part.db.log.push_back(Rc::new(Committed {
@@ -1645,6 +1611,7 @@ impl<'c> World<'c> {
                         ..
                     } => pe::Input::Answered {
                         now,
+                        call: Call::Credit,
                         outcome: Execution::Succeeded {
                             provider_reference: format!("wallet:{recipient}"),
                         },
@@ -1654,6 +1621,7 @@ impl<'c> World<'c> {
                         ..
                     } => pe::Input::Answered {
                         now,
+                        call: Call::Credit,
                         outcome: Execution::Failed {
                             reason: format!("the recipient's wallet refused the credit: {code}"),
                         },
@@ -1662,12 +1630,16 @@ impl<'c> World<'c> {
                         if self.cfg.bugs.refund_unanswered_credit {
                             pe::Input::Answered {
                                 now,
+                                call: Call::Credit,
                                 outcome: Execution::Failed {
                                     reason: "the credit was not taken".into(),
                                 },
                             }
                         } else {
-                            pe::Input::Unanswered { now }
+                            pe::Input::Unanswered {
+                                now,
+                                call: Call::Credit,
+                            }
                         }
                     }
                 };
@@ -1873,39 +1845,19 @@ impl<'c> World<'c> {
             } => {
                 let now = self.now;
                 let input = match outcome {
-                    Some(outcome) => pe::Input::Answered { now, outcome },
-                    None => pe::Input::Unanswered { now },
+                    Some(outcome) => pe::Input::Answered { now, call, outcome },
+                    None => pe::Input::Unanswered { now, call },
                 };
-                if self.misattributed(instance, call, &input) {
-                    self.trace(instance, || {
-                        format!("a stale answer of {call:?}: {input:?}")
-                    });
-                    *self
-                        .report
-                        .known_faults
-                        .entry(KNOWN_ANSWER_OF_ANOTHER_CALL)
-                        .or_default() += 1;
-                    if !self.cfg.known_faults_fail {
-                        return;
-                    }
-                }
                 self.advance(instance, input);
             }
             Timed::Execute { order } => {
-                let first = !self.provider.executions.contains_key(&order.payment_id);
-                if let Execution::Succeeded { .. } = self.execute_at_provider(&order) {
-                    if first {
-                        self.provider.late.insert(order.payment_id);
-                    }
-                }
+                self.execute_at_provider(&order);
+            }
+            Timed::Void { order } => {
+                self.void_at_provider(&order);
             }
             Timed::Reverse { payment, request } => {
-                let first = !self.provider.reversals.contains_key(&request);
-                if let Execution::Succeeded { .. } = self.reverse_at_provider(payment, request) {
-                    if first {
-                        self.provider.late.insert(payment);
-                    }
-                }
+                self.reverse_at_provider(payment, request);
             }
             Timed::Authorise { payment } => {
                 let first = !self.bank.authorisations.contains_key(&payment.payment_id);
@@ -1965,6 +1917,7 @@ impl<'c> World<'c> {
         for action in actions {
             match action {
                 pe::Action::CallProvider(order) => self.call_provider(id, order),
+                pe::Action::VoidAtProvider(order) => self.call_provider_void(id, order),
                 pe::Action::CallProviderCancel {
                     order, request_id, ..
                 } => self.call_provider_cancel(id, order, request_id),
@@ -1978,24 +1931,6 @@ impl<'c> World<'c> {
                 pe::Action::WakeAt(_) => {}
             }
         }
-    }
-
-    /// Whether an answer to `call` reaching the instance would be taken for the answer of
-    /// another call: the instance no longer waits for `call`, and stepping the answer would
-    /// still change something.
-    fn misattributed(&self, id: Uuid, call: Call, input: &pe::Input) -> bool {
-        let Some(instance) = self.instances.get(&id) else {
-            return false;
-        };
-        if Call::awaited(&instance.state) == Some(call) {
-            return false;
-        }
-        let (next, actions) = pe::step(
-            Some(instance.state.clone()),
-            input.clone(),
-            &self.cfg.policy,
-        );
-        next.as_ref() != Some(&instance.state) || !actions.is_empty()
     }
 
     /// Steps an instance with an answer, stores it, issues what it asks.
@@ -2097,6 +2032,39 @@ impl<'c> World<'c> {
         outcome
     }
 
+    /// A call of the executor to void a payment's order at the provider.
+    fn call_provider_void(&mut self, id: Uuid, order: PaymentOrder) {
+        self.report.provider_calls += 1;
+        self.trace(id, || "the provider is asked to void".into());
+        let late = Timed::Void {
+            order: order.clone(),
+        };
+        let Some(twice) = self.external_call(id, Call::Void, late) else {
+            return;
+        };
+        let outcome = self.void_at_provider(&order);
+        self.answer_later(id, Call::Void, Some(outcome), twice);
+    }
+
+    /// The provider voids an order: one not executed yet never will be (its answer, and
+    /// every later call's, is a failure); an executed one answers its execution.
+    fn void_at_provider(&mut self, order: &PaymentOrder) -> Execution {
+        self.trace(order.payment_id, || "the provider voids".into());
+        self.provider
+            .executions
+            .entry(order.payment_id)
+            .or_insert_with(|| {
+                (
+                    Execution::Failed {
+                        reason: "voided: not executed in time".into(),
+                    },
+                    order.amount,
+                )
+            })
+            .0
+            .clone()
+    }
+
     /// A call to reverse a payment (a cancellation request sent to processing).
     fn call_provider_cancel(&mut self, id: Uuid, order: PaymentOrder, request: Uuid) {
         self.report.provider_calls += 1;
@@ -2105,11 +2073,24 @@ impl<'c> World<'c> {
             payment: order.payment_id,
             request,
         };
-        let Some(twice) = self.external_call(id, Call::Reverse, late) else {
+        let Some(twice) = self.external_call(
+            id,
+            Call::Reverse {
+                request_id: request,
+            },
+            late,
+        ) else {
             return;
         };
         let outcome = self.reverse_at_provider(order.payment_id, request);
-        self.answer_later(id, Call::Reverse, Some(outcome), twice);
+        self.answer_later(
+            id,
+            Call::Reverse {
+                request_id: request,
+            },
+            Some(outcome),
+            twice,
+        );
     }
 
     /// The provider reverses a payment it charged (once per request id; a payment once).
@@ -2329,7 +2310,6 @@ impl<'c> World<'c> {
     /// The invariants of a quiesced run (see [`crate::check`]).
     fn final_checks(&mut self) {
         let mut problems: Vec<String> = Vec::new();
-        let mut known: Vec<String> = Vec::new();
         for (p, part) in self.parts.iter().enumerate() {
             if part.checkpoint != part.db.head || !part.held.is_empty() {
                 problems.push(format!(
@@ -2385,9 +2365,8 @@ impl<'c> World<'c> {
                         }
                         if pay.recipient.is_none() {
                             match self.provider_agrees(t.id, pay) {
-                                Agreement::Agrees => {}
-                                Agreement::KnownFault(detail) => known.push(detail),
-                                Agreement::Disagrees(detail) => problems.push(detail),
+                                Ok(()) => {}
+                                Err(detail) => problems.push(detail),
                             }
                         }
                     }
@@ -2424,16 +2403,6 @@ impl<'c> World<'c> {
             }
         }
         self.report.checks += 1;
-        if !known.is_empty() {
-            *self
-                .report
-                .known_faults
-                .entry(KNOWN_LATE_PROVIDER_EFFECT)
-                .or_default() += known.len() as u64;
-            if self.cfg.known_faults_fail {
-                problems.extend(known);
-            }
-        }
         if let Some(first) = problems.first() {
             let detail = if problems.len() > 1 {
                 format!("{first} (and {} more)", problems.len() - 1)
@@ -2446,9 +2415,7 @@ impl<'c> World<'c> {
 
     /// Whether the provider's books for a (non-transfer) payment match what the platform
     /// paid out for it: the amount when it succeeded and was not refunded, nothing otherwise.
-    /// A disagreement is the platform's known fault when the platform gave up on the provider
-    /// at its deadline and the provider's charge or reversal took effect late.
-    fn provider_agrees(&self, id: Uuid, pay: &payment::Payment) -> Agreement {
+    fn provider_agrees(&self, id: Uuid, pay: &payment::Payment) -> Result<(), String> {
         let charged = matches!(
             self.provider.executions.get(&id),
             Some((Execution::Succeeded { .. }, _))
@@ -2457,63 +2424,12 @@ impl<'c> World<'c> {
         let provider_holds = charged && !reversed;
         let platform_paid = pay.status == payment::Status::Succeeded && pay.refunded.is_none();
         if provider_holds == platform_paid {
-            return Agreement::Agrees;
+            return Ok(());
         }
-        let detail = format!(
+        Err(format!(
             "payment {id} is {} (refunded: {}) on the platform, but the provider charged: {charged}, reversed: {reversed}",
             pay.status.label(),
             pay.refunded.is_some()
-        );
-        let gave_up =
-            |reason: Option<&str>| reason.is_some_and(|r| r.contains("did not answer within"));
-        let deadline = gave_up(pay.failure_reason.as_deref())
-            || pay
-                .cancellations
-                .iter()
-                .any(|c| gave_up(c.error.as_deref()));
-        if self.known.contains(&id) {
-            // Counted when the cancellation landed.
-            Agreement::Agrees
-        } else if deadline && self.provider.late.contains(&id) {
-            Agreement::KnownFault(detail)
-        } else {
-            Agreement::Disagrees(detail)
-        }
+        ))
     }
 }
-
-/// How the provider's books and the platform's agree on a payment.
-enum Agreement {
-    Agrees,
-    /// [`KNOWN_LATE_PROVIDER_EFFECT`].
-    KnownFault(String),
-    Disagrees(String),
-}
-
-/// The platform's known fault: the payment process gives up on the provider at its deadline
-/// (`payment_execution::Policy::deadline`: the payment fails and its hold is released, or a
-/// cancellation ends in a processing error) while a call it made before the deadline can
-/// still take effect at the provider afterwards — the provider then holds money the wallet
-/// also has back (or reversed a payment the wallet was never refunded for).
-pub const KNOWN_LATE_PROVIDER_EFFECT: &str = "provider-effect-after-deadline";
-
-/// The platform's known fault: when the payment process finds a payment still awaiting
-/// the client's OTP past its confirmation timeout it issues `CancelPayment` ("not confirmed
-/// in time"), but the command is decided later, and `Cancel` accepts any status up to 3 — so
-/// a confirmation the process had not seen yet (reserved, status 3) is cancelled. When the
-/// process saw the reservation first it also calls the provider: the provider is paid while
-/// the wallet's hold is released.
-pub const KNOWN_CANCEL_AFTER_CONFIRMATION: &str = "cancel-after-confirmation";
-
-/// The platform's known fault: `payment_execution::Input::Answered` does not say which call
-/// it answers, so an answer that arrives again or late — the bank's authorisation, or the
-/// provider's execution, repeated after the process moved on — is stepped as the answer of
-/// the call the process waits for now: a card payment's repeated authorisation answer is
-/// recorded as the provider's execution (the provider never called), or a repeated execution
-/// answer as the bank's capture (the card never captured). The simulator's runner drops such
-/// an answer (as the platform's single executor, which awaits each call in the task that
-/// made it, never sees one) and counts it; a strict run steps it.
-pub const KNOWN_ANSWER_OF_ANOTHER_CALL: &str = "answer-of-another-call";
-
-/// The reason `payment_execution` gives the cancellation of an unconfirmed payment.
-const EXPIRY_REASON: &str = "not confirmed in time";

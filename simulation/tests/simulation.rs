@@ -1,12 +1,11 @@
 //! The deterministic simulation in CI: 100,000 operations over four fixed seeds (25,000
 //! each, one test per seed so they run in parallel), plus 25,000 more from `ETR_SIM_SEED`
 //! when it is set; a seed replays exactly; planted bugs are found and their history shrunk;
-//! and the regression of the fault the simulation found in the partition writer.
-//!
-//! Three faults of the platform's payment process that the simulation found are still open
-//! (a provider effect after the deadline, a cancellation decided after a confirmation the
-//! process had not seen, an answer taken for another call's): a run counts them by name in
-//! its report; `Config::known_faults_fail` (`etr-sim --strict`) makes them violations.
+//! and the regression of the fault the simulation found in the partition writer. Every
+//! fault the simulation found in the payment process (an answer taken for another call's,
+//! an expiry decided after a confirmation, a provider effect after the deadline) is a
+//! violation here; their regression tests are in `etr_domain::payment_execution` and
+//! `domain/tests/client_limits.rs`.
 //!
 //! Every test prints the seeds it ran (`cargo test -p etr-simulation -- --nocapture`); a
 //! failure prints the seed and the shortest failing history, one operation per line.

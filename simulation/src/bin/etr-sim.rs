@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use etr_simulation::{ops, run_with_progress, shrink, Config, Report};
 
-const USAGE: &str = "usage: etr-sim --seed S --ops N [--clients N] [--partitions P] [--batch N] [--cache N] [--trace PAYMENT_ID] [--no-shrink] [--strict]";
+const USAGE: &str = "usage: etr-sim --seed S --ops N [--clients N] [--partitions P] [--batch N] [--cache N] [--trace PAYMENT_ID] [--no-shrink]";
 
 struct Args {
     config: Config,
@@ -30,12 +30,6 @@ fn parse(args: &[String]) -> Result<Args, String> {
         let flag = args[i].as_str();
         if flag == "--no-shrink" {
             shrink = false;
-            i += 1;
-            continue;
-        }
-        if flag == "--strict" {
-            // The payment process's known faults count as violations.
-            config.known_faults_fail = true;
             i += 1;
             continue;
         }
