@@ -302,7 +302,7 @@ pub struct OrderView {
     /// `awaiting_payment`, `paid`, `notified` (the merchant acknowledged the callback).
     pub status: String,
     pub return_url: String,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "etr_domain::time_serde::rfc3339_option")]
     pub expires_at: Option<OffsetDateTime>,
     pub expired: bool,
     /// Set once paid.

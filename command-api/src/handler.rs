@@ -299,3 +299,40 @@ impl Handler {
 pub fn chain_hash(envelope: &Envelope, event: &Event) -> Result<String, Error> {
     Ok(etr_domain::envelope::chain_hash(envelope, event)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recorded outcome is read back for every repeated command id, also when the states it
+    /// carries have optional times and dates not set (a payment not reserved, an application
+    /// without an expiry): inside the outcome's tagged representation a `null` reaches them
+    /// as a unit value.
+    #[test]
+    fn a_recorded_outcome_reads_back_with_unset_optional_times() {
+        let payment = Uuid::from_u128(1);
+        let application = Uuid::from_u128(2);
+        let outcome = Outcome::Accepted {
+            command_id: "client/key".into(),
+            events: vec![],
+            position: Position {
+                partition: 0,
+                sequence: 1,
+            },
+            states: vec![
+                (
+                    AggregateRef::payment(payment),
+                    State::Payment(etr_domain::payment::Payment::default()),
+                ),
+                (
+                    AggregateRef::application(application),
+                    State::Application(Box::default()),
+                ),
+            ],
+        };
+        let stored = serde_json::to_value(&outcome).expect("an outcome serialises");
+        let back: Outcome =
+            serde_json::from_value(stored.clone()).unwrap_or_else(|e| panic!("{e}: {stored}"));
+        assert_eq!(back, outcome);
+    }
+}

@@ -302,7 +302,7 @@ impl Place {
 pub struct Period {
     #[serde(with = "time::serde::rfc3339")]
     pub from: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::time_serde::rfc3339_option")]
     pub to: Option<OffsetDateTime>,
 }
 

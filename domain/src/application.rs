@@ -154,7 +154,7 @@ pub struct Application {
     pub pdn_percent: Option<Decimal>,
     pub offers: Vec<Offer>,
     pub chosen_offer: Option<Uuid>,
-    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[serde(with = "crate::time_serde::rfc3339_option", default)]
     pub expires_at: Option<OffsetDateTime>,
     pub contract: Option<Contract>,
     pub signed: bool,

@@ -196,7 +196,7 @@ pub struct State {
     pub stage: Stage,
     /// Attempts of the current activity.
     pub attempts: u32,
-    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[serde(with = "crate::time_serde::rfc3339_option", default)]
     pub expires_at: Option<OffsetDateTime>,
     pub last_error: Option<String>,
     /// Operator reviews resolved so far: a stage taken again after a review records its

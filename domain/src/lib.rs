@@ -50,6 +50,7 @@ pub mod receipt;
 pub mod retry;
 pub mod schedule;
 pub mod servicing;
+pub mod time_serde;
 pub mod wallet;
 
 pub use command::{decide, evolve, AggregateKind, AggregateRef, Command, Context, Event, State};

@@ -158,9 +158,9 @@ pub struct Order {
     pub amount: Option<Money>,
     pub description: String,
     pub return_url: Option<WebUrl>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::time_serde::rfc3339_option")]
     pub created_at: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::time_serde::rfc3339_option")]
     pub expires_at: Option<OffsetDateTime>,
     pub payment: Option<Payment>,
     /// Callback attempts until the merchant acknowledged.

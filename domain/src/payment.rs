@@ -151,7 +151,7 @@ pub struct Payment {
     pub provider_reference: Option<String>,
     pub failure_reason: Option<String>,
     /// The client's local day the amount counts against, once reserved.
-    #[serde(default, with = "crate::schedule::iso_date::option")]
+    #[serde(default, with = "crate::time_serde::iso_date_option")]
     pub limit_day: Option<time::Date>,
     /// Requests to cancel the payment after it succeeded, oldest first (spec §3.4).
     #[serde(default)]
@@ -1037,7 +1037,7 @@ pub enum Event {
         #[serde(
             default,
             skip_serializing_if = "Option::is_none",
-            with = "crate::schedule::iso_date::option"
+            with = "crate::time_serde::iso_date_option"
         )]
         limit_day: Option<time::Date>,
     },

@@ -476,3 +476,13 @@ proptest! {
         prop_assert_eq!(replayed, world.states);
     }
 }
+
+/// A snapshot is the state's JSON; a payment not reserved (no limit day yet) reads back too.
+#[test]
+fn a_payment_state_reads_back_from_its_snapshot_json() {
+    let unreserved = etr_domain::State::Payment(payment::Payment::default());
+    let json = serde_json::to_value(&unreserved).unwrap();
+    let back: etr_domain::State =
+        serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(back, unreserved);
+}

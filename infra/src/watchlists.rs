@@ -585,7 +585,7 @@ pub struct HistoryRow {
     /// The entry's name as the list writes it.
     pub full_name: String,
     /// The entry's birth date (`YYYY-MM-DD` in JSON).
-    #[serde(with = "etr_domain::schedule::iso_date::option")]
+    #[serde(with = "etr_domain::time_serde::iso_date_option")]
     pub birth_date: Option<Date>,
     /// The entry's document.
     pub document: Option<Document>,
@@ -818,7 +818,7 @@ pub struct Entry {
     /// Full name as entered (`""` for an entry by document only).
     pub full_name: String,
     /// Birth date (`YYYY-MM-DD` in JSON).
-    #[serde(with = "etr_domain::schedule::iso_date::option")]
+    #[serde(with = "etr_domain::time_serde::iso_date_option")]
     pub birth_date: Option<Date>,
     /// The document, for an entry by document.
     pub document: Option<Document>,
@@ -830,7 +830,7 @@ pub struct Entry {
     #[serde(with = "time::serde::rfc3339")]
     pub added_at: OffsetDateTime,
     /// When it was removed; `None` while it is on the list.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "etr_domain::time_serde::rfc3339_option")]
     pub removed_at: Option<OffsetDateTime>,
     /// The operator who removed it.
     pub removed_by: Option<String>,

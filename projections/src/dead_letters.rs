@@ -103,13 +103,13 @@ pub struct DeadLetter {
     pub recorded_at: OffsetDateTime,
     /// Operator retries so far.
     pub retries: i32,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "etr_domain::time_serde::rfc3339_option")]
     pub retried_at: Option<OffsetDateTime>,
     /// The event's partition sequence, once the record decodes.
     pub sequence: Option<i64>,
     /// What the successful retry did.
     pub resolution: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "etr_domain::time_serde::rfc3339_option")]
     pub resolved_at: Option<OffsetDateTime>,
 }
 

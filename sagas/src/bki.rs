@@ -499,7 +499,7 @@ pub struct ReportLine {
     pub bureau: Option<String>,
     /// sent, accepted, rejected, parked; absent while not yet in an upload.
     pub status: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "etr_domain::time_serde::rfc3339_option")]
     pub first_sent_at: Option<OffsetDateTime>,
     pub late: Option<bool>,
     pub files: Vec<String>,
