@@ -300,17 +300,7 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
         while let Some(done) = tasks.join_next().await {
             let (client, report) = done.expect("a client task");
             cycle_tally.add(&report.tally);
-            for (command, ids) in report.accepted {
-                if let Some(first) = accepted.get(&command) {
-                    if *first != ids {
-                        checks.violations.push(format!(
-                            "{command} answered with other events on a resend: {first:?} then {ids:?}"
-                        ));
-                    }
-                }
-                accepted.insert(command, ids);
-            }
-            checks.violations.extend(report.violations);
+            report.merge_into(&mut accepted, &mut checks);
             match client {
                 Client::Wallet(c) => wallet_clients.push(c),
                 Client::Loan(c) => loan_clients.push(c),

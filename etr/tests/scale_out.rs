@@ -262,17 +262,7 @@ async fn the_survivors_take_over_when_one_process_of_each_role_dies() {
         commands.0 += report.tally.commands;
         commands.1 += report.tally.accepted;
         commands.2 += report.tally.resent;
-        for (command, ids) in report.accepted {
-            if let Some(first) = accepted.get(&command) {
-                if *first != ids {
-                    checks.violations.push(format!(
-                        "{command} answered with other events on a resend: {first:?} then {ids:?}"
-                    ));
-                }
-            }
-            accepted.insert(command, ids);
-        }
-        checks.violations.extend(report.violations);
+        report.merge_into(&mut accepted, &mut checks);
     }
     checks.violations.extend(site.exited());
 

@@ -177,45 +177,13 @@ impl Executor {
         for action in actions {
             match action {
                 Action::CallProvider(order) => {
-                    let timeout = Duration::try_from(self.policy.attempt_timeout)
-                        .unwrap_or(Duration::from_secs(5));
-                    let answer = tokio::time::timeout(timeout, self.provider.execute(&order)).await;
-                    let now = OffsetDateTime::now_utc();
-                    let input = match answer {
-                        Ok(outcome) => Input::Answered {
-                            now,
-                            call: Call::Execute,
-                            outcome,
-                        },
-                        Err(_) => {
-                            tracing::warn!(payment = %id, "payment provider did not answer in time");
-                            Input::Unanswered {
-                                now,
-                                call: Call::Execute,
-                            }
-                        }
-                    };
+                    let answer = self.provider.execute(&order);
+                    let input = self.ask_provider(id, Call::Execute, answer).await;
                     recorded += self.advance(id, client, correlation, input).await?;
                 }
                 Action::VoidAtProvider(order) => {
-                    let timeout = Duration::try_from(self.policy.attempt_timeout)
-                        .unwrap_or(Duration::from_secs(5));
-                    let answer = tokio::time::timeout(timeout, self.provider.void(&order)).await;
-                    let now = OffsetDateTime::now_utc();
-                    let input = match answer {
-                        Ok(outcome) => Input::Answered {
-                            now,
-                            call: Call::Void,
-                            outcome,
-                        },
-                        Err(_) => {
-                            tracing::warn!(payment = %id, "payment provider did not answer a void in time; asked again");
-                            Input::Unanswered {
-                                now,
-                                call: Call::Void,
-                            }
-                        }
-                    };
+                    let answer = self.provider.void(&order);
+                    let input = self.ask_provider(id, Call::Void, answer).await;
                     recorded += self.advance(id, client, correlation, input).await?;
                 }
                 Action::CallProviderCancel {
@@ -223,29 +191,11 @@ impl Executor {
                     request_id,
                     provider_reference,
                 } => {
-                    let timeout = Duration::try_from(self.policy.attempt_timeout)
-                        .unwrap_or(Duration::from_secs(5));
-                    let answer = tokio::time::timeout(
-                        timeout,
-                        self.provider
-                            .cancel(&order, request_id, &provider_reference),
-                    )
-                    .await;
-                    let now = OffsetDateTime::now_utc();
-                    let input = match answer {
-                        Ok(outcome) => Input::Answered {
-                            now,
-                            call: Call::Reverse { request_id },
-                            outcome,
-                        },
-                        Err(_) => {
-                            tracing::warn!(payment = %id, "the processing centre did not answer a cancellation in time");
-                            Input::Unanswered {
-                                now,
-                                call: Call::Reverse { request_id },
-                            }
-                        }
-                    };
+                    let answer = self
+                        .provider
+                        .cancel(&order, request_id, &provider_reference);
+                    let call = Call::Reverse { request_id };
+                    let input = self.ask_provider(id, call, answer).await;
                     recorded += self.advance(id, client, correlation, input).await?;
                 }
                 Action::AuthoriseCard(payment) => {
@@ -345,6 +295,27 @@ impl Executor {
             }
         }
         Ok(recorded)
+    }
+
+    /// One call to the provider within the attempt timeout, as the process's input for `call`
+    /// (`Unanswered` when it did not answer in time: the process asks again).
+    async fn ask_provider(
+        &self,
+        id: uuid::Uuid,
+        call: Call,
+        answer: etr_domain::ports::BoxFuture<'_, Execution>,
+    ) -> Input {
+        let timeout =
+            Duration::try_from(self.policy.attempt_timeout).unwrap_or(Duration::from_secs(5));
+        let answered = tokio::time::timeout(timeout, answer).await;
+        let now = OffsetDateTime::now_utc();
+        match answered {
+            Ok(outcome) => Input::Answered { now, call, outcome },
+            Err(_) => {
+                tracing::warn!(payment = %id, ?call, "the payment provider did not answer in time");
+                Input::Unanswered { now, call }
+            }
+        }
     }
 
     /// One call to the bank within the attempt timeout; `None` when it did not answer.

@@ -819,6 +819,24 @@ pub struct TaskReport {
     pub violations: Vec<String>,
 }
 
+impl TaskReport {
+    /// Adds what a client task accepted to `accepted` (command id → event ids) and its
+    /// violations to `checks`; a command answered with other events than before is one.
+    pub fn merge_into(self, accepted: &mut BTreeMap<String, Vec<String>>, checks: &mut Checks) {
+        for (command, ids) in self.accepted {
+            if let Some(first) = accepted.get(&command) {
+                if *first != ids {
+                    checks.violations.push(format!(
+                        "{command} answered with other events on a resend: {first:?} then {ids:?}"
+                    ));
+                }
+            }
+            accepted.insert(command, ids);
+        }
+        checks.violations.extend(self.violations);
+    }
+}
+
 /// What the clients share: when to stop, who can be paid, where the platform is.
 pub struct Shared {
     pub stop: AtomicBool,
