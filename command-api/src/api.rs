@@ -229,13 +229,35 @@ pub struct TopUpRequest {
 pub struct PaymentRequest {
     pub amount: String,
     pub currency: String,
+    /// The service paid for: 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-not-blank" = json!(true))))]
     pub service_id: String,
+    /// The provider's attributes (a phone number, an account): at most 50, names of at most
+    /// 100 characters, values of at most 1,000.
     #[serde(default)]
+    #[schema(schema_with = attributes_schema)]
     pub attributes: BTreeMap<String, String>,
     /// Pay from this bound card (`POST /v1/clients/{client_id}/cards`) instead of the
     /// wallet: the card is authorised at the bank and the wallet's balance does not move.
     #[serde(default)]
     pub card_id: Option<Uuid>,
+}
+
+/// A payment's `attributes`: at most 50, names of at most 100 characters, string values of
+/// at most 1,000 (what `check_attributes` allows).
+fn attributes_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    let text = |max: usize| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(max))
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(50))
+        .property_names(Some(text(100)))
+        .additional_properties(Some(text(1000)))
+        .build()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -763,7 +785,7 @@ async fn pay(
     let wait = wait_seconds(wait)?;
     let req: PaymentRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
-    if req.service_id.trim().is_empty() || req.service_id.len() > 100 {
+    if req.service_id.trim().is_empty() || req.service_id.chars().count() > 100 {
         return Err(ApiError::bad_request(
             "invalid_service_id",
             "service_id must be 1–100 characters",

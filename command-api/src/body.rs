@@ -157,6 +157,28 @@ impl Node {
     }
 }
 
+/// A number written with a fraction or an exponent whose value is a whole number that fits
+/// 64 bits (`1611.0`, `1.5e3`), as the integer it is: JSON Schema's `integer` is any number
+/// without a fractional part, so an integer field reads it like `1611`.
+fn integral(v: f64) -> Option<Node> {
+    // 2^63 and 2^64: the bounds of i64 and u64, exact as f64.
+    const I64_BOUND: f64 = 9_223_372_036_854_775_808.0;
+    const U64_BOUND: f64 = 18_446_744_073_709_551_616.0;
+    if !v.is_finite() || v.fract() != 0.0 {
+        return None;
+    }
+    if v >= 0.0 && v < U64_BOUND {
+        // Exact: a whole f64 below 2^64 converts without rounding.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        return Some(Node::U64(v as u64));
+    }
+    if v < 0.0 && v >= -I64_BOUND {
+        #[allow(clippy::cast_possible_truncation)]
+        return Some(Node::I64(v as i64));
+    }
+    None
+}
+
 impl<'de> de::Deserialize<'de> for Node {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
         deserializer.deserialize_any(NodeVisitor)
@@ -190,7 +212,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::I64(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok(Node::F64(v))
+        Ok(integral(v).unwrap_or(Node::F64(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
         Ok(Node::Str(v.to_owned()))
@@ -677,6 +699,20 @@ mod tests {
         let defaults: Payment =
             parse(br#"{"amount":"5","currency":"RUB","service_id":"m"}"#).expect("defaults");
         assert!(defaults.attributes.is_empty());
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_or_exponent_reads_as_an_integer() {
+        for (count, pair) in [("7.0", "1.0"), ("7e0", "-0.0"), ("0.7e1", "1e0")] {
+            let body =
+                format!(r#"{{"kind":"plain","lines":[],"count":{count},"pair":[{pair},true]}}"#);
+            let read: Everything = parse(body.as_bytes()).expect("whole numbers");
+            assert_eq!(read.count, 7, "{body}");
+        }
+        for count in ["7.5", "1e300", "256.0", "-1.0"] {
+            let body = format!(r#"{{"kind":"plain","lines":[],"count":{count},"pair":[0,true]}}"#);
+            then_code::<Everything>(&body, "invalid_field");
+        }
     }
 
     #[test]

@@ -672,19 +672,29 @@ pub(crate) async fn pay_with_wallet(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardPaymentRequest {
-    /// 13–19 digits, spaces allowed; the Luhn check digit is verified.
-    #[schema(example = "4111 1111 1111 1111")]
+    /// 13–19 digits, spaces allowed anywhere; a wrong Luhn check digit is refused with 422
+    /// `card_number_checksum`.
+    #[schema(example = "4111 1111 1111 1111", pattern = r"^ *(?:[0-9] *){13,19}$")]
     pub number: String,
-    /// `MM/YY`.
-    #[schema(example = "12/29")]
+    /// `MM/YY`; a month that has passed is refused with 422 `card_expired`.
+    #[schema(example = "12/29", pattern = r"^(?:0[1-9]|1[0-2])/[0-9]{2}$")]
     pub expiry: String,
     /// 3 or 4 digits.
-    #[schema(example = "123")]
+    #[schema(example = "123", pattern = r"^[0-9]{3,4}$")]
     pub cvc: String,
 }
 
+/// A card the request's schema admits but that is not valid — a wrong Luhn check digit, an
+/// expiry month that has passed — is refused with 422; a malformed one with 400.
 pub(crate) fn card_error(e: CardError) -> ApiError {
-    ApiError::bad_request(e.code(), e.to_string())
+    match e {
+        CardError::NumberChecksum | CardError::Expired => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
+        }
+        CardError::NumberFormat | CardError::ExpiryFormat | CardError::CvcFormat => {
+            ApiError::bad_request(e.code(), e.to_string())
+        }
+    }
 }
 
 /// Pays the order with a card, without signing in: the amount is authorised at the card
@@ -692,9 +702,9 @@ pub(crate) fn card_error(e: CardError) -> ApiError {
 /// process captures it and notifies the merchant. An order paid meanwhile refuses it and the
 /// authorisation is released. A repeated Idempotency-Key answers the first outcome.
 ///
-/// Errors: 400 `card_number_format`, `card_number_checksum`, `card_expiry_format`,
-/// `card_expired`, `card_cvc_format`, or a body code; 404 `order_not_found`; 402
-/// `card_declined` (with the bank's reason); 422 `order_not_payable`, `order_expired`; 503
+/// Errors: 400 `card_number_format`, `card_expiry_format`, `card_cvc_format`, or a body
+/// code; 404 `order_not_found`; 402 `card_declined` (with the bank's reason); 422
+/// `card_number_checksum`, `card_expired`, `order_not_payable`, `order_expired`; 503
 /// `bank_unavailable`.
 #[utoipa::path(post, path = "/v1/checkout/orders/{order_id}/card-payment", request_body = CardPaymentRequest,
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = String, Header), CheckoutKey),

@@ -8,6 +8,11 @@
 //!   string with at most two digits after the point and no leading zeros, at most
 //!   1,000,000,000 ([`AMOUNT_PATTERN`]; the rules of `etr_domain::Money::parse_positive`);
 //!   every property named `currency` is one of the platform's ISO 4217 codes.
+//! - **Exactly one of**: the properties of a request marked `x-exactly-one-of` with the same
+//!   group name become a `oneOf`: one of them given (not null), the others absent or null.
+//! - **Text rules**: a request string marked `x-text` gets the pattern of its rule
+//!   ([`text_rule`]: not blank, phone, INN, SNILS, passport, date), each a unit test keeps
+//!   equal to the parser it describes.
 //! - **Text**: no string may hold U+0000 (400 `nul_character`; said in the document's
 //!   description, since JSON Schema has no keyword for it).
 //! - **A command's 422**: its refusal, or the error body of `idempotency_key_reused`.
@@ -26,6 +31,55 @@ use utoipa::OpenApi as _;
 /// before the point), at most two after the point, not zero, at most 1,000,000,000.
 pub const AMOUNT_PATTERN: &str =
     r"^(?:(?:[1-9][0-9]{0,8})(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?)|1000000000(?:\.00?)?)$";
+
+/// The extension a request property carries to say it is one of a group of which exactly one
+/// is given (`#[schema(extensions(("x-exactly-one-of" = json!("source"))))]`).
+pub const EXACTLY_ONE_OF: &str = "x-exactly-one-of";
+
+/// The extension a request string property carries to name the text rule it follows
+/// (`#[schema(extensions(("x-text" = json!("phone"))))]`); [`text_rule`] gives the rule's
+/// pattern, which the document states in the mark's place.
+pub const TEXT: &str = "x-text";
+
+/// The extension a request map carries when its keys are currency codes
+/// (`x-keys: "currency"`): the document states `propertyNames` as [`currency_schema`].
+pub const KEYS: &str = "x-keys";
+
+/// Unicode's `White_Space` characters — what `char::is_whitespace` and `str::trim` know —
+/// listed for a character class, so that every regular expression engine reads it alike.
+const WHITE_SPACE: &str =
+    "\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
+
+/// The pattern of a text rule, by name:
+///
+/// - `not-blank`: a character that is not `White_Space` (the text is not empty once trimmed);
+/// - `phone`: `etr_domain::identity::PhoneE164::parse` — around it white space, then `+` and
+///   8–15 digits the first not 0, or a Russian national `8` and 10 digits, spaces, `-`, `(`
+///   and `)` anywhere between;
+/// - `inn`: 10 or 12 digits (`Inn::parse`; the check digits are a 422);
+/// - `snils`: 11 digits, `-` and spaces anywhere (`Snils::parse`; the check number is a 422);
+/// - `passport`: 10 digits, spaces anywhere (`PassportNumber::parse`; a series or number of
+///   zeros is a 422);
+///
+/// the identifiers with white space around them allowed, as their parsers trim it;
+/// - `date`: `YYYY-MM-DD` (with `format: date`);
+/// - `amount`: [`AMOUNT_PATTERN`], for an amount property not named `amount`.
+pub fn text_rule(name: &str) -> Option<String> {
+    let ws = format!("[{WHITE_SPACE}]*");
+    let sep = "[ ()-]*";
+    Some(match name {
+        "not-blank" => format!("[^{WHITE_SPACE}]"),
+        "phone" => format!(
+            "^{ws}(?:\\+{ws}{sep}[1-9](?:{sep}[0-9]){{7,14}}|{sep}8(?:{sep}[0-9]){{10}}){sep}{ws}$"
+        ),
+        "inn" => format!("^{ws}(?:[0-9]{{10}}|[0-9]{{12}}){ws}$"),
+        "snils" => format!("^{ws}[- ]*(?:[0-9][- ]*){{11}}{ws}$"),
+        "passport" => format!("^{ws}(?: *[0-9]){{10}} *{ws}$"),
+        "date" => "^[0-9]{4}-[0-9]{2}-[0-9]{2}$".to_owned(),
+        "amount" => AMOUNT_PATTERN.to_owned(),
+        _ => return None,
+    })
+}
 
 /// What an `Idempotency-Key` may be.
 pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,200}$";
@@ -59,6 +113,8 @@ fn complete(doc: &mut Value) {
         schemas.insert("CurrencyCode".into(), currency_schema());
         for schema in schemas.values_mut() {
             constrain_money(schema);
+            exactly_one(schema);
+            text_rules(schema);
         }
     }
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
@@ -126,6 +182,111 @@ fn constrain_money(schema: &mut Value) {
         if let Some(list) = object.get_mut(key).and_then(Value::as_array_mut) {
             list.iter_mut().for_each(constrain_money);
         }
+    }
+}
+
+/// Turns the properties of an object schema marked `x-exactly-one-of: "<group>"` into a
+/// `oneOf` with one branch per property of the group: that property given and not null,
+/// every other property of the group absent or null. The mark is removed.
+fn exactly_one(schema: &mut Value) {
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, property) in properties.iter_mut() {
+        let Some(group) = property
+            .as_object_mut()
+            .and_then(|p| p.remove(EXACTLY_ONE_OF))
+            .and_then(|g| g.as_str().map(str::to_owned))
+        else {
+            continue;
+        };
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, members)) => members.push(name.clone()),
+            None => groups.push((group, vec![name.clone()])),
+        }
+    }
+    let mut all_of = Vec::new();
+    for (_, members) in groups {
+        let branches: Vec<Value> = members
+            .iter()
+            .map(|given| {
+                let mut properties = Map::new();
+                for member in &members {
+                    let rule = if member == given {
+                        json!({ "not": { "type": "null" } })
+                    } else {
+                        json!({ "type": "null" })
+                    };
+                    properties.insert(member.clone(), rule);
+                }
+                json!({ "required": [given], "properties": properties })
+            })
+            .collect();
+        all_of.push(json!({ "oneOf": branches }));
+    }
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    match all_of.len() {
+        0 => {}
+        1 => {
+            if let Some(one_of) = all_of
+                .pop()
+                .and_then(|mut b| b.get_mut("oneOf").map(Value::take))
+            {
+                object.insert("oneOf".into(), one_of);
+            }
+        }
+        _ => {
+            object.insert("allOf".into(), Value::Array(all_of));
+        }
+    }
+}
+
+/// States the pattern of every schema marked `x-text` (see [`text_rule`]), at any depth;
+/// beside a pattern it has already, or several rules, through `allOf`. The mark is removed.
+fn text_rules(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            if object.remove(KEYS).is_some_and(|k| k == "currency") {
+                object.insert(
+                    "propertyNames".into(),
+                    json!({ "$ref": "#/components/schemas/CurrencyCode" }),
+                );
+            }
+            if let Some(mark) = object.remove(TEXT) {
+                let names: Vec<String> = match mark {
+                    Value::String(name) => vec![name],
+                    Value::Array(names) => names
+                        .into_iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for name in names {
+                    let Some(pattern) = text_rule(&name) else {
+                        continue;
+                    };
+                    if name == "date" {
+                        object.insert("format".into(), Value::String("date".into()));
+                    }
+                    if object.contains_key("pattern") {
+                        let all_of = object
+                            .entry("allOf")
+                            .or_insert_with(|| Value::Array(Vec::new()));
+                        if let Some(list) = all_of.as_array_mut() {
+                            list.push(json!({ "pattern": pattern }));
+                        }
+                    } else {
+                        object.insert("pattern".into(), Value::String(pattern));
+                    }
+                }
+            }
+            object.values_mut().for_each(text_rules);
+        }
+        Value::Array(items) => items.iter_mut().for_each(text_rules),
+        _ => {}
     }
 }
 
@@ -280,6 +441,169 @@ mod tests {
                 "{text} must be refused like the pattern refuses it"
             );
         }
+    }
+
+    /// Strings over `alphabet` of up to `max` characters, deterministic and many.
+    fn strings(alphabet: &[char], max: usize, count: usize) -> Vec<String> {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let len = usize::try_from(next() % (max as u64 + 1)).unwrap();
+                (0..len)
+                    .map(|_| alphabet[usize::try_from(next() % alphabet.len() as u64).unwrap()])
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The pattern accepts exactly what `accepts` does, over the strings tried.
+    fn agrees(pattern: &str, tried: &[String], accepts: impl Fn(&str) -> bool) {
+        let regex = regex::Regex::new(pattern).unwrap();
+        let mut matched = 0;
+        for text in tried {
+            assert_eq!(regex.is_match(text), accepts(text), "{pattern} on {text:?}");
+            matched += usize::from(regex.is_match(text));
+        }
+        assert!(matched > 0, "{pattern}: nothing tried matched");
+    }
+
+    fn rule(name: &str) -> String {
+        text_rule(name).unwrap()
+    }
+
+    const SPACES: [char; 6] = [' ', '\t', '\u{a0}', '\u{85}', '\u{3000}', '\u{feff}'];
+
+    #[test]
+    fn the_text_rules_say_what_the_parsers_accept() {
+        use etr_domain::identity::{IdentityError, Inn, PassportNumber, PhoneE164, Snils};
+        let mut digits: Vec<char> = ('0'..='9').collect();
+        digits.extend(['7', '8', '8', '9', '1']);
+        let mut phone_chars = digits.clone();
+        phone_chars.extend(['+', ' ', '-', '(', ')', 'a', '\u{a0}', '\t', '\u{1c}']);
+        let mut phones = strings(&phone_chars, 20, 60_000);
+        phones.extend(
+            [
+                "+79161234567",
+                " 8 (916) 123-45-67\u{a0}",
+                "+0123456789",
+                "+1234567",
+                "+ 7916",
+            ]
+            .map(str::to_owned),
+        );
+        agrees(&rule("phone"), &phones, |t| PhoneE164::parse(t).is_ok());
+
+        let mut inn_chars = digits.clone();
+        inn_chars.extend([' ', '-', 'x']);
+        let tried = strings(&inn_chars, 14, 60_000);
+        agrees(&rule("inn"), &tried, |t| {
+            !matches!(Inn::parse(t), Err(IdentityError::InnFormat(_)))
+        });
+        agrees(&rule("snils"), &tried, |t| {
+            !matches!(Snils::parse(t), Err(IdentityError::SnilsFormat(_)))
+        });
+        agrees(&rule("passport"), &tried, |t| {
+            !matches!(
+                PassportNumber::parse(t),
+                Err(IdentityError::PassportFormat(_))
+            )
+        });
+
+        let mut blank_chars = SPACES.to_vec();
+        blank_chars.extend(['a', '\u{1c}', '\r', '\u{2028}', '\u{200b}']);
+        let tried = strings(&blank_chars, 4, 20_000);
+        agrees(&rule("not-blank"), &tried, |t| !t.trim().is_empty());
+        for c in (0..=0x3100).filter_map(char::from_u32) {
+            let text = c.to_string();
+            assert_eq!(
+                regex::Regex::new(&rule("not-blank"))
+                    .unwrap()
+                    .is_match(&text),
+                !c.is_whitespace(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+
+        let mut date_chars = digits.clone();
+        date_chars.extend(['-', '+', ' ']);
+        let mut dates = strings(&date_chars, 11, 60_000);
+        dates.extend(["2024-02-29", "2023-02-29", "0000-01-01", "1990-13-01"].map(str::to_owned));
+        let shape = regex::Regex::new(&rule("date")).unwrap();
+        for text in &dates {
+            // The pattern is the shape; a shaped text that is no calendar date (`2023-02-29`)
+            // is what `format: date` refuses.
+            let parsed = crate::lending::date("d", text).is_ok();
+            assert!(!parsed || shape.is_match(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_card_patterns_say_what_the_card_parsers_accept() {
+        use etr_domain::card::{CardError, CardNumber, Cvc, Expiry};
+        let doc = document();
+        let card = &doc["components"]["schemas"]["CardPaymentRequest"]["properties"];
+        let pattern = |field: &str| card[field]["pattern"].as_str().unwrap().to_owned();
+        let mut chars: Vec<char> = ('0'..='9').collect();
+        chars.extend([' ', '/', '+', '-', 'a', '\u{a0}']);
+        let tried = strings(&chars, 21, 60_000);
+        agrees(&pattern("number"), &tried, |t| {
+            !matches!(CardNumber::parse(t), Err(CardError::NumberFormat))
+        });
+        agrees(&pattern("cvc"), &tried, |t| Cvc::parse(t).is_ok());
+        let today = time::Date::from_calendar_date(2000, time::Month::January, 1).unwrap();
+        let short = strings(&chars, 6, 60_000);
+        agrees(&pattern("expiry"), &short, |t| {
+            !matches!(Expiry::parse(t, today), Err(CardError::ExpiryFormat))
+        });
+    }
+
+    #[test]
+    fn the_utc_offset_pattern_says_what_parse_utc_offset_accepts() {
+        let doc = document();
+        let pattern = doc["components"]["schemas"]["TimeZoneRequest"]["properties"]["utc_offset"]
+            ["pattern"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut tried = Vec::new();
+        for sign in ['+', '-', ' '] {
+            for h in 0..=99 {
+                for m in 0..=99 {
+                    tried.push(format!("{sign}{h:02}:{m:02}"));
+                }
+            }
+        }
+        tried.extend(["+5:00", "+05:0", "+0500", "+05:00 "].map(str::to_owned));
+        agrees(&pattern, &tried, |t| {
+            etr_domain::limits::parse_utc_offset(t).is_ok()
+        });
+    }
+
+    #[test]
+    fn exactly_one_of_a_group_is_a_one_of() {
+        let doc = document();
+        let repayment = &doc["components"]["schemas"]["RepaymentRequest"];
+        let branches = repayment["oneOf"].as_array().unwrap();
+        assert_eq!(branches.len(), 2);
+        let wallet = branches
+            .iter()
+            .find(|b| b["required"] == json!(["wallet_id"]))
+            .unwrap();
+        assert_eq!(wallet["properties"]["card_id"], json!({ "type": "null" }));
+        assert_eq!(
+            wallet["properties"]["wallet_id"],
+            json!({ "not": { "type": "null" } })
+        );
+        assert!(repayment["properties"]["wallet_id"]
+            .get(EXACTLY_ONE_OF)
+            .is_none());
     }
 
     #[test]

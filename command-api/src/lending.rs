@@ -162,8 +162,21 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// A malformed identifier is refused with 400; a well-formed one that cannot be valid — a
+/// wrong INN or SNILS check digit, a passport series or number of zeros — with 422.
 fn identity_error(field: &str, e: etr_domain::identity::IdentityError) -> ApiError {
-    ApiError::bad_request(e.code(), format!("{field}: {e}"))
+    use etr_domain::identity::IdentityError as E;
+    let message = format!("{field}: {e}");
+    match e {
+        E::InnChecksum(_) | E::SnilsChecksum(_) | E::PassportNotIssued(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), message)
+        }
+        E::InnFormat(_)
+        | E::SnilsFormat(_)
+        | E::PassportFormat(_)
+        | E::PhoneFormat(_)
+        | E::EmailFormat(_) => ApiError::bad_request(e.code(), message),
+    }
 }
 
 /// An accepted or refused command's response, with the ids the caller needs next.
@@ -198,12 +211,18 @@ pub(crate) async fn respond(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PassportInput {
-    /// Series and number, e.g. "4510 123456".
+    /// Series and number, 10 digits, spaces allowed, e.g. "4510 123456"; a series or number
+    /// of zeros only is refused with 422 `passport_not_issued`.
+    #[schema(extensions(("x-text" = json!("passport"))))]
     pub number: String,
-    /// ISO date.
+    /// ISO date, `YYYY-MM-DD`.
+    #[schema(extensions(("x-text" = json!("date"))))]
     pub issued_on: String,
     /// "NNN-NNN".
+    #[schema(pattern = r"^[0-9]{3}-[0-9]{3}$")]
     pub department_code: String,
+    /// 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub issued_by: String,
 }
 
@@ -218,7 +237,10 @@ pub struct EmploymentInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuarantorInput {
+    /// 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub full_name: String,
+    #[schema(extensions(("x-text" = json!("phone"))))]
     pub phone: String,
     pub relation: String,
 }
@@ -228,35 +250,73 @@ pub struct GuarantorInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRequest {
+    /// 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub last_name: String,
+    /// 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub first_name: String,
+    /// At most 100 characters; blank means none.
+    #[schema(max_length = 100)]
     pub middle_name: Option<String>,
-    /// ISO date, e.g. "1990-04-12".
+    /// ISO date, e.g. "1990-04-12"; a date in the future or more than 120 years ago is
+    /// refused with 422 `invalid_birth_date`.
+    #[schema(extensions(("x-text" = json!("date"))))]
     pub birth_date: String,
     /// "+79161234567" or "89161234567".
+    #[schema(extensions(("x-text" = json!("phone"))))]
     pub phone: String,
     pub email: Option<String>,
     pub passport: Option<PassportInput>,
-    /// 11 digits, with or without separators.
+    /// 11 digits, with or without separators; a wrong check number is refused with 422
+    /// `snils_checksum`.
+    #[schema(extensions(("x-text" = json!("snils"))))]
     pub snils: Option<String>,
-    /// 12 digits for a person.
+    /// 12 digits for a person (10 for an organisation); wrong check digits are refused with
+    /// 422 `inn_checksum`.
+    #[schema(extensions(("x-text" = json!("inn"))))]
     pub inn: Option<String>,
     pub registration_address: Option<String>,
     pub employment: Option<EmploymentInput>,
     /// Average monthly income, decimal string in roubles, e.g. "85000.00".
+    #[schema(extensions(("x-text" = json!("amount"))))]
     pub monthly_income: Option<String>,
     #[serde(default)]
     pub guarantors: Vec<GuarantorInput>,
 }
 
-fn date(field: &str, text: &str) -> Result<Date, ApiError> {
-    Date::parse(text, &time::format_description::well_known::Iso8601::DATE)
-        .map_err(|_| ApiError::bad_request("invalid_date", format!("{field}: expected YYYY-MM-DD")))
+/// A calendar date written `YYYY-MM-DD` exactly. Errors: 400 `invalid_date`.
+pub(crate) fn date(field: &str, text: &str) -> Result<Date, ApiError> {
+    let refuse = || ApiError::bad_request("invalid_date", format!("{field}: expected YYYY-MM-DD"));
+    let b = text.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return Err(refuse());
+    }
+    let number =
+        |range: std::ops::Range<usize>| text.get(range).and_then(|t| t.parse::<u16>().ok());
+    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
+        return Err(refuse());
+    };
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .ok_or_else(refuse)?;
+    let day = u8::try_from(day).map_err(|_| refuse())?;
+    Date::from_calendar_date(i32::from(year), month, day).map_err(|_| refuse())
 }
 
+/// A name: 1–100 characters, not blank; kept trimmed. Errors: 400 `invalid_name`.
 fn name(field: &str, text: &str) -> Result<String, ApiError> {
     let t = text.trim();
-    if t.is_empty() || t.chars().count() > 100 {
+    if t.is_empty() || text.chars().count() > 100 {
         return Err(ApiError::bad_request(
             "invalid_name",
             format!("{field}: 1–100 characters"),
@@ -272,7 +332,8 @@ pub(crate) fn personal_data(
 ) -> Result<PersonalData, ApiError> {
     let birth_date = date("birth_date", &req.birth_date)?;
     if birth_date > today || today.year() - birth_date.year() > 120 {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_birth_date",
             "birth_date must be a past date within 120 years",
         ));
@@ -316,11 +377,16 @@ pub(crate) fn personal_data(
     Ok(PersonalData {
         last_name: name("last_name", &req.last_name)?,
         first_name: name("first_name", &req.first_name)?,
-        middle_name: req
-            .middle_name
-            .filter(|m| !m.trim().is_empty())
-            .map(|m| name("middle_name", &m))
-            .transpose()?,
+        middle_name: match req.middle_name {
+            Some(m) if m.chars().count() > 100 => {
+                return Err(ApiError::bad_request(
+                    "invalid_name",
+                    "middle_name: at most 100 characters",
+                ))
+            }
+            Some(m) if !m.trim().is_empty() => Some(name("middle_name", &m)?),
+            _ => None,
+        },
         birth_date,
         phone: PhoneE164::parse(&req.phone).map_err(|e| identity_error("phone", e))?,
         email: req
@@ -1353,23 +1419,34 @@ async fn untag(
     .await)
 }
 
-/// One search criterion: `phone`, `passport`, `inn` or `snils`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// The search's query: exactly one criterion, `phone`, `passport`, `inn` or `snils`
+/// (`?inn=500100732259`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SearchQuery {
+#[schema(min_properties = 1, max_properties = 1)]
+pub struct ClientSearch {
+    #[schema(extensions(("x-text" = json!("phone"))))]
     pub phone: Option<String>,
+    #[schema(extensions(("x-text" = json!("passport"))))]
     pub passport: Option<String>,
+    #[schema(extensions(("x-text" = json!("inn"))))]
     pub inn: Option<String>,
+    #[schema(extensions(("x-text" = json!("snils"))))]
     pub snils: Option<String>,
 }
 
 /// Clients matching one identifier (by its blind index: the identifier is parsed into its
-/// canonical form, keyed-hashed and looked up; nothing is compared in clear).
-#[utoipa::path(get, path = "/v1/operator/clients", params(SearchQuery),
-    responses((status = 200, description = "`{\"client_ids\": [...]}`"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody)))]
+/// canonical form, keyed-hashed and looked up; nothing is compared in clear). The query is
+/// one criterion, written as `?phone=…`, `?passport=…`, `?inn=…` or `?snils=…`.
+///
+/// Errors: 400 `invalid_query`, `one_criterion`, an identifier's format code; 422
+/// `inn_checksum`, `snils_checksum`, `passport_not_issued`.
+#[utoipa::path(get, path = "/v1/operator/clients",
+    params(("criterion" = ClientSearch, Query, style = Form, explode, description = "Exactly one criterion, each its own query parameter.")),
+    responses((status = 200, description = "`{\"client_ids\": [...]}`"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 422, body = crate::api::ErrorBody)))]
 async fn search(
     AxumState(app): AxumState<Arc<App>>,
-    query: Result<axum::extract::Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<axum::extract::Query<ClientSearch>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     use etr_infra::vault::Lookup;

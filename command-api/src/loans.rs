@@ -58,9 +58,11 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 #[serde(deny_unknown_fields)]
 pub struct RepaymentRequest {
     /// The client's wallet the money comes from (roubles).
+    #[schema(extensions(("x-exactly-one-of" = json!("source"))))]
     pub wallet_id: Option<Uuid>,
     /// The client's bound card (`POST /v1/clients/{client_id}/cards`): the bank is asked and
     /// the repayment is applied once it has the money (`202`).
+    #[schema(extensions(("x-exactly-one-of" = json!("source"))))]
     pub card_id: Option<Uuid>,
     /// Positive decimal string in roubles, at most 2 decimals, e.g. "1500.00".
     pub amount: String,
@@ -70,7 +72,12 @@ pub struct RepaymentRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EarlyRepaymentRequest {
+    /// The client's wallet the money comes from (roubles); exactly one of `wallet_id` and
+    /// `card_id`.
+    #[schema(extensions(("x-exactly-one-of" = json!("source"))))]
     pub wallet_id: Option<Uuid>,
+    /// The client's bound card.
+    #[schema(extensions(("x-exactly-one-of" = json!("source"))))]
     pub card_id: Option<Uuid>,
     /// Positive decimal string in roubles; absent: the payoff of the open day (in full).
     pub amount: Option<String>,

@@ -29,6 +29,9 @@ pub enum IdentityError {
     /// `passport_format`
     #[error("passport `{0}` must be a 4-digit series and a 6-digit number, e.g. `4510 123456`")]
     PassportFormat(String),
+    /// `passport_not_issued`: a series or number of zeros only, which is never issued.
+    #[error("passport `{0}` has a series or a number of zeros only, which is never issued")]
+    PassportNotIssued(String),
     /// `phone_format`
     #[error("phone `{0}` must be in E.164 form, e.g. `+79161234567` (or a Russian number starting with 8)")]
     PhoneFormat(String),
@@ -46,6 +49,7 @@ impl IdentityError {
             IdentityError::SnilsFormat(_) => "snils_format",
             IdentityError::SnilsChecksum(_) => "snils_checksum",
             IdentityError::PassportFormat(_) => "passport_format",
+            IdentityError::PassportNotIssued(_) => "passport_not_issued",
             IdentityError::PhoneFormat(_) => "phone_format",
             IdentityError::EmailFormat(_) => "email_format",
         }
@@ -160,13 +164,15 @@ fn snils_check(nine: &[u32]) -> u32 {
 pub struct PassportNumber(String);
 
 impl PassportNumber {
-    /// Errors: [`IdentityError::PassportFormat`] (not 10 digits once spaces are removed,
-    /// or an all-zero series or number).
+    /// Errors: [`IdentityError::PassportFormat`] (not 10 digits once spaces are removed),
+    /// [`IdentityError::PassportNotIssued`] (an all-zero series or number).
     pub fn parse(input: &str) -> Result<PassportNumber, IdentityError> {
         let d = digits_without(input, &[' '])
             .filter(|d| d.len() == 10)
-            .filter(|d| d[..4].iter().any(|x| *x != 0) && d[4..].iter().any(|x| *x != 0))
             .ok_or_else(|| IdentityError::PassportFormat(input.to_owned()))?;
+        if d[..4].iter().all(|x| *x == 0) || d[4..].iter().all(|x| *x == 0) {
+            return Err(IdentityError::PassportNotIssued(input.to_owned()));
+        }
         Ok(PassportNumber(render(&d)))
     }
 

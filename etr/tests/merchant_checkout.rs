@@ -410,7 +410,7 @@ async fn a_merchant_order_is_paid_on_the_checkout_page_and_the_callback_retried_
                 let refused = b.console().await;
                 assert_eq!(refused.len(), 2, "{refused:#?}");
                 assert!(
-                    refused[0].contains("402") && refused[1].contains("400"),
+                    refused[0].contains("402") && refused[1].contains("422"),
                     "{refused:#?}"
                 );
                 type_into(b, "#card-number", "4111 1111 1111 1111").await;
