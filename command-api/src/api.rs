@@ -731,6 +731,7 @@ async fn top_up(
 #[serde(deny_unknown_fields)]
 pub struct PaymentWait {
     /// Seconds to wait for the payment's final status (0–30, default 0: answer at once).
+    #[param(maximum = 30)]
     pub wait: Option<u64>,
 }
 

@@ -66,7 +66,7 @@ pub struct TemplateRequest {
 #[serde(deny_unknown_fields)]
 pub struct EveryRequest {
     /// `second` (at least 5), `minute`, `hour`, `day`, `week` or `month`.
-    #[schema(example = "month")]
+    #[schema(example = "month", pattern = "^(?:second|minute|hour|day|week|month)$")]
     pub unit: String,
     /// 1–1000.
     #[schema(example = 1)]
@@ -80,6 +80,7 @@ pub struct AutopaymentRequest {
     pub template_id: Uuid,
     pub every: EveryRequest,
     /// RFC 3339; the first run (now when absent).
+    #[schema(format = DateTime)]
     pub first_run_at: Option<String>,
     /// Failed runs in a row after which it pauses: 1–10, default 3.
     pub max_failures: Option<u32>,
@@ -252,7 +253,7 @@ pub(crate) async fn create_autopayment(
 /// now) or `cancel` an autopayment. Errors: 404 `not_found` for another action,
 /// `invalid_transition` when its status does not allow it.
 #[utoipa::path(post, path = "/v1/clients/{client_id}/autopayments/{autopayment_id}/{action}", request_body = ActionRequest,
-    params(("client_id" = Uuid, Path), ("autopayment_id" = Uuid, Path), ("action" = String, Path, description = "pause | resume | cancel"), ("Idempotency-Key" = String, Header)),
+    params(("client_id" = Uuid, Path), ("autopayment_id" = Uuid, Path), ("action" = String, Path, pattern = "^(?:pause|resume|cancel)$", description = "pause | resume | cancel"), ("Idempotency-Key" = String, Header)),
     responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse)))]
 pub(crate) async fn act(
     AxumState(app): AxumState<Arc<App>>,

@@ -161,18 +161,18 @@ impl Node {
 /// 64 bits (`1611.0`, `1.5e3`), as the integer it is: JSON Schema's `integer` is any number
 /// without a fractional part, so an integer field reads it like `1611`.
 fn integral(v: f64) -> Option<Node> {
-    // 2^63 and 2^64: the bounds of i64 and u64, exact as f64.
-    const I64_BOUND: f64 = 9_223_372_036_854_775_808.0;
+    // -2^63 and 2^64: the bounds of i64 and u64, exact as f64.
+    const I64_MIN: f64 = -9_223_372_036_854_775_808.0;
     const U64_BOUND: f64 = 18_446_744_073_709_551_616.0;
     if !v.is_finite() || v.fract() != 0.0 {
         return None;
     }
-    if v >= 0.0 && v < U64_BOUND {
+    if (0.0..U64_BOUND).contains(&v) {
         // Exact: a whole f64 below 2^64 converts without rounding.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         return Some(Node::U64(v as u64));
     }
-    if v < 0.0 && v >= -I64_BOUND {
+    if (I64_MIN..0.0).contains(&v) {
         #[allow(clippy::cast_possible_truncation)]
         return Some(Node::I64(v as i64));
     }

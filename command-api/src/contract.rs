@@ -50,6 +50,10 @@ pub const KEYS: &str = "x-keys";
 const WHITE_SPACE: &str =
     "\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
 
+/// The control characters (Unicode `Cc`, what `char::is_control` knows), as escapes every
+/// regular expression engine reads.
+const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+
 /// The pattern of a text rule, by name:
 ///
 /// - `not-blank`: a character that is not `White_Space` (the text is not empty once trimmed);
@@ -63,7 +67,17 @@ const WHITE_SPACE: &str =
 ///
 /// the identifiers with white space around them allowed, as their parsers trim it;
 /// - `date`: `YYYY-MM-DD` (with `format: date`);
-/// - `amount`: [`AMOUNT_PATTERN`], for an amount property not named `amount`.
+/// - `amount`: [`AMOUNT_PATTERN`], for an amount property not named `amount`;
+/// - `amount-bound`: the same or zero (`0`, `0.00`);
+/// - `advertising-id`: 1–40 characters of `a-z`, `0-9`, `_`, `-`;
+/// - `display-name`: not blank, no control character once trimmed (with `maxLength`);
+/// - `banner-text`: no control character but `\n` and `\r`;
+/// - `condition`: a banner condition's value, 1–120 characters, no white space or control
+///   character;
+/// - `link`: an `http(s)://` URL or a path on the site (not `//…`), without white space,
+///   control characters, quotes, `<`, `>` or `` ` ``;
+/// - `base64`: the standard alphabet, padded, the unused bits of the last character zero,
+///   white space around it allowed (trimmed before decoding).
 pub fn text_rule(name: &str) -> Option<String> {
     let ws = format!("[{WHITE_SPACE}]*");
     let sep = "[ ()-]*";
@@ -77,6 +91,24 @@ pub fn text_rule(name: &str) -> Option<String> {
         "passport" => format!("^{ws}(?: *[0-9]){{10}} *{ws}$"),
         "date" => "^[0-9]{4}-[0-9]{2}-[0-9]{2}$".to_owned(),
         "amount" => AMOUNT_PATTERN.to_owned(),
+        "advertising-id" => "^[a-z0-9_-]{1,40}$".to_owned(),
+        "display-name" => format!(
+            "^{ws}[^{WHITE_SPACE}{CONTROL}](?:[^{CONTROL}]*[^{WHITE_SPACE}{CONTROL}])?{ws}$"
+        ),
+        "banner-text" => "^[^\\x00-\\x09\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$".to_owned(),
+        "condition" => format!("^[^{WHITE_SPACE}{CONTROL}]{{1,120}}$"),
+        "link" => {
+            let x = format!("{WHITE_SPACE}{CONTROL}\"'<>`");
+            format!("^(?:[hH][tT][tT][pP][sS]?://[^{x}]+|/(?:[^{x}/\\\\][^{x}]*)?)$")
+        }
+        "amount-bound" => {
+            let positive = AMOUNT_PATTERN.trim_start_matches('^').trim_end_matches('$');
+            format!("^(?:0+(?:\\.0{{1,2}})?|{positive})$")
+        }
+        "base64" => {
+            let b = "[A-Za-z0-9+/]";
+            format!("^{ws}(?:{b}{{4}})*(?:{b}[AQgw]==|{b}{{2}}[AEIMQUYcgkosw048]=)?{ws}$")
+        }
         _ => return None,
     })
 }
@@ -264,22 +296,32 @@ fn text_rules(schema: &mut Value) {
                         .collect(),
                     _ => Vec::new(),
                 };
+                // A list's rule is its items'.
+                let list = matches!(object.get("items"), Some(Value::Object(_)));
+                let target = if list {
+                    object.get_mut("items").and_then(Value::as_object_mut)
+                } else {
+                    Some(&mut *object)
+                };
+                let Some(target) = target else {
+                    return;
+                };
                 for name in names {
                     let Some(pattern) = text_rule(&name) else {
                         continue;
                     };
                     if name == "date" {
-                        object.insert("format".into(), Value::String("date".into()));
+                        target.insert("format".into(), Value::String("date".into()));
                     }
-                    if object.contains_key("pattern") {
-                        let all_of = object
+                    if target.contains_key("pattern") {
+                        let all_of = target
                             .entry("allOf")
                             .or_insert_with(|| Value::Array(Vec::new()));
                         if let Some(list) = all_of.as_array_mut() {
                             list.push(json!({ "pattern": pattern }));
                         }
                     } else {
-                        object.insert("pattern".into(), Value::String(pattern));
+                        target.insert("pattern".into(), Value::String(pattern));
                     }
                 }
             }
@@ -530,6 +572,59 @@ mod tests {
                 u32::from(c)
             );
         }
+
+        use etr_domain::advertising::{AmountRange, Content, Link, Name, PlaceId};
+        let ad_chars: Vec<char> = "az09_-A /\\:htps\"\u{7}\t\u{a0}\n\r\u{85}"
+            .chars()
+            .collect();
+        let tried = strings(&ad_chars, 9, 60_000);
+        agrees(&rule("advertising-id"), &tried, |t| {
+            PlaceId::parse(t).is_ok()
+        });
+        agrees(&rule("display-name"), &tried, |t| {
+            Name::parse(t, "n").is_ok()
+        });
+        agrees(&rule("banner-text"), &tried, |t| {
+            Content::parse("t", t, "/", None).is_ok()
+        });
+        agrees(&rule("condition"), &tried, |t| {
+            etr_domain::advertising::Conditions::parse(
+                &[t.to_owned()],
+                &[],
+                None,
+                None,
+                &std::collections::BTreeMap::new(),
+            )
+            .is_ok()
+        });
+        let mut links = strings(&ad_chars, 12, 60_000);
+        links.extend(
+            [
+                "https://x",
+                "HTTP://a",
+                "http://",
+                "/",
+                "//x",
+                "/\\x",
+                "/a b",
+            ]
+            .map(str::to_owned),
+        );
+        agrees(&rule("link"), &links, |t| Link::parse(t).is_ok());
+        let bound_chars: Vec<char> = "0120.9 -".chars().collect();
+        let bounds = strings(&bound_chars, 6, 60_000);
+        agrees(&rule("amount-bound"), &bounds, |t| {
+            AmountRange::parse(Some(t), None).is_ok()
+        });
+
+        let b64_chars: Vec<char> = "AQgwBhE+/=09 \u{a0}".chars().collect();
+        let tried = strings(&b64_chars, 9, 60_000);
+        agrees(&rule("base64"), &tried, |t| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(t.trim())
+                .is_ok()
+        });
 
         let mut date_chars = digits.clone();
         date_chars.extend(['-', '+', ' ']);

@@ -266,7 +266,7 @@ pub(crate) async fn list_groups(
 /// Creates or replaces a group. Its limits apply to every client in it from their next
 /// operation (within a second in every process).
 #[utoipa::path(put, path = "/v1/operator/client-groups/{group_id}", request_body = GroupBody,
-    params(("group_id" = String, Path, description = "1–40 characters of a-z, 0-9, _ and -")),
+    params(("group_id" = String, Path, pattern = "^[a-z0-9_-]{1,40}$", description = "1–40 characters of a-z, 0-9, _ and -")),
     responses((status = 200, body = GroupView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 422, body = crate::api::ErrorBody)))]
 pub(crate) async fn put_group(
     AxumState(app): AxumState<Arc<App>>,
@@ -321,7 +321,8 @@ pub(crate) async fn put_group(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveClientRequest {
-    /// The group's id.
+    /// The group's id: 1–40 characters of a-z, 0-9, _ and -.
+    #[schema(pattern = "^[a-z0-9_-]{1,40}$")]
     pub group: String,
     pub reason: String,
 }

@@ -538,7 +538,8 @@ pub struct ApplicationRequest {
     pub amount: String,
     /// "RUB".
     pub currency: String,
-    /// Days or months, as the product counts them.
+    /// Days or months, as the product counts them: 1–1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub term: u32,
     pub product_id: Option<String>,
     #[serde(default)]
@@ -846,7 +847,7 @@ fn signing_purpose(id: Uuid, sha256: &str) -> String {
 /// `POST …/applications/{id}/{action}`: submit, offer, otp, sign, card, goods-handed-over,
 /// cancel.
 #[utoipa::path(post, path = "/v1/partner/applications/{application_id}/{action}",
-    params(("application_id" = Uuid, Path), ("action" = String, Path, description = "submit | offer | otp | sign | card | goods-handed-over | cancel"), ("Idempotency-Key" = String, Header)),
+    params(("application_id" = Uuid, Path), ("action" = String, Path, pattern = "^(?:submit|offer|otp|sign|card|goods-handed-over|cancel)$", description = "submit | offer | otp | sign | card | goods-handed-over | cancel"), ("Idempotency-Key" = String, Header)),
     request_body(content = Object, description = "submit, otp, goods-handed-over: {}; offer: ChooseOfferRequest; sign: SignRequest; card: CardRequest; cancel: ReasonRequest"),
     responses((status = 200, body = crate::api::CommandResponse), (status = 202, description = "otp: the code was sent"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse), (status = 429, body = crate::api::ErrorBody)))]
 async fn act(
@@ -1501,11 +1502,15 @@ async fn search(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentRequest {
-    /// A configured document type, e.g. `passport_photo`, `selfie`, `income_statement`.
+    /// A configured document type, e.g. `passport_photo`, `selfie`, `income_statement`; the
+    /// types, their content types, sizes and numbers are configuration: a document they do
+    /// not admit is refused with 422 (`unknown_document_type`, `document_content_type`,
+    /// `document_empty`, `document_too_large`, `document_number`).
     pub kind: String,
     /// MIME type, e.g. `image/jpeg`.
     pub content_type: String,
     /// The file, base64 (standard alphabet, padded).
+    #[schema(extensions(("x-text" = json!("base64"))))]
     pub content_base64: String,
     /// The document's number, for types that carry one.
     pub number: Option<String>,
@@ -1534,7 +1539,7 @@ async fn file_document(
             u64::try_from(file.len()).unwrap_or(u64::MAX),
             req.number.as_deref(),
         )
-        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
     let document_id = minted(&meta, "document");
     let sealed_file = app
         .vault

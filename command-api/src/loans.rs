@@ -432,7 +432,7 @@ fn check_closable(through: Date, simulated: bool, now: OffsetDateTime) -> Result
 /// an operator; 404 `loan_not_found`; 422 `day_not_ended`, `invalid_transition` (stopping a
 /// stopped accrual, resuming a running one, a closed loan), `invalid_command`.
 #[utoipa::path(post, path = "/v1/operator/clients/{client_id}/loans/{loan_id}/{action}", request_body = OperatorLoanRequest,
-    params(("client_id" = Uuid, Path), ("loan_id" = Uuid, Path), ("action" = String, Path, description = "stop-accrual | resume-accrual | write-off | close-days"), ("Idempotency-Key" = String, Header)),
+    params(("client_id" = Uuid, Path), ("loan_id" = Uuid, Path), ("action" = String, Path, pattern = "^(?:stop-accrual|resume-accrual|write-off|close-days)$", description = "stop-accrual | resume-accrual | write-off | close-days"), ("Idempotency-Key" = String, Header)),
     responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)))]
 pub(crate) async fn operator_action(
     AxumState(app): AxumState<Arc<App>>,

@@ -345,7 +345,7 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("document_content_type")),
+        (422, Some("document_content_type")),
         "{body}"
     );
     for kind in ["passport_photo", "selfie"] {
