@@ -230,7 +230,7 @@ pub struct PaymentRequest {
     pub amount: String,
     pub currency: String,
     /// The service paid for: 1–100 characters, not blank.
-    #[schema(max_length = 100, extensions(("x-not-blank" = json!(true))))]
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub service_id: String,
     /// The provider's attributes (a phone number, an account): at most 50, names of at most
     /// 100 characters, values of at most 1,000.
@@ -1343,6 +1343,7 @@ async fn transfer(
         crate::lending::change_personal_data_by_partner
     ),
     components(schemas(
+        crate::lending::ClientSearch,
         crate::loans::RepaymentRequest,
         crate::loans::EarlyRepaymentRequest,
         crate::loans::ProlongationRequest,

@@ -212,6 +212,7 @@ pub struct QuoteBody {
     #[schema(example = "card")]
     pub source: String,
     /// The menu item the client chose, when the service is in more than one.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub menu_item: Option<String>,
 }
 
