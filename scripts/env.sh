@@ -51,6 +51,10 @@ ensure_schemathesis() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
   fi
+  # Works round a CPython 3.11 bug that ends a run with a "Runtime Error" (see the file).
+  local site
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  cp "$ETR_ROOT/scripts/schemathesis/sitecustomize.py" "$site/sitecustomize.py"
   export ETR_SCHEMATHESIS="$venv/bin/schemathesis"
 }
 

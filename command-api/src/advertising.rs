@@ -71,8 +71,20 @@ fn store(app: &App) -> Advertising {
     Advertising::new(app.pool.clone())
 }
 
+/// A name of something that does not exist, an empty period or amount range, a regular
+/// expression that does not compile and an image that is empty or not of its type are
+/// refused with 422 (rules between fields, or beyond what the document's patterns say); a
+/// malformed value with 400.
 fn refused(e: AdError) -> ApiError {
-    let status = if e.is_unknown() {
+    let status = if e.is_unknown()
+        || matches!(
+            e,
+            AdError::EmptyPeriod { .. }
+                | AdError::EmptyAmountRange { .. }
+                | AdError::Regex { .. }
+                | AdError::ImageEmpty
+                | AdError::ImageContent(_)
+        ) {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::BAD_REQUEST
@@ -114,6 +126,7 @@ fn time(raw: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
 
 /// A page of a list: `after` the last id of the previous page, `limit` 1–100 (default 20).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub after: Option<String>,
@@ -144,12 +157,16 @@ fn list_query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, 
 pub struct NewPlace {
     /// 1–40 characters of a-z, 0-9, _ and -; the name a receipt template gives in
     /// `$adv.getBannerHtml($operation, 'content')`.
-    #[schema(example = "content")]
+    #[schema(example = "content", extensions(("x-text" = json!("advertising-id"))))]
     pub id: String,
-    #[schema(example = "Receipt footer")]
+    /// At most 120 characters, not blank, no control characters.
+    #[schema(example = "Receipt footer", max_length = 120, extensions(("x-text" = json!("display-name"))))]
     pub name: String,
     /// `web_application` (receipts on the site) or `email_receipt` (receipts by e-mail).
-    #[schema(example = "web_application")]
+    #[schema(
+        example = "web_application",
+        pattern = "^(?:web_application|email_receipt)$"
+    )]
     pub interface_type: String,
 }
 
@@ -157,8 +174,11 @@ pub struct NewPlace {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceBody {
+    /// At most 120 characters, not blank, no control characters.
+    #[schema(max_length = 120, extensions(("x-text" = json!("display-name"))))]
     pub name: String,
     /// `web_application` or `email_receipt`.
+    #[schema(pattern = "^(?:web_application|email_receipt)$")]
     pub interface_type: String,
 }
 
@@ -236,6 +256,10 @@ pub(crate) async fn update_place(
 ) -> Result<Response, ApiError> {
     let actor = operator(&app, &headers)?;
     let id = path_ids(path)?;
+    // An id no place can have names no place: 404 like an unknown one.
+    if etr_domain::advertising::PlaceId::parse(&id).is_err() {
+        return Err(not_found("unknown_place", "advertising place", &id));
+    }
     let req: PlaceBody = parse_body(&body)?;
     let place = Place::parse(&id, &req.name, &req.interface_type).map_err(refused)?;
     let updated = store(&app)
@@ -253,14 +277,17 @@ pub(crate) async fn update_place(
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
     /// 1–40 characters of a-z, 0-9, _ and -.
-    #[schema(example = "winter-2026")]
+    #[schema(example = "winter-2026", extensions(("x-text" = json!("advertising-id"))))]
     pub id: String,
-    #[schema(example = "Winter sale")]
+    /// At most 120 characters, not blank, no control characters.
+    #[schema(example = "Winter sale", max_length = 120, extensions(("x-text" = json!("display-name"))))]
     pub name: String,
     /// RFC 3339; the campaign runs from this time (included).
-    #[schema(example = "2026-12-01T00:00:00Z")]
+    #[schema(example = "2026-12-01T00:00:00Z", format = DateTime)]
     pub active_from: String,
-    /// RFC 3339; until this time (excluded); absent: for ever.
+    /// RFC 3339; until this time (excluded), after `active_from` (else 422 `empty_period`);
+    /// absent: for ever.
+    #[schema(format = DateTime)]
     pub active_to: Option<String>,
     /// Default true.
     pub active: Option<bool>,
@@ -270,8 +297,14 @@ pub struct NewCampaign {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignBody {
+    /// At most 120 characters, not blank, no control characters.
+    #[schema(max_length = 120, extensions(("x-text" = json!("display-name"))))]
     pub name: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub active_from: String,
+    /// RFC 3339, after `active_from` (else 422 `empty_period`).
+    #[schema(format = DateTime)]
     pub active_to: Option<String>,
     pub active: Option<bool>,
 }
@@ -336,7 +369,7 @@ pub(crate) async fn list_campaigns(
 
 /// Creates a campaign.
 #[utoipa::path(post, path = "/v1/operator/advertising/campaigns", request_body = NewCampaign,
-    responses((status = 201, body = CampaignView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 409, body = crate::api::ErrorBody)))]
+    responses((status = 201, body = CampaignView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 409, body = crate::api::ErrorBody), (status = 422, description = "`empty_period`: `active_until` is not after `active_from`.", body = crate::api::ErrorBody)))]
 pub(crate) async fn create_campaign(
     AxumState(app): AxumState<Arc<App>>,
     headers: HeaderMap,
@@ -362,7 +395,7 @@ pub(crate) async fn create_campaign(
 /// Changes a campaign; the playlists of the places its banners are at are rebuilt.
 #[utoipa::path(put, path = "/v1/operator/advertising/campaigns/{campaign_id}", request_body = CampaignBody,
     params(("campaign_id" = String, Path)),
-    responses((status = 200, body = CampaignView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
+    responses((status = 200, body = CampaignView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, description = "`empty_period`: `active_until` is not after `active_from`.", body = crate::api::ErrorBody)))]
 pub(crate) async fn update_campaign(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
@@ -371,6 +404,9 @@ pub(crate) async fn update_campaign(
 ) -> Result<Response, ApiError> {
     let actor = operator(&app, &headers)?;
     let id = path_ids(path)?;
+    if CampaignId::parse(&id).is_err() {
+        return Err(not_found("unknown_campaign", "campaign", &id));
+    }
     let req: CampaignBody = parse_body(&body)?;
     let campaign = parse_campaign(&id, &req)?;
     let updated = store(&app)
@@ -388,23 +424,43 @@ pub(crate) async fn update_campaign(
 #[serde(deny_unknown_fields)]
 pub struct NewBanner {
     /// 1–40 characters of a-z, 0-9, _ and -.
-    #[schema(example = "winter-mobile")]
+    #[schema(example = "winter-mobile", extensions(("x-text" = json!("advertising-id"))))]
     pub id: String,
-    #[schema(example = "winter-2026")]
+    #[schema(example = "winter-2026", extensions(("x-text" = json!("advertising-id"))))]
     pub campaign_id: String,
-    #[schema(example = "content")]
+    #[schema(example = "content", extensions(("x-text" = json!("advertising-id"))))]
     pub place_id: String,
-    #[schema(example = "10% back on mobile top-ups")]
+    /// At most 120 characters, not blank, no control characters.
+    #[schema(example = "10% back on mobile top-ups", max_length = 120, extensions(("x-text" = json!("display-name"))))]
     pub title: String,
+    /// Up to 1,000 characters, no control characters but line breaks.
+    #[schema(max_length = 1000, extensions(("x-text" = json!("banner-text"))))]
     pub text: Option<String>,
-    #[schema(example = "/offers/winter")]
+    /// An http:// or https:// URL, or a path on this site (`/offers`), at most 2,000
+    /// characters, without white space, control characters, quotes, `<`, `>` or `` ` ``;
+    /// opened with rel="noopener".
+    #[schema(example = "/offers/winter", max_length = 2000, extensions(("x-text" = json!("link"))))]
     pub link: String,
+    /// 1–1,000: the banner is this many times in its place's playlist.
     #[schema(example = 3, minimum = 1, maximum = 1000)]
     pub weight: i64,
+    /// Shown only for these services (at most 50).
+    #[schema(max_items = 50, extensions(("x-text" = json!("condition"))))]
     pub service_ids: Option<Vec<String>>,
+    /// Shown only for these menu items (service categories; at most 50).
+    #[schema(max_items = 50, extensions(("x-text" = json!("condition"))))]
     pub menu_item_ids: Option<Vec<String>>,
+    /// Shown only for amounts from this (included), e.g. "100.00"; zero allowed.
+    #[schema(extensions(("x-text" = json!("amount-bound"))))]
     pub amount_from: Option<String>,
+    /// Shown only for amounts below this (excluded); above `amount_from` (else 422
+    /// `empty_amount_range`).
+    #[schema(extensions(("x-text" = json!("amount-bound"))))]
     pub amount_to: Option<String>,
+    /// Attribute name (as a condition's value) → regular expression of at most 500
+    /// characters the attribute must match as a whole (one that does not compile: 422
+    /// `invalid_regex`); at most 50.
+    #[schema(schema_with = attribute_patterns_schema)]
     pub attribute_patterns: Option<BTreeMap<String, String>>,
 }
 
@@ -434,32 +490,64 @@ impl NewBanner {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BannerBody {
-    #[schema(example = "winter-2026")]
+    #[schema(example = "winter-2026", extensions(("x-text" = json!("advertising-id"))))]
     pub campaign_id: String,
-    #[schema(example = "content")]
+    #[schema(example = "content", extensions(("x-text" = json!("advertising-id"))))]
     pub place_id: String,
-    /// 1–120 characters.
-    #[schema(example = "10% back on mobile top-ups")]
+    /// At most 120 characters, not blank, no control characters.
+    #[schema(example = "10% back on mobile top-ups", max_length = 120, extensions(("x-text" = json!("display-name"))))]
     pub title: String,
-    /// Up to 1,000 characters.
+    /// Up to 1,000 characters, no control characters but line breaks.
+    #[schema(max_length = 1000, extensions(("x-text" = json!("banner-text"))))]
     pub text: Option<String>,
-    /// An http:// or https:// URL, or a path on this site (`/offers`); opened with
-    /// rel="noopener".
-    #[schema(example = "/offers/winter")]
+    /// An http:// or https:// URL, or a path on this site (`/offers`), at most 2,000
+    /// characters, without white space, control characters, quotes, `<`, `>` or `` ` ``;
+    /// opened with rel="noopener".
+    #[schema(example = "/offers/winter", max_length = 2000, extensions(("x-text" = json!("link"))))]
     pub link: String,
     /// 1–1,000: the banner is this many times in its place's playlist.
     #[schema(example = 3, minimum = 1, maximum = 1000)]
     pub weight: i64,
-    /// Shown only for these services.
+    /// Shown only for these services (at most 50).
+    #[schema(max_items = 50, extensions(("x-text" = json!("condition"))))]
     pub service_ids: Option<Vec<String>>,
-    /// Shown only for these menu items (service categories).
+    /// Shown only for these menu items (service categories; at most 50).
+    #[schema(max_items = 50, extensions(("x-text" = json!("condition"))))]
     pub menu_item_ids: Option<Vec<String>>,
-    /// Shown only for amounts from this (included), e.g. "100.00".
+    /// Shown only for amounts from this (included), e.g. "100.00"; zero allowed.
+    #[schema(extensions(("x-text" = json!("amount-bound"))))]
     pub amount_from: Option<String>,
-    /// Shown only for amounts below this (excluded).
+    /// Shown only for amounts below this (excluded); above `amount_from` (else 422
+    /// `empty_amount_range`).
+    #[schema(extensions(("x-text" = json!("amount-bound"))))]
     pub amount_to: Option<String>,
-    /// Attribute name → regular expression the attribute must match as a whole.
+    /// Attribute name (as a condition's value) → regular expression of at most 500
+    /// characters the attribute must match as a whole (one that does not compile: 422
+    /// `invalid_regex`); at most 50.
+    #[schema(schema_with = attribute_patterns_schema)]
     pub attribute_patterns: Option<BTreeMap<String, String>>,
+}
+
+/// A banner's `attribute_patterns`: at most 50, named like a condition's value, each a
+/// regular expression of at most 500 characters.
+fn attribute_patterns_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::SchemaType;
+    use utoipa::openapi::{ObjectBuilder, Type};
+    let name = crate::contract::text_rule("condition").unwrap_or_default();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .max_properties(Some(50))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(name)),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(500)),
+        ))
+        .build()
 }
 
 /// A banner as stored.
@@ -597,6 +685,9 @@ pub(crate) async fn update_banner(
 ) -> Result<Response, ApiError> {
     let actor = operator(&app, &headers)?;
     let id = path_ids(path)?;
+    if BannerId::parse(&id).is_err() {
+        return Err(not_found("unknown_banner", "banner", &id));
+    }
     let req: BannerBody = parse_body(&body)?;
     let banner = parse_banner(&id, &req)?;
     let updated = store(&app)
@@ -608,12 +699,12 @@ pub(crate) async fn update_banner(
 }
 
 /// Sets a banner's image: the body is the image (PNG, JPEG, GIF or WebP, at most 256 KiB),
-/// its type in `Content-Type`. Refusals: `invalid_image_type`, `image_empty`,
-/// `image_too_large`, `image_content_mismatch`.
+/// its type in `Content-Type`. Refusals: 400 `invalid_image_type`; 404 `unknown_banner`; 413
+/// `image_too_large`; 422 `image_empty`, `image_content_mismatch`.
 #[utoipa::path(put, path = "/v1/operator/advertising/banners/{banner_id}/image",
     request_body(content = Vec<u8>, content_type = "image/png"),
     params(("banner_id" = String, Path)),
-    responses((status = 200, body = BannerView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
+    responses((status = 200, body = BannerView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::ErrorBody)))]
 pub(crate) async fn upload_image(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
@@ -621,7 +712,8 @@ pub(crate) async fn upload_image(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let actor = operator(&app, &headers)?;
-    let id = BannerId::parse(&path_ids(path)?).map_err(refused)?;
+    let raw = path_ids::<String>(path)?;
+    let id = BannerId::parse(&raw).map_err(|_| not_found("unknown_banner", "banner", &raw))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -30,7 +30,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use etr_domain::alerts::{self, Alert, Subscription, SubscriptionError};
+use etr_domain::alerts::{self, Alert, AlertType, Channel, Subscription, SubscriptionError};
 use etr_domain::ClientId;
 use etr_infra::alerts::{self as store, Raised, StoredSubscription};
 use serde::{Deserialize, Serialize};
@@ -59,14 +59,39 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 #[serde(deny_unknown_fields)]
 pub struct AlertSubscriptionBody {
     /// Alert type codes of the catalogue (GraphQL `alertCatalogue`), at least one.
-    #[schema(example = json!(["client.blocked", "payment.large"]))]
+    #[schema(schema_with = alert_types_schema, example = json!(["client.blocked", "payment.large"]))]
     pub alert_types: Vec<String>,
     /// `sms`, `email`, `push` or `web`, at least one; each type is delivered through those of
     /// them it supports.
-    #[schema(example = json!(["email", "web"]))]
+    #[schema(schema_with = channels_schema, example = json!(["email", "web"]))]
     pub channels: Vec<String>,
     /// Only alerts about this client (a UUID); every client when absent.
+    #[schema(format = Uuid)]
     pub client_id: Option<String>,
+}
+
+/// A non-empty list of codes, each one of `codes` (400 `unknown_…` for another; an empty
+/// list is 422).
+fn codes_schema(codes: impl Iterator<Item = &'static str>) -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(codes)),
+        )
+        .min_items(Some(1))
+        .build()
+}
+
+/// The catalogue's alert type codes.
+fn alert_types_schema() -> utoipa::openapi::Array {
+    codes_schema(AlertType::ALL.iter().map(|t| t.code()))
+}
+
+/// The delivery channels.
+fn channels_schema() -> utoipa::openapi::Array {
+    codes_schema(Channel::ALL.into_iter().map(Channel::as_str))
 }
 
 /// A subscription as stored.

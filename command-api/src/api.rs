@@ -120,6 +120,28 @@ async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Why a request body could not be read: 413 `body_too_large` beyond [`MAX_BODY`] bytes, else
+/// 408 `body_not_received` — it did not arrive in full within the server's body read timeout
+/// (`ETR_BODY_READ_TIMEOUT_MS`) or the client cut it off.
+fn body_not_read(e: axum::Error) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request bodies are at most {MAX_BODY} bytes"),
+            );
+        }
+        cause = c.source();
+    }
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_not_received",
+        "the request body did not arrive in full in time",
+    )
+}
+
 /// Marks a response whose command belongs to a partition another process writes.
 #[derive(Clone)]
 struct ForwardTo(Option<String>);
@@ -133,13 +155,9 @@ async fn forward_to_writer(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request bodies are at most {MAX_BODY} bytes"),
-        )
-        .into_response();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => return body_not_read(e).into_response(),
     };
     let forwarded = parts.headers.contains_key(FORWARDED);
     let response = next
@@ -229,13 +247,35 @@ pub struct TopUpRequest {
 pub struct PaymentRequest {
     pub amount: String,
     pub currency: String,
+    /// The service paid for: 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub service_id: String,
+    /// The provider's attributes (a phone number, an account): at most 50, names of at most
+    /// 100 characters, values of at most 1,000.
     #[serde(default)]
+    #[schema(schema_with = attributes_schema)]
     pub attributes: BTreeMap<String, String>,
     /// Pay from this bound card (`POST /v1/clients/{client_id}/cards`) instead of the
     /// wallet: the card is authorised at the bank and the wallet's balance does not move.
     #[serde(default)]
     pub card_id: Option<Uuid>,
+}
+
+/// A payment's `attributes`: at most 50, names of at most 100 characters, string values of
+/// at most 1,000 (what `check_attributes` allows).
+fn attributes_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    let text = |max: usize| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(max))
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(50))
+        .property_names(Some(text(100)))
+        .additional_properties(Some(text(1000)))
+        .build()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -502,6 +542,56 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result
     crate::body::parse(body).map_err(|e| ApiError::bad_request(e.code(), e.to_string()))
 }
 
+/// Declares one operation per action of a resource — `POST <resource>/<action>`, each with
+/// its own body in the document — served by one dispatching handler, `$dispatch(state, uri,
+/// path, action, headers, body)`; and `$routes(router, resource)`, which routes every action
+/// under a resource's path (an action not declared is 404 `not_found`).
+macro_rules! action_operations {
+    (
+        dispatch: $dispatch:ident, path: $path_type:ty, routes: $routes:ident,
+        params: $params:tt, responses: $responses:tt;
+        $( $(#[doc = $doc:literal])* $handler:ident: $action:tt, $route:tt, $body:tt, $ok:tt; )+
+    ) => {
+        $(
+            $crate::api::action_operations!(@operation $dispatch, $path_type, $params,
+                $responses, [$(#[doc = $doc])*], $handler, $action, $route, $body, $ok);
+        )+
+
+        /// Routes every action under `resource`.
+        fn $routes(
+            mut router: ::axum::Router<::std::sync::Arc<$crate::api::App>>,
+            resource: &str,
+        ) -> ::axum::Router<::std::sync::Arc<$crate::api::App>> {
+            $(
+                router = router.route(
+                    &format!("{resource}/{}", $action),
+                    ::axum::routing::post($handler),
+                );
+            )+
+            router
+        }
+    };
+    (@operation $dispatch:ident, $path_type:ty, $params:tt, [$($responses:tt)*],
+        [$($doc:tt)*], $handler:ident, $action:tt, $route:tt, $body:tt, $ok:tt) => {
+        $($doc)*
+        #[utoipa::path(post, path = $route, request_body = $body, params $params,
+            responses($ok, $($responses)*))]
+        pub(crate) async fn $handler(
+            state: ::axum::extract::State<::std::sync::Arc<$crate::api::App>>,
+            uri: ::axum::http::Uri,
+            path: ::std::result::Result<
+                ::axum::extract::Path<$path_type>,
+                ::axum::extract::rejection::PathRejection,
+            >,
+            headers: ::axum::http::HeaderMap,
+            body: ::axum::body::Bytes,
+        ) -> ::std::result::Result<::axum::response::Response, $crate::api::ApiError> {
+            $dispatch(state, uri, path, $action, headers, body).await
+        }
+    };
+}
+pub(crate) use action_operations;
+
 pub(crate) fn path_ids<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     path.map(|Path(p)| p)
         .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
@@ -706,9 +796,11 @@ async fn top_up(
 
 /// `?wait=SECONDS` on a payment: how long the request may wait for the final status.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentWait {
     /// Seconds to wait for the payment's final status (0–30, default 0: answer at once).
+    #[param(maximum = 30)]
     pub wait: Option<u64>,
 }
 
@@ -763,7 +855,7 @@ async fn pay(
     let wait = wait_seconds(wait)?;
     let req: PaymentRequest = parse_body(&body)?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
-    if req.service_id.trim().is_empty() || req.service_id.len() > 100 {
+    if req.service_id.trim().is_empty() || req.service_id.chars().count() > 100 {
         return Err(ApiError::bad_request(
             "invalid_service_id",
             "service_id must be 1–100 characters",
@@ -1259,7 +1351,9 @@ async fn transfer(
         crate::autopayments::save_template,
         crate::autopayments::delete_template,
         crate::autopayments::create_autopayment,
-        crate::autopayments::act,
+        crate::autopayments::pause_autopayment,
+        crate::autopayments::resume_autopayment,
+        crate::autopayments::cancel_autopayment,
         crate::registration::apply,
         crate::registration::login,
         crate::registration::review_registration,
@@ -1291,7 +1385,10 @@ async fn transfer(
         crate::loans::quote,
         crate::loans::repay_early,
         crate::loans::prolong,
-        crate::loans::operator_action,
+        crate::loans::stop_accrual,
+        crate::loans::resume_accrual,
+        crate::loans::write_off,
+        crate::loans::close_days,
         crate::advertising::list_places,
         crate::advertising::create_place,
         crate::advertising::update_place,
@@ -1307,7 +1404,13 @@ async fn transfer(
         crate::lending::create_application,
         crate::lending::get_application,
         crate::lending::get_cart,
-        crate::lending::act,
+        crate::lending::submit_application,
+        crate::lending::choose_offer,
+        crate::lending::send_signing_code,
+        crate::lending::sign_contract,
+        crate::lending::bind_card,
+        crate::lending::confirm_goods_handed_over,
+        crate::lending::cancel_application,
         crate::lending::review,
         crate::lending::block,
         crate::lending::unblock,
@@ -1321,10 +1424,11 @@ async fn transfer(
         crate::lending::change_personal_data_by_partner
     ),
     components(schemas(
+        crate::lending::ClientSearch,
         crate::loans::RepaymentRequest,
         crate::loans::EarlyRepaymentRequest,
         crate::loans::ProlongationRequest,
-        crate::loans::OperatorLoanRequest,
+        crate::loans::CloseDaysRequest,
         crate::loans::QuoteView,
         crate::loans::DebtView,
         crate::lending::RegistrationRequest,

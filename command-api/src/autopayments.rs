@@ -33,14 +33,17 @@ use crate::lending::respond;
 const TEMPLATES: &str = "/v1/clients/{client_id}/templates";
 const TEMPLATE_DELETE: &str = "/v1/clients/{client_id}/templates/{template_id}/delete";
 const AUTOPAYMENTS: &str = "/v1/clients/{client_id}/autopayments";
+/// An action on an autopayment (the route of its idempotency fingerprint).
 const AUTOPAYMENT_ACTION: &str = "/v1/clients/{client_id}/autopayments/{autopayment_id}/{action}";
+/// An autopayment: its actions are routed under it.
+const AUTOPAYMENT: &str = "/v1/clients/{client_id}/autopayments/{autopayment_id}";
 
 pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
+    let router = Router::new()
         .route(TEMPLATES, post(save_template))
         .route(TEMPLATE_DELETE, post(delete_template))
-        .route(AUTOPAYMENTS, post(create_autopayment))
-        .route(AUTOPAYMENT_ACTION, post(act))
+        .route(AUTOPAYMENTS, post(create_autopayment));
+    action_routes(router, AUTOPAYMENT)
 }
 
 /// An operation's details: the wallet it is paid from, the service, the amount (decimal
@@ -66,7 +69,7 @@ pub struct TemplateRequest {
 #[serde(deny_unknown_fields)]
 pub struct EveryRequest {
     /// `second` (at least 5), `minute`, `hour`, `day`, `week` or `month`.
-    #[schema(example = "month")]
+    #[schema(example = "month", pattern = "^(?:second|minute|hour|day|week|month)$")]
     pub unit: String,
     /// 1–1000.
     #[schema(example = 1)]
@@ -80,15 +83,17 @@ pub struct AutopaymentRequest {
     pub template_id: Uuid,
     pub every: EveryRequest,
     /// RFC 3339; the first run (now when absent).
+    #[schema(format = DateTime)]
     pub first_run_at: Option<String>,
     /// Failed runs in a row after which it pauses: 1–10, default 3.
     pub max_failures: Option<u32>,
 }
 
-/// A reason, for a pause.
+/// A reason, for a pause; the body may be left empty.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
+    /// Why, for the record (a pause only; ignored by resume and cancel).
     pub reason: Option<String>,
 }
 
@@ -248,24 +253,35 @@ pub(crate) async fn create_autopayment(
     .await
 }
 
-/// `pause` (a `reason` is required), `resume` (the next run is the first scheduled after
-/// now) or `cancel` an autopayment. Errors: 404 `not_found` for another action,
-/// `invalid_transition` when its status does not allow it.
-#[utoipa::path(post, path = "/v1/clients/{client_id}/autopayments/{autopayment_id}/{action}", request_body = ActionRequest,
-    params(("client_id" = Uuid, Path), ("autopayment_id" = Uuid, Path), ("action" = String, Path, description = "pause | resume | cancel"), ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse)))]
-pub(crate) async fn act(
+crate::api::action_operations! {
+    dispatch: act, path: (Uuid, Uuid), routes: action_routes,
+    params: (("client_id" = Uuid, Path), ("autopayment_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses: [(status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse)];
+    /// Pauses an autopayment: no run until it is resumed. 422 `invalid_transition` unless
+    /// active.
+    pause_autopayment: "pause", "/v1/clients/{client_id}/autopayments/{autopayment_id}/pause", ActionRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Resumes a paused autopayment: the next run is the first scheduled after now. 422
+    /// `invalid_transition` unless paused.
+    resume_autopayment: "resume", "/v1/clients/{client_id}/autopayments/{autopayment_id}/resume", ActionRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Cancels an autopayment for good. 422 `invalid_transition` once cancelled.
+    cancel_autopayment: "cancel", "/v1/clients/{client_id}/autopayments/{autopayment_id}/cancel", ActionRequest, (status = 200, body = crate::api::CommandResponse);
+}
+
+/// An action on an autopayment, by name (the operations above).
+async fn act(
     AxumState(app): AxumState<Arc<App>>,
-    path: Result<Path<(Uuid, Uuid, String)>, PathRejection>,
+    _uri: axum::http::Uri,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    action: &str,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (client, autopayment_id, action) = path_ids(path)?;
+    let (client, autopayment_id) = path_ids(path)?;
     let client = ClientId(client);
     let params = [
         client.to_string(),
         autopayment_id.to_string(),
-        action.clone(),
+        action.to_owned(),
     ];
     client_command(
         &app,
@@ -280,7 +296,7 @@ pub(crate) async fn act(
             } else {
                 parse_body(&body)?
             };
-            let command = match action.as_str() {
+            let command = match action {
                 "pause" => client::Command::PauseAutopayment {
                     autopayment_id,
                     reason: req.reason.unwrap_or_default(),

@@ -36,10 +36,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 /// Binds a bank card to the client: `201` with `card_id` and `masked_pan`. A repeated
 /// Idempotency-Key answers the first response.
 ///
-/// Errors: 400 `card_number_format`, `card_number_checksum`, `card_expiry_format`,
-/// `card_expired`, `card_cvc_format`, or a body code; 402 `card_declined` (the bank refused
-/// the card, with its reason); 404 `client_not_found`; 422 `client_blocked`, `invalid_command` (the
-/// card is already bound, or 10 cards are); 503 `bank_unavailable`.
+/// Errors: 400 `card_number_format`, `card_expiry_format`, `card_cvc_format`, or a body
+/// code; 402 `card_declined` (the bank refused the card, with its reason); 404
+/// `client_not_found`; 422 `card_number_checksum`, `card_expired`, `client_blocked`,
+/// `invalid_command` (the card is already bound, or 10 cards are); 503 `bank_unavailable`.
 #[utoipa::path(post, path = "/v1/clients/{client_id}/cards", request_body = CardPaymentRequest,
     params(("client_id" = uuid::Uuid, Path), ("Idempotency-Key" = String, Header)),
     responses((status = 201, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 402, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse), (status = 503, body = crate::api::ErrorBody)))]

@@ -81,16 +81,18 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
     /// The subject of the shop's partner token: 1–100 characters of `A–Z a–z 0–9 . _ -`.
-    #[schema(example = "shop-42")]
+    #[schema(example = "shop-42", pattern = "^[A-Za-z0-9._-]{1,100}$")]
     pub partner_id: String,
-    /// Shown to buyers on the checkout page and the receipt; 1–200 characters.
-    #[schema(example = "Электроника у дома")]
+    /// Shown to buyers on the checkout page and the receipt; 1–200 characters, not blank.
+    #[schema(example = "Электроника у дома", max_length = 200, extensions(("x-text" = json!("not-blank"))))]
     pub name: String,
-    /// Where paid orders are reported (absolute http/https URL): a signed POST, retried with
-    /// backoff until answered 2xx.
+    /// Where paid orders are reported (absolute http/https URL with a host and no
+    /// credentials, at most 2000 bytes; else 422 `invalid_callback_url`): a signed POST,
+    /// retried with backoff until answered 2xx.
     pub callback_url: String,
     /// The processing centre's service whose receipt template the receipts use (the default
-    /// template when absent).
+    /// template when absent); at most 100 characters.
+    #[schema(max_length = 100)]
     pub service_id: Option<String>,
     /// The settlement wallet's currency: RUB (default), USD or EUR.
     pub currency: Option<String>,
@@ -128,10 +130,10 @@ fn merchant_view(m: Merchant, with_secret: bool) -> MerchantView {
 /// Registers a partner shop as a merchant: opens its settlement wallet and answers `201` with
 /// the callback key (shown only here). Operator tokens only.
 ///
-/// Errors: 400 `invalid_partner_id`, `invalid_name`, `invalid_callback_url`,
-/// `invalid_service_id`, `unknown_currency` or a body code; 409 `merchant_exists`.
+/// Errors: 400 `invalid_partner_id`, `invalid_name`, `invalid_service_id`,
+/// `unknown_currency` or a body code; 409 `merchant_exists`; 422 `invalid_callback_url`.
 #[utoipa::path(post, path = "/v1/operator/merchants", request_body = NewMerchant,
-    responses((status = 201, body = MerchantView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 409, body = crate::api::ErrorBody)))]
+    responses((status = 201, body = MerchantView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 409, body = crate::api::ErrorBody), (status = 422, body = crate::api::ErrorBody)))]
 pub(crate) async fn register_merchant(
     AxumState(app): AxumState<Arc<App>>,
     headers: HeaderMap,
@@ -151,14 +153,19 @@ pub(crate) async fn register_merchant(
         ));
     }
     let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || req.name.chars().count() > 200 {
         return Err(ApiError::bad_request(
             "invalid_name",
             "name is 1–200 characters",
         ));
     }
-    let callback_url = WebUrl::parse(&req.callback_url)
-        .map_err(|e| ApiError::bad_request("invalid_callback_url", e.to_string()))?;
+    let callback_url = WebUrl::parse(&req.callback_url).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_callback_url",
+            e.to_string(),
+        )
+    })?;
     let service_id = req.service_id.unwrap_or_default();
     if service_id.chars().count() > 100 {
         return Err(ApiError::bad_request(
@@ -357,9 +364,9 @@ fn order_view(merchant: &Merchant, o: &Order, now: OffsetDateTime) -> OrderView 
 /// Creates an order (`201`, with its `checkout_url` to send the buyer to) and raises the
 /// `invoice.issued` alert; a repeated Idempotency-Key answers the first outcome. Partner tokens of a registered merchant only.
 ///
-/// Errors: 400 `invalid_order_number`, `invalid_return_url`, an amount code, or a body
-/// code; 403 `not_a_merchant`; 422 `order_already_exists` (the number is taken),
-/// `currency_mismatch`, `invalid_command`.
+/// Errors: 400 `invalid_order_number`, an amount code, or a body code; 403
+/// `not_a_merchant`; 422 `invalid_return_url`, `order_already_exists` (the number is
+/// taken), `currency_mismatch`, `invalid_command`.
 #[utoipa::path(post, path = "/v1/partner/orders", request_body = NewOrder,
     params(("Idempotency-Key" = String, Header)),
     responses((status = 201, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse), (status = 503, body = crate::api::ErrorBody)))]
@@ -375,8 +382,13 @@ pub(crate) async fn create_order(
         .map_err(|e| ApiError::bad_request("invalid_order_number", e.to_string()))?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
     amount.ensure_currency(merchant.currency)?;
-    let return_url = WebUrl::parse(&req.return_url)
-        .map_err(|e| ApiError::bad_request("invalid_return_url", e.to_string()))?;
+    let return_url = WebUrl::parse(&req.return_url).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_return_url",
+            e.to_string(),
+        )
+    })?;
     let order_id = order::order_id(merchant.merchant_id, &number);
     let meta = Meta {
         command_id: client_command_id(merchant.merchant_id, &format!("orders/{key}")),
@@ -467,10 +479,12 @@ async fn committed_order(app: &App, order_id: Uuid) -> Result<Order, ApiError> {
 
 /// The checkout key of a link.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CheckoutKey {
     /// The key the checkout link carries.
     pub key: Option<String>,
     /// For payments: wait up to this many seconds (≤ 30) for the final status.
+    #[param(maximum = 30)]
     pub wait: Option<u64>,
 }
 
@@ -672,19 +686,29 @@ pub(crate) async fn pay_with_wallet(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardPaymentRequest {
-    /// 13–19 digits, spaces allowed; the Luhn check digit is verified.
-    #[schema(example = "4111 1111 1111 1111")]
+    /// 13–19 digits, spaces allowed anywhere; a wrong Luhn check digit is refused with 422
+    /// `card_number_checksum`.
+    #[schema(example = "4111 1111 1111 1111", pattern = r"^ *(?:[0-9] *){13,19}$")]
     pub number: String,
-    /// `MM/YY`.
-    #[schema(example = "12/29")]
+    /// `MM/YY`; a month that has passed is refused with 422 `card_expired`.
+    #[schema(example = "12/29", pattern = r"^(?:0[1-9]|1[0-2])/[0-9]{2}$")]
     pub expiry: String,
     /// 3 or 4 digits.
-    #[schema(example = "123")]
+    #[schema(example = "123", pattern = r"^[0-9]{3,4}$")]
     pub cvc: String,
 }
 
+/// A card the request's schema admits but that is not valid — a wrong Luhn check digit, an
+/// expiry month that has passed — is refused with 422; a malformed one with 400.
 pub(crate) fn card_error(e: CardError) -> ApiError {
-    ApiError::bad_request(e.code(), e.to_string())
+    match e {
+        CardError::NumberChecksum | CardError::Expired => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
+        }
+        CardError::NumberFormat | CardError::ExpiryFormat | CardError::CvcFormat => {
+            ApiError::bad_request(e.code(), e.to_string())
+        }
+    }
 }
 
 /// Pays the order with a card, without signing in: the amount is authorised at the card
@@ -692,9 +716,9 @@ pub(crate) fn card_error(e: CardError) -> ApiError {
 /// process captures it and notifies the merchant. An order paid meanwhile refuses it and the
 /// authorisation is released. A repeated Idempotency-Key answers the first outcome.
 ///
-/// Errors: 400 `card_number_format`, `card_number_checksum`, `card_expiry_format`,
-/// `card_expired`, `card_cvc_format`, or a body code; 404 `order_not_found`; 402
-/// `card_declined` (with the bank's reason); 422 `order_not_payable`, `order_expired`; 503
+/// Errors: 400 `card_number_format`, `card_expiry_format`, `card_cvc_format`, or a body
+/// code; 404 `order_not_found`; 402 `card_declined` (with the bank's reason); 422
+/// `card_number_checksum`, `card_expired`, `order_not_payable`, `order_expired`; 503
 /// `bank_unavailable`.
 #[utoipa::path(post, path = "/v1/checkout/orders/{order_id}/card-payment", request_body = CardPaymentRequest,
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = String, Header), CheckoutKey),

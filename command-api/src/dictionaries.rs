@@ -135,7 +135,7 @@ async fn stored(app: &App, version: i64) -> Result<Response, ApiError> {
 /// kept, the current one is the new. Refused (422, nothing written) with the code of the rule
 /// broken and `error.item` naming the item — a menu item by its path of ids from the root.
 #[utoipa::path(post, path = "/v1/operator/dictionaries/import",
-    request_body(content = Object, description = "The dictionaries document: services, payment_sources, commission_profiles, menu, receipt_templates, currency_rates, map_points, phone_ranges (docs/dictionaries.md)"),
+    request_body(content = Document, description = "The dictionaries document: services, payment_sources, commission_profiles, menu, receipt_templates, currency_rates, map_points, phone_ranges (docs/dictionaries.md). A document that reads but whose dictionaries do not hold together is refused with 422 naming the item."),
     responses((status = 201, body = VersionView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 422, body = RefusalBody)))]
 pub(crate) async fn import(
     AxumState(app): AxumState<Arc<App>>,
@@ -202,16 +202,18 @@ pub(crate) async fn versions(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteBody {
-    /// The service's id, e.g. "mts".
-    #[schema(example = "mts")]
+    /// The service's id, e.g. "mts": 1–64 characters of A–Z, a–z, 0–9, `_`, `.` and `-`.
+    #[schema(example = "mts", pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub service: String,
     /// Positive decimal string in the wallet's currency, at most 2 digits after the point.
     #[schema(example = "1000.00")]
     pub amount: String,
-    /// The payment source's id, e.g. "wallet" or "card".
-    #[schema(example = "card")]
+    /// The payment source's id, e.g. "wallet" or "card": 1–40 characters of A–Z, a–z, 0–9,
+    /// `_`, `.` and `-`.
+    #[schema(example = "card", pattern = "^[A-Za-z0-9_.-]{1,40}$")]
     pub source: String,
     /// The menu item the client chose, when the service is in more than one.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub menu_item: Option<String>,
 }
 

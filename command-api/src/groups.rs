@@ -109,9 +109,11 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodLimitsBody {
-    #[schema(example = "5000.00")]
+    #[schema(example = "5000.00", extensions(("x-text" = json!("amount"))))]
     pub day: Option<String>,
+    #[schema(extensions(("x-text" = json!("amount"))))]
     pub week: Option<String>,
+    #[schema(extensions(("x-text" = json!("amount"))))]
     pub month: Option<String>,
 }
 
@@ -120,11 +122,11 @@ pub struct PeriodLimitsBody {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CurrencyLimitsBody {
-    #[schema(example = "1.00")]
+    #[schema(example = "1.00", extensions(("x-text" = json!("amount"))))]
     pub min_operation: String,
-    #[schema(example = "100000.00")]
+    #[schema(example = "100000.00", extensions(("x-text" = json!("amount"))))]
     pub max_operation: String,
-    #[schema(example = "600000.00")]
+    #[schema(example = "600000.00", extensions(("x-text" = json!("amount"))))]
     pub max_balance: String,
     /// Spending from the wallet account.
     #[serde(default)]
@@ -133,6 +135,7 @@ pub struct CurrencyLimitsBody {
     #[serde(default)]
     pub all_sources: PeriodLimitsBody,
     /// A payment above this amount needs the client's OTP confirmation.
+    #[schema(extensions(("x-text" = json!("amount"))))]
     pub warning_threshold: Option<String>,
 }
 
@@ -146,6 +149,8 @@ pub struct GroupBody {
     /// group cannot be unset, only replaced by another).
     #[serde(default)]
     pub default: bool,
+    /// By ISO 4217 currency code.
+    #[schema(extensions(("x-keys" = json!("currency"))))]
     pub limits: BTreeMap<String, CurrencyLimitsBody>,
 }
 
@@ -261,7 +266,7 @@ pub(crate) async fn list_groups(
 /// Creates or replaces a group. Its limits apply to every client in it from their next
 /// operation (within a second in every process).
 #[utoipa::path(put, path = "/v1/operator/client-groups/{group_id}", request_body = GroupBody,
-    params(("group_id" = String, Path, description = "1–40 characters of a-z, 0-9, _ and -")),
+    params(("group_id" = String, Path, pattern = "^[a-z0-9_-]{1,40}$", description = "1–40 characters of a-z, 0-9, _ and -")),
     responses((status = 200, body = GroupView), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 422, body = crate::api::ErrorBody)))]
 pub(crate) async fn put_group(
     AxumState(app): AxumState<Arc<App>>,
@@ -316,7 +321,8 @@ pub(crate) async fn put_group(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveClientRequest {
-    /// The group's id.
+    /// The group's id: 1–40 characters of a-z, 0-9, _ and -.
+    #[schema(pattern = "^[a-z0-9_-]{1,40}$")]
     pub group: String,
     pub reason: String,
 }
@@ -361,13 +367,16 @@ pub(crate) async fn move_client(
 #[serde(deny_unknown_fields)]
 pub struct TimeZoneRequest {
     /// `±HH:MM` between −12:00 and +14:00 in steps of 15 minutes, e.g. "+05:00".
-    #[schema(example = "+05:00", pattern = "^[+-][0-9]{2}:[0-9]{2}$")]
+    #[schema(
+        example = "+05:00",
+        pattern = r"^(?:\+(?:(?:0[0-9]|1[0-3]):(?:[03]0|[14]5)|14:00)|-(?:(?:0[0-9]|1[01]):(?:[03]0|[14]5)|12:00))$"
+    )]
     pub utc_offset: String,
 }
 
 #[utoipa::path(post, path = "/v1/clients/{client_id}/time-zone", request_body = TimeZoneRequest,
     params(("client_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody)))]
+    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse), (status = 503, body = crate::api::ErrorBody)))]
 pub(crate) async fn change_time_zone(
     AxumState(app): AxumState<Arc<App>>,
     path: Result<Path<Uuid>, PathRejection>,

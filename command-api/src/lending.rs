@@ -73,8 +73,8 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         router = router
             .route(base, post(create_application))
             .route(&format!("{base}/{{application_id}}"), get(get_application))
-            .route(&format!("{base}/{{application_id}}/cart"), get(get_cart))
-            .route(&format!("{base}/{{application_id}}/{{action}}"), post(act));
+            .route(&format!("{base}/{{application_id}}/cart"), get(get_cart));
+        router = action_routes(router, &format!("{base}/{{application_id}}"));
     }
     router
 }
@@ -162,8 +162,19 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// A malformed identifier is refused with 400; a well-formed one that cannot be valid — a
+/// wrong INN or SNILS check digit, a passport series or number of zeros — with 422.
 fn identity_error(field: &str, e: etr_domain::identity::IdentityError) -> ApiError {
-    ApiError::bad_request(e.code(), format!("{field}: {e}"))
+    use etr_domain::identity::IdentityError as E;
+    let message = format!("{field}: {e}");
+    match e {
+        E::InnChecksum | E::SnilsChecksum | E::PassportNotIssued => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), message)
+        }
+        E::InnFormat | E::SnilsFormat | E::PassportFormat | E::PhoneFormat | E::EmailFormat => {
+            ApiError::bad_request(e.code(), message)
+        }
+    }
 }
 
 /// An accepted or refused command's response, with the ids the caller needs next.
@@ -184,9 +195,11 @@ pub(crate) async fn respond(
     if !parts.status.is_success() {
         return (parts, Json(value)).into_response();
     }
+    // The ids are added beside the command response's own fields, never over one (a
+    // `status` of the request must not replace the command's `status`).
     if let (Some(map), serde_json::Value::Object(extra)) = (value.as_object_mut(), ids) {
         for (k, v) in extra {
-            map.insert(k, v);
+            map.entry(k).or_insert(v);
         }
     }
     (parts, Json(value)).into_response()
@@ -198,12 +211,18 @@ pub(crate) async fn respond(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PassportInput {
-    /// Series and number, e.g. "4510 123456".
+    /// Series and number, 10 digits, spaces allowed, e.g. "4510 123456"; a series or number
+    /// of zeros only is refused with 422 `passport_not_issued`.
+    #[schema(extensions(("x-text" = json!("passport"))))]
     pub number: String,
-    /// ISO date.
+    /// ISO date, `YYYY-MM-DD`.
+    #[schema(extensions(("x-text" = json!("date"))))]
     pub issued_on: String,
     /// "NNN-NNN".
+    #[schema(pattern = r"^[0-9]{3}-[0-9]{3}$")]
     pub department_code: String,
+    /// 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub issued_by: String,
 }
 
@@ -218,7 +237,10 @@ pub struct EmploymentInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuarantorInput {
+    /// 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub full_name: String,
+    #[schema(extensions(("x-text" = json!("phone"))))]
     pub phone: String,
     pub relation: String,
 }
@@ -228,35 +250,76 @@ pub struct GuarantorInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRequest {
+    /// 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub last_name: String,
+    /// 1–100 characters, not blank.
+    #[schema(max_length = 100, extensions(("x-text" = json!("not-blank"))))]
     pub first_name: String,
+    /// At most 100 characters; blank means none.
+    #[schema(max_length = 100)]
     pub middle_name: Option<String>,
-    /// ISO date, e.g. "1990-04-12".
+    /// ISO date, e.g. "1990-04-12"; a date in the future or more than 120 years ago is
+    /// refused with 422 `invalid_birth_date`.
+    #[schema(extensions(("x-text" = json!("date"))))]
     pub birth_date: String,
     /// "+79161234567" or "89161234567".
+    #[schema(extensions(("x-text" = json!("phone"))))]
     pub phone: String,
+    /// E-mail address, e.g. "client@example.com": at most 254 characters, one `@`; a domain
+    /// of dot-separated labels (internationalised domains as written). 400 `email_format`.
+    #[schema(max_length = 254, extensions(("x-text" = json!("email"))))]
     pub email: Option<String>,
     pub passport: Option<PassportInput>,
-    /// 11 digits, with or without separators.
+    /// 11 digits, with or without separators; a wrong check number is refused with 422
+    /// `snils_checksum`.
+    #[schema(extensions(("x-text" = json!("snils"))))]
     pub snils: Option<String>,
-    /// 12 digits for a person.
+    /// 12 digits for a person (10 for an organisation); wrong check digits are refused with
+    /// 422 `inn_checksum`.
+    #[schema(extensions(("x-text" = json!("inn"))))]
     pub inn: Option<String>,
     pub registration_address: Option<String>,
     pub employment: Option<EmploymentInput>,
     /// Average monthly income, decimal string in roubles, e.g. "85000.00".
+    #[schema(extensions(("x-text" = json!("amount"))))]
     pub monthly_income: Option<String>,
     #[serde(default)]
     pub guarantors: Vec<GuarantorInput>,
 }
 
-fn date(field: &str, text: &str) -> Result<Date, ApiError> {
-    Date::parse(text, &time::format_description::well_known::Iso8601::DATE)
-        .map_err(|_| ApiError::bad_request("invalid_date", format!("{field}: expected YYYY-MM-DD")))
+/// A calendar date written `YYYY-MM-DD` exactly. Errors: 400 `invalid_date`.
+pub(crate) fn date(field: &str, text: &str) -> Result<Date, ApiError> {
+    let refuse = || ApiError::bad_request("invalid_date", format!("{field}: expected YYYY-MM-DD"));
+    let b = text.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return Err(refuse());
+    }
+    let number =
+        |range: std::ops::Range<usize>| text.get(range).and_then(|t| t.parse::<u16>().ok());
+    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
+        return Err(refuse());
+    };
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .ok_or_else(refuse)?;
+    let day = u8::try_from(day).map_err(|_| refuse())?;
+    Date::from_calendar_date(i32::from(year), month, day).map_err(|_| refuse())
 }
 
+/// A name: 1–100 characters, not blank; kept trimmed. Errors: 400 `invalid_name`.
 fn name(field: &str, text: &str) -> Result<String, ApiError> {
     let t = text.trim();
-    if t.is_empty() || t.chars().count() > 100 {
+    if t.is_empty() || text.chars().count() > 100 {
         return Err(ApiError::bad_request(
             "invalid_name",
             format!("{field}: 1–100 characters"),
@@ -272,7 +335,8 @@ pub(crate) fn personal_data(
 ) -> Result<PersonalData, ApiError> {
     let birth_date = date("birth_date", &req.birth_date)?;
     if birth_date > today || today.year() - birth_date.year() > 120 {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_birth_date",
             "birth_date must be a past date within 120 years",
         ));
@@ -316,11 +380,16 @@ pub(crate) fn personal_data(
     Ok(PersonalData {
         last_name: name("last_name", &req.last_name)?,
         first_name: name("first_name", &req.first_name)?,
-        middle_name: req
-            .middle_name
-            .filter(|m| !m.trim().is_empty())
-            .map(|m| name("middle_name", &m))
-            .transpose()?,
+        middle_name: match req.middle_name {
+            Some(m) if m.chars().count() > 100 => {
+                return Err(ApiError::bad_request(
+                    "invalid_name",
+                    "middle_name: at most 100 characters",
+                ))
+            }
+            Some(m) if !m.trim().is_empty() => Some(name("middle_name", &m)?),
+            _ => None,
+        },
         birth_date,
         phone: PhoneE164::parse(&req.phone).map_err(|e| identity_error("phone", e))?,
         email: req
@@ -472,7 +541,8 @@ pub struct ApplicationRequest {
     pub amount: String,
     /// "RUB".
     pub currency: String,
-    /// Days or months, as the product counts them.
+    /// Days or months, as the product counts them: 1–1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub term: u32,
     pub product_id: Option<String>,
     #[serde(default)]
@@ -743,17 +813,24 @@ pub struct SignRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardRequest {
-    /// sbc, tinkoff or elecsnet.
+    /// sbc, tinkoff or elecsnet (else 400 `unknown_provider`).
+    #[schema(pattern = "^(?:sbc|tinkoff|elecsnet)$")]
     pub provider: String,
-    /// The token the provider's card form returned (never the card number).
+    /// The token the provider's card form returned (never the card number): 1–200
+    /// characters, not blank (else 400 `invalid_card_token`).
+    #[schema(max_length = 200, extensions(("x-text" = json!("not-blank"))))]
     pub card_token: String,
-    /// First six and last four digits, e.g. "220220******1234".
+    /// First six and last four digits, e.g. "220220******1234" (else 400
+    /// `masked_pan_format`).
+    #[schema(pattern = "^[0-9]{6}[*]{6}[0-9]{4}$")]
     pub masked_pan: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
+    /// Why, for the record: not blank (else 422 `invalid_command`).
+    #[schema(extensions(("x-text" = json!("not-blank"))))]
     pub reason: String,
 }
 
@@ -777,22 +854,39 @@ fn signing_purpose(id: Uuid, sha256: &str) -> String {
     format!("sign:{id}:{sha256}")
 }
 
-/// `POST …/applications/{id}/{action}`: submit, offer, otp, sign, card, goods-handed-over,
-/// cancel.
-#[utoipa::path(post, path = "/v1/partner/applications/{application_id}/{action}",
-    params(("application_id" = Uuid, Path), ("action" = String, Path, description = "submit | offer | otp | sign | card | goods-handed-over | cancel"), ("Idempotency-Key" = String, Header)),
-    request_body(content = Object, description = "submit, otp, goods-handed-over: {}; offer: ChooseOfferRequest; sign: SignRequest; card: CardRequest; cancel: ReasonRequest"),
-    responses((status = 200, body = crate::api::CommandResponse), (status = 202, description = "otp: the code was sent"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse), (status = 429, body = crate::api::ErrorBody)))]
+crate::api::action_operations! {
+    dispatch: act, path: Uuid, routes: action_routes,
+    params: (("application_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses: [(status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::CommandResponse), (status = 429, body = crate::api::ErrorBody)];
+    /// Submits the application for scoring. Body `{}`.
+    submit_application: "submit", "/v1/partner/applications/{application_id}/submit", EmptyRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Chooses one of the offers the scoring made.
+    choose_offer: "offer", "/v1/partner/applications/{application_id}/offer", ChooseOfferRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Sends the contract-signing code by SMS to the client's phone. Body `{}`.
+    send_signing_code: "otp", "/v1/partner/applications/{application_id}/otp", EmptyRequest, (status = 202, description = "The code was sent.");
+    /// Signs the contract with the code from the SMS (a simple electronic signature).
+    sign_contract: "sign", "/v1/partner/applications/{application_id}/sign", SignRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Binds the card the loan is paid out to (a provider's token, never the card number).
+    bind_card: "card", "/v1/partner/applications/{application_id}/card", CardRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Confirms the goods were handed over to the client (a goods loan). Body `{}`.
+    confirm_goods_handed_over: "goods-handed-over", "/v1/partner/applications/{application_id}/goods-handed-over", EmptyRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Cancels the application.
+    cancel_application: "cancel", "/v1/partner/applications/{application_id}/cancel", ReasonRequest, (status = 200, body = crate::api::CommandResponse);
+}
+
+/// An application action, by name (the operations above), under `/v1/partner/applications`
+/// with a partner's token or `/v1/me/applications` with the client's.
 async fn act(
     AxumState(app): AxumState<Arc<App>>,
     uri: axum::http::Uri,
-    path: Result<Path<(Uuid, String)>, PathRejection>,
+    path: Result<Path<Uuid>, PathRejection>,
+    action: &str,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let partner = partner_route(&uri);
     let caller = caller(&app, &headers, partner)?;
-    let (id, action) = path_ids(path)?;
+    let id = path_ids(path)?;
     let client = route_of(&app, &caller, id).await?;
     let route = format!(
         "{}/{{application_id}}/{action}",
@@ -810,7 +904,7 @@ async fn act(
         &[&id.to_string()],
         &body,
     )?;
-    let command = match action.as_str() {
+    let command = match action {
         "submit" => {
             let _: EmptyRequest = parse_body(&body)?;
             application::Command::SubmitApplication
@@ -843,7 +937,7 @@ async fn act(
                     "masked_pan: six digits, six asterisks, four digits",
                 ));
             }
-            if req.card_token.trim().is_empty() || req.card_token.len() > 200 {
+            if req.card_token.trim().is_empty() || req.card_token.chars().count() > 200 {
                 return Err(ApiError::bad_request(
                     "invalid_card_token",
                     "card_token: 1–200 characters",
@@ -1362,23 +1456,34 @@ async fn untag(
     .await)
 }
 
-/// One search criterion: `phone`, `passport`, `inn` or `snils`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// The search's query: exactly one criterion, `phone`, `passport`, `inn` or `snils`
+/// (`?inn=500100732259`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SearchQuery {
+#[schema(min_properties = 1, max_properties = 1)]
+pub struct ClientSearch {
+    #[schema(extensions(("x-text" = json!("phone"))))]
     pub phone: Option<String>,
+    #[schema(extensions(("x-text" = json!("passport"))))]
     pub passport: Option<String>,
+    #[schema(extensions(("x-text" = json!("inn"))))]
     pub inn: Option<String>,
+    #[schema(extensions(("x-text" = json!("snils"))))]
     pub snils: Option<String>,
 }
 
 /// Clients matching one identifier (by its blind index: the identifier is parsed into its
-/// canonical form, keyed-hashed and looked up; nothing is compared in clear).
-#[utoipa::path(get, path = "/v1/operator/clients", params(SearchQuery),
-    responses((status = 200, description = "`{\"client_ids\": [...]}`"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody)))]
+/// canonical form, keyed-hashed and looked up; nothing is compared in clear). The query is
+/// one criterion, written as `?phone=…`, `?passport=…`, `?inn=…` or `?snils=…`.
+///
+/// Errors: 400 `invalid_query`, `one_criterion`, an identifier's format code; 422
+/// `inn_checksum`, `snils_checksum`, `passport_not_issued`.
+#[utoipa::path(get, path = "/v1/operator/clients",
+    params(("criterion" = ClientSearch, Query, style = Form, explode, description = "Exactly one criterion, each its own query parameter.")),
+    responses((status = 200, description = "`{\"client_ids\": [...]}`"), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 422, body = crate::api::ErrorBody)))]
 async fn search(
     AxumState(app): AxumState<Arc<App>>,
-    query: Result<axum::extract::Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<axum::extract::Query<ClientSearch>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     use etr_infra::vault::Lookup;
@@ -1433,11 +1538,15 @@ async fn search(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentRequest {
-    /// A configured document type, e.g. `passport_photo`, `selfie`, `income_statement`.
+    /// A configured document type, e.g. `passport_photo`, `selfie`, `income_statement`; the
+    /// types, their content types, sizes and numbers are configuration: a document they do
+    /// not admit is refused with 422 (`unknown_document_type`, `document_content_type`,
+    /// `document_empty`, `document_too_large`, `document_number`).
     pub kind: String,
     /// MIME type, e.g. `image/jpeg`.
     pub content_type: String,
     /// The file, base64 (standard alphabet, padded).
+    #[schema(extensions(("x-text" = json!("base64"))))]
     pub content_base64: String,
     /// The document's number, for types that carry one.
     pub number: Option<String>,
@@ -1466,7 +1575,7 @@ async fn file_document(
             u64::try_from(file.len()).unwrap_or(u64::MAX),
             req.number.as_deref(),
         )
-        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
     let document_id = minted(&meta, "document");
     let sealed_file = app
         .vault
@@ -1613,7 +1722,7 @@ async fn change_personal_data(
             serde_json::json!({
                 "client_id": client,
                 "request_id": request_id,
-                "status": match approval {
+                "request_status": match approval {
                     client::Approval::Automatic => "approved",
                     client::Approval::Manual => "submitted",
                 },
@@ -1645,7 +1754,7 @@ async fn change_personal_data(
 
 #[utoipa::path(post, path = "/v1/me/personal-data", request_body = RegistrationRequest,
     params(("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)))]
+    responses((status = 200, body = crate::api::CommandResponse, description = "Accepted, with `client_id`, the change's `request_id` and its `request_status`: `approved` (applied now) or `submitted` (waiting for an operator)."), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)))]
 async fn change_my_personal_data(
     AxumState(app): AxumState<Arc<App>>,
     headers: HeaderMap,

@@ -36,21 +36,24 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::api::{actor, meta, minted_id, parse_body, path_ids, ApiError, App};
-use crate::lending::respond;
+use crate::lending::{respond, ReasonRequest};
 
 const REPAYMENTS: &str = "/v1/clients/{client_id}/loans/{loan_id}/repayments";
 const QUOTE: &str = "/v1/clients/{client_id}/loans/{loan_id}/early-repayment-quote";
 const EARLY: &str = "/v1/clients/{client_id}/loans/{loan_id}/early-repayments";
 const PROLONGATIONS: &str = "/v1/clients/{client_id}/loans/{loan_id}/prolongations";
+/// An operator's action on a loan (the route of its idempotency fingerprint).
 const OPERATOR: &str = "/v1/operator/clients/{client_id}/loans/{loan_id}/{action}";
+/// The loan an operator acts on: its actions are routed under it.
+const OPERATOR_LOAN: &str = "/v1/operator/clients/{client_id}/loans/{loan_id}";
 
 pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
+    let router = Router::new()
         .route(REPAYMENTS, post(repay))
         .route(QUOTE, get(quote))
         .route(EARLY, post(repay_early))
-        .route(PROLONGATIONS, post(prolong))
-        .route(OPERATOR, post(operator_action))
+        .route(PROLONGATIONS, post(prolong));
+    operator_routes(router, OPERATOR_LOAN)
 }
 
 /// A repayment from the client's wallet or one of its bound cards (exactly one of the two).
@@ -58,9 +61,11 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 #[serde(deny_unknown_fields)]
 pub struct RepaymentRequest {
     /// The client's wallet the money comes from (roubles).
+    #[schema(extensions(("x-exactly-one-of" = json!("source"))))]
     pub wallet_id: Option<Uuid>,
     /// The client's bound card (`POST /v1/clients/{client_id}/cards`): the bank is asked and
     /// the repayment is applied once it has the money (`202`).
+    #[schema(extensions(("x-exactly-one-of" = json!("source"))))]
     pub card_id: Option<Uuid>,
     /// Positive decimal string in roubles, at most 2 decimals, e.g. "1500.00".
     pub amount: String,
@@ -70,13 +75,18 @@ pub struct RepaymentRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EarlyRepaymentRequest {
+    /// The client's wallet the money comes from (roubles); exactly one of `wallet_id` and
+    /// `card_id`.
+    #[schema(extensions(("x-exactly-one-of" = json!("source"))))]
     pub wallet_id: Option<Uuid>,
+    /// The client's bound card.
+    #[schema(extensions(("x-exactly-one-of" = json!("source"))))]
     pub card_id: Option<Uuid>,
     /// Positive decimal string in roubles; absent: the payoff of the open day (in full).
     pub amount: Option<String>,
     /// `instalment` (same dates, lower instalments) or `term` (same instalment, fewer dates);
     /// `term` when absent.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^(?:instalment|term)$")]
     pub recalculate: Option<Recalculate>,
 }
 
@@ -87,13 +97,14 @@ pub struct ProlongationRequest {
     pub months: u32,
 }
 
-/// An operator's servicing action: `reason` for stop-accrual, resume-accrual and write-off,
-/// `through` (YYYY-MM-DD) for close-days.
+/// Closing a loan's days: accrual of every day through `through` is final.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct OperatorLoanRequest {
-    pub reason: Option<String>,
-    pub through: Option<String>,
+pub struct CloseDaysRequest {
+    /// The last day to close, YYYY-MM-DD: at most yesterday in Moscow (else 422
+    /// `day_not_ended`).
+    #[schema(extensions(("x-text" = json!("date"))))]
+    pub through: String,
 }
 
 /// What the client owes now, by component, roubles with kopecks as decimal strings.
@@ -395,15 +406,6 @@ pub(crate) async fn prolong(
     .await
 }
 
-fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
-    value.ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_field",
-            format!("`{field}` is required for this action"),
-        )
-    })
-}
-
 /// The last day an operator may close: yesterday in Moscow, so `through` is at most today;
 /// with simulated days any day.
 fn check_closable(through: Date, simulated: bool, now: OffsetDateTime) -> Result<(), ApiError> {
@@ -418,22 +420,36 @@ fn check_closable(through: Date, simulated: bool, now: OffsetDateTime) -> Result
     Ok(())
 }
 
-/// An operator's action on a loan: `stop-accrual`, `resume-accrual`, `write-off` (body
-/// `reason`) or `close-days` (body `through`, YYYY-MM-DD). `200` with the events.
+crate::api::action_operations! {
+    dispatch: operator_action, path: (Uuid, Uuid), routes: operator_routes,
+    params: (("client_id" = Uuid, Path), ("loan_id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses: [(status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)];
+    /// Stops interest and penalty accrual (a court case, a client's death, …). 422
+    /// `invalid_transition` if stopped already or the loan is closed.
+    stop_accrual: "stop-accrual", "/v1/operator/clients/{client_id}/loans/{loan_id}/stop-accrual", ReasonRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Resumes a stopped accrual. 422 `invalid_transition` if it is running.
+    resume_accrual: "resume-accrual", "/v1/operator/clients/{client_id}/loans/{loan_id}/resume-accrual", ReasonRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Writes the loan's debt off and closes it.
+    write_off: "write-off", "/v1/operator/clients/{client_id}/loans/{loan_id}/write-off", ReasonRequest, (status = 200, body = crate::api::CommandResponse);
+    /// Closes the loan's days through a date (the end-of-day accrual, when days are run by
+    /// hand). 422 `day_not_ended`.
+    close_days: "close-days", "/v1/operator/clients/{client_id}/loans/{loan_id}/close-days", CloseDaysRequest, (status = 200, body = crate::api::CommandResponse);
+}
+
+/// An operator's action on a loan, by name (the operations above); `200` with the events.
 ///
-/// Errors: 400 `unknown_action`, `missing_field`, `invalid_date`, a body code; 401; 403 not
-/// an operator; 404 `loan_not_found`; 422 `day_not_ended`, `invalid_transition` (stopping a
-/// stopped accrual, resuming a running one, a closed loan), `invalid_command`.
-#[utoipa::path(post, path = "/v1/operator/clients/{client_id}/loans/{loan_id}/{action}", request_body = OperatorLoanRequest,
-    params(("client_id" = Uuid, Path), ("loan_id" = Uuid, Path), ("action" = String, Path, description = "stop-accrual | resume-accrual | write-off | close-days"), ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = crate::api::CommandResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::CommandResponse), (status = 422, body = crate::api::CommandResponse)))]
-pub(crate) async fn operator_action(
+/// Errors: 400 `missing_field`, `invalid_date`, a body code; 401; 403 not an operator; 404
+/// `loan_not_found`; 422 `day_not_ended`, `invalid_transition` (stopping a stopped accrual,
+/// resuming a running one, a closed loan), `invalid_command` (a blank reason).
+async fn operator_action(
     AxumState(app): AxumState<Arc<App>>,
-    path: Result<Path<(Uuid, Uuid, String)>, PathRejection>,
+    _uri: axum::http::Uri,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    action: &str,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (client, loan_id, action) = path_ids(path)?;
+    let (client, loan_id) = path_ids(path)?;
     let client = ClientId(client);
     let actor = crate::lending::operator(&app, &headers)?;
     let meta = crate::lending::meta(
@@ -441,22 +457,16 @@ pub(crate) async fn operator_action(
         client,
         actor,
         OPERATOR,
-        &[&client.to_string(), &loan_id.to_string(), &action],
+        &[&client.to_string(), &loan_id.to_string(), action],
         &body,
     )?;
-    let req: OperatorLoanRequest = parse_body(&body)?;
-    let command = match action.as_str() {
-        "stop-accrual" => loan::Command::StopAccrual {
-            reason: required(req.reason, "reason")?,
-        },
-        "resume-accrual" => loan::Command::ResumeAccrual {
-            reason: required(req.reason, "reason")?,
-        },
-        "write-off" => loan::Command::WriteOff {
-            reason: required(req.reason, "reason")?,
-        },
+    let reason = || parse_body::<ReasonRequest>(&body).map(|r| r.reason);
+    let command = match action {
+        "stop-accrual" => loan::Command::StopAccrual { reason: reason()? },
+        "resume-accrual" => loan::Command::ResumeAccrual { reason: reason()? },
+        "write-off" => loan::Command::WriteOff { reason: reason()? },
         "close-days" => {
-            let text = required(req.through, "through")?;
+            let text = parse_body::<CloseDaysRequest>(&body)?.through;
             let through = Date::parse(&text, &time::format_description::well_known::Iso8601::DATE)
                 .map_err(|_| {
                     ApiError::bad_request("invalid_date", "through: expected YYYY-MM-DD")

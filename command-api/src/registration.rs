@@ -352,10 +352,10 @@ async fn index_client(app: &App, client: ClientId) -> Result<(), ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     /// How wallet registrations are approved.
-    #[schema(example = "manual")]
+    #[schema(example = "manual", pattern = "^(?:automatic|manual)$")]
     pub wallet_registration_approval: Option<String>,
     /// How personal-data change requests are approved.
-    #[schema(example = "automatic")]
+    #[schema(example = "automatic", pattern = "^(?:automatic|manual)$")]
     pub personal_data_change_approval: Option<String>,
 }
 

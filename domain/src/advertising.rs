@@ -225,7 +225,8 @@ id_type!(
     BannerId
 );
 
-/// A display name: 1–120 characters, no control characters, surrounding whitespace trimmed.
+/// A display name: at most 120 characters as written, not blank, no control characters
+/// once the surrounding white space is trimmed (which it is).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Name(String);
@@ -235,7 +236,7 @@ impl Name {
     pub fn parse(raw: &str, field: &'static str) -> Result<Name, AdError> {
         let trimmed = raw.trim();
         if trimmed.is_empty()
-            || trimmed.chars().count() > MAX_NAME_CHARS
+            || raw.chars().count() > MAX_NAME_CHARS
             || trimmed.chars().any(char::is_control)
         {
             return Err(AdError::Name { field });
@@ -660,7 +661,8 @@ impl Link {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Content {
     pub title: Name,
-    /// Up to 1,000 characters; line breaks allowed; may be empty.
+    /// Up to 1,000 characters as written, no control characters but line breaks (`\n`,
+    /// `\r`); kept trimmed; may be empty.
     pub text: String,
     pub link: Link,
     /// The type of the banner's image, when it has one (the bytes are stored apart and
@@ -676,7 +678,6 @@ impl Content {
         link: &str,
         image: Option<ImageType>,
     ) -> Result<Content, AdError> {
-        let text = text.trim();
         if text.chars().count() > MAX_TEXT_CHARS
             || text
                 .chars()
@@ -684,6 +685,7 @@ impl Content {
         {
             return Err(AdError::Text);
         }
+        let text = text.trim();
         Ok(Content {
             title: Name::parse(title, "title")?,
             text: text.to_owned(),

@@ -99,12 +99,14 @@ pub struct Expiry {
 }
 
 impl Expiry {
-    /// `MM/YY`, valid through the last day of that month, checked against `today`.
+    /// `MM/YY` exactly (two ASCII digits each, month 01–12, no spaces), valid through the
+    /// last day of that month, checked against `today`.
     ///
     /// Errors: `card_expiry_format`, `card_expired`.
     pub fn parse(s: &str, today: Date) -> Result<Expiry, CardError> {
-        let (mm, yy) = s.trim().split_once('/').ok_or(CardError::ExpiryFormat)?;
-        if mm.len() != 2 || yy.len() != 2 {
+        let (mm, yy) = s.split_once('/').ok_or(CardError::ExpiryFormat)?;
+        let two_digits = |t: &str| t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit());
+        if !two_digits(mm) || !two_digits(yy) {
             return Err(CardError::ExpiryFormat);
         }
         let month: u8 = mm.parse().map_err(|_| CardError::ExpiryFormat)?;
@@ -182,7 +184,9 @@ mod tests {
             Expiry::parse("11/26", today).unwrap_err().code(),
             "card_expired"
         );
-        for bad in ["13/27", "1/27", "12-27", "ab/cd", ""] {
+        for bad in [
+            "13/27", "1/27", "12-27", "ab/cd", "", "+1/27", "12/+7", " 12/27", "00/27",
+        ] {
             assert_eq!(
                 Expiry::parse(bad, today).unwrap_err().code(),
                 "card_expiry_format"

@@ -112,7 +112,8 @@ impl Error {
     /// `amount_bare_point`, `amount_too_long`, `amount_too_precise`, `amount_too_large`,
     /// `unknown_currency`, `currency_mismatch`); so do refusals of a client identifier
     /// ([`IdentityError::code`]: `inn_format`, `inn_checksum`, `snils_format`,
-    /// `snils_checksum`, `passport_format`, `phone_format`, `email_format`).
+    /// `snils_checksum`, `passport_format`, `passport_not_issued`, `phone_format`,
+    /// `email_format`).
     pub fn code(&self) -> &'static str {
         match self {
             Error::Money(e) => e.code(),

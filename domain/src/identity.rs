@@ -11,43 +11,51 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Why an identifier was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why an identifier was refused. The refused text is personal data: neither the variants
+/// nor their messages carry it (an error may be logged or answered to another party), only
+/// what was expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     /// `inn_format`
-    #[error("INN `{0}` must be 10 digits (an organisation) or 12 digits (a person)")]
-    InnFormat(String),
+    #[error("an INN must be 10 digits (an organisation) or 12 digits (a person)")]
+    InnFormat,
     /// `inn_checksum`
-    #[error("INN `{0}` fails its check digit")]
-    InnChecksum(String),
+    #[error("the INN fails its check digit")]
+    InnChecksum,
     /// `snils_format`
-    #[error("SNILS `{0}` must be 11 digits, written `XXX-XXX-XXX YY` or without separators")]
-    SnilsFormat(String),
+    #[error("a SNILS must be 11 digits, written `XXX-XXX-XXX YY` or without separators")]
+    SnilsFormat,
     /// `snils_checksum`
-    #[error("SNILS `{0}` fails its check number")]
-    SnilsChecksum(String),
+    #[error("the SNILS fails its check number")]
+    SnilsChecksum,
     /// `passport_format`
-    #[error("passport `{0}` must be a 4-digit series and a 6-digit number, e.g. `4510 123456`")]
-    PassportFormat(String),
+    #[error("a passport must be a 4-digit series and a 6-digit number, e.g. `4510 123456`")]
+    PassportFormat,
+    /// `passport_not_issued`: a series or number of zeros only, which is never issued.
+    #[error("the passport has a series or a number of zeros only, which is never issued")]
+    PassportNotIssued,
     /// `phone_format`
-    #[error("phone `{0}` must be in E.164 form, e.g. `+79161234567` (or a Russian number starting with 8)")]
-    PhoneFormat(String),
+    #[error(
+        "a phone must be in E.164 form, e.g. `+79161234567` (or a Russian number starting with 8)"
+    )]
+    PhoneFormat,
     /// `email_format`
-    #[error("e-mail `{0}` is not an address of the form name@domain.tld")]
-    EmailFormat(String),
+    #[error("an e-mail address must be of the form name@domain.tld")]
+    EmailFormat,
 }
 
 impl IdentityError {
     /// The stable code for API responses.
     pub fn code(&self) -> &'static str {
         match self {
-            IdentityError::InnFormat(_) => "inn_format",
-            IdentityError::InnChecksum(_) => "inn_checksum",
-            IdentityError::SnilsFormat(_) => "snils_format",
-            IdentityError::SnilsChecksum(_) => "snils_checksum",
-            IdentityError::PassportFormat(_) => "passport_format",
-            IdentityError::PhoneFormat(_) => "phone_format",
-            IdentityError::EmailFormat(_) => "email_format",
+            IdentityError::InnFormat => "inn_format",
+            IdentityError::InnChecksum => "inn_checksum",
+            IdentityError::SnilsFormat => "snils_format",
+            IdentityError::SnilsChecksum => "snils_checksum",
+            IdentityError::PassportFormat => "passport_format",
+            IdentityError::PassportNotIssued => "passport_not_issued",
+            IdentityError::PhoneFormat => "phone_format",
+            IdentityError::EmailFormat => "email_format",
         }
     }
 }
@@ -85,7 +93,7 @@ pub struct Inn(String);
 impl Inn {
     /// Errors: [`IdentityError::InnFormat`] (not 10 or 12 digits), [`IdentityError::InnChecksum`].
     pub fn parse(input: &str) -> Result<Inn, IdentityError> {
-        let format = || IdentityError::InnFormat(input.to_owned());
+        let format = || IdentityError::InnFormat;
         let d = digits_without(input, &[]).ok_or_else(format)?;
         let check = |n: usize, weights: &[u32]| weighted(&d[..n], weights) % 11 % 10 == d[n];
         let valid = match d.len() {
@@ -99,7 +107,7 @@ impl Inn {
         if valid {
             Ok(Inn(render(&d)))
         } else {
-            Err(IdentityError::InnChecksum(input.to_owned()))
+            Err(IdentityError::InnChecksum)
         }
     }
 
@@ -128,11 +136,11 @@ impl Snils {
     pub fn parse(input: &str) -> Result<Snils, IdentityError> {
         let d = digits_without(input, &['-', ' '])
             .filter(|d| d.len() == 11)
-            .ok_or_else(|| IdentityError::SnilsFormat(input.to_owned()))?;
+            .ok_or(IdentityError::SnilsFormat)?;
         let number = d[..9].iter().fold(0u32, |n, x| n * 10 + x);
         let given = d[9] * 10 + d[10];
         if number > 1_001_998 && snils_check(&d[..9]) != given {
-            return Err(IdentityError::SnilsChecksum(input.to_owned()));
+            return Err(IdentityError::SnilsChecksum);
         }
         Ok(Snils(render(&d)))
     }
@@ -160,13 +168,15 @@ fn snils_check(nine: &[u32]) -> u32 {
 pub struct PassportNumber(String);
 
 impl PassportNumber {
-    /// Errors: [`IdentityError::PassportFormat`] (not 10 digits once spaces are removed,
-    /// or an all-zero series or number).
+    /// Errors: [`IdentityError::PassportFormat`] (not 10 digits once spaces are removed),
+    /// [`IdentityError::PassportNotIssued`] (an all-zero series or number).
     pub fn parse(input: &str) -> Result<PassportNumber, IdentityError> {
         let d = digits_without(input, &[' '])
             .filter(|d| d.len() == 10)
-            .filter(|d| d[..4].iter().any(|x| *x != 0) && d[4..].iter().any(|x| *x != 0))
-            .ok_or_else(|| IdentityError::PassportFormat(input.to_owned()))?;
+            .ok_or(IdentityError::PassportFormat)?;
+        if d[..4].iter().all(|x| *x == 0) || d[4..].iter().all(|x| *x == 0) {
+            return Err(IdentityError::PassportNotIssued);
+        }
         Ok(PassportNumber(render(&d)))
     }
 
@@ -195,7 +205,7 @@ pub struct PhoneE164(String);
 impl PhoneE164 {
     /// Errors: [`IdentityError::PhoneFormat`].
     pub fn parse(input: &str) -> Result<PhoneE164, IdentityError> {
-        let format = || IdentityError::PhoneFormat(input.to_owned());
+        let format = || IdentityError::PhoneFormat;
         let trimmed = input.trim();
         let (plus, rest) = match trimmed.strip_prefix('+') {
             Some(rest) => (true, rest),
@@ -221,9 +231,12 @@ impl PhoneE164 {
     }
 }
 
-/// An e-mail address: one `@`, a non-empty local part, a domain with a dot and no empty
-/// label, no whitespace, at most 254 characters. Canonical form: the domain lower-cased (the
-/// local part is kept as written: it may be case-sensitive).
+/// An e-mail address: at most 254 characters as written, white space around it trimmed, one
+/// `@`, a local part of 1–64 characters without white space or control characters, a domain
+/// of at least two dot-separated labels of 1–63 characters each — ASCII letters and digits,
+/// `-` (not first or last) and any other non-ASCII character that is neither white space nor
+/// a control character (internationalised domains are accepted as written). Canonical form:
+/// the domain lower-cased (the local part is kept as written: it may be case-sensitive).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -231,23 +244,25 @@ pub struct Email(String);
 impl Email {
     /// Errors: [`IdentityError::EmailFormat`].
     pub fn parse(input: &str) -> Result<Email, IdentityError> {
-        let format = || IdentityError::EmailFormat(input.to_owned());
+        let format = || IdentityError::EmailFormat;
         let s = input.trim();
-        if s.is_empty() || s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if input.chars().count() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format());
         }
         let (local, domain) = s.split_once('@').ok_or_else(format)?;
+        let label_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii();
         let labels: Vec<&str> = domain.split('.').collect();
         if local.is_empty()
-            || local.len() > 64
+            || local.chars().count() > 64
             || domain.contains('@')
             || labels.len() < 2
-            || labels
-                .iter()
-                .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-') || l.len() > 63)
-            || labels
-                .iter()
-                .any(|l| !l.chars().all(|c| c.is_alphanumeric() || c == '-'))
+            || labels.iter().any(|l| {
+                l.is_empty()
+                    || l.starts_with('-')
+                    || l.ends_with('-')
+                    || l.chars().count() > 63
+                    || !l.chars().all(label_char)
+            })
         {
             return Err(format());
         }

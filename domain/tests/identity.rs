@@ -55,17 +55,18 @@ fn passport_series_and_number() {
     let p = PassportNumber::parse("4510 123456").unwrap();
     assert_eq!((p.series(), p.number()), ("4510", "123456"));
     assert_eq!(p, PassportNumber::parse("4510123456").unwrap());
-    for bad in [
-        "4510 12345",
-        "0000 123456",
-        "4510 000000",
-        "45-10 123456",
-        "4510 12345a",
-    ] {
+    for bad in ["4510 12345", "45-10 123456", "4510 12345a"] {
         assert_eq!(
             PassportNumber::parse(bad).map_err(|e| e.code()),
             Err("passport_format"),
             "{bad}"
+        );
+    }
+    for never_issued in ["0000 123456", "4510 000000"] {
+        assert_eq!(
+            PassportNumber::parse(never_issued).map_err(|e| e.code()),
+            Err("passport_not_issued"),
+            "{never_issued}"
         );
     }
 }
@@ -161,7 +162,7 @@ proptest! {
         let last = digits.len() - 1;
         digits[last] = (digits[last] + wrong) % 10;
         let broken: String = digits.iter().map(|x| char::from_digit(*x, 10).unwrap()).collect();
-        prop_assert_eq!(Inn::parse(&broken), Err(IdentityError::InnChecksum(broken.clone())));
+        prop_assert_eq!(Inn::parse(&broken), Err(IdentityError::InnChecksum));
     }
 
     #[test]

@@ -150,7 +150,7 @@ async fn a_client_binds_a_card_and_pays_from_it_through_the_bank() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("card_number_checksum")),
+        (422, Some("card_number_checksum")),
         "{body}"
     );
     let (status, _, body) = api

@@ -72,13 +72,13 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
         base: "/v1/partner/applications",
     };
 
-    // Registration parses identifiers once; a bad check digit is a 400 with its code.
+    // Registration parses identifiers once; a bad check digit is a 422 with its code.
     let mut bad = person("Иванов", &unique_phone(), &unique_passport());
     bad["snils"] = json!("112-233-445 96");
     let (status, body) = partner.post("/v1/partner/clients", "bad", bad).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("snils_checksum")),
+        (422, Some("snils_checksum")),
         "{body}"
     );
 
@@ -345,7 +345,7 @@ async fn a_partner_takes_an_application_to_a_disbursed_loan_and_every_failure_sh
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("document_content_type")),
+        (422, Some("document_content_type")),
         "{body}"
     );
     for kind in ["passport_photo", "selfie"] {

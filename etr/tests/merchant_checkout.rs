@@ -162,7 +162,7 @@ async fn a_merchant_order_is_paid_on_the_checkout_page_and_the_callback_retried_
     let (status, _, body) = register("ftp://nowhere".into()).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_callback_url")),
+        (422, Some("invalid_callback_url")),
         "{body}"
     );
     let (status, _, merchant) = register(format!("http://{shop}/callback")).await;
@@ -410,7 +410,7 @@ async fn a_merchant_order_is_paid_on_the_checkout_page_and_the_callback_retried_
                 let refused = b.console().await;
                 assert_eq!(refused.len(), 2, "{refused:#?}");
                 assert!(
-                    refused[0].contains("402") && refused[1].contains("400"),
+                    refused[0].contains("402") && refused[1].contains("422"),
                     "{refused:#?}"
                 );
                 type_into(b, "#card-number", "4111 1111 1111 1111").await;

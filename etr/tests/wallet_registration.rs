@@ -238,7 +238,11 @@ async fn a_registration_with_manual_approval_opens_the_account_at_the_first_logi
     // A personal-data change waits for its own approval; the cabinet keeps the old name.
     let (status, body) = client.post("/v1/me/personal-data", person("Орлова")).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "submitted", "{body}");
+    assert_eq!(
+        (&body["status"], &body["request_status"]),
+        (&json!("accepted"), &json!("submitted")),
+        "{body}"
+    );
     let request = body["request_id"].as_str().unwrap().to_owned();
     let customer = "query($c: UUID!) { customer(id: $c) { personal { lastName } walletRegistration { status } personalDataChangeRequests { requestId status } } }";
     until(&env, &client.bearer, customer, json!({"c": id}), |d| {

@@ -558,11 +558,61 @@ pub async fn fraud_monitor(
     .await?)
 }
 
+/// The most a request's target and headers may hold together, in bytes: beyond it 431
+/// `head_too_large` (bodies are limited by each API: 256 KiB, 413 beyond).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long a request's body may take to arrive once its handler reads it: beyond it the
+/// command API answers 408 `body_not_received` (the query API 400). `ETR_BODY_READ_TIMEOUT_MS`
+/// when it holds a positive number of milliseconds, else 30 s.
+pub fn body_read_timeout() -> Duration {
+    std::env::var("ETR_BODY_READ_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(Duration::from_secs(30), Duration::from_millis)
+}
+
+/// Answers 431 `head_too_large` to a request whose target and headers together exceed
+/// [`MAX_HEAD_BYTES`].
+async fn refuse_large_heads(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if target + headers > MAX_HEAD_BYTES {
+        return (
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            axum::Json(serde_json::json!({"error": {
+                "code": "head_too_large",
+                "message": format!("the request's target and headers are at most {MAX_HEAD_BYTES} bytes"),
+            }})),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// Serves `router` on `listener` with each connection's peer address known to it (the fraud
-/// monitor counts requests by address).
+/// monitor counts requests by address), a request's head at most [`MAX_HEAD_BYTES`] and its
+/// body read within [`body_read_timeout`].
 ///
 /// Errors: the server's I/O.
 pub async fn serve_with_peers(listener: TcpListener, router: axum::Router) -> std::io::Result<()> {
+    let router = router
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_read_timeout(),
+        ))
+        .layer(axum::middleware::from_fn(refuse_large_heads));
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),

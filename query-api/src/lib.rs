@@ -114,9 +114,13 @@ pub fn schema(pool: PgPool) -> QuerySchema {
         .finish()
 }
 
+/// The largest request body the query API reads, in bytes (a query with its variables);
+/// a larger one is answered 413 before it is read.
+pub const MAX_BODY: usize = 256 * 1024;
+
 pub fn router(pool: PgPool, keys: Keys) -> Router {
     let schema = schema(pool.clone());
-    Router::new()
+    let router = Router::new()
         .route("/", get(pages::graphiql))
         .route("/graphql", get(pages::graphiql).post(graphql))
         .route("/graphql/ws", get(websocket))
@@ -136,7 +140,8 @@ pub fn router(pool: PgPool, keys: Keys) -> Router {
                     get(advertising::image),
                 )
                 .with_state(pool),
-        )
+        );
+    router.layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
 }
 
 /// The caller's access from an `Authorization` value.

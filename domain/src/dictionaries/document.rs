@@ -7,6 +7,9 @@
 //! list is a JSON array, never an object keyed by id, so that a key given twice cannot silently
 //! replace another. Nothing here is checked: [`super::Dictionaries::parse`] turns a document
 //! into the dictionaries or refuses it naming the item.
+//!
+//! With the `openapi` feature the document's types describe themselves as OpenAPI schemas
+//! (`utoipa::ToSchema`), so the command API's import route states the body it reads.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +18,7 @@ use serde::{Deserialize, Serialize};
 /// points and capacity ranges may be empty. Whatever the document leaves empty is empty in the
 /// version it becomes: an import replaces every dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub services: Vec<ServiceDocument>,
@@ -34,6 +38,7 @@ pub struct Document {
 
 /// A provider in whose favour operations are accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ServiceDocument {
     pub id: String,
@@ -48,6 +53,7 @@ pub struct ServiceDocument {
 
 /// A payment source: where the money of an operation comes from (`wallet`, `card`, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PaymentSourceDocument {
     pub id: String,
@@ -56,6 +62,7 @@ pub struct PaymentSourceDocument {
 
 /// A commission profile: the rules that give the commission charged to the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CommissionProfileDocument {
     pub id: String,
@@ -68,6 +75,7 @@ pub struct CommissionProfileDocument {
 /// One rule: for operations paid from `source` whose amount is in [`from`, `to`), the
 /// commission is `fixed` + `percent` % of the amount, at least `min` and at most `max`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CommissionRuleDocument {
     pub source: String,
@@ -90,6 +98,7 @@ pub struct CommissionRuleDocument {
 /// An item of the menu profile: a folder (no `service`; its `items` nested) or a service
 /// (`service` and `commission_profile`, no `items`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MenuItemDocument {
     pub id: String,
@@ -102,11 +111,13 @@ pub struct MenuItemDocument {
     #[serde(default)]
     pub commission_profile: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub items: Vec<MenuItemDocument>,
 }
 
 /// A currency's rate on a date, for reference only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CurrencyRateDocument {
     /// ISO 4217 code of the currency quoted, e.g. `USD`.
@@ -122,6 +133,7 @@ pub struct CurrencyRateDocument {
 
 /// A point on the map: a terminal, an office, an ATM or an agent's point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MapPointDocument {
     pub id: String,
@@ -136,6 +148,7 @@ pub struct MapPointDocument {
 
 /// A range of phone numbers of one operator in one region, both ends included.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PhoneRangeDocument {
     /// The full number with its country code, digits only (a leading `+` is allowed), e.g.
@@ -148,6 +161,7 @@ pub struct PhoneRangeDocument {
 
 /// A receipt template (Apache Velocity text, spec §3.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptTemplateDocument {
     pub name: String,

@@ -95,14 +95,19 @@ impl Env {
 
     /// Starts a prepared `etr` command (see [`Env::command`]) and waits until the command
     /// API answers.
-    pub async fn start_with(&self, mut command: Command) -> Running {
+    pub async fn start_with(&self, command: Command) -> Running {
+        self.start_logging_to(command, Stdio::inherit()).await
+    }
+
+    /// As [`Env::start_with`], the process's log (its standard error) written to `log`.
+    pub async fn start_logging_to(&self, mut command: Command, log: impl Into<Stdio>) -> Running {
         let args: Vec<String> = command
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("spawn etr");
         let running = Running { child };
@@ -171,6 +176,11 @@ pub struct Running {
 impl Running {
     pub fn from_child(child: Child) -> Running {
         Running { child }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn kill(mut self) {
