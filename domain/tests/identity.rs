@@ -55,7 +55,7 @@ fn passport_series_and_number() {
     let p = PassportNumber::parse("4510 123456").unwrap();
     assert_eq!((p.series(), p.number()), ("4510", "123456"));
     assert_eq!(p, PassportNumber::parse("4510123456").unwrap());
-    for bad in ["4510 12345", "45-10 123456", "4510 12345a"] {
+    for bad in ["4599 12345", "45-10 123456", "4510 12345a"] {
         assert_eq!(
             PassportNumber::parse(bad).map_err(|e| e.code()),
             Err("passport_format"),
@@ -183,5 +183,41 @@ proptest! {
         let parsed = PhoneE164::parse(&e164).unwrap();
         prop_assert_eq!(parsed.as_str(), e164.as_str());
         prop_assert_eq!(PhoneE164::parse(parsed.as_str()).unwrap(), parsed);
+    }
+}
+
+/// A refusal is answered to callers and may be logged: it names the rule, never the refused
+/// text, which is personal data even when it is wrong.
+#[test]
+fn a_refusal_never_repeats_the_refused_identifier() {
+    let refusals: Vec<(&str, IdentityError)> = vec![
+        ("500100732250", Inn::parse("500100732250").unwrap_err()),
+        ("5001007322", Inn::parse("5001007322").unwrap_err()),
+        ("50010073225", Inn::parse("50010073225").unwrap_err()),
+        (
+            "112-233-445 96",
+            Snils::parse("112-233-445 96").unwrap_err(),
+        ),
+        ("112-233-44", Snils::parse("112-233-44").unwrap_err()),
+        (
+            "4599 12345",
+            PassportNumber::parse("4599 12345").unwrap_err(),
+        ),
+        (
+            "0000 123456",
+            PassportNumber::parse("0000 123456").unwrap_err(),
+        ),
+        ("+7905555", PhoneE164::parse("+7905555").unwrap_err()),
+        (
+            "ivan.petrov@example",
+            Email::parse("ivan.petrov@example").unwrap_err(),
+        ),
+    ];
+    for (text, refusal) in refusals {
+        let shown = format!("{refusal} {refusal:?}");
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        assert!(!shown.contains(text), "{shown}");
+        assert!(digits.len() < 4 || !shown.contains(&digits), "{shown}");
+        assert!(!shown.contains("ivan"), "{shown}");
     }
 }

@@ -1,9 +1,10 @@
 //! The HTTP edge of both APIs under abuse, on raw connections: a request head larger than the
 //! servers read (431), a query string beyond it, bodies beyond the APIs' limits (413, declared
-//! or streamed), a body that never arrives in full (408 from the command API, 4xx from the
-//! query API at the body read timeout), and hundreds of clients each holding half a head at
-//! once — the process's memory stays bounded and a well-behaved request is answered
-//! meanwhile. No answer is a 5xx.
+//! or streamed), a head trickled byte by byte (the connection is closed at the header read
+//! timeout), a body that never arrives in full (408 from the command API, 4xx from the query
+//! API at the body read timeout), and hundreds of clients each holding half a head at once —
+//! the process's memory stays bounded, a well-behaved request is answered meanwhile, and
+//! every one of them is cut off at the timeout. No answer is a 5xx.
 
 mod support;
 
@@ -12,8 +13,9 @@ use support::{token, Env};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The body read timeout the platform runs with here (short, so the test is quick; the
-/// default is 30 s).
+/// The timeouts the platform runs with here (short, so the test is quick; the defaults are
+/// 60 s for a head and 30 s for a body).
+const HEADER_TIMEOUT: Duration = Duration::from_millis(1500);
 const BODY_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How late after its timeout a slow body may be answered.
 const SLACK: Duration = Duration::from_secs(3);
@@ -63,10 +65,15 @@ fn rss_kib(pid: u32) -> u64 {
 async fn oversized_and_slow_requests_are_cut_off_without_a_server_error() {
     let env = Env::new("abuse").await;
     let mut command = env.command(&["up", "--no-demo"]);
-    command.env(
-        "ETR_BODY_READ_TIMEOUT_MS",
-        BODY_TIMEOUT.as_millis().to_string(),
-    );
+    command
+        .env(
+            "ETR_HEADER_READ_TIMEOUT_MS",
+            HEADER_TIMEOUT.as_millis().to_string(),
+        )
+        .env(
+            "ETR_BODY_READ_TIMEOUT_MS",
+            BODY_TIMEOUT.as_millis().to_string(),
+        );
     let etr = env.start_with(command).await;
     // The query API comes up beside the command API.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -139,6 +146,47 @@ async fn oversized_and_slow_requests_are_cut_off_without_a_server_error() {
             "{name}: a streamed 400 KiB body answered {status}"
         );
 
+        // A head trickled byte by byte: cut off at the header read timeout.
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(addr.as_str()).await.expect("connect");
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: etr\r\n")
+            .await
+            .expect("write");
+        let mut closed = false;
+        while started.elapsed() < HEADER_TIMEOUT + SLACK {
+            if stream.write_all(b"X").await.is_err() {
+                closed = true;
+                break;
+            }
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    closed = true;
+                    break;
+                }
+                Ok(Ok(n)) => {
+                    let status = status_of(&buf[..n]);
+                    assert!(
+                        status.is_some_and(|s| (400..500).contains(&s)),
+                        "{name}: a trickled head answered {status:?}"
+                    );
+                    closed = true;
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+        let took = started.elapsed();
+        assert!(
+            closed,
+            "{name}: a trickled head was still read after {took:?}"
+        );
+        assert!(
+            took >= HEADER_TIMEOUT.saturating_sub(Duration::from_millis(200)),
+            "{name}: a trickled head was cut off after {took:?}, before the header read timeout"
+        );
+
         // A body that never arrives in full.
         let (status, took) = exchange(
             addr,
@@ -189,6 +237,27 @@ async fn oversized_and_slow_requests_are_cut_off_without_a_server_error() {
         "300 slow clients grew the process by {} KiB",
         during.saturating_sub(before)
     );
-    drop(slow);
+    tokio::time::sleep(HEADER_TIMEOUT + SLACK).await;
+    let mut cut_off = 0;
+    for stream in &mut slow {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => cut_off += 1,
+            Ok(Ok(n)) => {
+                let status = status_of(&buf[..n]);
+                assert!(
+                    status.is_some_and(|s| (400..500).contains(&s)),
+                    "a slow client was answered {status:?}"
+                );
+                cut_off += 1;
+            }
+            Err(_) => {}
+        }
+    }
+    assert_eq!(
+        cut_off,
+        slow.len(),
+        "slow clients still connected after the header read timeout"
+    );
     drop(etr);
 }

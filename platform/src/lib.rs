@@ -562,15 +562,37 @@ pub async fn fraud_monitor(
 /// `head_too_large` (bodies are limited by each API: 256 KiB, 413 beyond).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// How long a request's body may take to arrive once its handler reads it: beyond it the
-/// command API answers 408 `body_not_received` (the query API 400). `ETR_BODY_READ_TIMEOUT_MS`
-/// when it holds a positive number of milliseconds, else 30 s.
-pub fn body_read_timeout() -> Duration {
-    std::env::var("ETR_BODY_READ_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map_or(Duration::from_secs(30), Duration::from_millis)
+/// How long a client may take over a request: its head (target and headers) and its body.
+/// A slower client is cut off, so that slow requests (a slowloris attack) hold no connection,
+/// task or buffer for long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowClientLimits {
+    /// A request's head must have arrived within this once the connection waits for it —
+    /// an idle kept-alive connection included — else the connection is closed.
+    /// `ETR_HEADER_READ_TIMEOUT_MS`, default 60 s (as long as common servers wait).
+    pub header_read_timeout: Duration,
+    /// A request's body must have arrived within this once its handler reads it, else the
+    /// command API answers 408 `body_not_received` (the query API 400).
+    /// `ETR_BODY_READ_TIMEOUT_MS`, default 30 s.
+    pub body_read_timeout: Duration,
+}
+
+impl SlowClientLimits {
+    /// The defaults, each replaced by its variable when that holds a positive number of
+    /// milliseconds.
+    pub fn from_env() -> SlowClientLimits {
+        let millis = |name: &str, default: Duration| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
+                .map_or(default, Duration::from_millis)
+        };
+        SlowClientLimits {
+            header_read_timeout: millis("ETR_HEADER_READ_TIMEOUT_MS", Duration::from_secs(60)),
+            body_read_timeout: millis("ETR_BODY_READ_TIMEOUT_MS", Duration::from_secs(30)),
+        }
+    }
 }
 
 /// Answers 431 `head_too_large` to a request whose target and headers together exceed
@@ -602,22 +624,46 @@ async fn refuse_large_heads(
     next.run(request).await
 }
 
-/// Serves `router` on `listener` with each connection's peer address known to it (the fraud
-/// monitor counts requests by address), a request's head at most [`MAX_HEAD_BYTES`] and its
-/// body read within [`body_read_timeout`].
+/// Serves `router` on `listener` over HTTP/1.1 (websocket upgrades included) with each
+/// connection's peer address known to it (the fraud monitor counts requests by address), a
+/// request's head at most [`MAX_HEAD_BYTES`] and clients held to [`SlowClientLimits::from_env`].
 ///
-/// Errors: the server's I/O.
+/// Errors: none; a failed accept (too many open files, say) is logged and retried after a
+/// pause, a failed connection ends only that connection.
 pub async fn serve_with_peers(listener: TcpListener, router: axum::Router) -> std::io::Result<()> {
+    let limits = SlowClientLimits::from_env();
     let router = router
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            body_read_timeout(),
+            limits.body_read_timeout,
         ))
         .layer(axum::middleware::from_fn(refuse_large_heads));
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower_http::add_extension::AddExtension::new(
+                router.clone(),
+                axum::extract::ConnectInfo(peer),
+            ),
+        );
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
 }
 
 /// Runs a role's loop; when it stops with an error, logs it and starts it again after a
