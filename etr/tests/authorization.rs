@@ -1,7 +1,8 @@
 //! The authorisation matrix: every REST route of `/openapi.json` called with no token, an
 //! expired token, and each role — a client on its own data and on another client's, a
-//! partner, an operator, an auditor — and every GraphQL root field that names a client's
-//! data called the same way. Only what the rules allow gets past authorisation; a refusal
+//! partner, an operator, an auditor — and every GraphQL root field and subscription called
+//! the same way (the second test; its rules are at `graphql_allowed`, and it fails when the
+//! schema has a root field the matrix does not name). Only what the rules allow gets past authorisation; a refusal
 //! is 401 (no or a bad token) or 403 (the role may not), carries nothing but its error, and
 //! nothing answers 5xx. The rules, by route:
 //!
@@ -255,6 +256,364 @@ async fn every_route_and_field_lets_through_only_whom_the_rules_allow() {
             }
         }
     }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Who may read each GraphQL root field (query and subscription), by the rules:
+///
+/// - the dictionaries (menu, services, sources, commission profiles and quotes, rates, map
+///   points, phone ranges), a banner and the projections' status: anyone signed in;
+/// - a client's wallets, operations, profile (`client`, `customer`, `wallet`, `operations`,
+///   `operationStatusChanged`): the client itself, partners, operators, auditors;
+/// - a client's timeline and balance reports (`clientTimeline`, `clientStateAsOf`,
+///   `clientChanged`, `turnoverSheet`, `dailyBalances`, `balanceChart`): the client itself,
+///   operators, auditors;
+/// - operators' tools (API request statistics, alerts, advertising, wallet registrations):
+///   operators only.
+///
+/// `application`, `loan` and `operation` are asked for ids no one has: every signed-in caller
+/// gets `null` without a refusal (whose data it would be is not known), without a token
+/// `UNAUTHENTICATED` (a client's own and another's are refused apart in `graphql.rs`,
+/// `loan_conveyor.rs`).
+fn graphql_allowed(field: &str) -> Vec<Caller> {
+    use Caller::*;
+    let signed_in = vec![OwnClient, OtherClient, Partner, Operator, Auditor];
+    let client_data = vec![OwnClient, Partner, Operator, Auditor];
+    let audit = vec![OwnClient, Operator, Auditor];
+    match field {
+        "dictionaryVersion" | "menu" | "services" | "paymentSources" | "commissionProfiles"
+        | "currencyRates" | "mapPoints" | "phoneNumberInfo" | "commissionQuote" | "banner"
+        | "projectionStatus" | "application" | "loan" | "operation" => signed_in,
+        "client" | "customer" | "wallet" | "operations" | "operationStatusChanged" => client_data,
+        "clientTimeline" | "clientStateAsOf" | "clientChanged" | "turnoverSheet"
+        | "dailyBalances" | "balanceChart" => audit,
+        "apiRequestStatsLive"
+        | "apiRequestStatsByDay"
+        | "apiRequestStatsByClient"
+        | "alertCatalogue"
+        | "alertSubscriptions"
+        | "alertDeliveries"
+        | "advertisingPlaces"
+        | "advertisingCampaigns"
+        | "advertisingBanners"
+        | "walletRegistrations" => {
+            vec![Operator]
+        }
+        other => panic!("no rule for the GraphQL field {other}: add one to this test"),
+    }
+}
+
+/// The error code of a refusal by authorisation in a GraphQL answer, if any.
+fn refusal_code(answer: &Value) -> Option<String> {
+    answer["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["extensions"]["code"].as_str())
+        .find(|c| *c == "UNAUTHENTICATED" || *c == "FORBIDDEN")
+        .map(str::to_owned)
+}
+
+/// Subscribes over `graphql-transport-ws` with `bearer` and returns the refusal code, if the
+/// subscription is refused within two seconds (an error message, or the socket closed with
+/// 4401/4403); `None` when it is running.
+async fn subscription_refusal(env: &Env, bearer: Option<&str>, query: &str) -> Option<String> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = format!("ws://{}/graphql/ws", env.query_addr)
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("a header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the query API takes websockets");
+    let payload = bearer.map_or(
+        serde_json::json!({}),
+        |t| serde_json::json!({"Authorization": format!("Bearer {t}")}),
+    );
+    let init = serde_json::json!({"type": "connection_init", "payload": payload});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("sent");
+    let subscribe =
+        serde_json::json!({"id": "1", "type": "subscribe", "payload": {"query": query}});
+    let mut subscribed = false;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let message = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return None,
+            Ok(None) => return Some("CLOSED".into()),
+            Ok(Some(m)) => m.expect("a websocket message"),
+        };
+        match message {
+            Message::Close(frame) => {
+                let code = frame.map_or(0, |f| u16::from(f.code));
+                return Some(match code {
+                    4401 => "UNAUTHENTICATED".into(),
+                    4403 => "FORBIDDEN".into(),
+                    other => format!("CLOSED {other}"),
+                });
+            }
+            Message::Text(text) => {
+                let v: Value = serde_json::from_str(&text).expect("JSON");
+                match v["type"].as_str() {
+                    Some("connection_ack") if !subscribed => {
+                        subscribed = true;
+                        ws.send(Message::text(subscribe.to_string()))
+                            .await
+                            .expect("sent");
+                    }
+                    Some("ping") => {
+                        let pong = serde_json::json!({"type": "pong"}).to_string();
+                        ws.send(Message::text(pong)).await.expect("sent");
+                    }
+                    Some("error") => {
+                        let errors = serde_json::json!({"errors": v["payload"]});
+                        return Some(refusal_code(&errors).unwrap_or_else(|| format!("ERROR {v}")));
+                    }
+                    Some("next") => {
+                        if let Some(code) = refusal_code(&v["payload"]) {
+                            return Some(code);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_graphql_field_and_subscription_lets_through_only_whom_the_rules_allow() {
+    let env = Env::new("authorization_graphql").await;
+    let _etr = env.start(&["up", "--no-demo"]).await;
+    let api = Api::new(&env);
+    let own = Uuid::new_v4().to_string();
+    let other = Uuid::new_v4().to_string();
+    let wallet = api.open_wallet(&own, "matrix-wallet").await;
+    api.open_wallet(&other, "matrix-wallet").await;
+    let tokens = Tokens {
+        own: token(&own, Role::Client),
+        other: token(&other, Role::Client),
+    };
+    let nobody = Uuid::new_v4();
+    let period = r#"from: "2026-11-01", to: "2026-12-31""#;
+    let queries: Vec<(&str, String)> = vec![
+        (
+            "wallet",
+            format!(r#"wallet(id: "{wallet}") {{ __typename }}"#),
+        ),
+        ("client", format!(r#"client(id: "{own}") {{ __typename }}"#)),
+        (
+            "operation",
+            format!(r#"operation(id: "{nobody}") {{ __typename }}"#),
+        ),
+        (
+            "operations",
+            format!(r#"operations(walletId: "{wallet}") {{ __typename }}"#),
+        ),
+        (
+            "application",
+            format!(r#"application(id: "{nobody}") {{ __typename }}"#),
+        ),
+        ("loan", format!(r#"loan(id: "{nobody}") {{ __typename }}"#)),
+        (
+            "customer",
+            format!(r#"customer(id: "{own}") {{ __typename }}"#),
+        ),
+        (
+            "walletRegistrations",
+            "walletRegistrations { __typename }".into(),
+        ),
+        (
+            "clientTimeline",
+            format!(r#"clientTimeline(clientId: "{own}") {{ __typename }}"#),
+        ),
+        (
+            "clientStateAsOf",
+            format!(
+                r#"clientStateAsOf(clientId: "{own}", at: "2026-12-01T00:00:00Z") {{ __typename }}"#
+            ),
+        ),
+        (
+            "turnoverSheet",
+            format!(r#"turnoverSheet({period}, clientId: "{own}") {{ __typename }}"#),
+        ),
+        (
+            "dailyBalances",
+            format!(r#"dailyBalances({period}, clientId: "{own}") {{ __typename }}"#),
+        ),
+        (
+            "balanceChart",
+            format!(r#"balanceChart({period}, clientId: "{own}") {{ __typename }}"#),
+        ),
+        (
+            "apiRequestStatsLive",
+            "apiRequestStatsLive { __typename }".into(),
+        ),
+        (
+            "apiRequestStatsByDay",
+            format!("apiRequestStatsByDay({period}) {{ __typename }}"),
+        ),
+        (
+            "apiRequestStatsByClient",
+            format!(r#"apiRequestStatsByClient(clientId: "{own}") {{ __typename }}"#),
+        ),
+        (
+            "dictionaryVersion",
+            "dictionaryVersion { __typename }".into(),
+        ),
+        ("menu", "menu { __typename }".into()),
+        ("services", "services { __typename }".into()),
+        ("paymentSources", "paymentSources { __typename }".into()),
+        (
+            "commissionProfiles",
+            "commissionProfiles { __typename }".into(),
+        ),
+        ("currencyRates", "currencyRates { __typename }".into()),
+        ("mapPoints", "mapPoints { __typename }".into()),
+        (
+            "phoneNumberInfo",
+            r#"phoneNumberInfo(number: "+79161234567") { __typename }"#.into(),
+        ),
+        (
+            "commissionQuote",
+            r#"commissionQuote(service: "mts", amount: "100.00", source: "wallet") { __typename }"#
+                .into(),
+        ),
+        ("alertCatalogue", "alertCatalogue { __typename }".into()),
+        (
+            "alertSubscriptions",
+            "alertSubscriptions { __typename }".into(),
+        ),
+        ("alertDeliveries", "alertDeliveries { __typename }".into()),
+        (
+            "advertisingPlaces",
+            "advertisingPlaces { __typename }".into(),
+        ),
+        (
+            "advertisingCampaigns",
+            "advertisingCampaigns { __typename }".into(),
+        ),
+        (
+            "advertisingBanners",
+            "advertisingBanners { __typename }".into(),
+        ),
+        (
+            "banner",
+            r#"banner(placeId: "content") { __typename }"#.into(),
+        ),
+        ("projectionStatus", "projectionStatus { __typename }".into()),
+    ];
+    let subscriptions: Vec<(&str, String)> = vec![
+        (
+            "operationStatusChanged",
+            format!(
+                r#"subscription {{ operationStatusChanged(walletId: "{wallet}") {{ paymentId }} }}"#
+            ),
+        ),
+        (
+            "clientChanged",
+            format!(r#"subscription {{ clientChanged(clientId: "{own}") {{ __typename }} }}"#),
+        ),
+    ];
+
+    // Every root field of the schema is in the matrix.
+    let introspection = env
+        .graphql(
+            Some(&tokens.own),
+            "{ __schema { queryType { fields { name } } subscriptionType { fields { name } } } }",
+            Value::Null,
+        )
+        .await;
+    let mut in_schema: Vec<String> = ["queryType", "subscriptionType"]
+        .iter()
+        .flat_map(|t| {
+            introspection["data"]["__schema"][*t]["fields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+        .collect();
+    in_schema.sort();
+    let mut in_matrix: Vec<String> = queries
+        .iter()
+        .chain(&subscriptions)
+        .map(|(f, _)| (*f).to_owned())
+        .collect();
+    in_matrix.sort();
+    assert_eq!(
+        in_schema, in_matrix,
+        "the matrix must name every root field"
+    );
+
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for caller in CALLERS {
+        let bearer = bearer(caller, &tokens);
+        let expected = if matches!(caller, Caller::Anonymous | Caller::Expired) {
+            "UNAUTHENTICATED"
+        } else {
+            "FORBIDDEN"
+        };
+        for (field, selection) in &queries {
+            let answer = env
+                .graphql(
+                    bearer.as_deref(),
+                    &format!("{{ {selection} }}"),
+                    Value::Null,
+                )
+                .await;
+            checked += 1;
+            let code = refusal_code(&answer);
+            let what = format!("{field} as {caller:?}: {answer}");
+            let server_failure = answer["errors"].as_array().into_iter().flatten().any(|e| {
+                matches!(
+                    e["extensions"]["code"].as_str(),
+                    Some("INTERNAL" | "UNAVAILABLE")
+                )
+            });
+            if server_failure {
+                problems.push(format!("a server failure: {what}"));
+            }
+            if graphql_allowed(field).contains(&caller) {
+                if code.is_some() {
+                    problems.push(format!("refused though allowed: {what}"));
+                }
+            } else {
+                if code.as_deref() != Some(expected) {
+                    problems.push(format!("expected {expected}: {what}"));
+                }
+                if !(answer["data"].is_null() || answer["data"][field].is_null()) {
+                    problems.push(format!("a refusal with data: {what}"));
+                }
+            }
+        }
+        for (field, query) in &subscriptions {
+            let code = subscription_refusal(&env, bearer.as_deref(), query).await;
+            checked += 1;
+            let what = format!("subscription {field} as {caller:?}: {code:?}");
+            if graphql_allowed(field).contains(&caller) {
+                if code.is_some() {
+                    problems.push(format!("refused though allowed: {what}"));
+                }
+            } else if code.as_deref() != Some(expected) {
+                problems.push(format!("expected {expected}: {what}"));
+            }
+        }
+    }
+    eprintln!("GraphQL: {checked} calls checked");
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",
