@@ -200,7 +200,7 @@ async fn banners_are_served_by_weight_round_robin_and_only_where_their_condition
         Some(json!({"id": "backwards", "name": "B", "active_from": rfc(now), "active_to": rfc(now - time::Duration::days(1))})),
     )
     .await;
-    assert_eq!((status, code(&body)), (400, "empty_period"), "{body}");
+    assert_eq!((status, code(&body)), (422, "empty_period"), "{body}");
 
     // Banners of the web place: weights 3, 2, 1 with conditions, and one of the ended
     // campaign.
@@ -241,7 +241,7 @@ async fn banners_are_served_by_weight_round_robin_and_only_where_their_condition
                 1,
                 json!({"attribute_patterns": {"phone": "79("}}),
             ),
-            400,
+            422,
             "invalid_regex",
         ),
         (
@@ -251,7 +251,7 @@ async fn banners_are_served_by_weight_round_robin_and_only_where_their_condition
                 1,
                 json!({"amount_from": "500", "amount_to": "100"}),
             ),
-            400,
+            422,
             "empty_amount_range",
         ),
         (

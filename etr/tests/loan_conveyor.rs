@@ -589,7 +589,23 @@ async fn a_client_takes_its_own_application_to_a_loan_and_a_kill_mid_flow_repeat
     // retries when the whole platform is killed.
     me.sign_and_bind(&app, &phone, "tok-flaky-3").await;
     me.wait(&app, &["card_bound"]).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Killed once the payout has been tried and refused at least once (however loaded the
+    // machine, not after a fixed pause that may come before the first attempt).
+    let payout_key = etr_domain::ids::derived_id(app.parse().unwrap(), "payout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "SELECT attempts FROM simulator_card_operations WHERE kind = 'payout' AND key = $1",
+        )
+        .bind(payout_key)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if attempts.is_some_and(|n| n >= 1) || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     platform.kill();
     let attempts_before: Option<i32> = sqlx::query_scalar(
         "SELECT attempts FROM simulator_card_operations WHERE kind = 'payout' AND key = $1",
