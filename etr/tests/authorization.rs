@@ -278,8 +278,7 @@ async fn every_route_and_field_lets_through_only_whom_the_rules_allow() {
 ///
 /// `application`, `loan` and `operation` are asked for ids no one has: every signed-in caller
 /// gets `null` without a refusal (whose data it would be is not known), without a token
-/// `UNAUTHENTICATED` (a client's own and another's are refused apart in `graphql.rs`,
-/// `loan_conveyor.rs`).
+/// `UNAUTHENTICATED` (another client's real loan is refused in `graphql.rs`).
 fn graphql_allowed(field: &str) -> Vec<Caller> {
     use Caller::*;
     let signed_in = vec![OwnClient, OtherClient, Partner, Operator, Auditor];
