@@ -24,6 +24,7 @@ mod support;
 use etr_query_api::auth::Role;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use support::lending::{person, platform_env, unique_passport, unique_phone, Flow};
 use support::{token, Api, Env, JWT_SECRET};
 use uuid::Uuid;
 
@@ -268,17 +269,18 @@ async fn every_route_and_field_lets_through_only_whom_the_rules_allow() {
 ///
 /// - the dictionaries (menu, services, sources, commission profiles and quotes, rates, map
 ///   points, phone ranges), a banner and the projections' status: anyone signed in;
-/// - a client's wallets, operations, profile (`client`, `customer`, `wallet`, `operations`,
-///   `operationStatusChanged`): the client itself, partners, operators, auditors;
+/// - a client's wallets, operations, applications, loans, profile (`client`, `customer`,
+///   `wallet`, `operations`, `operation`, `application`, `loan`, `operationStatusChanged`):
+///   the client itself, partners, operators, auditors;
 /// - a client's timeline and balance reports (`clientTimeline`, `clientStateAsOf`,
 ///   `clientChanged`, `turnoverSheet`, `dailyBalances`, `balanceChart`): the client itself,
 ///   operators, auditors;
 /// - operators' tools (API request statistics, alerts, advertising, wallet registrations):
 ///   operators only.
 ///
-/// `application`, `loan` and `operation` are asked for ids no one has: every signed-in caller
-/// gets `null` without a refusal (whose data it would be is not known), without a token
-/// `UNAUTHENTICATED` (another client's real loan is refused in `graphql.rs`).
+/// `application`, `loan` and `operation` are asked for the own client's real ids; asked for
+/// ids no one has, every signed-in caller gets `null` without a refusal (whose data it would
+/// be is not known), and without a token `UNAUTHENTICATED` (checked after the matrix).
 fn graphql_allowed(field: &str) -> Vec<Caller> {
     use Caller::*;
     let signed_in = vec![OwnClient, OtherClient, Partner, Operator, Auditor];
@@ -287,8 +289,15 @@ fn graphql_allowed(field: &str) -> Vec<Caller> {
     match field {
         "dictionaryVersion" | "menu" | "services" | "paymentSources" | "commissionProfiles"
         | "currencyRates" | "mapPoints" | "phoneNumberInfo" | "commissionQuote" | "banner"
-        | "projectionStatus" | "application" | "loan" | "operation" => signed_in,
-        "client" | "customer" | "wallet" | "operations" | "operationStatusChanged" => client_data,
+        | "projectionStatus" => signed_in,
+        "client"
+        | "customer"
+        | "wallet"
+        | "operations"
+        | "operation"
+        | "application"
+        | "loan"
+        | "operationStatusChanged" => client_data,
         "clientTimeline" | "clientStateAsOf" | "clientChanged" | "turnoverSheet"
         | "dailyBalances" | "balanceChart" => audit,
         "apiRequestStatsLive"
@@ -395,17 +404,96 @@ async fn subscription_refusal(env: &Env, bearer: Option<&str>, query: &str) -> O
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_graphql_field_and_subscription_lets_through_only_whom_the_rules_allow() {
     let env = Env::new("authorization_graphql").await;
-    let _etr = env.start(&["up", "--no-demo"]).await;
+    let pool = sqlx::PgPool::connect(&env.database_url)
+        .await
+        .expect("Postgres");
+    let _etr = env.start_with(platform_env(&env, &[])).await;
     let api = Api::new(&env);
-    let own = Uuid::new_v4().to_string();
+    // The own client is registered and taken through the conveyor to a disbursed loan and
+    // pays from its wallet, so `application`, `loan` and `operation` are asked for real ids
+    // of one client.
+    let partner = Flow {
+        api: &api,
+        pool: &pool,
+        bearer: token("partner-matrix", Role::Partner),
+        base: "/v1/partner/applications",
+    };
+    let phone = unique_phone();
+    let (status, registered) = partner
+        .post(
+            "/v1/partner/clients",
+            "matrix-register",
+            person("Матрицына", &phone, &unique_passport()),
+        )
+        .await;
+    assert_eq!(status, 201, "{registered}");
+    let own = registered["client_id"]
+        .as_str()
+        .expect("a client id")
+        .to_owned();
     let other = Uuid::new_v4().to_string();
     let wallet = api.open_wallet(&own, "matrix-wallet").await;
     api.open_wallet(&other, "matrix-wallet").await;
+    let application = partner
+        .create(Some(&own), "12000.00", 30, "payday-30")
+        .await;
+    partner
+        .sign_and_bind(&application, &phone, "tok-matrix")
+        .await;
+    let disbursed = partner.wait(&application, &["disbursed"]).await;
+    let loan = disbursed["loan_id"].as_str().expect("a loan id").to_owned();
+    let (status, _, topped) = api
+        .post(
+            &format!("/v1/clients/{own}/wallets/{wallet}/top-ups"),
+            Some("matrix-top-up"),
+            r#"{"amount":"1000.00","currency":"RUB","source":"card"}"#,
+        )
+        .await
+        .expect("the command API answers");
+    assert_eq!(status, 200, "{topped}");
+    let (status, _, paid) = api
+        .post(
+            &format!("/v1/clients/{own}/wallets/{wallet}/payments?wait=10"),
+            Some("matrix-payment"),
+            r#"{"amount":"100.00","currency":"RUB","service_id":"mobile"}"#,
+        )
+        .await
+        .expect("the command API answers");
+    assert_eq!(status, 200, "{paid}");
+    let operation = paid["payment"]["payment_id"]
+        .as_str()
+        .expect("a payment id")
+        .to_owned();
     let tokens = Tokens {
         own: token(&own, Role::Client),
         other: token(&other, Role::Client),
     };
-    let nobody = Uuid::new_v4();
+    // The three are in the read models before the matrix asks for them.
+    let operator = token("operator-matrix", Role::Operator);
+    for (field, id) in [
+        ("application", &application),
+        ("loan", &loan),
+        ("operation", &operation),
+    ] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let answer = env
+                .graphql(
+                    Some(&operator),
+                    &format!(r#"{{ {field}(id: "{id}") {{ __typename }} }}"#),
+                    Value::Null,
+                )
+                .await;
+            if !answer["data"][field].is_null() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{field} {id} never reached its read model: {answer}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
     let period = r#"from: "2026-11-01", to: "2026-12-31""#;
     let queries: Vec<(&str, String)> = vec![
         (
@@ -415,7 +503,7 @@ async fn every_graphql_field_and_subscription_lets_through_only_whom_the_rules_a
         ("client", format!(r#"client(id: "{own}") {{ __typename }}"#)),
         (
             "operation",
-            format!(r#"operation(id: "{nobody}") {{ __typename }}"#),
+            format!(r#"operation(id: "{operation}") {{ __typename }}"#),
         ),
         (
             "operations",
@@ -423,9 +511,9 @@ async fn every_graphql_field_and_subscription_lets_through_only_whom_the_rules_a
         ),
         (
             "application",
-            format!(r#"application(id: "{nobody}") {{ __typename }}"#),
+            format!(r#"application(id: "{application}") {{ __typename }}"#),
         ),
-        ("loan", format!(r#"loan(id: "{nobody}") {{ __typename }}"#)),
+        ("loan", format!(r#"loan(id: "{loan}") {{ __typename }}"#)),
         (
             "customer",
             format!(r#"customer(id: "{own}") {{ __typename }}"#),
@@ -609,6 +697,31 @@ async fn every_graphql_field_and_subscription_lets_through_only_whom_the_rules_a
                 }
             } else if code.as_deref() != Some(expected) {
                 problems.push(format!("expected {expected}: {what}"));
+            }
+        }
+    }
+    // Ids no one has: `null` for every signed-in caller, `UNAUTHENTICATED` without a token.
+    let nobody = Uuid::new_v4();
+    for caller in CALLERS {
+        let bearer = bearer(caller, &tokens);
+        for field in ["application", "loan", "operation"] {
+            let answer = env
+                .graphql(
+                    bearer.as_deref(),
+                    &format!(r#"{{ {field}(id: "{nobody}") {{ __typename }} }}"#),
+                    Value::Null,
+                )
+                .await;
+            checked += 1;
+            let code = refusal_code(&answer);
+            let expected = match caller {
+                Caller::Anonymous | Caller::Expired => Some("UNAUTHENTICATED"),
+                _ => None,
+            };
+            if code.as_deref() != expected || !answer["data"][field].is_null() {
+                problems.push(format!(
+                    "{field} of an unknown id as {caller:?}: expected {expected:?}, {answer}"
+                ));
             }
         }
     }

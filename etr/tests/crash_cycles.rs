@@ -6,17 +6,20 @@
 //!
 //! The load: wallet clients topping up, paying and transferring to each other; borrowers
 //! taking payday loans through the conveyor over REST (some in flight at every fault) and
-//! repaying them from a wallet. Every command carries an Idempotency-Key; one whose answer
-//! was lost is sent again with the same key until it is answered.
+//! repaying them twice from a wallet and once from a bank card bound for it (the bank
+//! authorises and captures, or declines one card in ten). Every command carries an
+//! Idempotency-Key; one whose answer was lost is sent again with the same key until it is
+//! answered.
 //!
 //! After every cycle, once the platform is quiet (every event published, every consumer at
 //! the heads, every payment final, no process instance owing work): the log read back from
 //! the broker holds exactly the accepted commands' events (the clients' and the platform's
 //! own), dense per partition; every client's hash chain verifies; money is conserved across
-//! wallets, transfers in transit, loans and the card providers' books; no payment or process
-//! instance is stranded; no process-manager step took effect twice; every read model equals
-//! a rebuild from the log (a database the log read back is applied to by the projections'
-//! own code, cycle after cycle, never killed; after the last cycle also one from scratch).
+//! wallets, transfers in transit, loans, the card providers' and the bank's books; no
+//! payment or process instance is stranded; no process-manager step took effect twice;
+//! every read model equals a rebuild from the log (a database the log read back is applied
+//! to by the projections' own code, cycle after cycle, never killed; after the last cycle
+//! also one from scratch).
 //!
 //! `ETR_CHAOS_CYCLES` (default 10, what CI runs), `ETR_CHAOS_SEED` (printed at the start)
 //! reproduces the schedule of faults and the clients' choices. `scripts/chaos` runs 100.
@@ -26,10 +29,11 @@ mod chaos;
 mod support;
 
 use chaos::{
-    by_position, check_alerts, check_chains, check_dead_letters, check_instances, check_log,
-    check_money_and_steps, check_query_api, check_read_models, check_snapshots, open_wallets,
-    run_loan_client, run_wallet_client, subscribe_alerts, wait_quiet, Checks, Client, LoanClient,
-    LogReader, Mode, Rebuild, Rng, Role, Shared, Site, Tally, TaskReport,
+    by_position, check_alerts, check_autopayments, check_chains, check_dead_letters,
+    check_instances, check_log, check_money_and_steps, check_query_api, check_read_models,
+    check_snapshots, open_wallets, run_loan_client, run_wallet_client, subscribe_alerts,
+    wait_quiet, Checks, Client, LoanClient, LogReader, Mode, Rebuild, Rng, Role, Shared, Site,
+    Tally, TaskReport,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -327,6 +331,7 @@ async fn crash_campaign_loses_nothing_strands_nothing_and_does_nothing_twice() {
         check_log(&db, &log, &accepted, &mut checks).await;
         check_chains(&log, &mut verified, &mut checks);
         check_money_and_steps(&db, &log, &mut checks).await;
+        check_autopayments(&db, &log, &mut checks).await;
         check_instances(&db, &mut checks).await;
         check_dead_letters(&db, &mut checks).await;
         check_alerts(&db, &log, &mut checks).await;

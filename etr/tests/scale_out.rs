@@ -27,7 +27,7 @@ mod chaos;
 mod support;
 
 use chaos::{
-    by_position, check_chains, check_dead_letters, check_instances, check_log,
+    by_position, check_autopayments, check_chains, check_dead_letters, check_instances, check_log,
     check_money_and_steps, check_read_models, open_wallets, owes_work, run_loan_client,
     run_wallet_client, wait_quiet, Checks, LoanClient, LogReader, Mode, Rebuild, Rng, Role, Shared,
     Site, TaskReport,
@@ -340,6 +340,7 @@ async fn the_survivors_take_over_when_one_process_of_each_role_dies() {
     check_log(&db, &log, &accepted, &mut checks).await;
     check_chains(&log, &mut BTreeSet::new(), &mut checks);
     check_money_and_steps(&db, &log, &mut checks).await;
+    check_autopayments(&db, &log, &mut checks).await;
     check_instances(&db, &mut checks).await;
     check_dead_letters(&db, &mut checks).await;
     let mut rebuild = Rebuild::new(&site, "etr_rebuild").await;

@@ -1059,13 +1059,21 @@ pub enum Step {
     AwaitDisbursal,
     OpenWallet,
     TopUp,
+    BindBankCard,
     Repay,
+    SaveTemplate,
+    CreateAutopayment,
+    /// The autopayment runs (every 5 s) until this time or the end of the load.
+    Autopaying(Instant),
+    CancelAutopayment,
     Done,
     Abandoned(String),
 }
 
 /// A borrower: registers, applies for a payday loan, signs it, binds a card, waits for the
-/// disbursement, then repays from a wallet.
+/// disbursement, then repays twice from a wallet and once from a bank card bound to it (one
+/// card in ten is one the bank declines), then pays 1.00 from the wallet by an autopayment
+/// every 5 seconds for 6–20 seconds and cancels it (at the latest when the load stops).
 #[derive(Debug, Clone)]
 pub struct LoanClient {
     pub id: String,
@@ -1078,6 +1086,13 @@ pub struct LoanClient {
     pub offer: Option<String>,
     pub loan: Option<String>,
     pub wallet: Option<String>,
+    /// The number of the bank card the last repayment comes from, and its id once bound.
+    pub bank_card_number: &'static str,
+    pub bank_card: Option<String>,
+    pub template: Option<String>,
+    pub autopayment: Option<String>,
+    /// How long the autopayment runs before the client cancels it.
+    pub autopay_for: Duration,
     pub round: u32,
     pub repaid: u32,
     pub pending: Option<Pending>,
@@ -1100,6 +1115,15 @@ impl LoanClient {
             offer: None,
             loan: None,
             wallet: None,
+            bank_card_number: if rng.percent(10) {
+                "4000 0000 0000 0002"
+            } else {
+                "4111 1111 1111 1111"
+            },
+            bank_card: None,
+            template: None,
+            autopayment: None,
+            autopay_for: Duration::from_secs(rng.between(6, 20)),
             round: 1,
             repaid: 0,
             pending: None,
@@ -1175,6 +1199,49 @@ impl LoanClient {
                 "loan-top-up".into(),
                 json!({"amount": "3000.00", "currency": "RUB", "source": "card"}),
             ),
+            Step::BindBankCard => Pending::new(
+                "bank-card",
+                id,
+                format!("/v1/clients/{id}/cards"),
+                "bank-card".into(),
+                json!({"number": self.bank_card_number, "expiry": "12/30", "cvc": "123"}),
+            ),
+            Step::Repay if self.repaid >= 2 => Pending::new(
+                "card-repayment",
+                id,
+                format!(
+                    "/v1/clients/{id}/loans/{}/repayments",
+                    self.loan.as_deref().unwrap_or_default()
+                ),
+                "repay-card".into(),
+                json!({"card_id": self.bank_card, "amount": format!("{}.00", rng.between(200, 700))}),
+            ),
+            Step::SaveTemplate => Pending::new(
+                "template",
+                id,
+                format!("/v1/clients/{id}/templates"),
+                "template".into(),
+                json!({"name": "Связь", "wallet_id": self.wallet, "service_id": "mobile",
+                       "amount": "1.00", "currency": "RUB"}),
+            ),
+            Step::CreateAutopayment => Pending::new(
+                "autopayment",
+                id,
+                format!("/v1/clients/{id}/autopayments"),
+                "autopayment".into(),
+                json!({"template_id": self.template, "every": {"unit": "second", "count": 5},
+                       "max_failures": 3}),
+            ),
+            Step::CancelAutopayment => Pending::new(
+                "autopayment-cancel",
+                id,
+                format!(
+                    "/v1/clients/{id}/autopayments/{}/cancel",
+                    self.autopayment.as_deref().unwrap_or_default()
+                ),
+                "autopayment-cancel".into(),
+                json!({}),
+            ),
             Step::Repay => Pending::new(
                 "repayment",
                 id,
@@ -1214,15 +1281,32 @@ impl LoanClient {
                 self.wallet = v["wallets"][0]["wallet_id"].as_str().map(str::to_owned);
                 Step::TopUp
             }
-            ("top-up", Ok(_)) => Step::Repay,
+            ("top-up", Ok(_)) => Step::BindBankCard,
+            ("bank-card", Ok(v)) => {
+                self.bank_card = v["card_id"].as_str().map(str::to_owned);
+                Step::Repay
+            }
             ("repayment", r) => {
                 self.repaid += 1;
-                if r.is_err() || self.repaid >= 3 {
+                if r.is_err() {
                     Step::Done
                 } else {
                     Step::Repay
                 }
             }
+            ("card-repayment", _) => {
+                self.repaid += 1;
+                Step::SaveTemplate
+            }
+            ("template", Ok(v)) => {
+                self.template = v["template_id"].as_str().map(str::to_owned);
+                Step::CreateAutopayment
+            }
+            ("autopayment", Ok(v)) => {
+                self.autopayment = v["autopayment_id"].as_str().map(str::to_owned);
+                Step::Autopaying(Instant::now() + self.autopay_for)
+            }
+            ("autopayment-cancel", _) => Step::Done,
             (kind, Err(code)) => abandon(format!("{kind} refused: {code}"), tally),
             (kind, Ok(_)) => abandon(format!("{kind}: unexpected step"), tally),
         };
@@ -1299,11 +1383,20 @@ pub async fn run_loan_client(
     let mut report = TaskReport::default();
     loop {
         if c.pending.is_none() {
-            if shared.stop.load(Ordering::Relaxed) || !c.active() {
+            let stopping = shared.stop.load(Ordering::Relaxed);
+            if let Step::Autopaying(until) = c.step {
+                // The autopayment is cancelled before the client leaves: nothing runs on
+                // once the load has stopped.
+                if stopping || Instant::now() >= until {
+                    c.step = Step::CancelAutopayment;
+                }
+            }
+            if (stopping && c.step != Step::CancelAutopayment) || !c.active() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(rng.between(80, 200))).await;
             match c.step {
+                Step::Autopaying(_) => continue,
                 Step::AwaitApproval | Step::AwaitContract | Step::AwaitDisbursal => {
                     c.look(&http, &shared, &mut report.tally).await;
                     continue;
@@ -1490,10 +1583,12 @@ pub fn consumers() -> Vec<&'static str> {
 
 /// A process instance that still owes work: the payment processor's not finished, the
 /// conveyor's performing, recording or expiring (waiting for the client or an operator is
-/// not work the platform owes).
+/// not work the platform owes), a card repayment not done.
 pub fn owes_work(process: &str, state: &Value) -> Option<String> {
-    if process == etr_sagas::payment_execution::PROCESS {
-        if state == "Finished" {
+    if process == etr_sagas::payment_execution::PROCESS
+        || process == etr_domain::card_repayment::PROCESS
+    {
+        if state == "Finished" || state == "Done" {
             return None;
         }
         let name = state
@@ -1835,9 +1930,11 @@ fn sum<'a>(amounts: impl Iterator<Item = &'a Decimal>) -> Decimal {
 /// ```
 ///
 /// and on the loans' side: Σ LoanRepaymentDebited = Σ RepaymentAllocated from a wallet
-/// (pair by repayment id), and the card providers' books pay out Σ LoanIssued principal —
-/// one settled payout per issued loan, of its principal, none for anything else; every
-/// verification hold released. A loan disbursement goes to the client's card, not a wallet.
+/// (pair by repayment id); each `CardRepaymentRequested` ends once, allocated at the amount
+/// the bank simulator captured for it or declined with nothing captured; and the card
+/// providers' books pay out Σ LoanIssued principal — one settled payout per issued loan, of
+/// its principal, none for anything else; every verification hold released. A loan
+/// disbursement goes to the client's card, not a wallet.
 pub async fn check_money_and_steps(
     pool: &sqlx::PgPool,
     log: &BTreeMap<(i32, u64), Arc<Record>>,
@@ -1860,6 +1957,10 @@ pub async fn check_money_and_steps(
     let mut debits_by_repayment: BTreeMap<Uuid, Vec<Decimal>> = BTreeMap::new();
     let mut allocations_by_repayment: BTreeMap<Uuid, Vec<Decimal>> = BTreeMap::new();
     let mut issued: BTreeMap<Uuid, Vec<Decimal>> = BTreeMap::new();
+    // Per card repayment: the amounts requested, and how it ended (allocated with its amount,
+    // or declined).
+    let mut card_requested: BTreeMap<Uuid, Vec<Decimal>> = BTreeMap::new();
+    let mut card_ends: BTreeMap<Uuid, Vec<(&'static str, Decimal)>> = BTreeMap::new();
     for r in log.values() {
         match &r.event {
             Event::Wallet(e) => match e {
@@ -1943,6 +2044,27 @@ pub async fn check_money_and_steps(
                     .entry(*repayment_id)
                     .or_default()
                     .push(amount.amount),
+                loan::Event::RepaymentAllocated {
+                    repayment_id,
+                    card_id: Some(_),
+                    amount,
+                    ..
+                } => card_ends
+                    .entry(*repayment_id)
+                    .or_default()
+                    .push(("allocated", amount.amount)),
+                loan::Event::CardRepaymentRequested {
+                    repayment_id,
+                    amount,
+                    ..
+                } => card_requested
+                    .entry(*repayment_id)
+                    .or_default()
+                    .push(amount.amount),
+                loan::Event::CardRepaymentDeclined { repayment_id, .. } => card_ends
+                    .entry(*repayment_id)
+                    .or_default()
+                    .push(("declined", Decimal::ZERO)),
                 _ => {}
             },
             _ => {}
@@ -2038,6 +2160,52 @@ pub async fn check_money_and_steps(
         unpaired.is_empty(),
         || unpaired[..unpaired.len().min(10)].join("; "),
     );
+    // Card repayments: each requested once and ended once — allocated at the amount the bank
+    // captured, or declined with nothing captured; the bank captured nothing else for them.
+    let ids: Vec<Uuid> = card_requested
+        .keys()
+        .chain(card_ends.keys())
+        .copied()
+        .collect();
+    let bank_rows: Vec<(Uuid, String, Decimal)> = sqlx::query_as(
+        "SELECT payment_id, status, amount FROM simulator_bank_operations WHERE payment_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .expect("bank books");
+    let bank_books: BTreeMap<Uuid, (String, Decimal)> = bank_rows
+        .into_iter()
+        .map(|(id, status, amount)| (id, (status, amount)))
+        .collect();
+    let card_wrong: Vec<String> = ids
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|id| {
+            let requested = card_requested.get(id).cloned().unwrap_or_default();
+            let ends = card_ends.get(id).cloned().unwrap_or_default();
+            let bank = bank_books.get(id);
+            let captured = bank
+                .filter(|(status, _)| status == "captured")
+                .map(|(_, a)| *a);
+            let fine = match (requested.as_slice(), ends.as_slice()) {
+                ([asked], [("allocated", paid)]) => paid == asked && captured == Some(*asked),
+                ([_], [("declined", _)]) => captured.is_none(),
+                _ => false,
+            };
+            (!fine).then(|| {
+                format!(
+                    "card repayment {id}: requested {requested:?}, ended {ends:?}, bank {bank:?}"
+                )
+            })
+        })
+        .collect();
+    checks.check(
+        "each card repayment ended once: allocated at the amount the bank captured, or declined with nothing captured",
+        card_wrong.is_empty(),
+        || card_wrong[..card_wrong.len().min(10)].join("; "),
+    );
     // The card providers' books: one payout per issued loan, of its principal.
     let payouts: Vec<PayoutRow> = sqlx::query_as(
         "SELECT provider, key, amount, attempts, reference FROM simulator_card_operations WHERE kind = 'payout'",
@@ -2090,6 +2258,128 @@ pub async fn check_money_and_steps(
     checks.check("no bank authorisation left open", bank == 0, || {
         format!("{bank} authorisations neither captured nor released")
     });
+}
+
+/// The autopayments (the borrowers run one each and cancel it before they leave): each run
+/// recorded at most once, in increasing order, by its own payment (`run_payment_id`) with
+/// that payment's outcome; no run's payment started after the autopayment's cancellation was
+/// committed (the client's events and its payments share the client's partition, so log
+/// order is commit order); and, quiet, every autopayment cancelled with its process idle.
+pub async fn check_autopayments(
+    pool: &sqlx::PgPool,
+    log: &BTreeMap<(i32, u64), Arc<Record>>,
+    checks: &mut Checks,
+) {
+    use etr_domain::autopayment::run_payment_id;
+    use etr_domain::client::Event as C;
+    // Run payments by id: (autopayment, run); the position of each payment's start and its
+    // outcome; per autopayment its recorded runs and the position of its cancellation.
+    let mut created: BTreeSet<Uuid> = BTreeSet::new();
+    let mut recorded: BTreeMap<Uuid, Vec<(u32, Uuid, bool)>> = BTreeMap::new();
+    let mut cancelled: BTreeMap<Uuid, Vec<(i32, u64)>> = BTreeMap::new();
+    let mut started: BTreeMap<Uuid, (i32, u64)> = BTreeMap::new();
+    let mut outcome: BTreeMap<Uuid, bool> = BTreeMap::new();
+    for (position, r) in log {
+        match &r.event {
+            Event::Client(C::AutopaymentCreated { autopayment_id, .. }) => {
+                created.insert(*autopayment_id);
+            }
+            Event::Client(C::AutopaymentRunRecorded {
+                autopayment_id,
+                run,
+                payment_id,
+                succeeded,
+                ..
+            }) => {
+                recorded
+                    .entry(*autopayment_id)
+                    .or_default()
+                    .push((*run, *payment_id, *succeeded))
+            }
+            Event::Client(C::AutopaymentCancelled { autopayment_id }) => {
+                cancelled
+                    .entry(*autopayment_id)
+                    .or_default()
+                    .push(*position);
+            }
+            Event::Payment(payment::Event::PaymentInitiated { .. }) => {
+                started.insert(r.envelope.aggregate_id, *position);
+            }
+            Event::Payment(payment::Event::PaymentSucceeded) => {
+                outcome.insert(r.envelope.aggregate_id, true);
+            }
+            Event::Payment(
+                payment::Event::PaymentFailed { .. } | payment::Event::PaymentCancelled { .. },
+            ) => {
+                outcome.insert(r.envelope.aggregate_id, false);
+            }
+            _ => {}
+        }
+    }
+    let mut wrong = Vec::new();
+    let mut runs_started = 0;
+    for autopayment in &created {
+        let runs = recorded.get(autopayment).cloned().unwrap_or_default();
+        if runs.windows(2).any(|w| w[0].0 >= w[1].0) {
+            wrong.push(format!("autopayment {autopayment}: runs recorded {runs:?}"));
+        }
+        for (run, payment_id, succeeded) in &runs {
+            let expected = run_payment_id(*autopayment, *run);
+            let paid = outcome.get(payment_id).copied();
+            // A run whose start was refused has no payment and failed.
+            let agrees = *payment_id == expected
+                && match (started.contains_key(payment_id), paid) {
+                    (true, Some(ok)) => ok == *succeeded,
+                    (false, None) => !*succeeded,
+                    _ => false,
+                };
+            if !agrees {
+                wrong.push(format!(
+                    "autopayment {autopayment} run {run}: recorded payment {payment_id} succeeded={succeeded}, the log has started={}, outcome {paid:?}",
+                    started.contains_key(payment_id)
+                ));
+            }
+        }
+        let cancels = cancelled.get(autopayment).cloned().unwrap_or_default();
+        if cancels.len() != 1 {
+            wrong.push(format!(
+                "autopayment {autopayment}: cancelled {} times",
+                cancels.len()
+            ));
+        }
+        let last_run = runs.last().map_or(0, |r| r.0);
+        for run in 0..=last_run.saturating_add(10) {
+            let payment_id = run_payment_id(*autopayment, run);
+            let Some(at) = started.get(&payment_id) else {
+                continue;
+            };
+            runs_started += 1;
+            if let Some(cancel) = cancels.first() {
+                if cancel.0 == at.0 && cancel.1 < at.1 {
+                    wrong.push(format!(
+                        "autopayment {autopayment} run {run}: its payment {payment_id} started at {at:?}, after the cancellation at {cancel:?}"
+                    ));
+                }
+            }
+        }
+    }
+    let not_idle: Vec<(Uuid, Value)> = sqlx::query_as(
+        "SELECT instance_id, state FROM process_instances WHERE process = $1 AND NOT (state ? 'Idle')",
+    )
+    .bind(etr_domain::autopayment::PROCESS)
+    .fetch_all(pool)
+    .await
+    .expect("autopayment instances");
+    wrong.extend(
+        not_idle
+            .iter()
+            .map(|(id, state)| format!("autopayment {id}'s process is not idle: {state}")),
+    );
+    checks.check(
+        "each autopayment run recorded once with its payment's outcome, none started after the cancellation, every autopayment cancelled and idle",
+        wrong.is_empty(),
+        || format!("{} autopayments, {runs_started} run payments: {}", created.len(), wrong[..wrong.len().min(10)].join("; ")),
+    );
 }
 
 /// No process instance stranded: every instance is finished, waiting for a person, or has a
