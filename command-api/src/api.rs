@@ -892,6 +892,7 @@ async fn pay(
             service_id: req.service_id,
             attributes: req.attributes,
             fraud,
+            autopayment_run: None,
         },
     };
     start_operation(&app, meta, &order, start, wait).await

@@ -208,6 +208,39 @@ pub fn run_payment_id(autopayment_id: Uuid, run: u32) -> Uuid {
     crate::ids::derived_id(autopayment_id, &format!("run-{run}"))
 }
 
+/// The code of [`Error::AutopaymentRunNotDue`]: the refusal of a run's start that is not a
+/// failed run.
+pub const RUN_NOT_DUE: &str = "autopayment_run_not_due";
+
+/// The run a payment is started for ([`crate::payment::Command::Start`]): the payment is
+/// refused unless, in the client's committed state, the autopayment is active and this run
+/// is the one due ([`crate::Error::AutopaymentRunNotDue`]). The check is made in the same
+/// decision that starts the payment, so a pause or cancellation committed first always
+/// stops the run, however late the process learns of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueRun {
+    pub autopayment_id: Uuid,
+    pub run: u32,
+}
+
+impl DueRun {
+    /// Errors: [`Error::AutopaymentRunNotDue`] when the client has no such autopayment, it
+    /// is paused or cancelled, or another run is due.
+    pub fn check(&self, autopayments: &BTreeMap<Uuid, Autopayment>) -> Result<(), Error> {
+        let due = autopayments
+            .get(&self.autopayment_id)
+            .is_some_and(|a| a.status == Status::Active && a.next_run == self.run);
+        if due {
+            Ok(())
+        } else {
+            Err(Error::AutopaymentRunNotDue {
+                autopayment_id: self.autopayment_id,
+                run: self.run,
+            })
+        }
+    }
+}
+
 // ---- the process --------------------------------------------------------------------------
 
 /// What the process knows of one autopayment: whose it is and its schedule. The template is
@@ -263,6 +296,12 @@ pub enum Input {
         now: OffsetDateTime,
         code: String,
     },
+    /// The start of run `run` was refused because, as committed, the autopayment is paused
+    /// or cancelled or another run is due ([`Error::AutopaymentRunNotDue`]): the event that
+    /// says so is on its way to the process, which waits for it without recording a run.
+    RunNotDue {
+        run: u32,
+    },
     /// The run's payment is final (`succeeded`, or the reason it failed / was cancelled).
     PaymentFinal {
         now: OffsetDateTime,
@@ -273,21 +312,30 @@ pub enum Input {
     PaymentPending {
         now: OffsetDateTime,
     },
+    /// The run's payment does not exist: its start was not committed (the command side gave
+    /// no answer — a failed commit, a writer lost — or the runner stopped between storing
+    /// the step and sending it). The start is sent again under the same command id, which
+    /// the command side decides once.
+    PaymentMissing {
+        now: OffsetDateTime,
+    },
 }
 
 /// What the runner must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Start the run's payment from the autopayment's template (as the client's committed
-    /// state has it) under the step id `step` (`run-<n>/start`), then feed `StartRefused`
-    /// when refused (or the template is gone); an accepted start is followed by
-    /// `CheckPayment`.
+    /// state has it) under the step id `step` (`run-<n>/start`), for [`DueRun`] `run`; then
+    /// feed `RunNotDue` when refused as not due, `StartRefused` when refused otherwise (or
+    /// the template is gone); an accepted start is followed by `CheckPayment`.
     StartPayment {
         step: String,
         payment_id: Uuid,
+        run: DueRun,
         order: Order,
     },
-    /// Read the payment's committed state and feed `PaymentFinal` or `PaymentPending`.
+    /// Read the payment's committed state and feed `PaymentFinal`, `PaymentPending`, or
+    /// `PaymentMissing` when there is no payment.
     CheckPayment { payment_id: Uuid },
     /// Record the run on the client under the step id `step` (`run-<n>/record`).
     Record {
@@ -360,12 +408,15 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
                     vec![Action::WakeAt(Some(at))],
                 );
             }
-            let payment_id = run_payment_id(order.autopayment_id, run);
-            let start = Action::StartPayment {
-                step: format!("run-{run}/start"),
-                payment_id,
-                order: order.clone(),
-            };
+            let start = start_payment(&order, run);
+            (
+                Some(State::Running { order, run }),
+                vec![Action::WakeAt(Some(now + POLL)), start],
+            )
+        }
+        // The start was never committed: send it again (same step, same command id).
+        (Some(State::Running { order, run }), Input::PaymentMissing { now }) => {
+            let start = start_payment(&order, run);
             (
                 Some(State::Running { order, run }),
                 vec![Action::WakeAt(Some(now + POLL)), start],
@@ -382,6 +433,14 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
         }
         (Some(State::Running { order, run }), Input::StartRefused { now, code }) => {
             record(order, run, false, Some(code), now)
+        }
+        // Not due as committed: a pause, a cancellation or a recorded run the process has
+        // not seen yet. Nothing was paid, so nothing is recorded; that event sets what
+        // follows (a resumption or a recorded run schedules the next run again).
+        (Some(State::Running { order, run }), Input::RunNotDue { run: refused })
+            if refused == run =>
+        {
+            (Some(State::Idle { order }), vec![Action::WakeAt(None)])
         }
         (
             Some(State::Running { order, run }),
@@ -405,6 +464,19 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
             Input::Due { now },
         ) => record(order, run, succeeded, reason, now),
         (state, _) => (state, vec![]),
+    }
+}
+
+/// The start of run `run`'s payment, under the step id `run-<n>/start`.
+fn start_payment(order: &Order, run: u32) -> Action {
+    Action::StartPayment {
+        step: format!("run-{run}/start"),
+        payment_id: run_payment_id(order.autopayment_id, run),
+        run: DueRun {
+            autopayment_id: order.autopayment_id,
+            run,
+        },
+        order: order.clone(),
     }
 }
 

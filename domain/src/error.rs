@@ -87,6 +87,11 @@ pub enum Error {
         action: &'static str,
         status: String,
     },
+    #[error("run {run} of autopayment {autopayment_id} is not due: the autopayment is paused, cancelled, or at another run")]
+    AutopaymentRunNotDue {
+        autopayment_id: uuid::Uuid,
+        run: u32,
+    },
     #[error("loan {0} does not exist")]
     LoanNotFound(uuid::Uuid),
     #[error("card repayment {0} of the loan is still with the bank")]
@@ -141,6 +146,7 @@ impl Error {
             Error::ContractHashMismatch { .. } => "contract_hash_mismatch",
             Error::NotYetDue(_) => "not_yet_due",
             Error::InvalidTransition { .. } => "invalid_transition",
+            Error::AutopaymentRunNotDue { .. } => crate::autopayment::RUN_NOT_DUE,
             Error::LoanNotFound(_) => "loan_not_found",
             Error::RepaymentInProgress(_) => "repayment_in_progress",
             Error::Servicing(e) => e.code(),

@@ -262,6 +262,11 @@ pub enum Command {
         /// the amount's currency and not negative.
         #[serde(default)]
         commission: Option<Money>,
+        /// The autopayment run this payment is (the autopayment process's start): refused
+        /// with [`Error::AutopaymentRunNotDue`] unless the autopayment is active and at
+        /// this run in the client's state. `None` for a payment the client makes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        autopayment_run: Option<crate::autopayment::DueRun>,
     },
     /// Starts a transfer to another client's wallet: like `Start` (statuses 0–3 under the
     /// same limits, the OTP above the warning threshold), recorded under
@@ -399,7 +404,11 @@ pub fn decide(
             attributes,
             fraud,
             commission,
+            autopayment_run,
         } => {
+            if let Some(run) = autopayment_run {
+                run.check(&owner.autopayments)?;
+            }
             let initiated = service_payment(
                 payment_id,
                 wallet_id,

@@ -171,7 +171,10 @@ fn perform(
     for action in actions {
         let input = match action {
             Action::StartPayment {
-                payment_id, order, ..
+                payment_id,
+                run,
+                order,
+                ..
             } => {
                 let client = wallet::client_of(&w.states, order.client_id);
                 let template = client.templates
@@ -187,6 +190,7 @@ fn perform(
                         service_id: template.service_id.clone(),
                         attributes: template.attributes.clone(),
                         fraud: etr_domain::payment::FraudVerdict::Approved,
+                        autopayment_run: Some(run),
                     },
                 };
                 match w.run(start) {
@@ -210,6 +214,9 @@ fn perform(
                         .unwrap();
                         continue;
                     }
+                    Err(e) if e.code() == autopayment::RUN_NOT_DUE => {
+                        Input::RunNotDue { run: run.run }
+                    }
                     Err(e) => Input::StartRefused {
                         now: w.now,
                         code: e.code().into(),
@@ -225,7 +232,9 @@ fn perform(
                             reason: p.failure_reason.clone(),
                         }
                     }
-                    _ => Input::PaymentPending { now: w.now },
+                    // Its start never committed: the process sends it again.
+                    None => Input::PaymentMissing { now: w.now },
+                    Some(_) => Input::PaymentPending { now: w.now },
                 }
             }
             Action::Record {
@@ -363,4 +372,182 @@ fn an_autopayment_runs_when_due_records_every_run_and_pauses_after_failures_in_a
     let a = w.autopayment();
     assert!(a.next_run_at() > w.now);
     assert_eq!(a.consecutive_failures, 0);
+}
+
+/// A pause or cancellation committed after the run fell due but before its payment was
+/// started stops the run, whenever the process learns of it: the start is refused in the
+/// same decision (`autopayment_run_not_due`), nothing is paid, no run is recorded, and the
+/// process waits idle until a resumption schedules the next run.
+#[test]
+fn a_run_started_after_the_autopayment_was_paused_or_cancelled_pays_nothing() {
+    for stop in ["pause", "cancel"] {
+        let mut w = World::new();
+        w.run(Command::Wallet {
+            client_id: CLIENT,
+            wallet_id: WALLET,
+            command: wallet::Command::OpenWallet {
+                currency: Currency::Rub,
+            },
+        })
+        .unwrap();
+        w.run(Command::Wallet {
+            client_id: CLIENT,
+            wallet_id: WALLET,
+            command: wallet::Command::TopUp {
+                operation_id: Uuid::from_u128(9),
+                amount: Money::new(dec!(700.00), Currency::Rub),
+                source: "card".into(),
+            },
+        })
+        .unwrap();
+        w.client(client::Command::SaveTemplate {
+            template_id: TEMPLATE,
+            template: template(dec!(300.00)),
+        })
+        .unwrap();
+        let first = w.now + Duration::hours(1);
+        w.client(client::Command::CreateAutopayment {
+            autopayment_id: AUTO,
+            template_id: TEMPLATE,
+            schedule: every_day(first),
+            max_failures: 2,
+        })
+        .unwrap();
+        let order = autopayment::Order {
+            client_id: CLIENT,
+            autopayment_id: AUTO,
+            schedule: every_day(first),
+        };
+        let (state, _) = autopayment::step(
+            None,
+            Input::Scheduled {
+                order,
+                run: 0,
+                at: first,
+            },
+        );
+        // The run falls due; the client stops the autopayment before the start is decided
+        // (the process has not seen that event yet).
+        w.now = first + Duration::seconds(1);
+        let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+        assert!(matches!(state, Some(State::Running { run: 0, .. })));
+        let stopped = match stop {
+            "pause" => w.client(client::Command::PauseAutopayment {
+                autopayment_id: AUTO,
+                reason: "holiday".into(),
+            }),
+            _ => w.client(client::Command::CancelAutopayment {
+                autopayment_id: AUTO,
+            }),
+        };
+        assert!(stopped.is_ok(), "{stop}: {stopped:?}");
+        let state = perform(&mut w, state, actions, true);
+        assert!(
+            !w.states
+                .contains_key(&AggregateRef::payment(autopayment::run_payment_id(AUTO, 0))),
+            "{stop}: the run's payment was started after the {stop}"
+        );
+        assert_eq!(
+            wallet::wallet_of(&w.states, WALLET).balance,
+            dec!(700.00),
+            "{stop}"
+        );
+        assert!(w.autopayment().runs.is_empty(), "{stop}");
+        assert!(
+            matches!(state, Some(State::Idle { .. })),
+            "{stop}: {state:?}"
+        );
+        // Its event reaches the process later: still idle, nothing to do.
+        let (state, actions) = autopayment::step(state, Input::Stopped);
+        assert!(matches!(state, Some(State::Idle { .. })));
+        assert_eq!(actions, vec![Action::WakeAt(None)]);
+    }
+}
+
+/// Regression (found by the deterministic simulator, seed 1): a run whose start never
+/// committed — the writer's commit failed, or the runner stopped between storing the
+/// running step and sending the start — was followed forever: every second the process
+/// read a payment that did not exist, took it for one still in flight, and the autopayment
+/// never ran again. A missing payment now sends the start again under the same command id.
+#[test]
+fn a_run_whose_start_was_lost_is_started_again_and_recorded() {
+    let mut w = World::new();
+    w.run(Command::Wallet {
+        client_id: CLIENT,
+        wallet_id: WALLET,
+        command: wallet::Command::OpenWallet {
+            currency: Currency::Rub,
+        },
+    })
+    .unwrap();
+    w.run(Command::Wallet {
+        client_id: CLIENT,
+        wallet_id: WALLET,
+        command: wallet::Command::TopUp {
+            operation_id: Uuid::from_u128(9),
+            amount: Money::new(dec!(700.00), Currency::Rub),
+            source: "card".into(),
+        },
+    })
+    .unwrap();
+    w.client(client::Command::SaveTemplate {
+        template_id: TEMPLATE,
+        template: template(dec!(300.00)),
+    })
+    .unwrap();
+    let first = w.now + Duration::hours(1);
+    w.client(client::Command::CreateAutopayment {
+        autopayment_id: AUTO,
+        template_id: TEMPLATE,
+        schedule: every_day(first),
+        max_failures: 2,
+    })
+    .unwrap();
+    let order = autopayment::Order {
+        client_id: CLIENT,
+        autopayment_id: AUTO,
+        schedule: every_day(first),
+    };
+    let (state, _) = autopayment::step(
+        None,
+        Input::Scheduled {
+            order,
+            run: 0,
+            at: first,
+        },
+    );
+    // The run falls due; its start is stored as sent but never reaches the command side.
+    w.now = first + Duration::seconds(1);
+    let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+    assert!(matches!(state, Some(State::Running { run: 0, .. })));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::StartPayment { .. })));
+    // The timer fires: the payment is looked for, is missing, and is started again under
+    // the same step.
+    w.now += autopayment::POLL;
+    let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+    let missing = autopayment::step(state.clone(), Input::PaymentMissing { now: w.now }).1;
+    assert!(
+        missing.iter().any(|a| matches!(
+            a,
+            Action::StartPayment { step, payment_id, .. }
+                if step == "run-0/start" && *payment_id == autopayment::run_payment_id(AUTO, 0)
+        )),
+        "{missing:?}"
+    );
+    let state = perform(&mut w, state, actions, true);
+    // Followed to its final status and recorded once.
+    w.now += autopayment::POLL;
+    let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+    let state = perform(&mut w, state, actions, true);
+    let a = w.autopayment();
+    let outcomes: Vec<(u32, bool)> = a.runs.iter().map(|r| (r.run, r.succeeded)).collect();
+    assert_eq!(outcomes, [(0, true)]);
+    assert_eq!(a.next_run, 1);
+    assert!(
+        matches!(state, Some(State::Scheduled { run: 1, .. })),
+        "{state:?}"
+    );
+    assert_eq!(wallet::wallet_of(&w.states, WALLET).balance, dec!(400.00));
 }

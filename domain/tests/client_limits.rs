@@ -173,6 +173,7 @@ fn pay(id: Uuid, amount: Decimal) -> Command {
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
             fraud: FraudVerdict::Approved,
+            autopayment_run: None,
         },
     )
 }

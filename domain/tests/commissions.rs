@@ -94,6 +94,7 @@ fn start(id: u128, amount: Decimal, commission: Option<Money>) -> Command {
             attributes: BTreeMap::new(),
             fraud: FraudVerdict::Approved,
             commission,
+            autopayment_run: None,
         },
     )
 }

@@ -105,6 +105,7 @@ fn start_payment(amount: &str, fraud: FraudVerdict) -> Command {
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
             fraud,
+            autopayment_run: None,
         },
     }
 }
@@ -307,6 +308,7 @@ fn payment_beyond_available_is_refused_without_events() {
             service_id: "mobile".into(),
             attributes: BTreeMap::new(),
             fraud: FraudVerdict::Approved,
+            autopayment_run: None,
         },
     };
     assert_eq!(
@@ -423,7 +425,7 @@ proptest! {
                 Op::Pay(w, c, approved, _) => {
                     let id = Uuid::from_u128(1_000 + i as u128);
                     payments.push((id, w));
-                    Command::Payment { client_id: CLIENT, wallet_id: WALLETS[w], payment_id: id, command: etr_domain::payment::Command::Start { commission: None, amount: cents(c), service_id: "svc".into(), attributes: BTreeMap::new(), fraud: if approved { FraudVerdict::Approved } else { FraudVerdict::Declined { reason: "r".into() } } } }
+                    Command::Payment { client_id: CLIENT, wallet_id: WALLETS[w], payment_id: id, command: etr_domain::payment::Command::Start { commission: None, amount: cents(c), service_id: "svc".into(), attributes: BTreeMap::new(), fraud: if approved { FraudVerdict::Approved } else { FraudVerdict::Declined { reason: "r".into() } }, autopayment_run: None } }
                 }
                 Op::Cancel(k) => match payments.get(k) {
                     Some((id, w)) => Command::Payment { client_id: CLIENT, wallet_id: WALLETS[*w], payment_id: *id, command: etr_domain::payment::Command::Cancel { reason: "r".into() } },

@@ -402,6 +402,7 @@ async fn timeline_state_as_of_subscription_lending_and_metrics() {
                 service_id: "internet-hang".into(),
                 attributes: Default::default(),
                 fraud: etr_domain::payment::FraudVerdict::Approved,
+                autopayment_run: None,
             },
         },
     )

@@ -6,11 +6,13 @@
 //!   run queues a notice to the client in `client_notifications` in the same transaction.
 //! - [`Executor`] wakes due instances (`FOR UPDATE SKIP LOCKED`): it starts the run's payment
 //!   from the template in the client's committed state (fraud control first, then the same
-//!   `StartPayment` a client sends, under `platform:autopayments/<id>/run-<n>/start`), follows
-//!   the payment to its final status, and records the run on the client under
+//!   `StartPayment` a client sends, under `platform:autopayments/<id>/run-<n>/start`, naming
+//!   the run so that the writer refuses it once the autopayment is paused, cancelled or past
+//!   the run — the process then waits, idle, for the event that says so), follows the
+//!   payment to its final status, and records the run on the client under
 //!   `…/run-<n>/record`. A crash anywhere repeats the step under the same command id.
 
-use etr_domain::autopayment::{step, Action, Input, Order, State, PROCESS};
+use etr_domain::autopayment::{step, Action, DueRun, Input, Order, State, PROCESS, RUN_NOT_DUE};
 use etr_domain::ids::platform_command_id;
 use etr_domain::payment;
 use etr_domain::ports::{FraudControl, PaymentOrder};
@@ -201,11 +203,18 @@ impl Executor {
                 Action::StartPayment {
                     step,
                     payment_id,
+                    run,
                     order,
                 } => self
-                    .start(&order, payment_id, correlation, &step)
+                    .start(&order, payment_id, run, correlation, &step)
                     .await?
-                    .map(|code| Input::StartRefused { now, code }),
+                    .map(|code| {
+                        if code == RUN_NOT_DUE {
+                            Input::RunNotDue { run: run.run }
+                        } else {
+                            Input::StartRefused { now, code }
+                        }
+                    }),
                 Action::CheckPayment { payment_id } => {
                     let state = self
                         .commands
@@ -220,6 +229,8 @@ impl Executor {
                                 reason: p.failure_reason,
                             }
                         }
+                        // Its start never committed: it is sent again.
+                        None => Input::PaymentMissing { now },
                         _ => Input::PaymentPending { now },
                     })
                 }
@@ -263,6 +274,7 @@ impl Executor {
         &self,
         order: &Order,
         payment_id: Uuid,
+        run: DueRun,
         correlation: &str,
         step: &str,
     ) -> Result<Option<String>, Error> {
@@ -316,6 +328,7 @@ impl Executor {
                 service_id: template.service_id,
                 attributes,
                 fraud,
+                autopayment_run: Some(run),
             },
         };
         Ok(

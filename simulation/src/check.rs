@@ -17,7 +17,7 @@
 //!   transit + Σ paid out through the provider, where a transfer is in transit from its
 //!   `TransferDebited` until its `TransferCredited` or `TransferRefunded`, and paid out is
 //!   Σ `HoldCaptured` − Σ `PaymentRefunded` (the amount the provider was paid plus the
-//!   commission the platform kept). Holds do not appear: a hold moves no money, it only
+//!   commission the platform kept) — autopayment runs' payments included, like any other. Holds do not appear: a hold moves no money, it only
 //!   lowers the available balance. Balances are read from the snapshots the writers commit,
 //!   the other sums from the committed events.
 //! - [`Invariant::Available`]: every wallet's balance and `available = balance − Σ holds`
@@ -28,6 +28,23 @@
 //!   only after charging it; a transfer is credited at most once and refunded at most once,
 //!   never both, and only after its debit; a payment captured by the platform was charged by
 //!   the provider for its amount.
+//! - [`Invariant::Autopayments`]: a run's payment is the run's (`run_payment_id` of the
+//!   autopayment and the run number), started under the run's start command id, at most
+//!   once, never after the run was recorded, and only while the client's committed state
+//!   has the autopayment active and at that run (the command side decides the start against
+//!   it, so a pause or cancellation committed first stops the run however late the process
+//!   learns of it); a run is recorded on the client at most once and run numbers recorded
+//!   are increasing, with a next run after it; a recorded run's outcome is its payment's
+//!   final status (succeeded exactly when the payment succeeded, otherwise the payment's
+//!   failure reason), and a run without a payment (its start refused) is recorded as
+//!   failed; every autopayment's failures in a row are those its recorded runs tell (a
+//!   success or a resumption starts again from 0), and an active autopayment has fewer than
+//!   its `max_failures` (the record of the failure that reaches it pauses it, in the same
+//!   command); a run is in flight (started, or being recorded) for at most 15 minutes of
+//!   simulated time after it fell due (checked whenever its instance wakes). A run whose
+//!   payment was started before a pause or cancellation committed is
+//!   abandoned when the process applies it: the payment goes on, the run is not recorded
+//!   (the report counts these).
 //!
 //! Checked once the run has quiesced (no operation left, every queue drained, every event
 //! delivered, every timer fired and the payment process idle):
@@ -37,7 +54,10 @@
 //!   with no timer; no cancellation request is pending; what the provider's books hold for
 //!   each payment (charged − reversed) is what the platform paid out for it; every consumer
 //!   has applied its partition's last event; every writer cache entry equals the committed
-//!   state.
+//!   state; every active autopayment's instance is scheduled at the client's `next_run`
+//!   (its timer at that run's time) and every paused or cancelled one idle with no timer —
+//!   nothing running or recording; every run that started a payment was recorded, or was
+//!   abandoned by a pause or cancellation.
 
 use std::fmt;
 
@@ -58,13 +78,17 @@ pub enum Invariant {
     Available,
     /// Provider charges and reversals, transfer debits, credits and refunds at most once.
     EffectOnce,
+    /// Autopayment runs: one payment each, started only while active and due, recorded
+    /// once and in order with its payment's outcome, failures in a row counted and paused
+    /// at the limit.
+    Autopayments,
     /// Once quiesced: nothing held, in transit, stranded or unreconciled.
     Quiescent,
 }
 
 impl Invariant {
     /// Every invariant, in the order the report lists them.
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::DenseLog,
         Invariant::HashChain,
         Invariant::RecordedOnce,
@@ -72,6 +96,7 @@ impl Invariant {
         Invariant::MoneyConserved,
         Invariant::Available,
         Invariant::EffectOnce,
+        Invariant::Autopayments,
         Invariant::Quiescent,
     ];
 
@@ -85,6 +110,7 @@ impl Invariant {
             Invariant::MoneyConserved => "money-conserved",
             Invariant::Available => "available-balance",
             Invariant::EffectOnce => "effect-once",
+            Invariant::Autopayments => "autopayments",
             Invariant::Quiescent => "quiescent",
         }
     }

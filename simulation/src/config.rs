@@ -171,4 +171,10 @@ pub struct Bugs {
     /// The partition writer keeps its cache, lease and head after a failed commit instead of
     /// dropping them and reloading.
     pub keep_cache_after_failed_commit: bool,
+    /// The autopayment runner takes a run's payment it cannot find (its start never
+    /// committed) for one still in flight instead of starting it again: the run is followed
+    /// forever and the autopayment never runs again.
+    pub autopayment_missing_as_pending: bool,
+    /// The autopayment runner records a run whose payment is still in flight as failed.
+    pub autopayment_pending_as_failed: bool,
 }

@@ -4,6 +4,7 @@
 //! function of its operation list and removing operations while shrinking leaves the
 //! schedule of the others as it was.
 
+use etr_domain::autopayment::Unit;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
@@ -74,6 +75,54 @@ pub enum Action {
         /// The key the payment was started under.
         payment_key: u64,
     },
+    /// Save the client's payment template number `template` (a service paid from the
+    /// client's wallet); saving a number again changes the template, and an autopayment
+    /// running it pays the new amount from its next run.
+    SaveTemplate {
+        /// The client's template number (its id derives from the client and the number).
+        template: u32,
+        /// `mobile` (no commission) or `internet` (the processing dictionary's 1 %).
+        service: &'static str,
+        /// Roubles each run pays.
+        amount: Decimal,
+    },
+    /// Delete template number `template` (refused while a live autopayment runs it).
+    DeleteTemplate {
+        /// The client's template number.
+        template: u32,
+    },
+    /// Run template number `template` as the client's autopayment number `autopayment`:
+    /// every `count` `unit`s from `first_in` seconds after the request is sent, pausing
+    /// after `max_failures` failed runs in a row.
+    CreateAutopayment {
+        /// The client's autopayment number (its id derives from the client and the number).
+        autopayment: u32,
+        /// The template it runs.
+        template: u32,
+        /// The period's unit (seconds or minutes: short runs in simulated time).
+        unit: Unit,
+        /// Units per period.
+        count: u32,
+        /// Seconds from the request to the first run.
+        first_in: u32,
+        /// Failed runs in a row after which it pauses.
+        max_failures: u32,
+    },
+    /// Pause autopayment number `autopayment`.
+    PauseAutopayment {
+        /// The client's autopayment number.
+        autopayment: u32,
+    },
+    /// Resume autopayment number `autopayment`.
+    ResumeAutopayment {
+        /// The client's autopayment number.
+        autopayment: u32,
+    },
+    /// Cancel autopayment number `autopayment`.
+    CancelAutopayment {
+        /// The client's autopayment number.
+        autopayment: u32,
+    },
 }
 
 impl fmt::Display for Action {
@@ -109,6 +158,30 @@ impl fmt::Display for Action {
             Action::RequestCancellation { payment_key } => {
                 write!(f, "RequestCancellation of payment k{payment_key}")
             }
+            Action::SaveTemplate {
+                template,
+                service,
+                amount,
+            } => write!(f, "SaveTemplate t{template}: {service} {amount} RUB"),
+            Action::DeleteTemplate { template } => write!(f, "DeleteTemplate t{template}"),
+            Action::CreateAutopayment {
+                autopayment,
+                template,
+                unit,
+                count,
+                first_in,
+                max_failures,
+            } => write!(
+                f,
+                "CreateAutopayment a{autopayment} of t{template}: every {count} {unit:?} from +{first_in}s, pausing after {max_failures} failures"
+            ),
+            Action::PauseAutopayment { autopayment } => write!(f, "PauseAutopayment a{autopayment}"),
+            Action::ResumeAutopayment { autopayment } => {
+                write!(f, "ResumeAutopayment a{autopayment}")
+            }
+            Action::CancelAutopayment { autopayment } => {
+                write!(f, "CancelAutopayment a{autopayment}")
+            }
         }
     }
 }
@@ -132,11 +205,72 @@ fn amount(rng: &mut ChaCha8Rng, low: i64, high: i64) -> Decimal {
     Decimal::new(rng.random_range(low * 100..=high * 100), 2)
 }
 
+/// Operations (per mille of the non-resend ones) about templates and autopayments.
+const AUTOPAYMENT_PER_MILLE: u32 = 15;
+
+/// A template or autopayment request of a client with `templates` templates and
+/// `autopayments` autopayments asked for so far (both counts move on when one is created).
+fn autopayment_op(rng: &mut ChaCha8Rng, templates: &mut u32, autopayments: &mut u32) -> Action {
+    let kind = rng.random_range(0..100u32);
+    let save = |rng: &mut ChaCha8Rng, template: u32| Action::SaveTemplate {
+        template,
+        service: if rng.random_range(0..3) == 0 {
+            "internet"
+        } else {
+            "mobile"
+        },
+        amount: if rng.random_range(0..15) == 0 {
+            // Above the warning threshold: the run's payment waits for an OTP nobody sends.
+            amount(rng, 5_000, 6_000)
+        } else {
+            amount(rng, 10, 800)
+        },
+    };
+    if *templates == 0 || (kind < 20 && *templates < 4) {
+        *templates += 1;
+        return save(rng, *templates - 1);
+    }
+    let template = rng.random_range(0..*templates);
+    if kind < 30 {
+        return save(rng, template);
+    }
+    if kind < 55 || *autopayments == 0 {
+        *autopayments += 1;
+        let (unit, count) = match rng.random_range(0..100u32) {
+            // Runs more often than every 5 seconds are refused.
+            0..3 => (Unit::Second, rng.random_range(1..5)),
+            3..30 => (Unit::Second, rng.random_range(5..=60)),
+            _ => (Unit::Minute, rng.random_range(1..=10)),
+        };
+        return Action::CreateAutopayment {
+            autopayment: *autopayments - 1,
+            template,
+            unit,
+            count,
+            first_in: rng.random_range(0..=120),
+            max_failures: if rng.random_range(0..10) == 0 {
+                10
+            } else {
+                rng.random_range(1..=5)
+            },
+        };
+    }
+    let autopayment = rng.random_range(0..*autopayments);
+    match kind {
+        55..72 => Action::PauseAutopayment { autopayment },
+        72..86 => Action::ResumeAutopayment { autopayment },
+        86..94 => Action::CancelAutopayment { autopayment },
+        _ => Action::DeleteTemplate { template },
+    }
+}
+
 /// Generates `count` operations over `clients` clients from `seed` (ChaCha8). Clients mostly
 /// open their wallet first; the rest is a mix of top-ups, payments (some above the warning
 /// threshold, some declined by fraud control, some with a commission), card bindings and
-/// payments from the bound card, transfers, OTP confirmations, cancellation requests and
-/// resends of a recent request of the same client (70 % the same body, 30 % another).
+/// payments from the bound card, transfers, OTP confirmations, cancellation requests,
+/// payment templates (saved, changed, deleted) and autopayments running them (created with
+/// periods of seconds or minutes, paused, resumed, cancelled), and resends of a recent
+/// request of the same client (70 % the same body, 30 % another).
 pub fn generate(seed: u64, count: usize, clients: u32) -> Vec<Op> {
     let clients = clients.max(2);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -146,6 +280,9 @@ pub fn generate(seed: u64, count: usize, clients: u32) -> Vec<Op> {
     // The recent requests and payments of each client.
     let mut recent: Vec<Vec<(u64, Action)>> = vec![Vec::new(); clients as usize];
     let mut payments: Vec<Vec<u64>> = vec![Vec::new(); clients as usize];
+    // How many templates and autopayments each client has asked for.
+    let mut templates = vec![0u32; clients as usize];
+    let mut autopayments = vec![0u32; clients as usize];
     let mut ops = Vec::with_capacity(count);
     for index in 0..count {
         let client = rng.random_range(0..clients);
@@ -187,7 +324,10 @@ pub fn generate(seed: u64, count: usize, clients: u32) -> Vec<Op> {
         } else {
             let pick = rng.random_range(0..100u32);
             let card = rng.random_range(0..100u32);
-            let action = if card < 2 && !registered[c] {
+            let auto = rng.random_range(0..1000u32);
+            let action = if auto < AUTOPAYMENT_PER_MILLE {
+                autopayment_op(&mut rng, &mut templates[c], &mut autopayments[c])
+            } else if card < 2 && !registered[c] {
                 registered[c] = true;
                 Action::Register
             } else if card < 2 {
@@ -285,5 +425,12 @@ mod tests {
         assert!(ops
             .iter()
             .all(|o| !matches!(o.action, Action::Transfer { to, .. } if to == o.client)));
+        let ops = generate(7, 20_000, 10);
+        let count = |f: fn(&Action) -> bool| ops.iter().filter(|o| f(&o.action)).count();
+        assert!(count(|a| matches!(a, Action::SaveTemplate { .. })) > 10);
+        assert!(count(|a| matches!(a, Action::CreateAutopayment { .. })) > 10);
+        assert!(count(|a| matches!(a, Action::PauseAutopayment { .. })) > 2);
+        assert!(count(|a| matches!(a, Action::ResumeAutopayment { .. })) > 2);
+        assert!(count(|a| matches!(a, Action::CancelAutopayment { .. })) > 2);
     }
 }

@@ -125,6 +125,21 @@ pub struct Report {
     pub lapsed_authorisations: u64,
     /// Calls made to the provider (executions and reversals).
     pub provider_calls: u64,
+    /// Runs the autopayment process started (start commands issued, repeats included).
+    pub autopayment_starts: u64,
+    /// Payments the runs started (committed).
+    pub autopayment_payments: u64,
+    /// Starts refused as not due (`autopayment_run_not_due`: the autopayment paused,
+    /// cancelled, or at another run as committed when the start was decided).
+    pub autopayment_starts_not_due: u64,
+    /// Runs recorded as succeeded.
+    pub autopayment_runs_succeeded: u64,
+    /// Runs recorded as failed (each with the client's notice queued once).
+    pub autopayment_runs_failed: u64,
+    /// Runs in flight when the process applied a pause or cancellation (not recorded).
+    pub autopayment_runs_abandoned: u64,
+    /// Failed-run notices queued for clients.
+    pub autopayment_notices: u64,
     /// Simulated time the run covered, in seconds.
     pub simulated_secs: i64,
     /// SHA-256 over every committed event's hash in commit order: equal for equal runs.
@@ -191,6 +206,17 @@ impl fmt::Display for Report {
             self.refunds,
             self.lapsed_authorisations,
             self.provider_calls
+        )?;
+        writeln!(
+            f,
+            "autopayments: {} starts ({} refused as not due), {} payments; runs recorded: {} succeeded, {} failed ({} notices); {} abandoned in flight",
+            self.autopayment_starts,
+            self.autopayment_starts_not_due,
+            self.autopayment_payments,
+            self.autopayment_runs_succeeded,
+            self.autopayment_runs_failed,
+            self.autopayment_notices,
+            self.autopayment_runs_abandoned
         )?;
         let faults: Vec<String> = self
             .faults

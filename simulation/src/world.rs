@@ -1,6 +1,7 @@
 //! The simulated world: partitions with their in-memory database and writer, the relay and
-//! broker, the payment process (tracker and executor), the provider, the clock and its
-//! timers, and the invariant bookkeeping. See the crate documentation for the model.
+//! broker, the payment process (tracker and executor), the autopayment process
+//! (`world::autopayments`), the provider, the clock and its timers, and the invariant
+//! bookkeeping. See the crate documentation for the model.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
@@ -29,6 +30,8 @@ use crate::config::{Config, Faults};
 use crate::ops::{Action, Op};
 use crate::report::{Fault, Report};
 
+mod autopayments;
+
 /// The schema version the simulated writers put into envelopes (the platform's
 /// `etr_schemas::SCHEMA_VERSION`).
 const SCHEMA_VERSION: u32 = 1;
@@ -38,6 +41,10 @@ const START: OffsetDateTime = time::macros::datetime!(2027-01-04 07:00 UTC);
 
 /// The most rounds quiescing may take before the run counts as stuck.
 const QUIESCE_ROUNDS: u64 = 200_000;
+
+/// The most simulated time quiescing may take before the run counts as stuck (every
+/// timeout of the payment process is minutes at most).
+const QUIESCE_TIME: Duration = Duration::hours(1);
 
 /// Events of a partition kept in the log behind its slowest reader, so that a duplicate
 /// delivery can re-publish them.
@@ -79,7 +86,9 @@ enum Reply {
     Client { attempt: u32 },
     /// The payment process's credit of a transfer: the answer is stepped into the instance.
     Credit { instance: Uuid },
-    /// Another command of the payment process: the answer is only logged.
+    /// The start of an autopayment's run: a refusal is stepped into the instance.
+    AutoStart { autopayment: Uuid, run: u32 },
+    /// Another command of a process: the answer is only logged.
     Platform,
 }
 
@@ -154,11 +163,26 @@ impl Writer {
     }
 }
 
-/// An event on its way from the relay to the payment process.
+/// An event on its way from the relay to a process's tracker.
 #[derive(Debug, Clone)]
 struct Message {
     event: Rc<Committed>,
     not_before: OffsetDateTime,
+}
+
+/// The consumer of the payment process's tracker.
+const PAYMENTS: usize = 0;
+/// The consumer of the autopayment process's tracker.
+const AUTOPAYMENTS: usize = 1;
+
+/// One process tracker's consumption of a partition (its own consumer group): the messages
+/// the broker has for it, its checkpoint (the last sequence applied) and the events it
+/// holds back past a gap.
+#[derive(Debug, Default)]
+struct Consumer {
+    inflight: VecDeque<Message>,
+    checkpoint: u64,
+    held: BTreeMap<u64, Rc<Committed>>,
 }
 
 /// One log partition and everything that reads or writes it.
@@ -174,11 +198,8 @@ struct Partition {
     verified: BTreeMap<ClientId, ChainHead>,
     /// The relay's watermark: the last sequence handed to the broker.
     published: u64,
-    inflight: VecDeque<Message>,
-    /// The payment process's checkpoint (last sequence applied) and the events it holds
-    /// back past a gap.
-    checkpoint: u64,
-    held: BTreeMap<u64, Rc<Committed>>,
+    /// The trackers reading the partition: [`PAYMENTS`] and [`AUTOPAYMENTS`].
+    consumers: [Consumer; 2],
 }
 
 /// One instance of the payment process, as `process_instances` keeps it.
@@ -289,6 +310,10 @@ pub(crate) struct World<'c> {
     parts: Vec<Partition>,
     instances: BTreeMap<Uuid, Instance>,
     due: BTreeSet<(OffsetDateTime, Uuid)>,
+    /// The autopayment process's instances, their timers, and what its invariants remember.
+    autos: BTreeMap<Uuid, autopayments::Instance>,
+    autos_due: BTreeSet<(OffsetDateTime, Uuid)>,
+    autos_book: autopayments::Book,
     provider: Provider,
     bank: Bank,
     timers: BTreeMap<(OffsetDateTime, u64), Timed>,
@@ -408,9 +433,7 @@ impl<'c> World<'c> {
                 replayed: BTreeMap::new(),
                 verified: BTreeMap::new(),
                 published: 0,
-                inflight: VecDeque::new(),
-                checkpoint: 0,
-                held: BTreeMap::new(),
+                consumers: [Consumer::default(), Consumer::default()],
             })
             .collect();
         World {
@@ -423,6 +446,9 @@ impl<'c> World<'c> {
             parts,
             instances: BTreeMap::new(),
             due: BTreeSet::new(),
+            autos: BTreeMap::new(),
+            autos_due: BTreeSet::new(),
+            autos_book: autopayments::Book::default(),
             provider: Provider::default(),
             bank: Bank::default(),
             timers: BTreeMap::new(),
@@ -538,6 +564,7 @@ impl<'c> World<'c> {
                         FraudVerdict::Approved
                     },
                     commission: commission.map(rub),
+                    autopayment_run: None,
                 },
             },
             Action::Transfer { to, amount } => {
@@ -606,6 +633,69 @@ impl<'c> World<'c> {
                 command: payment::Command::RequestCancellation {
                     request_id: minted(&command_id, "cancellation"),
                     reason: "the client changed their mind".into(),
+                },
+            },
+            Action::SaveTemplate {
+                template,
+                service,
+                amount,
+            } => Command::Client {
+                client_id: client,
+                command: etr_domain::client::Command::SaveTemplate {
+                    template_id: autopayments::template_id(client.0, *template),
+                    template: etr_domain::autopayment::Template {
+                        name: format!("template {template}"),
+                        wallet_id,
+                        service_id: (*service).into(),
+                        amount: rub(*amount),
+                        attributes: BTreeMap::from([("account".to_owned(), format!("{c}"))]),
+                    },
+                },
+            },
+            Action::DeleteTemplate { template } => Command::Client {
+                client_id: client,
+                command: etr_domain::client::Command::DeleteTemplate {
+                    template_id: autopayments::template_id(client.0, *template),
+                },
+            },
+            Action::CreateAutopayment {
+                autopayment,
+                template,
+                unit,
+                count,
+                first_in,
+                max_failures,
+            } => Command::Client {
+                client_id: client,
+                command: etr_domain::client::Command::CreateAutopayment {
+                    autopayment_id: autopayments::autopayment_id(client.0, *autopayment),
+                    template_id: autopayments::template_id(client.0, *template),
+                    schedule: etr_domain::autopayment::Schedule {
+                        unit: *unit,
+                        count: *count,
+                        first_run_at: self.now.replace_nanosecond(0).unwrap_or(self.now)
+                            + Duration::seconds(i64::from(*first_in)),
+                    },
+                    max_failures: *max_failures,
+                },
+            },
+            Action::PauseAutopayment { autopayment } => Command::Client {
+                client_id: client,
+                command: etr_domain::client::Command::PauseAutopayment {
+                    autopayment_id: autopayments::autopayment_id(client.0, *autopayment),
+                    reason: "paused by the client".into(),
+                },
+            },
+            Action::ResumeAutopayment { autopayment } => Command::Client {
+                client_id: client,
+                command: etr_domain::client::Command::ResumeAutopayment {
+                    autopayment_id: autopayments::autopayment_id(client.0, *autopayment),
+                },
+            },
+            Action::CancelAutopayment { autopayment } => Command::Client {
+                client_id: client,
+                command: etr_domain::client::Command::CancelAutopayment {
+                    autopayment_id: autopayments::autopayment_id(client.0, *autopayment),
                 },
             },
         };
@@ -688,6 +778,8 @@ impl<'c> World<'c> {
     fn quiesce(&mut self) {
         self.faults = Faults::none();
         let mut rounds = 0;
+        let limit = self.now + QUIESCE_TIME;
+        let mut stuck = None;
         loop {
             if self.violation.is_some() {
                 return;
@@ -712,7 +804,12 @@ impl<'c> World<'c> {
                 while !self.parts[p].writer.queue.is_empty() && self.violation.is_none() {
                     self.serve(p, false);
                 }
-                let pending = self.parts[p].inflight.len() + self.parts[p].held.len();
+                let pending = self.parts[p]
+                    .consumers
+                    .iter()
+                    .map(|c| c.inflight.len() + c.held.len())
+                    .max()
+                    .unwrap_or(0);
                 let unpublished = self.parts[p].db.head - self.parts[p].published;
                 self.deliver(p, pending + usize::try_from(unpublished).unwrap_or(0) + 1);
             }
@@ -721,11 +818,24 @@ impl<'c> World<'c> {
                 continue;
             }
             match self.next_time() {
+                Some(t) if t > limit => {
+                    stuck = Some(t);
+                    break;
+                }
                 Some(t) => self.advance_clock(t.max(self.now)),
                 None => break,
             }
         }
         self.final_checks();
+        if let Some(t) = stuck {
+            self.violated(
+                Invariant::Quiescent,
+                format!(
+                    "still busy {QUIESCE_TIME} after the last operation (next at +{:.3}s)",
+                    (t - START).as_seconds_f64()
+                ),
+            );
+        }
     }
 
     /// Whether anything can happen without the clock moving.
@@ -734,7 +844,10 @@ impl<'c> World<'c> {
             !part.writer.queue.is_empty()
                 || part.zombie.as_ref().is_some_and(|z| !z.queue.is_empty())
                 || part.published < part.db.head
-                || part.inflight.iter().any(|m| m.not_before <= self.now)
+                || part
+                    .consumers
+                    .iter()
+                    .any(|c| c.inflight.iter().any(|m| m.not_before <= self.now))
         })
     }
 
@@ -745,9 +858,14 @@ impl<'c> World<'c> {
         let message = self
             .parts
             .iter()
-            .flat_map(|p| p.inflight.iter().map(|m| m.not_before))
+            .flat_map(|p| p.consumers.iter())
+            .flat_map(|c| c.inflight.iter().map(|m| m.not_before))
             .min();
-        [timer, due, message].into_iter().flatten().min()
+        let autopayment = self.autopayment_next_time();
+        [timer, due, message, autopayment]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ---- writers ----------------------------------------------------------------------
@@ -1136,6 +1254,7 @@ impl<'c> World<'c> {
         }
         let mut wallets = Vec::new();
         let mut payments = Vec::new();
+        let mut clients = Vec::new();
         for t in decided.touched.keys() {
             let Some(state) = decided.states.get(t) else {
                 self.violated(
@@ -1160,6 +1279,7 @@ impl<'c> World<'c> {
             match t.kind {
                 AggregateKind::WalletAccount => wallets.push(*t),
                 AggregateKind::Payment => payments.push(*t),
+                AggregateKind::Client => clients.push(t.id),
                 _ => {}
             }
         }
@@ -1179,6 +1299,9 @@ impl<'c> World<'c> {
         }
         for t in payments {
             self.check_payment_hold(p, t);
+        }
+        for c in clients {
+            self.check_autopayments(p, c);
         }
     }
 
@@ -1294,6 +1417,12 @@ impl<'c> World<'c> {
             });
         }
         self.book(p, envelope.aggregate_id, event);
+        if matches!(
+            event,
+            Event::Client(_) | Event::Payment(payment::Event::PaymentInitiated { .. })
+        ) {
+            self.book_autopayment(p, envelope, event);
+        }
     }
 
     /// The ledger's view of one event, with the checks of effects that must happen once.
@@ -1645,6 +1774,16 @@ impl<'c> World<'c> {
                 };
                 self.advance(instance, input);
             }
+            Reply::AutoStart { autopayment, run } => {
+                let refused = match answer {
+                    Answer::Outcome {
+                        outcome: Outcome::Rejected { code },
+                        ..
+                    } => Some(code),
+                    _ => None,
+                };
+                self.start_answered(autopayment, run, refused);
+            }
             Reply::Platform => {}
         }
     }
@@ -1652,7 +1791,7 @@ impl<'c> World<'c> {
     // ---- relay, broker and the payment process's tracker ------------------------------
 
     /// The relay publishes what partition `p` committed, then the broker delivers up to `n`
-    /// messages to the payment process.
+    /// messages to each process's tracker.
     fn deliver(&mut self, p: usize, n: usize) {
         // Publish.
         while self.parts[p].published < self.parts[p].db.head {
@@ -1664,18 +1803,29 @@ impl<'c> World<'c> {
                 );
                 return;
             };
-            let mut not_before = self.now;
-            if self.chance(self.faults.delayed_delivery) {
-                self.report.fault(Fault::DelayedDelivery);
-                not_before += Duration::milliseconds(self.rng.random_range(100..=30_000));
+            for c in [PAYMENTS, AUTOPAYMENTS] {
+                let mut not_before = self.now;
+                if self.chance(self.faults.delayed_delivery) {
+                    self.report.fault(Fault::DelayedDelivery);
+                    not_before += Duration::milliseconds(self.rng.random_range(100..=30_000));
+                }
+                self.parts[p].consumers[c].inflight.push_back(Message {
+                    event: event.clone(),
+                    not_before,
+                });
             }
-            self.parts[p]
-                .inflight
-                .push_back(Message { event, not_before });
             self.parts[p].published = seq;
         }
+        for c in [PAYMENTS, AUTOPAYMENTS] {
+            self.deliver_to(p, c, n);
+        }
+        self.prune(p);
+    }
+
+    /// The broker delivers up to `n` of partition `p`'s messages to consumer `c`.
+    fn deliver_to(&mut self, p: usize, c: usize, n: usize) {
         for _ in 0..n {
-            let ready: Vec<usize> = self.parts[p]
+            let ready: Vec<usize> = self.parts[p].consumers[c]
                 .inflight
                 .iter()
                 .enumerate()
@@ -1692,12 +1842,12 @@ impl<'c> World<'c> {
             } else {
                 first
             };
-            let Some(message) = self.parts[p].inflight.remove(index) else {
+            let Some(message) = self.parts[p].consumers[c].inflight.remove(index) else {
                 break;
             };
             if self.chance(self.faults.consumer_failure) {
                 self.report.fault(Fault::ConsumerFailure);
-                self.parts[p].inflight.push_front(message);
+                self.parts[p].consumers[c].inflight.push_front(message);
                 continue;
             }
             if self.chance(self.faults.duplicate_delivery) {
@@ -1709,44 +1859,53 @@ impl<'c> World<'c> {
                     .db
                     .event(seq.saturating_sub(back).max(1))
                     .unwrap_or_else(|| message.event.clone());
-                self.parts[p].inflight.push_back(Message {
+                self.parts[p].consumers[c].inflight.push_back(Message {
                     event: again,
                     not_before: self.now,
                 });
             }
-            self.consume(p, message.event);
+            self.consume(p, c, message.event);
         }
-        self.prune(p);
     }
 
     /// The tracker's gap rule: skip what is applied, hold back what is past a gap.
-    fn consume(&mut self, p: usize, event: Rc<Committed>) {
+    fn consume(&mut self, p: usize, c: usize, event: Rc<Committed>) {
         let seq = event.envelope.sequence;
-        let checkpoint = self.parts[p].checkpoint;
+        let checkpoint = self.parts[p].consumers[c].checkpoint;
         if seq <= checkpoint {
             self.report.duplicates_skipped += 1;
             return;
         }
         if seq > checkpoint + 1 {
-            self.parts[p].held.insert(seq, event);
+            self.parts[p].consumers[c].held.insert(seq, event);
             return;
         }
-        self.apply(p, &event);
+        self.apply(p, c, &event);
         loop {
-            let next = self.parts[p].checkpoint + 1;
-            let Some(held) = self.parts[p].held.remove(&next) else {
+            let next = self.parts[p].consumers[c].checkpoint + 1;
+            let Some(held) = self.parts[p].consumers[c].held.remove(&next) else {
                 break;
             };
-            self.apply(p, &held);
+            self.apply(p, c, &held);
         }
-        let checkpoint = self.parts[p].checkpoint;
-        self.parts[p].held.retain(|s, _| *s > checkpoint);
+        let consumer = &mut self.parts[p].consumers[c];
+        let checkpoint = consumer.checkpoint;
+        consumer.held.retain(|s, _| *s > checkpoint);
     }
 
-    /// The payment-execution tracker applies one event with its checkpoint, atomically.
-    fn apply(&mut self, p: usize, committed: &Committed) {
+    /// Tracker `c` applies one event with its checkpoint, atomically.
+    fn apply(&mut self, p: usize, c: usize, committed: &Committed) {
         self.report.deliveries += 1;
-        self.parts[p].checkpoint = committed.envelope.sequence;
+        self.parts[p].consumers[c].checkpoint = committed.envelope.sequence;
+        if c == AUTOPAYMENTS {
+            self.apply_autopayment(committed);
+        } else {
+            self.apply_payment(committed);
+        }
+    }
+
+    /// The payment-execution tracker's step of one event.
+    fn apply_payment(&mut self, committed: &Committed) {
         let Event::Payment(event) = &committed.event else {
             return;
         };
@@ -1779,10 +1938,13 @@ impl<'c> World<'c> {
     /// Drops log entries every reader has passed (keeping some slack for re-publishing).
     fn prune(&mut self, p: usize) {
         let part = &mut self.parts[p];
-        let passed = part
-            .published
-            .min(part.checkpoint)
-            .saturating_sub(LOG_SLACK);
+        let slowest = part
+            .consumers
+            .iter()
+            .map(|c| c.checkpoint)
+            .min()
+            .unwrap_or(0);
+        let passed = part.published.min(slowest).saturating_sub(LOG_SLACK);
         while part.db.log_base <= passed && !part.db.log.is_empty() {
             part.db.log.pop_front();
             part.db.log_base += 1;
@@ -1834,6 +1996,7 @@ impl<'c> World<'c> {
         }
         self.now = self.now.max(to);
         self.executor_pass();
+        self.autopayment_pass();
     }
 
     fn fire(&mut self, timed: Timed) {
@@ -2311,13 +2474,20 @@ impl<'c> World<'c> {
     fn final_checks(&mut self) {
         let mut problems: Vec<String> = Vec::new();
         for (p, part) in self.parts.iter().enumerate() {
-            if part.checkpoint != part.db.head || !part.held.is_empty() {
-                problems.push(format!(
-                    "partition {p}: the payment process applied up to {} of {} ({} held back)",
-                    part.checkpoint,
-                    part.db.head,
-                    part.held.len()
-                ));
+            for (c, consumer) in part.consumers.iter().enumerate() {
+                if consumer.checkpoint != part.db.head || !consumer.held.is_empty() {
+                    problems.push(format!(
+                        "partition {p}: the {} tracker applied up to {} of {} ({} held back)",
+                        if c == AUTOPAYMENTS {
+                            "autopayment"
+                        } else {
+                            "payment"
+                        },
+                        consumer.checkpoint,
+                        part.db.head,
+                        consumer.held.len()
+                    ));
+                }
             }
             for (t, entry) in part.writer.cache.states() {
                 if part.replayed.get(t).is_some_and(|r| r != entry) {
@@ -2377,6 +2547,7 @@ impl<'c> World<'c> {
         if !self.ledger.transit.is_zero() {
             problems.push(format!("{} still in transit", self.ledger.transit));
         }
+        self.final_autopayment_checks(&mut problems);
         for (id, (_, hold)) in &self.bank.authorisations {
             let p = self.partition_of_payment(*id);
             let pay = p.and_then(|p| self.payment(p, *id));

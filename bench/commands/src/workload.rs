@@ -139,6 +139,7 @@ pub fn start_payment(w: WalletRef, payment_id: Uuid) -> Command {
             service_id: "mobile".to_owned(),
             attributes: BTreeMap::new(),
             fraud: FraudVerdict::Approved,
+            autopayment_run: None,
         },
     }
 }

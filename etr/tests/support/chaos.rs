@@ -1426,6 +1426,7 @@ pub async fn run_loan_client(
     (Client::Loan(c), report)
 }
 
+#[allow(clippy::large_enum_variant)] // one per client task, moved once when it ends
 pub enum Client {
     Wallet(WalletClient),
     Loan(LoanClient),
