@@ -80,6 +80,49 @@ fn every_day(from: OffsetDateTime) -> Schedule {
     }
 }
 
+/// A wallet with 700.00, a template of 300.00 and an autopayment of it every day from an
+/// hour after the world's start, at most 2 failures in a row; its order and first run.
+fn with_daily_autopayment() -> (World, autopayment::Order, OffsetDateTime) {
+    let mut w = World::new();
+    w.run(Command::Wallet {
+        client_id: CLIENT,
+        wallet_id: WALLET,
+        command: wallet::Command::OpenWallet {
+            currency: Currency::Rub,
+        },
+    })
+    .unwrap();
+    w.run(Command::Wallet {
+        client_id: CLIENT,
+        wallet_id: WALLET,
+        command: wallet::Command::TopUp {
+            operation_id: Uuid::from_u128(9),
+            amount: Money::new(dec!(700.00), Currency::Rub),
+            source: "card".into(),
+        },
+    })
+    .unwrap();
+    w.client(client::Command::SaveTemplate {
+        template_id: TEMPLATE,
+        template: template(dec!(300.00)),
+    })
+    .unwrap();
+    let first = w.now + Duration::hours(1);
+    w.client(client::Command::CreateAutopayment {
+        autopayment_id: AUTO,
+        template_id: TEMPLATE,
+        schedule: every_day(first),
+        max_failures: 2,
+    })
+    .unwrap();
+    let order = autopayment::Order {
+        client_id: CLIENT,
+        autopayment_id: AUTO,
+        schedule: every_day(first),
+    };
+    (w, order, first)
+}
+
 #[test]
 fn schedules_keep_their_cadence_and_months_their_day() {
     let monthly = Schedule {
@@ -280,43 +323,7 @@ fn perform(
 
 #[test]
 fn an_autopayment_runs_when_due_records_every_run_and_pauses_after_failures_in_a_row() {
-    let mut w = World::new();
-    w.run(Command::Wallet {
-        client_id: CLIENT,
-        wallet_id: WALLET,
-        command: wallet::Command::OpenWallet {
-            currency: Currency::Rub,
-        },
-    })
-    .unwrap();
-    w.run(Command::Wallet {
-        client_id: CLIENT,
-        wallet_id: WALLET,
-        command: wallet::Command::TopUp {
-            operation_id: Uuid::from_u128(9),
-            amount: Money::new(dec!(700.00), Currency::Rub),
-            source: "card".into(),
-        },
-    })
-    .unwrap();
-    w.client(client::Command::SaveTemplate {
-        template_id: TEMPLATE,
-        template: template(dec!(300.00)),
-    })
-    .unwrap();
-    let first = w.now + Duration::hours(1);
-    w.client(client::Command::CreateAutopayment {
-        autopayment_id: AUTO,
-        template_id: TEMPLATE,
-        schedule: every_day(first),
-        max_failures: 2,
-    })
-    .unwrap();
-    let order = autopayment::Order {
-        client_id: CLIENT,
-        autopayment_id: AUTO,
-        schedule: every_day(first),
-    };
+    let (mut w, order, first) = with_daily_autopayment();
     let (mut state, actions) = autopayment::step(
         None,
         Input::Scheduled {
@@ -381,43 +388,7 @@ fn an_autopayment_runs_when_due_records_every_run_and_pauses_after_failures_in_a
 #[test]
 fn a_run_started_after_the_autopayment_was_paused_or_cancelled_pays_nothing() {
     for stop in ["pause", "cancel"] {
-        let mut w = World::new();
-        w.run(Command::Wallet {
-            client_id: CLIENT,
-            wallet_id: WALLET,
-            command: wallet::Command::OpenWallet {
-                currency: Currency::Rub,
-            },
-        })
-        .unwrap();
-        w.run(Command::Wallet {
-            client_id: CLIENT,
-            wallet_id: WALLET,
-            command: wallet::Command::TopUp {
-                operation_id: Uuid::from_u128(9),
-                amount: Money::new(dec!(700.00), Currency::Rub),
-                source: "card".into(),
-            },
-        })
-        .unwrap();
-        w.client(client::Command::SaveTemplate {
-            template_id: TEMPLATE,
-            template: template(dec!(300.00)),
-        })
-        .unwrap();
-        let first = w.now + Duration::hours(1);
-        w.client(client::Command::CreateAutopayment {
-            autopayment_id: AUTO,
-            template_id: TEMPLATE,
-            schedule: every_day(first),
-            max_failures: 2,
-        })
-        .unwrap();
-        let order = autopayment::Order {
-            client_id: CLIENT,
-            autopayment_id: AUTO,
-            schedule: every_day(first),
-        };
+        let (mut w, order, first) = with_daily_autopayment();
         let (state, _) = autopayment::step(
             None,
             Input::Scheduled {
@@ -471,43 +442,7 @@ fn a_run_started_after_the_autopayment_was_paused_or_cancelled_pays_nothing() {
 /// never ran again. A missing payment now sends the start again under the same command id.
 #[test]
 fn a_run_whose_start_was_lost_is_started_again_and_recorded() {
-    let mut w = World::new();
-    w.run(Command::Wallet {
-        client_id: CLIENT,
-        wallet_id: WALLET,
-        command: wallet::Command::OpenWallet {
-            currency: Currency::Rub,
-        },
-    })
-    .unwrap();
-    w.run(Command::Wallet {
-        client_id: CLIENT,
-        wallet_id: WALLET,
-        command: wallet::Command::TopUp {
-            operation_id: Uuid::from_u128(9),
-            amount: Money::new(dec!(700.00), Currency::Rub),
-            source: "card".into(),
-        },
-    })
-    .unwrap();
-    w.client(client::Command::SaveTemplate {
-        template_id: TEMPLATE,
-        template: template(dec!(300.00)),
-    })
-    .unwrap();
-    let first = w.now + Duration::hours(1);
-    w.client(client::Command::CreateAutopayment {
-        autopayment_id: AUTO,
-        template_id: TEMPLATE,
-        schedule: every_day(first),
-        max_failures: 2,
-    })
-    .unwrap();
-    let order = autopayment::Order {
-        client_id: CLIENT,
-        autopayment_id: AUTO,
-        schedule: every_day(first),
-    };
+    let (mut w, order, first) = with_daily_autopayment();
     let (state, _) = autopayment::step(
         None,
         Input::Scheduled {
