@@ -321,6 +321,19 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// The input for the refusal of run `run`'s start with `code`: [`Input::RunNotDue`] for
+    /// [`RUN_NOT_DUE`] (nothing was paid, nothing to record), else [`Input::StartRefused`]
+    /// (a failed run).
+    pub fn start_refused(run: u32, now: OffsetDateTime, code: String) -> Input {
+        if code == RUN_NOT_DUE {
+            Input::RunNotDue { run }
+        } else {
+            Input::StartRefused { now, code }
+        }
+    }
+}
+
 /// What the runner must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

@@ -257,13 +257,7 @@ fn perform(
                         .unwrap();
                         continue;
                     }
-                    Err(e) if e.code() == autopayment::RUN_NOT_DUE => {
-                        Input::RunNotDue { run: run.run }
-                    }
-                    Err(e) => Input::StartRefused {
-                        now: w.now,
-                        code: e.code().into(),
-                    },
+                    Err(e) => Input::start_refused(run.run, w.now, e.code().into()),
                 }
             }
             Action::CheckPayment { payment_id } => {

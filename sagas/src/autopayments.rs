@@ -12,7 +12,7 @@
 //!   payment to its final status, and records the run on the client under
 //!   `…/run-<n>/record`. A crash anywhere repeats the step under the same command id.
 
-use etr_domain::autopayment::{step, Action, DueRun, Input, Order, State, PROCESS, RUN_NOT_DUE};
+use etr_domain::autopayment::{step, Action, DueRun, Input, Order, State, PROCESS};
 use etr_domain::ids::platform_command_id;
 use etr_domain::payment;
 use etr_domain::ports::{FraudControl, PaymentOrder};
@@ -208,13 +208,7 @@ impl Executor {
                 } => self
                     .start(&order, payment_id, run, correlation, &step)
                     .await?
-                    .map(|code| {
-                        if code == RUN_NOT_DUE {
-                            Input::RunNotDue { run: run.run }
-                        } else {
-                            Input::StartRefused { now, code }
-                        }
-                    }),
+                    .map(|code| Input::start_refused(run.run, now, code)),
                 Action::CheckPayment { payment_id } => {
                     let state = self
                         .commands

@@ -396,12 +396,7 @@ impl World<'_> {
             let now = self.now;
             // Not due as committed (paused, cancelled, or the run recorded): the process
             // waits, idle, for that event; any other refusal is a failed run.
-            let input = if code == auto::RUN_NOT_DUE {
-                Input::RunNotDue { run }
-            } else {
-                Input::StartRefused { now, code }
-            };
-            self.advance_autopayment(autopayment, input);
+            self.advance_autopayment(autopayment, Input::start_refused(run, now, code));
         }
     }
 
