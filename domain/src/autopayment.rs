@@ -264,26 +264,84 @@ pub enum State {
         at: OffsetDateTime,
     },
     /// The run's payment was started (or is being started): follow it to its final status.
-    Running { order: Order, run: u32 },
+    Running {
+        order: Order,
+        run: u32,
+        #[serde(default)]
+        meanwhile: Meanwhile,
+    },
     /// The run's outcome is being recorded on the client (issued again until recorded).
     Recording {
         order: Order,
         run: u32,
         succeeded: bool,
         reason: Option<String>,
+        #[serde(default)]
+        meanwhile: Meanwhile,
     },
-    /// Paused or cancelled: no timer.
+    /// Paused or cancelled (or waiting for the event that says why a run was not due): no
+    /// timer.
     Idle { order: Order },
+}
+
+/// A pause, cancellation or resumption the process learned of while a run was in flight.
+/// The run is finished and recorded first — its payment was started while the autopayment
+/// was active, so it is one of its runs whatever came after — and this decides what follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Meanwhile {
+    #[default]
+    Nothing,
+    /// Paused or cancelled: idle after the run.
+    Stopped,
+    /// Resumed with run `run` at `at` next (the run's record, when it commits, says the
+    /// same or later).
+    Resumed {
+        run: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+}
+
+impl State {
+    /// The run in flight (started, or being recorded).
+    pub fn in_flight(&self) -> Option<u32> {
+        match self {
+            State::Running { run, .. } | State::Recording { run, .. } => Some(*run),
+            State::Scheduled { .. } | State::Idle { .. } => None,
+        }
+    }
+
+    pub fn order(&self) -> &Order {
+        match self {
+            State::Scheduled { order, .. }
+            | State::Running { order, .. }
+            | State::Recording { order, .. }
+            | State::Idle { order } => order,
+        }
+    }
+
+    fn with_meanwhile(mut self, event: Meanwhile) -> State {
+        if let State::Running { meanwhile, .. } | State::Recording { meanwhile, .. } = &mut self {
+            *meanwhile = event;
+        }
+        self
+    }
 }
 
 /// What happens to the process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// The autopayment is active and run `run` is due at `at` (from the client's events:
-    /// created, resumed, a run recorded).
+    /// The autopayment was created or resumed: run `run` is due at `at`.
     Scheduled {
         order: Order,
         run: u32,
+        at: OffsetDateTime,
+    },
+    /// Run `run` was recorded on the client; run `next_run` is due at `at`.
+    RunRecorded {
+        order: Order,
+        run: u32,
+        next_run: u32,
         at: OffsetDateTime,
     },
     /// The autopayment was paused or cancelled.
@@ -319,9 +377,67 @@ pub enum Input {
     PaymentMissing {
         now: OffsetDateTime,
     },
+    /// The record of run `run` was refused (the client has it already, or no such
+    /// autopayment): the event that says what follows is on its way, or was seen meanwhile.
+    RecordRefused {
+        run: u32,
+    },
 }
 
 impl Input {
+    /// The autopayment a client event is about, if it is one the process follows.
+    pub fn autopayment_of(event: &crate::client::Event) -> Option<Uuid> {
+        use crate::client::Event as C;
+        match event {
+            C::AutopaymentCreated { autopayment_id, .. }
+            | C::AutopaymentRunRecorded { autopayment_id, .. }
+            | C::AutopaymentResumed { autopayment_id, .. }
+            | C::AutopaymentPaused { autopayment_id, .. }
+            | C::AutopaymentCancelled { autopayment_id } => Some(*autopayment_id),
+            _ => None,
+        }
+    }
+
+    /// The input of client `client_id`'s event to the process of its autopayment, whose
+    /// order is `known` when the process has an instance (`None` for an event it does not
+    /// follow, or about an autopayment it has never seen created).
+    pub fn of_event(
+        event: &crate::client::Event,
+        client_id: ClientId,
+        known: Option<&Order>,
+    ) -> Option<Input> {
+        use crate::client::Event as C;
+        let autopayment_id = Input::autopayment_of(event)?;
+        let order = match (event, known) {
+            (C::AutopaymentCreated { schedule, .. }, _) => Order {
+                client_id,
+                autopayment_id,
+                schedule: *schedule,
+            },
+            (_, Some(order)) => order.clone(),
+            (_, None) => return None,
+        };
+        Some(match event {
+            C::AutopaymentCreated { .. } => Input::Scheduled {
+                run: 0,
+                at: order.schedule.run_at(0),
+                order,
+            },
+            C::AutopaymentResumed { next_run, .. } => Input::Scheduled {
+                run: *next_run,
+                at: order.schedule.run_at(*next_run),
+                order,
+            },
+            C::AutopaymentRunRecorded { run, next_run, .. } => Input::RunRecorded {
+                run: *run,
+                next_run: *next_run,
+                at: order.schedule.run_at(*next_run),
+                order,
+            },
+            _ => Input::Stopped,
+        })
+    }
+
     /// The input for the refusal of run `run`'s start with `code`: [`Input::RunNotDue`] for
     /// [`RUN_NOT_DUE`] (nothing was paid, nothing to record), else [`Input::StartRefused`]
     /// (a failed run).
@@ -350,7 +466,8 @@ pub enum Action {
     /// Read the payment's committed state and feed `PaymentFinal`, `PaymentPending`, or
     /// `PaymentMissing` when there is no payment.
     CheckPayment { payment_id: Uuid },
-    /// Record the run on the client under the step id `step` (`run-<n>/record`).
+    /// Record the run on the client under the step id `step` (`run-<n>/record`); feed
+    /// `RecordRefused` when the client refuses it.
     Record {
         step: String,
         order: Order,
@@ -371,6 +488,7 @@ fn record(
     run: u32,
     succeeded: bool,
     reason: Option<String>,
+    meanwhile: Meanwhile,
     now: OffsetDateTime,
 ) -> (Option<State>, Vec<Action>) {
     let action = Action::Record {
@@ -387,33 +505,88 @@ fn record(
             run,
             succeeded,
             reason,
+            meanwhile,
         }),
         vec![Action::WakeAt(Some(now + POLL * 5)), action],
     )
 }
 
-/// One step of the autopayment process. `None`: an autopayment the process has not seen.
-pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) {
-    match (state, input) {
-        // The client's events set the schedule (a run in flight finishes first: its record
-        // schedules the next one).
-        (
-            Some(s @ (State::Running { .. } | State::Recording { .. })),
-            Input::Scheduled { run, .. },
-        ) if current_run(&s).is_some_and(|r| r >= run) => (Some(s), vec![]),
-        (_, Input::Scheduled { order, run, at }) => (
+/// What follows a run that is over: the next run the client recorded (`recorded`), else
+/// what was learned meanwhile; with neither, idle until the client's event arrives.
+fn after_run(
+    order: Order,
+    meanwhile: Meanwhile,
+    recorded: Option<(u32, OffsetDateTime)>,
+) -> (Option<State>, Vec<Action>) {
+    let next = match (meanwhile, recorded) {
+        (Meanwhile::Stopped, _) => None,
+        (_, Some(next)) => Some(next),
+        (Meanwhile::Resumed { run, at }, None) => Some((run, at)),
+        (Meanwhile::Nothing, None) => None,
+    };
+    match next {
+        Some((run, at)) => (
             Some(State::Scheduled { order, run, at }),
             vec![Action::WakeAt(Some(at))],
         ),
+        None => (Some(State::Idle { order }), vec![Action::WakeAt(None)]),
+    }
+}
+
+/// One step of the autopayment process. `None`: an autopayment the process has not seen.
+pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) {
+    match (state, input) {
+        // A run in flight is finished and recorded first; a resumption or a stop learned
+        // meanwhile applies after it.
+        (
+            Some(s @ (State::Running { .. } | State::Recording { .. })),
+            Input::Scheduled { run, at, .. },
+        ) => (
+            Some(s.with_meanwhile(Meanwhile::Resumed { run, at })),
+            vec![],
+        ),
+        (Some(s @ (State::Running { .. } | State::Recording { .. })), Input::Stopped) => {
+            (Some(s.with_meanwhile(Meanwhile::Stopped)), vec![])
+        }
         (
             Some(
-                State::Scheduled { order, .. }
-                | State::Running { order, .. }
-                | State::Recording { order, .. }
-                | State::Idle { order },
+                State::Running {
+                    order,
+                    run: current,
+                    meanwhile,
+                }
+                | State::Recording {
+                    order,
+                    run: current,
+                    meanwhile,
+                    ..
+                },
             ),
-            Input::Stopped,
-        ) => (Some(State::Idle { order }), vec![Action::WakeAt(None)]),
+            Input::RunRecorded {
+                run, next_run, at, ..
+            },
+        ) if run >= current => after_run(order, meanwhile, Some((next_run, at))),
+        // The record of an earlier run, delivered late: the run in flight goes on.
+        (
+            Some(s @ (State::Running { .. } | State::Recording { .. })),
+            Input::RunRecorded { .. },
+        ) => (Some(s), vec![]),
+        (_, Input::Scheduled { order, run, at })
+        | (
+            _,
+            Input::RunRecorded {
+                order,
+                next_run: run,
+                at,
+                ..
+            },
+        ) => (
+            Some(State::Scheduled { order, run, at }),
+            vec![Action::WakeAt(Some(at))],
+        ),
+        (Some(State::Scheduled { order, .. } | State::Idle { order }), Input::Stopped) => {
+            (Some(State::Idle { order }), vec![Action::WakeAt(None)])
+        }
         (Some(State::Scheduled { order, run, at }), Input::Due { now }) => {
             if now < at {
                 return (
@@ -423,48 +596,97 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
             }
             let start = start_payment(&order, run);
             (
-                Some(State::Running { order, run }),
+                Some(State::Running {
+                    order,
+                    run,
+                    meanwhile: Meanwhile::Nothing,
+                }),
                 vec![Action::WakeAt(Some(now + POLL)), start],
             )
         }
         // The start was never committed: send it again (same step, same command id).
-        (Some(State::Running { order, run }), Input::PaymentMissing { now }) => {
+        (
+            Some(State::Running {
+                order,
+                run,
+                meanwhile,
+            }),
+            Input::PaymentMissing { now },
+        ) => {
             let start = start_payment(&order, run);
             (
-                Some(State::Running { order, run }),
+                Some(State::Running {
+                    order,
+                    run,
+                    meanwhile,
+                }),
                 vec![Action::WakeAt(Some(now + POLL)), start],
             )
         }
-        (Some(State::Running { order, run }), Input::Due { now }) => {
+        (
+            Some(State::Running {
+                order,
+                run,
+                meanwhile,
+            }),
+            Input::Due { now },
+        ) => {
             let check = Action::CheckPayment {
                 payment_id: run_payment_id(order.autopayment_id, run),
             };
             (
-                Some(State::Running { order, run }),
+                Some(State::Running {
+                    order,
+                    run,
+                    meanwhile,
+                }),
                 vec![Action::WakeAt(Some(now + POLL)), check],
             )
         }
-        (Some(State::Running { order, run }), Input::StartRefused { now, code }) => {
-            record(order, run, false, Some(code), now)
-        }
-        // Not due as committed: a pause, a cancellation or a recorded run the process has
-        // not seen yet. Nothing was paid, so nothing is recorded; that event sets what
-        // follows (a resumption or a recorded run schedules the next run again).
-        (Some(State::Running { order, run }), Input::RunNotDue { run: refused })
-            if refused == run =>
-        {
-            (Some(State::Idle { order }), vec![Action::WakeAt(None)])
-        }
         (
-            Some(State::Running { order, run }),
+            Some(State::Running {
+                order,
+                run,
+                meanwhile,
+            }),
+            Input::StartRefused { now, code },
+        ) => record(order, run, false, Some(code), meanwhile, now),
+        // Not due as committed: a pause, a cancellation or a recorded run the process has
+        // not seen yet. Nothing was paid, so nothing is recorded; what follows is what was
+        // learned meanwhile, or the event on its way.
+        (
+            Some(State::Running {
+                order,
+                run,
+                meanwhile,
+            }),
+            Input::RunNotDue { run: refused },
+        ) if refused == run => after_run(order, meanwhile, None),
+        (
+            Some(State::Running {
+                order,
+                run,
+                meanwhile,
+            }),
             Input::PaymentFinal {
                 now,
                 succeeded,
                 reason,
             },
-        ) => record(order, run, succeeded, reason, now),
-        (Some(State::Running { order, run }), Input::PaymentPending { now }) => (
-            Some(State::Running { order, run }),
+        ) => record(order, run, succeeded, reason, meanwhile, now),
+        (
+            Some(State::Running {
+                order,
+                run,
+                meanwhile,
+            }),
+            Input::PaymentPending { now },
+        ) => (
+            Some(State::Running {
+                order,
+                run,
+                meanwhile,
+            }),
             vec![Action::WakeAt(Some(now + POLL))],
         ),
         (
@@ -473,9 +695,19 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
                 run,
                 succeeded,
                 reason,
+                meanwhile,
             }),
             Input::Due { now },
-        ) => record(order, run, succeeded, reason, now),
+        ) => record(order, run, succeeded, reason, meanwhile, now),
+        (
+            Some(State::Recording {
+                order,
+                run,
+                meanwhile,
+                ..
+            }),
+            Input::RecordRefused { run: refused },
+        ) if refused == run => after_run(order, meanwhile, None),
         (state, _) => (state, vec![]),
     }
 }
@@ -490,12 +722,5 @@ fn start_payment(order: &Order, run: u32) -> Action {
             run,
         },
         order: order.clone(),
-    }
-}
-
-fn current_run(state: &State) -> Option<u32> {
-    match state {
-        State::Running { run, .. } | State::Recording { run, .. } => Some(*run),
-        _ => None,
     }
 }

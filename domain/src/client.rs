@@ -290,8 +290,12 @@ pub enum Command {
         autopayment_id: Uuid,
     },
     /// The autopayment process records run `run` (its payment and outcome); the next run is
-    /// the first scheduled after now, and the autopayment pauses at `max_failures` failures
-    /// in a row. A run other than the one due is refused.
+    /// the first scheduled after now (or the one a resumption set, if later), and an active
+    /// autopayment pauses at `max_failures` failures in a row. The run is the one due, or an
+    /// earlier one not recorded yet when a resumption moved the schedule on while it was in
+    /// flight; a run in flight when the autopayment was paused or cancelled is still
+    /// recorded (its payment was started while it was active). Errors: [`Error::Invalid`]
+    /// for a run recorded already or not due yet, or no such autopayment.
     RecordAutopaymentRun {
         autopayment_id: Uuid,
         run: u32,
@@ -983,9 +987,11 @@ fn decide_autopayments(
             reason,
         } => {
             let a = find(autopayment_id)?;
-            if *run != a.next_run || a.status == auto::Status::Cancelled {
+            let last_recorded = a.runs.last().map(|r| r.run);
+            if *run > a.next_run || last_recorded.is_some_and(|last| *run <= last) {
                 return Err(Error::Invalid(format!(
-                    "run {run} of autopayment {autopayment_id} is not the one due ({})",
+                    "run {run} of autopayment {autopayment_id} is recorded already or not due \
+                     (due: {})",
                     a.next_run
                 )));
             }
@@ -995,7 +1001,7 @@ fn decide_autopayments(
                 payment_id: *payment_id,
                 succeeded: *succeeded,
                 reason: reason.clone(),
-                next_run: a.schedule.next_run_after(*run, now),
+                next_run: a.schedule.next_run_after(*run, now).max(a.next_run),
             }];
             let failures = if *succeeded {
                 0

@@ -201,6 +201,20 @@ fn templates_and_autopayments_are_checked_and_a_used_template_is_kept() {
     );
 }
 
+/// The tracker: the client's events stepped into the process.
+fn track(mut state: Option<State>, events: &[etr_domain::Event]) -> Option<State> {
+    for event in events {
+        let etr_domain::Event::Client(e) = event else {
+            continue;
+        };
+        let known = state.as_ref().map(State::order);
+        if let Some(input) = Input::of_event(e, CLIENT, known) {
+            state = autopayment::step(state, input).0;
+        }
+    }
+    state
+}
+
 /// Performs the process's actions against the world as the runner would: a start is a
 /// payment command (refused → `StartRefused`), a check reads the payment's state, a record
 /// is the client's command. The provider's answer is `provider_ok`.
@@ -282,7 +296,7 @@ fn perform(
                 reason,
                 ..
             } => {
-                let _ = w.run(Command::Client {
+                let recorded = w.run(Command::Client {
                     client_id: order.client_id,
                     command: client::Command::RecordAutopaymentRun {
                         autopayment_id: order.autopayment_id,
@@ -292,20 +306,14 @@ fn perform(
                         reason,
                     },
                 });
-                // The tracker turns the client's events into the next schedule.
-                let a = w.autopayment();
-                let input = if a.status == autopayment::Status::Active {
-                    Input::Scheduled {
-                        order: order.clone(),
-                        run: a.next_run,
-                        at: a.next_run_at(),
+                match recorded {
+                    // The tracker turns the client's events into the next schedule.
+                    Ok(events) => {
+                        state = track(state, &events);
+                        continue;
                     }
-                } else {
-                    Input::Stopped
-                };
-                let (next, _) = autopayment::step(state, input);
-                state = next;
-                continue;
+                    Err(_) => Input::RecordRefused { run },
+                }
             }
             Action::WakeAt(_) => continue,
         };
@@ -479,4 +487,173 @@ fn a_run_whose_start_was_lost_is_started_again_and_recorded() {
         "{state:?}"
     );
     assert_eq!(wallet::wallet_of(&w.states, WALLET).balance, dec!(400.00));
+}
+
+/// The client's command, its events stepped into the process by the tracker.
+fn client_tracked(w: &mut World, state: Option<State>, command: client::Command) -> Option<State> {
+    let events = w
+        .run(Command::Client {
+            client_id: CLIENT,
+            command,
+        })
+        .unwrap();
+    track(state, &events)
+}
+
+/// Regression: a run whose payment was started while the autopayment was active, and which
+/// was still in flight when the client paused or cancelled it, was dropped by the process —
+/// the money was paid, but the run never appeared among the autopayment's runs (nor its
+/// failure notice). The run is now followed to its end and recorded, then the process is
+/// idle.
+#[test]
+fn a_run_in_flight_when_the_autopayment_is_paused_or_cancelled_is_still_recorded() {
+    for stop in ["pause", "cancel"] {
+        let (mut w, order, first) = with_daily_autopayment();
+        let (state, _) = autopayment::step(
+            None,
+            Input::Scheduled {
+                order,
+                run: 0,
+                at: first,
+            },
+        );
+        // The run falls due and its payment is started and executed.
+        w.now = first + Duration::seconds(1);
+        let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+        let state = perform(&mut w, state, actions, true);
+        assert!(
+            matches!(state, Some(State::Running { run: 0, .. })),
+            "{state:?}"
+        );
+        // The client stops the autopayment before the process has looked at the payment.
+        let command = match stop {
+            "pause" => client::Command::PauseAutopayment {
+                autopayment_id: AUTO,
+                reason: "holiday".into(),
+            },
+            _ => client::Command::CancelAutopayment {
+                autopayment_id: AUTO,
+            },
+        };
+        let state = client_tracked(&mut w, state, command);
+        assert!(
+            matches!(state, Some(State::Running { run: 0, .. })),
+            "{stop}: {state:?}"
+        );
+        // The process follows the payment and records the run; then it is idle.
+        w.now += autopayment::POLL;
+        let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+        let state = perform(&mut w, state, actions, true);
+        let a = w.autopayment();
+        let outcomes: Vec<(u32, bool)> = a.runs.iter().map(|r| (r.run, r.succeeded)).collect();
+        assert_eq!(outcomes, [(0, true)], "{stop}");
+        assert_ne!(a.status, autopayment::Status::Active, "{stop}");
+        assert!(
+            matches!(state, Some(State::Idle { .. })),
+            "{stop}: {state:?}"
+        );
+        assert_eq!(wallet::wallet_of(&w.states, WALLET).balance, dec!(400.00));
+        // The record is not taken twice.
+        assert!(w
+            .client(client::Command::RecordAutopaymentRun {
+                autopayment_id: AUTO,
+                run: 0,
+                payment_id: autopayment::run_payment_id(AUTO, 0),
+                succeeded: true,
+                reason: None,
+            })
+            .is_err());
+    }
+}
+
+/// Paused and resumed while a run is in flight: the run is recorded, and the next run is the
+/// one the resumption set — also when the run's start was lost and, sent again, is refused as
+/// not due (the resumption moved the schedule on).
+#[test]
+fn a_resumption_while_a_run_is_in_flight_schedules_the_next_run_after_it() {
+    for start_lost in [false, true] {
+        let (mut w, order, first) = with_daily_autopayment();
+        let (state, _) = autopayment::step(
+            None,
+            Input::Scheduled {
+                order,
+                run: 0,
+                at: first,
+            },
+        );
+        w.now = first + Duration::seconds(1);
+        let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+        // The start either commits or is lost on its way.
+        let state = if start_lost {
+            state
+        } else {
+            perform(&mut w, state, actions, true)
+        };
+        let state = client_tracked(
+            &mut w,
+            state,
+            client::Command::PauseAutopayment {
+                autopayment_id: AUTO,
+                reason: "holiday".into(),
+            },
+        );
+        w.now += Duration::days(3);
+        let state = client_tracked(
+            &mut w,
+            state,
+            client::Command::ResumeAutopayment {
+                autopayment_id: AUTO,
+            },
+        );
+        let resumed_at = w.autopayment().next_run;
+        assert_eq!(resumed_at, 4, "start lost: {start_lost}");
+        assert!(
+            matches!(state, Some(State::Running { run: 0, .. })),
+            "{state:?}"
+        );
+        // The process looks at the run's payment: recorded when it was paid; sent again and
+        // refused as not due when its start was lost.
+        let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+        let state = perform(&mut w, state, actions, true);
+        let state = match state {
+            Some(State::Running { .. }) => {
+                let (s, actions) = autopayment::step(state, Input::Due { now: w.now });
+                perform(&mut w, s, actions, true)
+            }
+            other => other,
+        };
+        let a = w.autopayment();
+        let outcomes: Vec<(u32, bool)> = a.runs.iter().map(|r| (r.run, r.succeeded)).collect();
+        if start_lost {
+            assert!(outcomes.is_empty(), "{outcomes:?}");
+            assert_eq!(wallet::wallet_of(&w.states, WALLET).balance, dec!(700.00));
+        } else {
+            assert_eq!(outcomes, [(0, true)]);
+            assert_eq!(wallet::wallet_of(&w.states, WALLET).balance, dec!(400.00));
+        }
+        assert_eq!(a.next_run, 4, "start lost: {start_lost}");
+        assert_eq!(a.status, autopayment::Status::Active);
+        assert!(
+            matches!(state, Some(State::Scheduled { run: 4, at, .. }) if at == a.next_run_at()),
+            "start lost: {start_lost}: {state:?}"
+        );
+    }
+}
+
+/// A run is recorded once, and only up to the one due.
+#[test]
+fn a_run_recorded_already_or_not_due_yet_is_refused() {
+    let (mut w, _, _) = with_daily_autopayment();
+    let record = |run: u32| client::Command::RecordAutopaymentRun {
+        autopayment_id: AUTO,
+        run,
+        payment_id: autopayment::run_payment_id(AUTO, run),
+        succeeded: true,
+        reason: None,
+    };
+    assert!(w.client(record(1)).is_err(), "run 1 is not due");
+    w.now += Duration::hours(2);
+    assert_eq!(w.client(record(0)).unwrap(), ["AutopaymentRunRecorded"]);
+    assert_eq!(w.autopayment().next_run, 1);
+    assert!(w.client(record(0)).is_err(), "run 0 is recorded already");
 }

@@ -1,9 +1,11 @@
 //! The autopayment runner (e-wallet spec §3.2): runs [`etr_domain::autopayment::step`] for
 //! every autopayment.
 //!
-//! - [`Tracker`] is a projection of the client's autopayment events: creation, a recorded
-//!   run, a resumption set the next run's timer; a pause or cancellation clears it. A failed
-//!   run queues a notice to the client in `client_notifications` in the same transaction.
+//! - [`Tracker`] is a projection of the client's autopayment events
+//!   ([`Input::of_event`]): creation, a recorded run, a resumption set the next run's timer;
+//!   a pause or cancellation clears it — after the run in flight, if any, is recorded. A
+//!   failed run queues a notice to the client in `client_notifications` in the same
+//!   transaction.
 //! - [`Executor`] wakes due instances (`FOR UPDATE SKIP LOCKED`): it starts the run's payment
 //!   from the template in the client's committed state (fraud control first, then the same
 //!   `StartPayment` a client sends, under `platform:autopayments/<id>/run-<n>/start`, naming
@@ -46,60 +48,28 @@ impl Projection for Tracker {
         envelope: &Envelope,
         event: &Event,
     ) -> Result<(), etr_projections::Error> {
-        use client::Event as C;
         let Event::Client(e) = event else {
             return Ok(());
         };
-        let client_id = envelope.client_id;
-        let id = match e {
-            C::AutopaymentCreated { autopayment_id, .. }
-            | C::AutopaymentRunRecorded { autopayment_id, .. }
-            | C::AutopaymentResumed { autopayment_id, .. }
-            | C::AutopaymentPaused { autopayment_id, .. }
-            | C::AutopaymentCancelled { autopayment_id } => *autopayment_id,
-            _ => return Ok(()),
+        let Some(id) = Input::autopayment_of(e) else {
+            return Ok(());
         };
         let instance = runtime::load::<State>(tx, PROCESS, id)
             .await
             .map_err(to_projection_error)?;
-        let order = match (e, instance.state.as_ref().map(order_of)) {
-            (C::AutopaymentCreated { schedule, .. }, _) => Order {
-                client_id,
-                autopayment_id: id,
-                schedule: *schedule,
-            },
-            (_, Some(order)) => order.clone(),
-            (_, None) => return Ok(()),
+        let known = instance.state.as_ref().map(State::order);
+        let Some(input) = Input::of_event(e, envelope.client_id, known) else {
+            return Ok(());
         };
-        let input = match e {
-            C::AutopaymentCreated { .. } => Input::Scheduled {
-                run: 0,
-                at: order.schedule.run_at(0),
-                order,
-            },
-            C::AutopaymentRunRecorded {
-                next_run,
-                run,
-                succeeded,
-                reason,
-                ..
-            } => {
-                if !succeeded {
-                    notify_failure(tx, envelope, id, *run, reason.as_deref()).await?;
-                }
-                Input::Scheduled {
-                    run: *next_run,
-                    at: order.schedule.run_at(*next_run),
-                    order,
-                }
-            }
-            C::AutopaymentResumed { next_run, .. } => Input::Scheduled {
-                run: *next_run,
-                at: order.schedule.run_at(*next_run),
-                order,
-            },
-            _ => Input::Stopped,
-        };
+        if let client::Event::AutopaymentRunRecorded {
+            run,
+            succeeded: false,
+            reason,
+            ..
+        } = e
+        {
+            notify_failure(tx, envelope, id, *run, reason.as_deref()).await?;
+        }
         let (state, actions) = step(instance.state, input);
         let Some(state) = state else { return Ok(()) };
         let due = actions.iter().rev().find_map(|a| match a {
@@ -109,18 +79,17 @@ impl Projection for Tracker {
         let correlation = instance
             .correlation_id
             .unwrap_or_else(|| envelope.correlation_id.clone());
-        runtime::store(tx, PROCESS, id, client_id.0, &correlation, &state, due)
-            .await
-            .map_err(to_projection_error)
-    }
-}
-
-fn order_of(state: &State) -> &Order {
-    match state {
-        State::Scheduled { order, .. }
-        | State::Running { order, .. }
-        | State::Recording { order, .. }
-        | State::Idle { order } => order,
+        runtime::store(
+            tx,
+            PROCESS,
+            id,
+            envelope.client_id.0,
+            &correlation,
+            &state,
+            due,
+        )
+        .await
+        .map_err(to_projection_error)
     }
 }
 
@@ -246,12 +215,13 @@ impl Executor {
                             reason,
                         },
                     };
-                    if let Issued::Rejected { code } =
-                        self.issue(id, correlation, &step, command).await?
-                    {
-                        tracing::info!(autopayment = %id, run, code, "autopayment run not recorded");
+                    match self.issue(id, correlation, &step, command).await? {
+                        Issued::Accepted => None,
+                        Issued::Rejected { code } => {
+                            tracing::info!(autopayment = %id, run, code, "autopayment run not recorded");
+                            Some(Input::RecordRefused { run })
+                        }
                     }
-                    None
                 }
                 Action::WakeAt(_) => None,
             };

@@ -42,9 +42,8 @@
 //!   its `max_failures` (the record of the failure that reaches it pauses it, in the same
 //!   command); a run is in flight (started, or being recorded) for at most 15 minutes of
 //!   simulated time after it fell due (checked whenever its instance wakes). A run whose
-//!   payment was started before a pause or cancellation committed is
-//!   abandoned when the process applies it: the payment goes on, the run is not recorded
-//!   (the report counts these).
+//!   payment was started before a pause or cancellation committed is still followed and
+//!   recorded (the report counts these), and the process is idle after it.
 //!
 //! Checked once the run has quiesced (no operation left, every queue drained, every event
 //! delivered, every timer fired and the payment process idle):
@@ -56,8 +55,8 @@
 //!   has applied its partition's last event; every writer cache entry equals the committed
 //!   state; every active autopayment's instance is scheduled at the client's `next_run`
 //!   (its timer at that run's time) and every paused or cancelled one idle with no timer —
-//!   nothing running or recording; every run that started a payment was recorded, or was
-//!   abandoned by a pause or cancellation.
+//!   nothing running or recording; every run that started a payment was recorded, whatever
+//!   paused or cancelled the autopayment while it was in flight.
 
 use std::fmt;
 

@@ -136,8 +136,8 @@ pub struct Report {
     pub autopayment_runs_succeeded: u64,
     /// Runs recorded as failed (each with the client's notice queued once).
     pub autopayment_runs_failed: u64,
-    /// Runs in flight when the process applied a pause or cancellation (not recorded).
-    pub autopayment_runs_abandoned: u64,
+    /// Runs in flight when the process applied a pause or cancellation (recorded after).
+    pub autopayment_runs_in_flight_at_stop: u64,
     /// Failed-run notices queued for clients.
     pub autopayment_notices: u64,
     /// Simulated time the run covered, in seconds.
@@ -209,14 +209,14 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "autopayments: {} starts ({} refused as not due), {} payments; runs recorded: {} succeeded, {} failed ({} notices); {} abandoned in flight",
+            "autopayments: {} starts ({} refused as not due), {} payments; runs recorded: {} succeeded, {} failed ({} notices); {} in flight at a pause or cancellation",
             self.autopayment_starts,
             self.autopayment_starts_not_due,
             self.autopayment_payments,
             self.autopayment_runs_succeeded,
             self.autopayment_runs_failed,
             self.autopayment_notices,
-            self.autopayment_runs_abandoned
+            self.autopayment_runs_in_flight_at_stop
         )?;
         let faults: Vec<String> = self
             .faults

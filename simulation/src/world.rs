@@ -88,6 +88,8 @@ enum Reply {
     Credit { instance: Uuid },
     /// The start of an autopayment's run: a refusal is stepped into the instance.
     AutoStart { autopayment: Uuid, run: u32 },
+    /// The record of an autopayment's run: a refusal is stepped into the instance.
+    AutoRecord { autopayment: Uuid, run: u32 },
     /// Another command of a process: the answer is only logged.
     Platform,
 }
@@ -1783,6 +1785,18 @@ impl<'c> World<'c> {
                     _ => None,
                 };
                 self.start_answered(autopayment, run, refused);
+            }
+            Reply::AutoRecord { autopayment, run } => {
+                if let Answer::Outcome {
+                    outcome: Outcome::Rejected { .. },
+                    ..
+                } = answer
+                {
+                    self.advance_autopayment(
+                        autopayment,
+                        etr_domain::autopayment::Input::RecordRefused { run },
+                    );
+                }
             }
             Reply::Platform => {}
         }

@@ -2355,6 +2355,12 @@ pub async fn check_autopayments(
                 continue;
             };
             runs_started += 1;
+            // A run in flight when the autopayment was cancelled is recorded all the same.
+            if !runs.iter().any(|r| r.0 == run) {
+                wrong.push(format!(
+                    "autopayment {autopayment} run {run}: its payment {payment_id} started at {at:?} and the run was never recorded"
+                ));
+            }
             if let Some(cancel) = cancels.first() {
                 if cancel.0 == at.0 && cancel.1 < at.1 {
                     wrong.push(format!(
@@ -2377,7 +2383,7 @@ pub async fn check_autopayments(
             .map(|(id, state)| format!("autopayment {id}'s process is not idle: {state}")),
     );
     checks.check(
-        "each autopayment run recorded once with its payment's outcome, none started after the cancellation, every autopayment cancelled and idle",
+        "each autopayment run recorded once with its payment's outcome, every started run recorded, none started after the cancellation, every autopayment cancelled and idle",
         wrong.is_empty(),
         || format!("{} autopayments, {runs_started} run payments: {}", created.len(), wrong[..wrong.len().min(10)].join("; ")),
     );

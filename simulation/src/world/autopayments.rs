@@ -45,9 +45,8 @@ pub(super) struct Book {
     failures: BTreeMap<Uuid, u32>,
     /// The payment each run started: (autopayment, run) → payment id.
     runs: BTreeMap<(Uuid, u32), Uuid>,
-    /// Runs in flight when the tracker applied a pause or cancellation: the process stops
-    /// following them.
-    abandoned: BTreeSet<(Uuid, u32)>,
+    /// Runs in flight when the tracker applied a pause or cancellation (recorded after).
+    in_flight_at_stop: BTreeSet<(Uuid, u32)>,
     /// Failed runs whose notice the tracker queued.
     notices: BTreeSet<(Uuid, u32)>,
 }
@@ -80,23 +79,6 @@ fn fraud_control(payment_id: Uuid) -> FraudVerdict {
         }
     } else {
         FraudVerdict::Approved
-    }
-}
-
-fn order_of(state: &auto::State) -> &Order {
-    match state {
-        auto::State::Scheduled { order, .. }
-        | auto::State::Running { order, .. }
-        | auto::State::Recording { order, .. }
-        | auto::State::Idle { order } => order,
-    }
-}
-
-/// The run in flight (started, or being recorded).
-fn in_flight(state: &auto::State) -> Option<u32> {
-    match state {
-        auto::State::Running { run, .. } | auto::State::Recording { run, .. } => Some(*run),
-        _ => None,
     }
 }
 
@@ -133,59 +115,30 @@ impl World<'_> {
             return;
         };
         let envelope = &committed.envelope;
-        let id = match e {
-            C::AutopaymentCreated { autopayment_id, .. }
-            | C::AutopaymentRunRecorded { autopayment_id, .. }
-            | C::AutopaymentResumed { autopayment_id, .. }
-            | C::AutopaymentPaused { autopayment_id, .. }
-            | C::AutopaymentCancelled { autopayment_id } => *autopayment_id,
-            _ => return,
+        let Some(id) = Input::autopayment_of(e) else {
+            return;
         };
         let known = self.autos.get(&id).cloned();
-        let order = match (e, known.as_ref().map(|i| order_of(&i.state))) {
-            (C::AutopaymentCreated { schedule, .. }, _) => Order {
-                client_id: envelope.client_id,
-                autopayment_id: id,
-                schedule: *schedule,
-            },
-            (_, Some(order)) => order.clone(),
-            (_, None) => return,
+        let order = known.as_ref().map(|i| i.state.order());
+        let Some(input) = Input::of_event(e, envelope.client_id, order) else {
+            return;
         };
-        let input = match e {
-            C::AutopaymentCreated { .. } => Input::Scheduled {
-                run: 0,
-                at: order.schedule.run_at(0),
-                order,
-            },
-            C::AutopaymentRunRecorded {
-                next_run,
-                run,
-                succeeded,
-                ..
-            } => {
-                if !succeeded && self.autos_book.notices.insert((id, *run)) {
-                    self.report.autopayment_notices += 1;
-                }
-                Input::Scheduled {
-                    run: *next_run,
-                    at: order.schedule.run_at(*next_run),
-                    order,
-                }
+        if let C::AutopaymentRunRecorded {
+            run,
+            succeeded: false,
+            ..
+        } = e
+        {
+            if self.autos_book.notices.insert((id, *run)) {
+                self.report.autopayment_notices += 1;
             }
-            C::AutopaymentResumed { next_run, .. } => Input::Scheduled {
-                run: *next_run,
-                at: order.schedule.run_at(*next_run),
-                order,
-            },
-            _ => {
-                if let Some(run) = known.as_ref().and_then(|i| in_flight(&i.state)) {
-                    if self.autos_book.abandoned.insert((id, run)) {
-                        self.report.autopayment_runs_abandoned += 1;
-                    }
-                }
-                Input::Stopped
+        }
+        let in_flight = known.as_ref().and_then(|i| i.state.in_flight());
+        if let (Input::Stopped, Some(run)) = (&input, in_flight) {
+            if self.autos_book.in_flight_at_stop.insert((id, run)) {
+                self.report.autopayment_runs_in_flight_at_stop += 1;
             }
-        };
+        }
         let (state, actions) = auto::step(known.as_ref().map(|i| i.state.clone()), input);
         let Some(state) = state else { return };
         self.trace(id, || {
@@ -273,8 +226,8 @@ impl World<'_> {
             let Some(instance) = self.autos.get(&id).cloned() else {
                 continue;
             };
-            if let auto::State::Running { order, run } | auto::State::Recording { order, run, .. } =
-                &instance.state
+            if let auto::State::Running { order, run, .. }
+            | auto::State::Recording { order, run, .. } = &instance.state
             {
                 self.report.checks += 1;
                 let fell_due = order.schedule.run_at(*run);
@@ -358,7 +311,11 @@ impl World<'_> {
                             reason,
                         },
                     };
-                    self.issue_autopayment(id, &step, command, Reply::Platform);
+                    let reply = Reply::AutoRecord {
+                        autopayment: id,
+                        run,
+                    };
+                    self.issue_autopayment(id, &step, command, reply);
                     None
                 }
                 auto::Action::WakeAt(_) => None,
@@ -631,8 +588,7 @@ impl World<'_> {
 
     /// The autopayment invariants of a quiesced run: every active autopayment's instance is
     /// scheduled at its next run, every paused or cancelled one idle; every run that started a
-    /// payment was recorded, or was in flight when the process applied a pause or
-    /// cancellation.
+    /// payment was recorded, whatever paused or cancelled it meanwhile.
     pub(super) fn final_autopayment_checks(&self, problems: &mut Vec<String>) {
         for part in &self.parts {
             for (t, (_, state)) in &part.replayed {
@@ -671,9 +627,7 @@ impl World<'_> {
             }
         }
         for ((a, run), payment_id) in &self.autos_book.runs {
-            if !self.autos_book.recorded.contains(&(*a, *run))
-                && !self.autos_book.abandoned.contains(&(*a, *run))
-            {
+            if !self.autos_book.recorded.contains(&(*a, *run)) {
                 problems.push(format!(
                     "run {run} of autopayment {a} started payment {payment_id} and was never recorded"
                 ));
