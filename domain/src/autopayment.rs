@@ -195,11 +195,29 @@ pub struct Autopayment {
     /// The last [`KEPT_RUNS`] runs, oldest first.
     pub runs: Vec<Run>,
     pub pause_reason: Option<String>,
+    /// The run that was due when a resumption moved the schedule past it: its payment may
+    /// have been started before the pause, so its record is still taken — without counting
+    /// in the failures in a row since the resumption. Cleared by the next recorded run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_past: Option<u32>,
 }
 
 impl Autopayment {
     pub fn next_run_at(&self) -> OffsetDateTime {
         self.schedule.run_at(self.next_run)
+    }
+
+    /// The failed runs in a row once run `run` is recorded as `succeeded` or not: a success
+    /// starts again from 0; the run a resumption passed over ([`Autopayment::resumed_past`])
+    /// does not count — the resumption started the count again.
+    pub fn failures_after(&self, run: u32, succeeded: bool) -> u32 {
+        if self.resumed_past == Some(run) {
+            self.consecutive_failures
+        } else if succeeded {
+            0
+        } else {
+            self.consecutive_failures + 1
+        }
     }
 }
 
@@ -239,6 +257,27 @@ impl DueRun {
             })
         }
     }
+}
+
+/// The code of a run that cannot start because its template is gone.
+pub const TEMPLATE_MISSING: &str = "template_missing";
+
+/// The template run `run` pays from, as the client's committed state `client` has it.
+/// Errors, as the code the process is fed ([`Input::start_refused`]): [`RUN_NOT_DUE`] unless
+/// the autopayment is active and at that run — checked first, so that the run of a paused or
+/// cancelled autopayment ends as not due and never as a failed run; [`TEMPLATE_MISSING`] when
+/// its template is gone.
+pub fn run_template<'a>(
+    client: &'a crate::client::Client,
+    run: &DueRun,
+) -> Result<&'a Template, String> {
+    run.check(&client.autopayments)
+        .map_err(|_| RUN_NOT_DUE.to_owned())?;
+    client
+        .autopayments
+        .get(&run.autopayment_id)
+        .and_then(|a| client.templates.get(&a.template_id))
+        .ok_or_else(|| TEMPLATE_MISSING.to_owned())
 }
 
 // ---- the process --------------------------------------------------------------------------
@@ -328,7 +367,9 @@ impl State {
     }
 }
 
-/// What happens to the process.
+/// What happens to the process. The runner's answers name the run they are about and are
+/// stepped only while that run is in flight: an answer that arrives late, after the process
+/// has moved on to another run, changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// The autopayment was created or resumed: run `run` is due at `at`.
@@ -349,8 +390,9 @@ pub enum Input {
     Due {
         now: OffsetDateTime,
     },
-    /// The start of the run's payment was refused by the command side (limits, funds…).
+    /// The start of run `run`'s payment was refused by the command side (limits, funds…).
     StartRefused {
+        run: u32,
         now: OffsetDateTime,
         code: String,
     },
@@ -360,14 +402,16 @@ pub enum Input {
     RunNotDue {
         run: u32,
     },
-    /// The run's payment is final (`succeeded`, or the reason it failed / was cancelled).
+    /// Run `run`'s payment is final (`succeeded`, or the reason it failed / was cancelled).
     PaymentFinal {
+        run: u32,
         now: OffsetDateTime,
         succeeded: bool,
         reason: Option<String>,
     },
-    /// The run's payment is still in flight.
+    /// Run `run`'s payment is still in flight.
     PaymentPending {
+        run: u32,
         now: OffsetDateTime,
     },
     /// The run's payment does not exist: its start was not committed (the command side gave
@@ -375,6 +419,7 @@ pub enum Input {
     /// the step and sending it). The start is sent again under the same command id, which
     /// the command side decides once.
     PaymentMissing {
+        run: u32,
         now: OffsetDateTime,
     },
     /// The record of run `run` was refused (the client has it already, or no such
@@ -445,7 +490,26 @@ impl Input {
         if code == RUN_NOT_DUE {
             Input::RunNotDue { run }
         } else {
-            Input::StartRefused { now, code }
+            Input::StartRefused { run, now, code }
+        }
+    }
+
+    /// The input for what the runner read of run `run`'s payment: [`Input::PaymentFinal`],
+    /// [`Input::PaymentPending`], or [`Input::PaymentMissing`] when there is none.
+    pub fn of_payment(
+        run: u32,
+        now: OffsetDateTime,
+        payment: Option<&crate::payment::Payment>,
+    ) -> Input {
+        match payment {
+            Some(p) if p.status.is_final() => Input::PaymentFinal {
+                run,
+                now,
+                succeeded: p.status == crate::payment::Status::Succeeded,
+                reason: p.failure_reason.clone(),
+            },
+            Some(_) => Input::PaymentPending { run, now },
+            None => Input::PaymentMissing { run, now },
         }
     }
 }
@@ -463,9 +527,8 @@ pub enum Action {
         run: DueRun,
         order: Order,
     },
-    /// Read the payment's committed state and feed `PaymentFinal`, `PaymentPending`, or
-    /// `PaymentMissing` when there is no payment.
-    CheckPayment { payment_id: Uuid },
+    /// Read run `run`'s payment's committed state and feed [`Input::of_payment`] of it.
+    CheckPayment { run: u32, payment_id: Uuid },
     /// Record the run on the client under the step id `step` (`run-<n>/record`); feed
     /// `RecordRefused` when the client refuses it.
     Record {
@@ -611,8 +674,8 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
                 run,
                 meanwhile,
             }),
-            Input::PaymentMissing { now },
-        ) => {
+            Input::PaymentMissing { run: answered, now },
+        ) if answered == run => {
             let start = start_payment(&order, run);
             (
                 Some(State::Running {
@@ -632,6 +695,7 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
             Input::Due { now },
         ) => {
             let check = Action::CheckPayment {
+                run,
                 payment_id: run_payment_id(order.autopayment_id, run),
             };
             (
@@ -649,8 +713,12 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
                 run,
                 meanwhile,
             }),
-            Input::StartRefused { now, code },
-        ) => record(order, run, false, Some(code), meanwhile, now),
+            Input::StartRefused {
+                run: answered,
+                now,
+                code,
+            },
+        ) if answered == run => record(order, run, false, Some(code), meanwhile, now),
         // Not due as committed: a pause, a cancellation or a recorded run the process has
         // not seen yet. Nothing was paid, so nothing is recorded; what follows is what was
         // learned meanwhile, or the event on its way.
@@ -669,19 +737,20 @@ pub fn step(state: Option<State>, input: Input) -> (Option<State>, Vec<Action>) 
                 meanwhile,
             }),
             Input::PaymentFinal {
+                run: answered,
                 now,
                 succeeded,
                 reason,
             },
-        ) => record(order, run, succeeded, reason, meanwhile, now),
+        ) if answered == run => record(order, run, succeeded, reason, meanwhile, now),
         (
             Some(State::Running {
                 order,
                 run,
                 meanwhile,
             }),
-            Input::PaymentPending { now },
-        ) => (
+            Input::PaymentPending { run: answered, now },
+        ) if answered == run => (
             Some(State::Running {
                 order,
                 run,

@@ -290,12 +290,13 @@ pub enum Command {
         autopayment_id: Uuid,
     },
     /// The autopayment process records run `run` (its payment and outcome); the next run is
-    /// the first scheduled after now (or the one a resumption set, if later), and an active
-    /// autopayment pauses at `max_failures` failures in a row. The run is the one due, or an
-    /// earlier one not recorded yet when a resumption moved the schedule on while it was in
-    /// flight; a run in flight when the autopayment was paused or cancelled is still
-    /// recorded (its payment was started while it was active). Errors: [`Error::Invalid`]
-    /// for a run recorded already or not due yet, or no such autopayment.
+    /// the first scheduled after now, and an active autopayment pauses at `max_failures`
+    /// failures in a row. The run is the one due — also when the autopayment was paused or
+    /// cancelled while it was in flight (its payment was started while it was active) — or
+    /// the one a resumption passed over ([`auto::Autopayment::resumed_past`]), which leaves
+    /// the next run and the failures in a row as the resumption set them. Errors:
+    /// [`Error::Invalid`] for any other run (recorded already, or never due), or no such
+    /// autopayment.
     RecordAutopaymentRun {
         autopayment_id: Uuid,
         run: u32,
@@ -987,27 +988,29 @@ fn decide_autopayments(
             reason,
         } => {
             let a = find(autopayment_id)?;
-            let last_recorded = a.runs.last().map(|r| r.run);
-            if *run > a.next_run || last_recorded.is_some_and(|last| *run <= last) {
+            let passed_over = a.resumed_past == Some(*run);
+            let recorded_already = a.runs.last().is_some_and(|last| *run <= last.run);
+            if (*run != a.next_run && !passed_over) || recorded_already {
                 return Err(Error::Invalid(format!(
                     "run {run} of autopayment {autopayment_id} is recorded already or not due \
                      (due: {})",
                     a.next_run
                 )));
             }
+            let next_run = if passed_over {
+                a.next_run
+            } else {
+                a.schedule.next_run_after(*run, now)
+            };
             let mut events = vec![Event::AutopaymentRunRecorded {
                 autopayment_id: *autopayment_id,
                 run: *run,
                 payment_id: *payment_id,
                 succeeded: *succeeded,
                 reason: reason.clone(),
-                next_run: a.schedule.next_run_after(*run, now).max(a.next_run),
+                next_run,
             }];
-            let failures = if *succeeded {
-                0
-            } else {
-                a.consecutive_failures + 1
-            };
+            let failures = a.failures_after(*run, *succeeded);
             if failures >= a.max_failures && a.status == auto::Status::Active {
                 events.push(Event::AutopaymentPaused {
                     autopayment_id: *autopayment_id,
@@ -1077,6 +1080,7 @@ pub fn evolve(mut state: Client, event: &Event) -> Client {
                     consecutive_failures: 0,
                     runs: Vec::new(),
                     pause_reason: None,
+                    resumed_past: None,
                 },
             );
         }
@@ -1098,11 +1102,8 @@ pub fn evolve(mut state: Client, event: &Event) -> Client {
                 if a.runs.len() > auto::KEPT_RUNS {
                     a.runs.remove(0);
                 }
-                a.consecutive_failures = if *succeeded {
-                    0
-                } else {
-                    a.consecutive_failures + 1
-                };
+                a.consecutive_failures = a.failures_after(*run, *succeeded);
+                a.resumed_past = None;
                 a.next_run = *next_run;
             }
         }
@@ -1120,6 +1121,9 @@ pub fn evolve(mut state: Client, event: &Event) -> Client {
             next_run,
         } => {
             if let Some(a) = state.autopayments.get_mut(autopayment_id) {
+                if *next_run != a.next_run {
+                    a.resumed_past = a.resumed_past.or(Some(a.next_run));
+                }
                 a.status = auto::Status::Active;
                 a.pause_reason = None;
                 a.consecutive_failures = 0;

@@ -274,19 +274,14 @@ fn perform(
                     Err(e) => Input::start_refused(run.run, w.now, e.code().into()),
                 }
             }
-            Action::CheckPayment { payment_id } => {
-                match w.states.get(&AggregateRef::payment(payment_id)) {
-                    Some(etr_domain::State::Payment(p)) if p.status.is_final() => {
-                        Input::PaymentFinal {
-                            now: w.now,
-                            succeeded: p.status == etr_domain::payment::Status::Succeeded,
-                            reason: p.failure_reason.clone(),
-                        }
-                    }
-                    // Its start never committed: the process sends it again.
-                    None => Input::PaymentMissing { now: w.now },
-                    Some(_) => Input::PaymentPending { now: w.now },
-                }
+            Action::CheckPayment { run, payment_id } => {
+                let payment = match w.states.get(&AggregateRef::payment(payment_id)) {
+                    Some(etr_domain::State::Payment(p)) => Some(p),
+                    _ => None,
+                };
+                // A payment whose start never committed is missing: the process sends it
+                // again.
+                Input::of_payment(run, w.now, payment)
             }
             Action::Record {
                 order,
@@ -464,7 +459,7 @@ fn a_run_whose_start_was_lost_is_started_again_and_recorded() {
     // the same step.
     w.now += autopayment::POLL;
     let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
-    let missing = autopayment::step(state.clone(), Input::PaymentMissing { now: w.now }).1;
+    let missing = autopayment::step(state.clone(), Input::PaymentMissing { run: 0, now: w.now }).1;
     assert!(
         missing.iter().any(|a| matches!(
             a,
@@ -656,4 +651,130 @@ fn a_run_recorded_already_or_not_due_yet_is_refused() {
     assert_eq!(w.client(record(0)).unwrap(), ["AutopaymentRunRecorded"]);
     assert_eq!(w.autopayment().next_run, 1);
     assert!(w.client(record(0)).is_err(), "run 0 is recorded already");
+}
+
+/// A run a resumption passed over (in flight when the client paused) is recorded once, and
+/// its failure does not count in the failures in a row since the resumption — whether its
+/// record lands before or after the resumption, the streak after it starts from 0. No other
+/// run but the one due is taken.
+#[test]
+fn a_run_passed_over_by_a_resumption_is_recorded_once_and_not_counted_since() {
+    let (mut w, _, first) = with_daily_autopayment();
+    let record = |run: u32, succeeded: bool| client::Command::RecordAutopaymentRun {
+        autopayment_id: AUTO,
+        run,
+        payment_id: autopayment::run_payment_id(AUTO, run),
+        succeeded,
+        reason: (!succeeded).then(|| "insufficient_funds".to_owned()),
+    };
+    w.now = first + Duration::seconds(1);
+    w.client(client::Command::PauseAutopayment {
+        autopayment_id: AUTO,
+        reason: "holiday".into(),
+    })
+    .unwrap();
+    w.now += Duration::days(3);
+    w.client(client::Command::ResumeAutopayment {
+        autopayment_id: AUTO,
+    })
+    .unwrap();
+    assert_eq!(w.autopayment().next_run, 4);
+    assert_eq!(w.autopayment().resumed_past, Some(0));
+    for never_due in [1, 2, 3, 5] {
+        assert!(
+            w.client(record(never_due, true)).is_err(),
+            "run {never_due}"
+        );
+    }
+    assert_eq!(
+        w.client(record(0, false)).unwrap(),
+        ["AutopaymentRunRecorded"]
+    );
+    let a = w.autopayment();
+    assert_eq!((a.next_run, a.consecutive_failures), (4, 0));
+    assert_eq!(a.status, autopayment::Status::Active);
+    assert_eq!(a.resumed_past, None);
+    assert!(w.client(record(0, false)).is_err(), "recorded already");
+    // The runs after the resumption count as usual.
+    w.now = a.next_run_at() + Duration::seconds(1);
+    w.client(record(4, false)).unwrap();
+    assert_eq!(w.autopayment().consecutive_failures, 1);
+}
+
+/// Regression: the runner read the template before the autopayment's state, so a run that
+/// fell due just as the client cancelled the autopayment and deleted its template ended as
+/// a failed run (`template_missing`) — recorded on a cancelled autopayment, with a failure
+/// notice to the client — instead of as a run not due.
+#[test]
+fn a_run_of_a_cancelled_autopayment_whose_template_is_gone_is_not_due_not_failed() {
+    let (mut w, order, first) = with_daily_autopayment();
+    let (state, _) = autopayment::step(
+        None,
+        Input::Scheduled {
+            order,
+            run: 0,
+            at: first,
+        },
+    );
+    w.now = first + Duration::seconds(1);
+    let (state, _) = autopayment::step(state, Input::Due { now: w.now });
+    w.client(client::Command::CancelAutopayment {
+        autopayment_id: AUTO,
+    })
+    .unwrap();
+    w.client(client::Command::DeleteTemplate {
+        template_id: TEMPLATE,
+    })
+    .unwrap();
+    let due = autopayment::DueRun {
+        autopayment_id: AUTO,
+        run: 0,
+    };
+    let client = wallet::client_of(&w.states, CLIENT);
+    let refused = autopayment::run_template(&client, &due);
+    assert_eq!(refused, Err(autopayment::RUN_NOT_DUE.to_owned()));
+    let (state, actions) = autopayment::step(
+        state,
+        Input::start_refused(0, w.now, autopayment::RUN_NOT_DUE.into()),
+    );
+    assert!(matches!(state, Some(State::Idle { .. })), "{state:?}");
+    assert_eq!(actions, vec![Action::WakeAt(None)]);
+    assert!(w.autopayment().runs.is_empty());
+}
+
+/// Regression: the runner's answers did not say which run they were about, so an answer
+/// that arrived late — a payment read, or a start refused, for run 3 after another runner
+/// had recorded run 3 and started run 4 — was taken as run 4's outcome. Each answer now
+/// names its run and changes nothing while another run is in flight.
+#[test]
+fn an_answer_about_another_run_changes_nothing() {
+    let (_, order, first) = with_daily_autopayment();
+    let running = Some(State::Running {
+        order,
+        run: 4,
+        meanwhile: autopayment::Meanwhile::Nothing,
+    });
+    let now = first + Duration::days(4);
+    let late = [
+        Input::PaymentFinal {
+            run: 3,
+            now,
+            succeeded: true,
+            reason: None,
+        },
+        Input::PaymentPending { run: 3, now },
+        Input::PaymentMissing { run: 3, now },
+        Input::StartRefused {
+            run: 3,
+            now,
+            code: "insufficient_funds".into(),
+        },
+        Input::RunNotDue { run: 3 },
+        Input::RecordRefused { run: 3 },
+    ];
+    for input in late {
+        let (state, actions) = autopayment::step(running.clone(), input.clone());
+        assert_eq!(state, running, "{input:?}");
+        assert!(actions.is_empty(), "{input:?}: {actions:?}");
+    }
 }

@@ -14,7 +14,7 @@
 //!   payment to its final status, and records the run on the client under
 //!   `…/run-<n>/record`. A crash anywhere repeats the step under the same command id.
 
-use etr_domain::autopayment::{step, Action, DueRun, Input, Order, State, PROCESS};
+use etr_domain::autopayment::{self, step, Action, DueRun, Input, Order, State, PROCESS};
 use etr_domain::ids::platform_command_id;
 use etr_domain::payment;
 use etr_domain::ports::{FraudControl, PaymentOrder};
@@ -178,24 +178,18 @@ impl Executor {
                     .start(&order, payment_id, run, correlation, &step)
                     .await?
                     .map(|code| Input::start_refused(run.run, now, code)),
-                Action::CheckPayment { payment_id } => {
+                Action::CheckPayment { run, payment_id } => {
                     let state = self
                         .commands
                         .state(AggregateRef::payment(payment_id))
                         .await
                         .map_err(Error::CommandNotTaken)?;
-                    Some(match state {
-                        Some(etr_domain::State::Payment(p)) if p.status.is_final() => {
-                            Input::PaymentFinal {
-                                now,
-                                succeeded: p.status == payment::Status::Succeeded,
-                                reason: p.failure_reason,
-                            }
-                        }
-                        // Its start never committed: it is sent again.
-                        None => Input::PaymentMissing { now },
-                        _ => Input::PaymentPending { now },
-                    })
+                    let payment = match &state {
+                        Some(etr_domain::State::Payment(p)) => Some(p),
+                        _ => None,
+                    };
+                    // A payment whose start never committed is missing: it is sent again.
+                    Some(Input::of_payment(run, now, payment))
                 }
                 Action::Record {
                     step,
@@ -233,7 +227,8 @@ impl Executor {
     }
 
     /// Starts the run's payment from the template the client has now; `Some(code)` when it
-    /// was refused (or the template is gone).
+    /// was refused, or cannot start ([`autopayment::run_template`]: not due as committed, or
+    /// the template is gone).
     async fn start(
         &self,
         order: &Order,
@@ -248,15 +243,12 @@ impl Executor {
             .await
             .map_err(Error::CommandNotTaken)?;
         let template = match &state {
-            Some(etr_domain::State::Client(c)) => c
-                .autopayments
-                .get(&order.autopayment_id)
-                .and_then(|a| c.templates.get(&a.template_id))
-                .cloned(),
-            _ => None,
+            Some(etr_domain::State::Client(c)) => autopayment::run_template(c, &run).cloned(),
+            _ => Err(autopayment::TEMPLATE_MISSING.to_owned()),
         };
-        let Some(template) = template else {
-            return Ok(Some("template_missing".into()));
+        let template = match template {
+            Ok(template) => template,
+            Err(code) => return Ok(Some(code)),
         };
         let commission = match self.catalogues.current(&self.pool).await {
             Ok(Some(current)) => match current.catalogue.payment_commission(

@@ -43,6 +43,9 @@ pub(super) struct Book {
     /// Failed runs in a row per autopayment as the log tells them (a success or a
     /// resumption starts again from 0).
     failures: BTreeMap<Uuid, u32>,
+    /// The next run each autopayment's last resumption set: a run below it recorded after
+    /// the resumption was started before it, and is not counted in the failures since.
+    resumed_to: BTreeMap<Uuid, u32>,
     /// The payment each run started: (autopayment, run) → payment id.
     runs: BTreeMap<(Uuid, u32), Uuid>,
     /// Runs in flight when the tracker applied a pause or cancellation (recorded after).
@@ -268,29 +271,27 @@ impl World<'_> {
                     order,
                 } => self
                     .start_run(&order, payment_id, run, &step)
-                    .map(|code| Input::StartRefused { now, code }),
-                auto::Action::CheckPayment { payment_id } => {
+                    .map(|code| Input::start_refused(run.run, now, code)),
+                auto::Action::CheckPayment { run, payment_id } => {
                     let pay = self
                         .partition_of_payment(payment_id)
                         .and_then(|p| self.payment(p, payment_id));
+                    let bugs = &self.cfg.bugs;
                     Some(match pay {
-                        Some(p) if p.status.is_final() => Input::PaymentFinal {
-                            now,
-                            succeeded: p.status == payment::Status::Succeeded,
-                            reason: p.failure_reason,
-                        },
-                        // Its start never committed: it is sent again.
-                        None if !self.cfg.bugs.autopayment_missing_as_pending => {
-                            Input::PaymentMissing { now }
+                        None if bugs.autopayment_missing_as_pending => {
+                            Input::PaymentPending { run, now }
                         }
-                        Some(p) if self.cfg.bugs.autopayment_pending_as_failed => {
+                        Some(p) if !p.status.is_final() && bugs.autopayment_pending_as_failed => {
                             Input::PaymentFinal {
+                                run,
                                 now,
                                 succeeded: false,
                                 reason: Some(format!("still {}", p.status.label())),
                             }
                         }
-                        _ => Input::PaymentPending { now },
+                        // A payment whose start never committed is missing: it is sent
+                        // again.
+                        pay => Input::of_payment(run, now, pay.as_ref()),
                     })
                 }
                 auto::Action::Record {
@@ -337,30 +338,25 @@ impl World<'_> {
         self.perform_autopayment(id, actions);
     }
 
-    /// The answer to a run's start (the runner awaits it: it is its instance's while the
-    /// instance still runs that run): a refusal is stepped in; an acceptance is followed by
+    /// The answer to a run's start (the runner awaits it): a refusal is stepped in — the
+    /// process takes it only while it still runs that run; an acceptance is followed by
     /// reading the payment when the instance wakes; no answer is retried when due.
     pub(super) fn start_answered(&mut self, autopayment: Uuid, run: u32, refused: Option<String>) {
         let Some(code) = refused else { return };
-        let running = matches!(
-            self.autos.get(&autopayment).map(|i| &i.state),
-            Some(auto::State::Running { run: r, .. }) if *r == run
-        );
         if code == auto::RUN_NOT_DUE {
             self.report.autopayment_starts_not_due += 1;
         }
-        if running {
-            let now = self.now;
-            // Not due as committed (paused, cancelled, or the run recorded): the process
-            // waits, idle, for that event; any other refusal is a failed run.
-            self.advance_autopayment(autopayment, Input::start_refused(run, now, code));
-        }
+        // Not due as committed (paused, cancelled, or the run recorded): what follows is the
+        // event on its way; any other refusal is a failed run.
+        let now = self.now;
+        self.advance_autopayment(autopayment, Input::start_refused(run, now, code));
     }
 
     /// The runner's `start`: the run's payment from the template in the client's committed
     /// state (fraud control first, the processing dictionary's commission), the same
     /// `StartPayment` a client sends, under `platform:autopayments/<id>/run-<n>/start`.
-    /// `Some(code)` when there is no template to start from.
+    /// `Some(code)` when it cannot start ([`auto::run_template`]: not due as committed, or
+    /// the template is gone).
     fn start_run(
         &mut self,
         order: &Order,
@@ -373,15 +369,12 @@ impl World<'_> {
             .replayed
             .get(&AggregateRef::client(order.client_id))
         {
-            Some((_, State::Client(c))) => c
-                .autopayments
-                .get(&order.autopayment_id)
-                .and_then(|a| c.templates.get(&a.template_id))
-                .cloned(),
-            _ => None,
+            Some((_, State::Client(c))) => auto::run_template(c, &due).cloned(),
+            _ => Err(auto::TEMPLATE_MISSING.to_owned()),
         };
-        let Some(template) = template else {
-            return Some("template_missing".into());
+        let template = match template {
+            Ok(template) => template,
+            Err(code) => return Some(code),
         };
         let run = run_of_step(step).unwrap_or(u32::MAX);
         self.report.autopayment_starts += 1;
@@ -531,14 +524,27 @@ impl World<'_> {
                     )),
                     None => {}
                 }
+                let before_resumption = self
+                    .autos_book
+                    .resumed_to
+                    .get(a)
+                    .is_some_and(|resumed| run < resumed);
                 let failures = self.autos_book.failures.entry(*a).or_default();
-                *failures = if *succeeded { 0 } else { *failures + 1 };
+                if !before_resumption {
+                    *failures = if *succeeded { 0 } else { *failures + 1 };
+                }
                 for detail in problems {
                     self.violated(Invariant::Autopayments, detail);
                 }
             }
-            Event::Client(C::AutopaymentResumed { autopayment_id, .. }) => {
+            Event::Client(C::AutopaymentResumed {
+                autopayment_id,
+                next_run,
+            }) => {
                 self.autos_book.failures.insert(*autopayment_id, 0);
+                self.autos_book
+                    .resumed_to
+                    .insert(*autopayment_id, *next_run);
             }
             _ => {}
         }
