@@ -201,6 +201,23 @@ fn templates_and_autopayments_are_checked_and_a_used_template_is_kept() {
     );
 }
 
+/// [`with_daily_autopayment`] with the process scheduled and the clock one second past the
+/// first run: the run falls due (the state and actions of that step).
+fn first_run_falls_due() -> (World, Option<State>, Vec<Action>) {
+    let (mut w, order, first) = with_daily_autopayment();
+    let (state, _) = autopayment::step(
+        None,
+        Input::Scheduled {
+            order,
+            run: 0,
+            at: first,
+        },
+    );
+    w.now = first + Duration::seconds(1);
+    let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+    (w, state, actions)
+}
+
 /// The tracker: the client's events stepped into the process.
 fn track(mut state: Option<State>, events: &[etr_domain::Event]) -> Option<State> {
     for event in events {
@@ -385,19 +402,9 @@ fn an_autopayment_runs_when_due_records_every_run_and_pauses_after_failures_in_a
 #[test]
 fn a_run_started_after_the_autopayment_was_paused_or_cancelled_pays_nothing() {
     for stop in ["pause", "cancel"] {
-        let (mut w, order, first) = with_daily_autopayment();
-        let (state, _) = autopayment::step(
-            None,
-            Input::Scheduled {
-                order,
-                run: 0,
-                at: first,
-            },
-        );
+        let (mut w, state, actions) = first_run_falls_due();
         // The run falls due; the client stops the autopayment before the start is decided
         // (the process has not seen that event yet).
-        w.now = first + Duration::seconds(1);
-        let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
         assert!(matches!(state, Some(State::Running { run: 0, .. })));
         let stopped = match stop {
             "pause" => w.client(client::Command::PauseAutopayment {
@@ -439,18 +446,8 @@ fn a_run_started_after_the_autopayment_was_paused_or_cancelled_pays_nothing() {
 /// never ran again. A missing payment now sends the start again under the same command id.
 #[test]
 fn a_run_whose_start_was_lost_is_started_again_and_recorded() {
-    let (mut w, order, first) = with_daily_autopayment();
-    let (state, _) = autopayment::step(
-        None,
-        Input::Scheduled {
-            order,
-            run: 0,
-            at: first,
-        },
-    );
+    let (mut w, state, actions) = first_run_falls_due();
     // The run falls due; its start is stored as sent but never reaches the command side.
-    w.now = first + Duration::seconds(1);
-    let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
     assert!(matches!(state, Some(State::Running { run: 0, .. })));
     assert!(actions
         .iter()
@@ -503,18 +500,8 @@ fn client_tracked(w: &mut World, state: Option<State>, command: client::Command)
 #[test]
 fn a_run_in_flight_when_the_autopayment_is_paused_or_cancelled_is_still_recorded() {
     for stop in ["pause", "cancel"] {
-        let (mut w, order, first) = with_daily_autopayment();
-        let (state, _) = autopayment::step(
-            None,
-            Input::Scheduled {
-                order,
-                run: 0,
-                at: first,
-            },
-        );
+        let (mut w, state, actions) = first_run_falls_due();
         // The run falls due and its payment is started and executed.
-        w.now = first + Duration::seconds(1);
-        let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
         let state = perform(&mut w, state, actions, true);
         assert!(
             matches!(state, Some(State::Running { run: 0, .. })),
@@ -567,17 +554,7 @@ fn a_run_in_flight_when_the_autopayment_is_paused_or_cancelled_is_still_recorded
 #[test]
 fn a_resumption_while_a_run_is_in_flight_schedules_the_next_run_after_it() {
     for start_lost in [false, true] {
-        let (mut w, order, first) = with_daily_autopayment();
-        let (state, _) = autopayment::step(
-            None,
-            Input::Scheduled {
-                order,
-                run: 0,
-                at: first,
-            },
-        );
-        w.now = first + Duration::seconds(1);
-        let (state, actions) = autopayment::step(state, Input::Due { now: w.now });
+        let (mut w, state, actions) = first_run_falls_due();
         // The start either commits or is lost on its way.
         let state = if start_lost {
             state
@@ -707,17 +684,7 @@ fn a_run_passed_over_by_a_resumption_is_recorded_once_and_not_counted_since() {
 /// notice to the client — instead of as a run not due.
 #[test]
 fn a_run_of_a_cancelled_autopayment_whose_template_is_gone_is_not_due_not_failed() {
-    let (mut w, order, first) = with_daily_autopayment();
-    let (state, _) = autopayment::step(
-        None,
-        Input::Scheduled {
-            order,
-            run: 0,
-            at: first,
-        },
-    );
-    w.now = first + Duration::seconds(1);
-    let (state, _) = autopayment::step(state, Input::Due { now: w.now });
+    let (mut w, state, _) = first_run_falls_due();
     w.client(client::Command::CancelAutopayment {
         autopayment_id: AUTO,
     })

@@ -72,10 +72,6 @@ impl Projection for Tracker {
         }
         let (state, actions) = step(instance.state, input);
         let Some(state) = state else { return Ok(()) };
-        let due = actions.iter().rev().find_map(|a| match a {
-            Action::WakeAt(t) => Some(*t),
-            _ => None,
-        });
         let correlation = instance
             .correlation_id
             .unwrap_or_else(|| envelope.correlation_id.clone());
@@ -86,7 +82,7 @@ impl Projection for Tracker {
             envelope.client_id.0,
             &correlation,
             &state,
-            due,
+            wake(&actions),
         )
         .await
         .map_err(to_projection_error)
