@@ -101,7 +101,7 @@ pub fn print_points(points: &[Point], wallets_per_caller: usize, seconds: u64, p
     println!(
         "ETR handler-level benchmark (no HTTP, no relay): {wallets_per_caller} wallets per caller, {seconds} s per point, {partitions} partitions"
     );
-    println!("  each caller opens its wallets (not measured), then alternates top-up 100.00 / payment 10.00 over them round-robin, one command at a time");
+    println!("  each caller opens its wallets (not measured), then makes pairs of a top-up 100.00 and a payment 10.00 of one wallet, the pairs round-robin over its wallets, one command at a time");
     println!("  {PAYMENT_NOTE}");
     println!(
         "{:>7}  {:<21} {:>9} {:>7} {:>10} {:>10} {:>8} {:>8}",

@@ -4,8 +4,9 @@
 //! - **Handler mode** ([`handler`], the default): the command handler of `etr_command_api`
 //!   called in-process (no HTTP, no relay) on the peer's wallet workload — one wallet (one
 //!   stream) per client, 1,000 wallets per caller, each caller opening its wallets (not
-//!   measured) then alternating top-ups of 100.00 and payments of 10.00 over them
-//!   round-robin — for each number of callers, each point in a fresh database. A payment is
+//!   measured) then making pairs of a top-up of 100.00 and a payment of 10.00 of one
+//!   wallet, the pairs round-robin over its wallets (so half the operations are payments
+//!   however short the point) — for each number of callers, each point in a fresh database. A payment is
 //!   the platform's `StartPayment` (approved; it reserves) followed by the `ExecutePayment`
 //!   (succeeded; it captures) that the payment processor would issue: two commands, both
 //!   counted in commands/s, p50 and p99; operations/s counts the pair once

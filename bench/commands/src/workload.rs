@@ -71,13 +71,14 @@ pub enum Operation {
     Payment,
 }
 
-/// The `i`-th operation of a caller with `wallets` wallets: wallet `i mod W`, a top-up in
-/// even rounds over the wallets and a payment in odd ones, so every payment follows a top-up
-/// of the same wallet.
+/// The `i`-th operation of a caller with `wallets` wallets: pairs of a top-up and a payment
+/// of the same wallet, the pairs round-robin over the wallets (pair `p` on wallet `p mod W`),
+/// so payments are half the operations from the first second whatever the number of wallets,
+/// and every payment follows a top-up of its wallet.
 pub fn plan(i: u64, wallets: usize) -> (usize, Operation) {
     let wallets = wallets.max(1) as u64;
-    let wallet = usize::try_from(i % wallets).unwrap_or(0);
-    let operation = if (i / wallets).is_multiple_of(2) {
+    let wallet = usize::try_from((i / 2) % wallets).unwrap_or(0);
+    let operation = if i.is_multiple_of(2) {
         Operation::TopUp
     } else {
         Operation::Payment
@@ -167,6 +168,9 @@ mod tests {
         let wallets = 5;
         let mut balance = vec![Decimal::ZERO; wallets];
         for i in 0..(wallets as u64 * 9) {
+            if i < 2 {
+                assert_eq!(plan(i, wallets).0, 0, "a pair is on one wallet");
+            }
             match plan(i, wallets) {
                 (w, Operation::TopUp) => balance[w] += TOP_UP,
                 (w, Operation::Payment) => {
@@ -175,10 +179,16 @@ mod tests {
                 }
             }
         }
-        // Nine rounds: five of top-ups, four of payments, on every wallet.
-        assert!(balance
-            .iter()
-            .all(|b| *b == TOP_UP * dec!(5) - PAYMENT * dec!(4)));
+        // 45 operations: 22 pairs round-robin (five on wallets 0 and 1, four on the others),
+        // then the top-up of pair 22 on wallet 2.
+        let expected: Vec<Decimal> = (0..wallets)
+            .map(|w| {
+                let pairs = Decimal::from(if w <= 1 { 5 } else { 4 });
+                let extra = if w == 2 { TOP_UP } else { Decimal::ZERO };
+                (TOP_UP - PAYMENT) * pairs + extra
+            })
+            .collect();
+        assert_eq!(balance, expected);
     }
 
     #[test]

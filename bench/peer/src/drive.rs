@@ -150,19 +150,22 @@ fn share(total: u64, callers: usize, index: usize) -> u64 {
     total / callers + u64::from(index < total % callers)
 }
 
-/// The `i`-th measured command of a caller: wallet `i mod W`; top-up in even rounds over the
-/// wallets, payment in odd ones, so every payment follows a top-up of the same wallet. Also
-/// the length of the wallet's stream after it (its open, then one event per round).
+/// The `i`-th measured command of a caller: pairs of a top-up and a payment of the same
+/// wallet, the pairs round-robin over the wallets (pair `p` on wallet `p mod W`), so payments
+/// are half the commands from the first second whatever the number of wallets, and every
+/// payment follows a top-up of its wallet. Also the length of the wallet's stream after it
+/// (its open, then one event per command).
 fn plan(i: u64, wallets: usize) -> (usize, Command, u64) {
-    let wallets = wallets as u64;
-    let wallet = (i % wallets) as usize;
-    let round = i / wallets;
-    let command = if round.is_multiple_of(2) {
+    let wallets = (wallets as u64).max(1);
+    let pair = i / 2;
+    let wallet = (pair % wallets) as usize;
+    let nth = (pair / wallets) * 2 + i % 2;
+    let command = if i.is_multiple_of(2) {
         Command::TopUp { amount: TOP_UP }
     } else {
         Command::Pay { amount: PAYMENT }
     };
-    (wallet, command, round + 2)
+    (wallet, command, nth + 2)
 }
 
 async fn caller(
@@ -241,9 +244,11 @@ mod tests {
 
     #[test]
     fn numbers_follow_the_stream() {
-        // Wallet 1 of 3: its open is event 1, then commands 1, 4, 7 are events 2, 3, 4.
-        let numbers: Vec<u64> = [1, 4, 7].iter().map(|&i| plan(i, 3).2).collect();
-        assert_eq!(numbers, vec![2, 3, 4]);
+        // Wallet 1 of 3: its open is event 1, then commands 2, 3 (pair 1) and 8, 9 (pair 4)
+        // are events 2, 3, 4, 5.
+        let numbers: Vec<u64> = [2, 3, 8, 9].iter().map(|&i| plan(i, 3).2).collect();
+        assert_eq!(numbers, vec![2, 3, 4, 5]);
+        assert!([2, 3, 8, 9].iter().all(|&i| plan(i, 3).0 == 1));
     }
 
     #[test]
