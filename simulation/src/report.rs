@@ -132,6 +132,9 @@ pub struct Report {
     /// Starts refused as not due (`autopayment_run_not_due`: the autopayment paused,
     /// cancelled, or at another run as committed when the start was decided).
     pub autopayment_starts_not_due: u64,
+    /// Runs found not due by the runner itself in the committed state it read, before
+    /// issuing a start ([`etr_domain::autopayment::run_template`]).
+    pub autopayment_runs_not_due_when_read: u64,
     /// Runs recorded as succeeded.
     pub autopayment_runs_succeeded: u64,
     /// Runs recorded as failed (each with the client's notice queued once).
@@ -209,9 +212,10 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "autopayments: {} starts ({} refused as not due), {} payments; runs recorded: {} succeeded, {} failed ({} notices); {} in flight at a pause or cancellation",
+            "autopayments: {} starts ({} refused as not due; {} more runs not due as the runner read them), {} payments; runs recorded: {} succeeded, {} failed ({} notices); {} in flight at a pause or cancellation",
             self.autopayment_starts,
             self.autopayment_starts_not_due,
+            self.autopayment_runs_not_due_when_read,
             self.autopayment_payments,
             self.autopayment_runs_succeeded,
             self.autopayment_runs_failed,

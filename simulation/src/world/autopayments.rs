@@ -374,7 +374,12 @@ impl World<'_> {
         };
         let template = match template {
             Ok(template) => template,
-            Err(code) => return Some(code),
+            Err(code) => {
+                if code == auto::RUN_NOT_DUE {
+                    self.report.autopayment_runs_not_due_when_read += 1;
+                }
+                return Some(code);
+            }
         };
         let run = run_of_step(step).unwrap_or(u32::MAX);
         self.report.autopayment_starts += 1;
